@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "aoegw_native",
+      "sources": ["native/aoegw_native.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

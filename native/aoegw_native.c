@@ -1,0 +1,1121 @@
+/*
+ * aoegw native addon: batched frame and datagram I/O for Node.js.
+ *
+ * Why it exists: Node has no AF_PACKET, no TAP, and its dgram module allocates per datagram and
+ * cannot batch. Here one uv_poll wakeup drains the socket with recvmmsg into a JS-owned arena and
+ * calls JS once per batch with a count; JS writes replies into a second arena and sends them
+ * with one sendmmsg. No allocation per frame on either side.
+ *
+ * Memory rule: every JS buffer this file keeps a pointer to is held by a strong napi_ref for as
+ * long as the pointer lives (ArrayBuffer backing stores do not move).
+ *
+ * Kinds of link: KIND_PACKET (AF_PACKET SOCK_RAW bound to one EtherType on one interface),
+ * KIND_TAP (/dev/net/tun with IFF_TAP|IFF_NO_PI; read/write per frame, still one JS call per
+ * batch), KIND_UDP (IPv4/IPv6 UDP with source/destination addresses in a side arena).
+ *
+ * Every open accepts an optional network-namespace path: the socket is created inside that
+ * namespace (sockets stay in the namespace they were created in), then the thread returns to its
+ * own namespace. Tests use it to drive several namespaces from one process.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+#define SK_MEMINFO_DROPS_IDX 8
+
+/* UDP address slot layout shared with JS (src/io/udp-address.ts):
+ * [0] family (4 or 6, 0 = none) [1] reserved [2..3] port big-endian [4..19] address bytes
+ * (IPv4 uses the first 4) [20..23] IPv6 scope id little-endian. */
+#define ADDR_SLOT 24
+
+enum kind { KIND_PACKET = 1, KIND_TAP = 2, KIND_UDP = 3 };
+
+enum arena_ref { REF_RX, REF_RX_LEN, REF_TX, REF_TX_LEN, REF_RX_ADDR, REF_TX_ADDR, REF_COUNT };
+
+typedef struct link {
+  napi_env env;
+  enum kind kind;
+  int fd;
+  int ctl_fd; /* TAP only: a datagram socket in the device's namespace for interface ioctls */
+  int ifindex;
+  int mtu;
+  char ifname[IFNAMSIZ];
+  uint32_t batch;     /* slots in each arena */
+  uint32_t slot_size; /* bytes per slot */
+  uint32_t max_rounds; /* receive batches per wakeup before yielding to the event loop */
+  uint8_t *rx, *tx, *rx_addr, *tx_addr;
+  int32_t *rx_len, *tx_len;
+  napi_ref refs[REF_COUNT];
+  napi_ref on_batch;
+  napi_ref self; /* strong while polling, so an active link is never collected */
+  napi_async_context async_ctx;
+  uv_poll_t *poll;
+  int polling;
+  int closed;
+  struct mmsghdr *rx_msgs, *tx_msgs;
+  struct iovec *rx_iov, *tx_iov;
+  struct sockaddr_storage *rx_sa, *tx_sa;
+  /* counters (read by stats()) */
+  uint64_t rx_frames, rx_batches, rx_truncated, rx_errors, wakeups;
+  uint64_t tx_frames, tx_batches, tx_dropped, tx_errors, tx_waits;
+  uint64_t kernel_packets, kernel_drops;
+} link_t;
+
+/* ---------- error helpers ---------- */
+
+static void throw_coded(napi_env env, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void throw_coded(napi_env env, const char *code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  napi_throw_error(env, code, msg);
+}
+
+/* Maps an errno from a given operation to one of the project's stable error codes. */
+static void throw_errno(napi_env env, int err, const char *what, const char *ifname) {
+  const char *code = "ERR_SYSCALL";
+  const char *hint = "";
+  if (err == EPERM || err == EACCES) {
+    if (strstr(what, "tun") != NULL || strstr(what, "TUNSETIFF") != NULL || strstr(what, "SIOCSIF") != NULL) {
+      code = "ERR_NO_CAP_NET_ADMIN";
+      hint = " (needs CAP_NET_ADMIN: run as root or grant the capability)";
+    } else if (strstr(what, "netns") != NULL || strstr(what, "setns") != NULL) {
+      code = "ERR_NETNS";
+      hint = " (entering a network namespace needs CAP_SYS_ADMIN)";
+    } else {
+      code = "ERR_NO_CAP_NET_RAW";
+      hint = " (raw packet sockets need CAP_NET_RAW: run as root or `setcap cap_net_raw+ep` on node)";
+    }
+  } else if (err == ENODEV || err == ENXIO) {
+    code = strcmp(what, "send") == 0 ? "ERR_INTERFACE_DOWN" : "ERR_NO_SUCH_INTERFACE";
+  } else if (err == ENETDOWN) {
+    code = "ERR_INTERFACE_DOWN";
+  } else if (err == EMSGSIZE) {
+    code = "ERR_FRAME_TOO_LARGE";
+  } else if (err == EADDRINUSE || err == EADDRNOTAVAIL) {
+    code = "ERR_BIND";
+  } else if (strstr(what, "netns") != NULL) {
+    code = "ERR_NETNS";
+  }
+  throw_coded(env, code, "%s%s%s: %s%s", what, ifname && *ifname ? " on " : "", ifname ? ifname : "", strerror(err),
+              hint);
+}
+
+#define NAPI_OK(call)                                                                                               \
+  do {                                                                                                              \
+    if ((call) != napi_ok) {                                                                                        \
+      const napi_extended_error_info *info__;                                                                       \
+      napi_get_last_error_info(env, &info__);                                                                       \
+      bool pending__;                                                                                               \
+      napi_is_exception_pending(env, &pending__);                                                                   \
+      if (!pending__) napi_throw_error(env, "ERR_NATIVE", info__ && info__->error_message ? info__->error_message : #call); \
+      return NULL;                                                                                                  \
+    }                                                                                                               \
+  } while (0)
+
+/* ---------- namespace switching ---------- */
+
+/* Enters the network namespace at `path` for the calling thread. Returns the fd of the previous
+ * namespace (to restore), -1 if no switch was needed, or -errno-1000 on failure. */
+static int netns_enter(const char *path) {
+  if (path == NULL || *path == 0) return -1;
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return -errno - 1000;
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int e = errno;
+    close(self);
+    return -e - 1000;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(target);
+    close(self);
+    return -e - 1000;
+  }
+  close(target);
+  return self;
+}
+
+static void netns_leave(int saved) {
+  if (saved >= 0) {
+    if (setns(saved, CLONE_NEWNET) < 0) {
+      /* Cannot happen for a namespace we were just in; if it does, continuing in the wrong
+       * namespace would silently misroute every later socket. */
+      perror("aoegw: setns back to the original network namespace failed");
+      abort();
+    }
+    close(saved);
+  }
+}
+
+/* ---------- argument helpers ---------- */
+
+static bool get_prop(napi_env env, napi_value obj, const char *name, napi_value *out) {
+  bool has = false;
+  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return false;
+  if (napi_get_named_property(env, obj, name, out) != napi_ok) return false;
+  napi_valuetype t;
+  napi_typeof(env, *out, &t);
+  return t != napi_undefined && t != napi_null;
+}
+
+static bool get_string(napi_env env, napi_value obj, const char *name, char *buf, size_t cap) {
+  napi_value v;
+  buf[0] = 0;
+  if (!get_prop(env, obj, name, &v)) return false;
+  size_t len = 0;
+  /* Refuse rather than truncate: a truncated interface name could name another interface. */
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len >= cap) return false;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok) return false;
+  return true;
+}
+
+static int64_t get_int(napi_env env, napi_value obj, const char *name, int64_t dflt) {
+  napi_value v;
+  if (!get_prop(env, obj, name, &v)) return dflt;
+  int64_t out = dflt;
+  if (napi_get_value_int64(env, v, &out) != napi_ok) return dflt;
+  return out;
+}
+
+/* Takes a strong reference to an ArrayBuffer or typed array property and returns its data. */
+static void *take_arena(napi_env env, napi_value obj, const char *name, size_t need, napi_ref *ref) {
+  napi_value v;
+  if (!get_prop(env, obj, name, &v)) {
+    throw_coded(env, "ERR_NATIVE", "option %s is required", name);
+    return NULL;
+  }
+  void *data = NULL;
+  size_t len = 0;
+  bool is_ab = false, is_ta = false;
+  napi_is_arraybuffer(env, v, &is_ab);
+  napi_is_typedarray(env, v, &is_ta);
+  if (is_ab) {
+    napi_get_arraybuffer_info(env, v, &data, &len);
+  } else if (is_ta) {
+    napi_typedarray_type type;
+    size_t elems, off;
+    napi_value ab;
+    napi_get_typedarray_info(env, v, &type, &elems, &data, &ab, &off);
+    size_t esz = (type == napi_int32_array || type == napi_uint32_array || type == napi_float32_array) ? 4
+                 : (type == napi_int16_array || type == napi_uint16_array)                              ? 2
+                 : (type == napi_float64_array || type == napi_bigint64_array || type == napi_biguint64_array) ? 8
+                                                                                                               : 1;
+    len = elems * esz;
+  } else {
+    throw_coded(env, "ERR_NATIVE", "option %s must be an ArrayBuffer or typed array", name);
+    return NULL;
+  }
+  if (len < need) {
+    throw_coded(env, "ERR_NATIVE", "option %s is %zu bytes, needs %zu", name, len, need);
+    return NULL;
+  }
+  if (napi_create_reference(env, v, 1, ref) != napi_ok) return NULL;
+  return data;
+}
+
+/* ---------- interface lookup ---------- */
+
+typedef struct {
+  int index, mtu, flags;
+  unsigned char mac[6];
+} ifinfo_t;
+
+/* Looks an interface up through `sock` (ioctls resolve names in the socket's namespace). */
+static int if_lookup(int sock, const char *name, ifinfo_t *out) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (strlen(name) >= IFNAMSIZ) return -ENODEV;
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+  if (ioctl(sock, SIOCGIFINDEX, &ifr) < 0) return -errno;
+  out->index = ifr.ifr_ifindex;
+  if (ioctl(sock, SIOCGIFMTU, &ifr) < 0) return -errno;
+  out->mtu = ifr.ifr_mtu;
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) return -errno;
+  out->flags = ifr.ifr_flags;
+  if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0) return -errno;
+  memcpy(out->mac, ifr.ifr_hwaddr.sa_data, 6);
+  return 0;
+}
+
+static napi_value ifinfo_to_js(napi_env env, const char *name, const ifinfo_t *ii) {
+  napi_value o, v;
+  NAPI_OK(napi_create_object(env, &o));
+  NAPI_OK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v));
+  NAPI_OK(napi_set_named_property(env, o, "name", v));
+  NAPI_OK(napi_create_int32(env, ii->index, &v));
+  NAPI_OK(napi_set_named_property(env, o, "index", v));
+  NAPI_OK(napi_create_int32(env, ii->mtu, &v));
+  NAPI_OK(napi_set_named_property(env, o, "mtu", v));
+  void *p;
+  NAPI_OK(napi_create_buffer_copy(env, 6, ii->mac, &p, &v));
+  NAPI_OK(napi_set_named_property(env, o, "mac", v));
+  NAPI_OK(napi_get_boolean(env, (ii->flags & IFF_UP) != 0, &v));
+  NAPI_OK(napi_set_named_property(env, o, "up", v));
+  NAPI_OK(napi_get_boolean(env, (ii->flags & IFF_RUNNING) != 0, &v));
+  NAPI_OK(napi_set_named_property(env, o, "running", v));
+  return o;
+}
+
+/* interfaceInfo(name, netnsPath?) -> { name, index, mtu, mac, up, running } */
+static napi_value js_interface_info(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[64] = {0}, ns[4096] = {0};
+  size_t len;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    throw_coded(env, "ERR_NATIVE", "interfaceInfo(name[, netns]) needs an interface name");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_string_utf8(env, argv[1], ns, sizeof ns, &len);
+  int saved = netns_enter(ns);
+  if (saved < -1) {
+    throw_errno(env, -(saved + 1000), "enter netns", ns);
+    return NULL;
+  }
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int e = s < 0 ? errno : 0;
+  netns_leave(saved);
+  if (s < 0) {
+    throw_errno(env, e, "socket", NULL);
+    return NULL;
+  }
+  ifinfo_t ii;
+  int r = if_lookup(s, name, &ii);
+  close(s);
+  if (r < 0) {
+    throw_coded(env, "ERR_NO_SUCH_INTERFACE", "no interface named %s%s%s: %s", name, *ns ? " in " : "", ns,
+                strerror(-r));
+    return NULL;
+  }
+  return ifinfo_to_js(env, name, &ii);
+}
+
+/* setInterface(name, { up?: bool, mtu?: number }, netnsPath?) — used for TAP devices we own. */
+static napi_value js_set_interface(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[64] = {0}, ns[4096] = {0};
+  size_t len;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    throw_coded(env, "ERR_NATIVE", "setInterface(name, opts[, netns])");
+    return NULL;
+  }
+  if (argc > 2) napi_get_value_string_utf8(env, argv[2], ns, sizeof ns, &len);
+  if (strlen(name) >= IFNAMSIZ) {
+    throw_coded(env, "ERR_NO_SUCH_INTERFACE", "interface name '%s' is longer than %d characters", name, IFNAMSIZ - 1);
+    return NULL;
+  }
+  int64_t mtu = get_int(env, argv[1], "mtu", -1);
+  napi_value upv;
+  int up = -1;
+  if (get_prop(env, argv[1], "up", &upv)) {
+    bool b;
+    napi_get_value_bool(env, upv, &b);
+    up = b ? 1 : 0;
+  }
+  int saved = netns_enter(ns);
+  if (saved < -1) {
+    throw_errno(env, -(saved + 1000), "enter netns", ns);
+    return NULL;
+  }
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int e = s < 0 ? errno : 0;
+  netns_leave(saved);
+  if (s < 0) {
+    throw_errno(env, e, "socket", NULL);
+    return NULL;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+  if (mtu > 0) {
+    ifr.ifr_mtu = (int)mtu;
+    if (ioctl(s, SIOCSIFMTU, &ifr) < 0) {
+      e = errno;
+      close(s);
+      throw_errno(env, e, "SIOCSIFMTU", name);
+      return NULL;
+    }
+  }
+  if (up >= 0) {
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+      e = errno;
+      close(s);
+      throw_errno(env, e, "SIOCGIFFLAGS", name);
+      return NULL;
+    }
+    if (up) ifr.ifr_flags |= IFF_UP;
+    else ifr.ifr_flags &= ~IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+      e = errno;
+      close(s);
+      throw_errno(env, e, "SIOCSIFFLAGS", name);
+      return NULL;
+    }
+  }
+  close(s);
+  return NULL;
+}
+
+/* ---------- link lifecycle ---------- */
+
+static void link_free_buffers(link_t *l) {
+  free(l->rx_msgs);
+  free(l->tx_msgs);
+  free(l->rx_iov);
+  free(l->tx_iov);
+  free(l->rx_sa);
+  free(l->tx_sa);
+  l->rx_msgs = l->tx_msgs = NULL;
+  l->rx_iov = l->tx_iov = NULL;
+  l->rx_sa = l->tx_sa = NULL;
+}
+
+static void on_poll_closed(uv_handle_t *h) { free(h); }
+
+/* Stops polling, closes the fd and drops every reference. Safe to call twice. */
+static void link_close(napi_env env, link_t *l) {
+  if (l->closed) return;
+  l->closed = 1;
+  if (l->poll) {
+    if (l->polling) uv_poll_stop(l->poll);
+    uv_close((uv_handle_t *)l->poll, on_poll_closed);
+    l->poll = NULL;
+  }
+  l->polling = 0;
+  if (l->fd >= 0) close(l->fd);
+  l->fd = -1;
+  if (l->ctl_fd >= 0) close(l->ctl_fd);
+  l->ctl_fd = -1;
+  for (int i = 0; i < REF_COUNT; i++) {
+    if (l->refs[i]) napi_delete_reference(env, l->refs[i]);
+    l->refs[i] = NULL;
+  }
+  l->rx = l->tx = l->rx_addr = l->tx_addr = NULL;
+  l->rx_len = l->tx_len = NULL;
+  if (l->on_batch) napi_delete_reference(env, l->on_batch);
+  l->on_batch = NULL;
+  if (l->self) napi_delete_reference(env, l->self);
+  l->self = NULL;
+  if (l->async_ctx) napi_async_destroy(env, l->async_ctx);
+  l->async_ctx = NULL;
+  link_free_buffers(l);
+}
+
+static void link_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  link_t *l = data;
+  link_close(env, l);
+  free(l);
+}
+
+static link_t *get_link(napi_env env, napi_value v) {
+  link_t *l = NULL;
+  if (napi_get_value_external(env, v, (void **)&l) != napi_ok || l == NULL) {
+    throw_coded(env, "ERR_NATIVE", "not a link handle");
+    return NULL;
+  }
+  if (l->closed) {
+    throw_coded(env, "ERR_CLOSED", "link is closed");
+    return NULL;
+  }
+  return l;
+}
+
+/* Reads the common arena options and prepares the mmsghdr arrays. */
+static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
+  l->batch = (uint32_t)get_int(env, opts, "batch", 64);
+  l->slot_size = (uint32_t)get_int(env, opts, "slotSize", 9216);
+  l->max_rounds = (uint32_t)get_int(env, opts, "maxBatchesPerWakeup", 16);
+  if (l->batch < 1 || l->batch > 1024 || l->slot_size < 64 || l->slot_size > 65536) {
+    throw_coded(env, "ERR_NATIVE", "batch must be 1..1024 and slotSize 64..65536 (got %u, %u)", l->batch,
+                l->slot_size);
+    return false;
+  }
+  size_t bytes = (size_t)l->batch * l->slot_size;
+  if (!(l->rx = take_arena(env, opts, "rx", bytes, &l->refs[REF_RX]))) return false;
+  if (!(l->rx_len = take_arena(env, opts, "rxLen", l->batch * 4, &l->refs[REF_RX_LEN]))) return false;
+  if (!(l->tx = take_arena(env, opts, "tx", bytes, &l->refs[REF_TX]))) return false;
+  if (!(l->tx_len = take_arena(env, opts, "txLen", l->batch * 4, &l->refs[REF_TX_LEN]))) return false;
+  if (l->kind == KIND_UDP) {
+    if (!(l->rx_addr = take_arena(env, opts, "rxAddr", l->batch * ADDR_SLOT, &l->refs[REF_RX_ADDR]))) return false;
+    if (!(l->tx_addr = take_arena(env, opts, "txAddr", l->batch * ADDR_SLOT, &l->refs[REF_TX_ADDR]))) return false;
+  }
+  l->rx_msgs = calloc(l->batch, sizeof *l->rx_msgs);
+  l->tx_msgs = calloc(l->batch, sizeof *l->tx_msgs);
+  l->rx_iov = calloc(l->batch, sizeof *l->rx_iov);
+  l->tx_iov = calloc(l->batch, sizeof *l->tx_iov);
+  l->rx_sa = calloc(l->batch, sizeof *l->rx_sa);
+  l->tx_sa = calloc(l->batch, sizeof *l->tx_sa);
+  if (!l->rx_msgs || !l->tx_msgs || !l->rx_iov || !l->tx_iov || !l->rx_sa || !l->tx_sa) {
+    throw_coded(env, "ERR_NATIVE", "out of memory");
+    return false;
+  }
+  for (uint32_t i = 0; i < l->batch; i++) {
+    l->rx_iov[i].iov_base = l->rx + (size_t)i * l->slot_size;
+    l->rx_iov[i].iov_len = l->slot_size;
+    l->rx_msgs[i].msg_hdr.msg_iov = &l->rx_iov[i];
+    l->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+    l->tx_iov[i].iov_base = l->tx + (size_t)i * l->slot_size;
+    l->tx_msgs[i].msg_hdr.msg_iov = &l->tx_iov[i];
+    l->tx_msgs[i].msg_hdr.msg_iovlen = 1;
+    if (l->kind == KIND_UDP) {
+      l->rx_msgs[i].msg_hdr.msg_name = &l->rx_sa[i];
+      l->tx_msgs[i].msg_hdr.msg_name = &l->tx_sa[i];
+    }
+  }
+  return true;
+}
+
+static napi_value link_wrap(napi_env env, link_t *l) {
+  napi_value ext, name;
+  if (napi_create_external(env, l, link_finalize, NULL, &ext) != napi_ok) {
+    link_close(env, l);
+    free(l);
+    return NULL;
+  }
+  NAPI_OK(napi_create_string_utf8(env, "aoegw-link", NAPI_AUTO_LENGTH, &name));
+  NAPI_OK(napi_async_init(env, ext, name, &l->async_ctx));
+  return ext;
+}
+
+static void set_bufsizes(int fd, int64_t rcvbuf, int64_t sndbuf) {
+  /* The FORCE variants ignore net.core.*mem_max (root only); fall back to the capped ones. */
+  if (rcvbuf > 0) {
+    int v = (int)rcvbuf;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+  }
+  if (sndbuf > 0) {
+    int v = (int)sndbuf;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+  }
+}
+
+/* openPacket({ ifname, netns?, ethertype?, batch, slotSize, rx, rxLen, tx, txLen, rcvbuf?, sndbuf? })
+ * -> handle. Binds an AF_PACKET raw socket to one EtherType on one interface. */
+static napi_value js_open_packet(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value opts;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
+  link_t *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->env = env;
+  l->kind = KIND_PACKET;
+  l->fd = -1;
+  l->ctl_fd = -1;
+  char ns[4096];
+  get_string(env, opts, "ifname", l->ifname, sizeof l->ifname);
+  get_string(env, opts, "netns", ns, sizeof ns);
+  int ethertype = (int)get_int(env, opts, "ethertype", 0x88A2);
+  if (!link_setup_arenas(env, l, opts)) goto fail;
+
+  int saved = netns_enter(ns);
+  if (saved < -1) {
+    throw_errno(env, -(saved + 1000), "enter netns", ns);
+    goto fail;
+  }
+  /* Protocol 0 at creation, the EtherType at bind: no frame from another interface can slip in
+   * between socket() and bind(). */
+  l->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int e = l->fd < 0 ? errno : 0;
+  netns_leave(saved);
+  if (l->fd < 0) {
+    throw_errno(env, e, "socket(AF_PACKET)", l->ifname);
+    goto fail;
+  }
+  ifinfo_t ii;
+  int r = if_lookup(l->fd, l->ifname, &ii);
+  if (r < 0) {
+    throw_coded(env, "ERR_NO_SUCH_INTERFACE", "no interface named '%s'%s%s: %s", l->ifname, *ns ? " in " : "", ns,
+                strerror(-r));
+    goto fail;
+  }
+  if (!(ii.flags & IFF_UP)) {
+    throw_coded(env, "ERR_INTERFACE_DOWN", "interface %s is down (ip link set %s up)", l->ifname, l->ifname);
+    goto fail;
+  }
+  l->ifindex = ii.index;
+  l->mtu = ii.mtu;
+  if ((uint32_t)l->mtu + 14 > l->slot_size) {
+    throw_coded(env, "ERR_FRAME_TOO_LARGE", "interface %s has MTU %d but slots hold only %u bytes", l->ifname, l->mtu,
+                l->slot_size);
+    goto fail;
+  }
+  int one = 1;
+  setsockopt(l->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one); /* best effort: kernel >= 4.20 */
+  set_bufsizes(l->fd, get_int(env, opts, "rcvbuf", 4 << 20), get_int(env, opts, "sndbuf", 4 << 20));
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons((uint16_t)ethertype);
+  sll.sll_ifindex = ii.index;
+  if (bind(l->fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+    throw_errno(env, errno, "bind(AF_PACKET)", l->ifname);
+    goto fail;
+  }
+  return link_wrap(env, l);
+fail:
+  link_close(env, l);
+  free(l);
+  return NULL;
+}
+
+/* openTap({ name?, netns?, batch, slotSize, rx, rxLen, tx, txLen }) -> handle; the kernel picks a
+ * name if none is given (read it back with linkInfo). The device is left down: the caller sets
+ * MTU and brings it up with setInterface. */
+static napi_value js_open_tap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value opts;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
+  link_t *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->env = env;
+  l->kind = KIND_TAP;
+  l->fd = -1;
+  l->ctl_fd = -1;
+  char ns[4096];
+  get_string(env, opts, "name", l->ifname, sizeof l->ifname);
+  get_string(env, opts, "netns", ns, sizeof ns);
+  if (!link_setup_arenas(env, l, opts)) goto fail;
+  int saved = netns_enter(ns);
+  if (saved < -1) {
+    throw_errno(env, -(saved + 1000), "enter netns", ns);
+    goto fail;
+  }
+  l->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  int e = l->fd < 0 ? errno : 0;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", l->ifname);
+  /* TUNSETIFF creates the device in the thread's current namespace, so it runs before leaving. */
+  if (l->fd >= 0 && ioctl(l->fd, TUNSETIFF, &ifr) < 0) e = errno;
+  if (l->fd >= 0 && e == 0) l->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  netns_leave(saved);
+  if (l->fd < 0) {
+    throw_errno(env, e, "open /dev/net/tun", l->ifname);
+    goto fail;
+  }
+  if (e != 0) {
+    throw_errno(env, e, "TUNSETIFF", l->ifname);
+    goto fail;
+  }
+  memcpy(l->ifname, ifr.ifr_name, IFNAMSIZ);
+  l->ifname[IFNAMSIZ - 1] = 0;
+  return link_wrap(env, l);
+fail:
+  link_close(env, l);
+  free(l);
+  return NULL;
+}
+
+static int sa_from_slot(const uint8_t *slot, struct sockaddr_storage *sa) {
+  memset(sa, 0, sizeof *sa);
+  uint16_t port = (uint16_t)((slot[2] << 8) | slot[3]);
+  if (slot[0] == 4) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(port);
+    memcpy(&s4->sin_addr, slot + 4, 4);
+    return sizeof *s4;
+  }
+  if (slot[0] == 6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(port);
+    memcpy(&s6->sin6_addr, slot + 4, 16);
+    s6->sin6_scope_id = (uint32_t)slot[20] | ((uint32_t)slot[21] << 8) | ((uint32_t)slot[22] << 16) |
+                        ((uint32_t)slot[23] << 24);
+    return sizeof *s6;
+  }
+  return 0;
+}
+
+static void sa_to_slot(const struct sockaddr_storage *sa, uint8_t *slot) {
+  memset(slot, 0, ADDR_SLOT);
+  if (sa->ss_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    uint16_t port = ntohs(s4->sin_port);
+    slot[0] = 4;
+    slot[2] = port >> 8;
+    slot[3] = port & 0xff;
+    memcpy(slot + 4, &s4->sin_addr, 4);
+  } else if (sa->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    uint16_t port = ntohs(s6->sin6_port);
+    slot[0] = 6;
+    slot[2] = port >> 8;
+    slot[3] = port & 0xff;
+    memcpy(slot + 4, &s6->sin6_addr, 16);
+    uint32_t sc = s6->sin6_scope_id;
+    slot[20] = sc & 0xff;
+    slot[21] = (sc >> 8) & 0xff;
+    slot[22] = (sc >> 16) & 0xff;
+    slot[23] = (sc >> 24) & 0xff;
+  }
+}
+
+/* openUdp({ family: 4|6, address?, port, netns?, batch, slotSize, rx, rxLen, tx, txLen, rxAddr, txAddr,
+ *           rcvbuf?, sndbuf? }) -> handle */
+static napi_value js_open_udp(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value opts;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
+  link_t *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->env = env;
+  l->kind = KIND_UDP;
+  l->fd = -1;
+  l->ctl_fd = -1;
+  char ns[4096], addr[INET6_ADDRSTRLEN + 1];
+  get_string(env, opts, "netns", ns, sizeof ns);
+  if (!get_string(env, opts, "address", addr, sizeof addr)) addr[0] = 0;
+  int family = (int)get_int(env, opts, "family", 4);
+  int port = (int)get_int(env, opts, "port", 0);
+  snprintf(l->ifname, sizeof l->ifname, "udp%d", family);
+  if (!link_setup_arenas(env, l, opts)) goto fail;
+  struct sockaddr_storage sa;
+  memset(&sa, 0, sizeof sa);
+  socklen_t salen;
+  if (family == 6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    if (*addr && inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) {
+      throw_coded(env, "ERR_BIND", "'%s' is not an IPv6 address", addr);
+      goto fail;
+    }
+    salen = sizeof *s6;
+  } else if (family == 4) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    if (*addr && inet_pton(AF_INET, addr, &s4->sin_addr) != 1) {
+      throw_coded(env, "ERR_BIND", "'%s' is not an IPv4 address", addr);
+      goto fail;
+    }
+    salen = sizeof *s4;
+  } else {
+    throw_coded(env, "ERR_BIND", "family must be 4 or 6, got %d", family);
+    goto fail;
+  }
+  int saved = netns_enter(ns);
+  if (saved < -1) {
+    throw_errno(env, -(saved + 1000), "enter netns", ns);
+    goto fail;
+  }
+  l->fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int e = l->fd < 0 ? errno : 0;
+  netns_leave(saved);
+  if (l->fd < 0) {
+    throw_errno(env, e, "socket(UDP)", NULL);
+    goto fail;
+  }
+  if (family == 6) {
+    int only = 1; /* one socket per family: predictable, no v4-mapped surprises */
+    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
+  }
+  set_bufsizes(l->fd, get_int(env, opts, "rcvbuf", 4 << 20), get_int(env, opts, "sndbuf", 4 << 20));
+  if (bind(l->fd, (struct sockaddr *)&sa, salen) < 0) {
+    e = errno;
+    throw_coded(env, "ERR_BIND", "cannot bind UDP %s%s%s:%d: %s", family == 6 ? "[" : "", *addr ? addr : (family == 6 ? "::" : "0.0.0.0"),
+                family == 6 ? "]" : "", port, strerror(e));
+    goto fail;
+  }
+  return link_wrap(env, l);
+fail:
+  link_close(env, l);
+  free(l);
+  return NULL;
+}
+
+/* ---------- receive ---------- */
+
+/* Fills up to `batch` slots. Returns the count, 0 when nothing is waiting, or -errno. */
+static int link_recv(link_t *l) {
+  if (l->kind == KIND_TAP) {
+    uint32_t n = 0;
+    while (n < l->batch) {
+      ssize_t r = read(l->fd, l->rx + (size_t)n * l->slot_size, l->slot_size);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return n > 0 ? (int)n : -errno;
+      }
+      l->rx_len[n++] = (int32_t)r;
+    }
+    return (int)n;
+  }
+  if (l->kind == KIND_UDP) {
+    for (uint32_t i = 0; i < l->batch; i++) {
+      l->rx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+      l->rx_msgs[i].msg_hdr.msg_flags = 0;
+    }
+  }
+  int n;
+  do {
+    /* MSG_TRUNC makes packet sockets report a frame's real length even when it did not fit. */
+    n = recvmmsg(l->fd, l->rx_msgs, l->batch, MSG_DONTWAIT | (l->kind == KIND_PACKET ? MSG_TRUNC : 0), NULL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+  for (int i = 0; i < n; i++) {
+    uint32_t len = l->rx_msgs[i].msg_len;
+    bool trunc = len > l->slot_size || (l->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC);
+    /* A negative length tells JS "this slot held a truncated frame of that size": skip it. */
+    l->rx_len[i] = trunc ? -(int32_t)(len > 0x7fffffff ? 0x7fffffff : len) : (int32_t)len;
+    if (trunc) l->rx_truncated++;
+    if (l->kind == KIND_UDP) sa_to_slot(&l->rx_sa[i], l->rx_addr + (size_t)i * ADDR_SLOT);
+  }
+  return n;
+}
+
+/* Calls the JS batch handler with (count, errno). Exceptions are surfaced as uncaught exceptions
+ * (the JS wrapper catches its own; this is the last line of defence). */
+static void call_js(link_t *l, int count, int err) {
+  napi_env env = l->env;
+  napi_value cb, recv, argv[2], result;
+  if (!l->on_batch || napi_get_reference_value(env, l->on_batch, &cb) != napi_ok || cb == NULL) return;
+  napi_get_undefined(env, &recv);
+  napi_create_int32(env, count, &argv[0]);
+  napi_create_int32(env, err, &argv[1]);
+  napi_value resource;
+  napi_get_reference_value(env, l->self, &resource);
+  napi_status st = napi_make_callback(env, l->async_ctx, resource ? resource : recv, cb, 2, argv, &result);
+  if (st == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  (void)events;
+  link_t *l = h->data;
+  napi_env env = l->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  l->wakeups++;
+  if (status < 0) {
+    l->rx_errors++;
+    call_js(l, -1, -status);
+  } else {
+    for (uint32_t round = 0; round < l->max_rounds && !l->closed && l->polling; round++) {
+      int n = link_recv(l);
+      if (n == 0) break;
+      if (n < 0) {
+        l->rx_errors++;
+        call_js(l, -1, -n);
+        break;
+      }
+      l->rx_frames += (uint64_t)n;
+      l->rx_batches++;
+      call_js(l, n, 0);
+      if ((uint32_t)n < l->batch) break;
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* start(handle, onBatch(count, errno)) */
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  if (argc > 1) {
+    if (l->on_batch) napi_delete_reference(env, l->on_batch);
+    l->on_batch = NULL;
+    NAPI_OK(napi_create_reference(env, argv[1], 1, &l->on_batch));
+  }
+  if (l->polling) return NULL;
+  if (!l->poll) {
+    uv_loop_t *loop;
+    NAPI_OK(napi_get_uv_event_loop(env, &loop));
+    l->poll = malloc(sizeof *l->poll);
+    if (!l->poll || uv_poll_init(loop, l->poll, l->fd) != 0) {
+      free(l->poll);
+      l->poll = NULL;
+      throw_coded(env, "ERR_NATIVE", "uv_poll_init failed");
+      return NULL;
+    }
+    l->poll->data = l;
+  }
+  if (!l->self) NAPI_OK(napi_create_reference(env, argv[0], 1, &l->self));
+  int r = uv_poll_start(l->poll, UV_READABLE, on_poll);
+  if (r != 0) {
+    throw_coded(env, "ERR_NATIVE", "uv_poll_start: %s", uv_strerror(r));
+    return NULL;
+  }
+  l->polling = 1;
+  return NULL;
+}
+
+/* stop(handle): pauses receiving (backpressure); start() resumes. */
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  if (l->polling) uv_poll_stop(l->poll);
+  l->polling = 0;
+  return NULL;
+}
+
+/* poll(handle) -> count: one synchronous receive batch without the event loop (benchmarks, tests). */
+static napi_value js_recv_now(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  int n = link_recv(l);
+  if (n < 0) {
+    throw_errno(env, -n, "recv", l->ifname);
+    return NULL;
+  }
+  l->rx_frames += (uint64_t)n;
+  if (n > 0) l->rx_batches++;
+  NAPI_OK(napi_create_int32(env, n, &out));
+  return out;
+}
+
+/* ---------- send ---------- */
+
+/* Waits up to `ms` for the socket to accept more. Sends are bounded-blocking on purpose: a full
+ * socket buffer on a local link drains within microseconds, and dropping instead would turn a
+ * momentary burst into a retransmission timeout at the initiator. */
+static bool wait_writable(int fd, int ms) {
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  return poll(&p, 1, ms) > 0;
+}
+
+/* send(handle, count[, first]) -> frames sent. Frames are tx slots first..first+count-1 with
+ * lengths in txLen (and destinations in txAddr for UDP). */
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  int32_t count = 0, first = 0;
+  napi_get_value_int32(env, argv[1], &count);
+  if (argc > 2) napi_get_value_int32(env, argv[2], &first);
+  if (count < 0 || first < 0 || (uint32_t)first + (uint32_t)count > l->batch) {
+    throw_coded(env, "ERR_NATIVE", "send: slots %d..%d outside the %u-slot arena", first, first + count, l->batch);
+    return NULL;
+  }
+  uint32_t max_len = l->slot_size;
+  if (l->kind == KIND_PACKET && (uint32_t)l->mtu + 14 < max_len) max_len = (uint32_t)l->mtu + 14;
+  for (int32_t i = first; i < first + count; i++) {
+    int32_t len = l->tx_len[i];
+    if (len <= 0 || (uint32_t)len > max_len) {
+      throw_coded(env, "ERR_FRAME_TOO_LARGE", "send: frame in slot %d is %d bytes; %s allows 1..%u", i, len, l->ifname,
+                  max_len);
+      return NULL;
+    }
+    l->tx_iov[i].iov_len = (size_t)len;
+    if (l->kind == KIND_UDP) {
+      int salen = sa_from_slot(l->tx_addr + (size_t)i * ADDR_SLOT, &l->tx_sa[i]);
+      if (salen == 0) {
+        throw_coded(env, "ERR_NATIVE", "send: slot %d has no destination address", i);
+        return NULL;
+      }
+      l->tx_msgs[i].msg_hdr.msg_namelen = (socklen_t)salen;
+    }
+  }
+  int32_t sent = 0;
+  int waits = 0;
+  int hard_err = 0;
+  while (sent < count) {
+    int r;
+    if (l->kind == KIND_TAP) {
+      ssize_t w = write(l->fd, l->tx + (size_t)(first + sent) * l->slot_size, (size_t)l->tx_len[first + sent]);
+      r = w < 0 ? -1 : 1;
+    } else {
+      r = sendmmsg(l->fd, l->tx_msgs + first + sent, (unsigned)(count - sent), MSG_DONTWAIT);
+    }
+    if (r > 0) {
+      sent += r;
+      continue;
+    }
+    int e = errno;
+    if (e == EINTR) continue;
+    if ((e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) && waits < 20) {
+      waits++;
+      l->tx_waits++;
+      wait_writable(l->fd, 1);
+      continue;
+    }
+    if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) break; /* still full after ~20 ms: drop the rest */
+    if (l->kind == KIND_UDP && (e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EINVAL ||
+                                e == EAFNOSUPPORT || e == EPERM || e == EMSGSIZE)) {
+      /* A bad or unreachable destination is that datagram's problem, not the batch's. */
+      l->tx_errors++;
+      sent++;
+      continue;
+    }
+    hard_err = e;
+    break;
+  }
+  int32_t ok_sent = sent;
+  if (sent < count) l->tx_dropped += (uint64_t)(count - sent);
+  l->tx_frames += (uint64_t)ok_sent;
+  l->tx_batches++;
+  if (hard_err && ok_sent == 0) {
+    l->tx_errors++;
+    throw_errno(env, hard_err, "send", l->ifname);
+    return NULL;
+  }
+  if (hard_err) l->tx_errors++;
+  NAPI_OK(napi_create_int32(env, ok_sent, &out));
+  return out;
+}
+
+/* ---------- info and stats ---------- */
+
+static void set_num(napi_env env, napi_value o, const char *k, double v) {
+  napi_value x;
+  napi_create_double(env, v, &x);
+  napi_set_named_property(env, o, k, x);
+}
+
+/* stats(handle) -> counters, including kernel drops (PACKET_STATISTICS resets on read, so they are
+ * accumulated here). */
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  if (l->kind == KIND_PACKET) {
+    struct tpacket_stats st;
+    socklen_t sl = sizeof st;
+    if (getsockopt(l->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) {
+      l->kernel_packets += st.tp_packets;
+      l->kernel_drops += st.tp_drops;
+    }
+  } else if (l->kind == KIND_UDP) {
+    uint32_t mem[16];
+    socklen_t sl = sizeof mem;
+    memset(mem, 0, sizeof mem);
+    if (getsockopt(l->fd, SOL_SOCKET, SO_MEMINFO, mem, &sl) == 0 && sl > SK_MEMINFO_DROPS_IDX * 4)
+      l->kernel_drops = mem[SK_MEMINFO_DROPS_IDX]; /* cumulative already */
+  }
+  NAPI_OK(napi_create_object(env, &o));
+  set_num(env, o, "rxFrames", (double)l->rx_frames);
+  set_num(env, o, "rxBatches", (double)l->rx_batches);
+  set_num(env, o, "rxTruncated", (double)l->rx_truncated);
+  set_num(env, o, "rxErrors", (double)l->rx_errors);
+  set_num(env, o, "wakeups", (double)l->wakeups);
+  set_num(env, o, "txFrames", (double)l->tx_frames);
+  set_num(env, o, "txBatches", (double)l->tx_batches);
+  set_num(env, o, "txDropped", (double)l->tx_dropped);
+  set_num(env, o, "txErrors", (double)l->tx_errors);
+  set_num(env, o, "txWaits", (double)l->tx_waits);
+  set_num(env, o, "kernelDrops", (double)l->kernel_drops);
+  return o;
+}
+
+/* linkInfo(handle) -> { name, index, mtu, mac, up, running } (re-read: MTU may have changed), or
+ * { name, port, address, family } for UDP. */
+static napi_value js_link_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  if (l->kind == KIND_UDP) {
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    if (getsockname(l->fd, (struct sockaddr *)&sa, &sl) < 0) {
+      throw_errno(env, errno, "getsockname", NULL);
+      return NULL;
+    }
+    uint8_t slot[ADDR_SLOT];
+    sa_to_slot(&sa, slot);
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(sa.ss_family, slot + 4, text, sizeof text);
+    napi_value o, v;
+    NAPI_OK(napi_create_object(env, &o));
+    set_num(env, o, "family", slot[0]);
+    set_num(env, o, "port", (slot[2] << 8) | slot[3]);
+    NAPI_OK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v));
+    NAPI_OK(napi_set_named_property(env, o, "address", v));
+    return o;
+  }
+  ifinfo_t ii;
+  int r = if_lookup(l->kind == KIND_TAP ? l->ctl_fd : l->fd, l->ifname, &ii);
+  if (r < 0) {
+    throw_errno(env, -r, "interface lookup", l->ifname);
+    return NULL;
+  }
+  if (l->kind == KIND_PACKET) l->mtu = ii.mtu;
+  return ifinfo_to_js(env, l->ifname, &ii);
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&l) == napi_ok && l) link_close(env, l);
+  return NULL;
+}
+
+/* ---------- module ---------- */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"interfaceInfo", NULL, js_interface_info, NULL, NULL, NULL, napi_default, NULL},
+      {"setInterface", NULL, js_set_interface, NULL, NULL, NULL, napi_default, NULL},
+      {"openPacket", NULL, js_open_packet, NULL, NULL, NULL, napi_default, NULL},
+      {"openTap", NULL, js_open_tap, NULL, NULL, NULL, napi_default, NULL},
+      {"openUdp", NULL, js_open_udp, NULL, NULL, NULL, napi_default, NULL},
+      {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
+      {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"recvNow", NULL, js_recv_now, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
+      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"linkInfo", NULL, js_link_info, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_value v;
+  napi_create_int32(env, ADDR_SLOT, &v);
+  napi_set_named_property(env, exports, "ADDR_SLOT", v);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

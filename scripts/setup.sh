@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: system packages, npm dependencies, the native addon, the
+# TypeScript build and the Linux-initiator VM cache. Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the demo and the tests use.
+PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to install: ${missing[*]}" >&2; exit 1; fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Node headers for node-gyp come from the machine (no download): prefer the system's.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
+
+# npm dependencies; `npm ci` also builds the native addon (install script) and dist/ (prepare).
+stamp=node_modules/.aoegw-setup-stamp
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  npm ci --no-audit --no-fund
+  touch "$stamp"
+fi
+# Rebuild what is out of date after a pull (cheap when nothing changed).
+if [ ! -f build/Release/aoegw_native.node ] || [ native/aoegw_native.c -nt build/Release/aoegw_native.node ] \
+   || [ binding.gyp -nt build/Release/aoegw_native.node ]; then
+  npx node-gyp rebuild >/dev/null
+fi
+npx tsc -p tsconfig.build.json
+
+# The real Linux AoE initiator (qemu VM with Debian's kernel), cached outside the clone.
+LI_DIR="${LI_DIR:-$(cd .. && pwd)/shared/linux-initiator}"
+export LI_CACHE_DIR="${LI_CACHE_DIR:-/var/cache/aoegw-li}"
+if [ -x "$LI_DIR/build.sh" ]; then
+  mkdir -p "$LI_CACHE_DIR"
+  "$LI_DIR/build.sh" >/tmp/aoegw-li-build.log 2>&1 || { echo "setup: linux-initiator build failed:" >&2; tail -20 /tmp/aoegw-li-build.log >&2; exit 1; }
+else
+  echo "setup: $LI_DIR not found; Linux-initiator tests will be skipped" >&2
+fi

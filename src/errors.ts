@@ -1,0 +1,56 @@
+/**
+ * One error class for the whole project. `code` is stable and machine-readable: tests, logs and
+ * the control API match on it, never on the message text.
+ */
+export const ErrorCodes = [
+  // native / io
+  'ERR_NO_CAP_NET_RAW',
+  'ERR_NO_CAP_NET_ADMIN',
+  'ERR_NO_SUCH_INTERFACE',
+  'ERR_INTERFACE_DOWN',
+  'ERR_FRAME_TOO_LARGE',
+  'ERR_NETNS',
+  'ERR_BIND',
+  'ERR_SYSCALL',
+  'ERR_CLOSED',
+  'ERR_NATIVE_MISSING',
+  // aoe codec
+  'ERR_AOE_TRUNCATED',
+  'ERR_AOE_NOT_AOE',
+  'ERR_AOE_BAD_VERSION',
+  'ERR_AOE_RESERVED_BITS',
+  'ERR_AOE_UNKNOWN_COMMAND',
+  'ERR_AOE_BAD_ARGUMENT',
+  'ERR_AOE_STRING_TOO_LONG',
+  'ERR_AOE_SECTOR_COUNT',
+  'ERR_AOE_ENCODE_SPACE',
+  'ERR_AOE_BAD_INPUT',
+  // initiator
+  'ERR_TIMEOUT',
+  'ERR_NO_TARGET',
+  'ERR_ATA',
+  'ERR_AOE_ERROR_REPLY',
+  'ERR_USAGE',
+  // tunnel
+  'ERR_CRYPTO',
+  'ERR_HANDSHAKE',
+  'ERR_REPLAY',
+  'ERR_TUNNEL_DECODE',
+  'ERR_CRYPTO_UNAVAILABLE',
+  'ERR_NONCE_EXHAUSTED',
+] as const;
+
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export class AoegwError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AoegwError';
+    this.code = code;
+  }
+}
+
+export function isAoegwError(e: unknown, code?: ErrorCode): e is AoegwError {
+  return e instanceof AoegwError && (code === undefined || e.code === code);
+}

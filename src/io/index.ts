@@ -1,0 +1,12 @@
+export { FakeLink, FakeSegment } from './fake-link.js';
+export type { BatchHandler, FrameLink, LinkStats } from './frame-link.js';
+export { AOE_ETHERTYPE, interfaceInfo, PacketLink, type PacketLinkOptions } from './packet-link.js';
+export { TapLink, type TapLinkOptions } from './tap-link.js';
+export {
+  ADDR_SLOT,
+  encodeUdpAddress,
+  readUdpAddress,
+  type UdpEndpoint,
+  writeUdpAddress,
+} from './udp-address.js';
+export { type DatagramHandler, UdpLink, type UdpLinkOptions } from './udp-link.js';

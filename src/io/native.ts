@@ -1,0 +1,107 @@
+/**
+ * Loads the N-API addon (native/aoegw_native.c) built by node-gyp during `npm ci`.
+ * The same relative path works from src/io (tsx, vitest) and dist/io (compiled).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AoegwError } from '../errors.js';
+
+export interface NativeInterfaceInfo {
+  name: string;
+  index: number;
+  mtu: number;
+  mac: Buffer;
+  up: boolean;
+  running: boolean;
+}
+
+export interface NativeUdpInfo {
+  family: number;
+  port: number;
+  address: string;
+}
+
+export interface NativeLinkStats {
+  rxFrames: number;
+  rxBatches: number;
+  rxTruncated: number;
+  rxErrors: number;
+  wakeups: number;
+  txFrames: number;
+  txBatches: number;
+  txDropped: number;
+  txErrors: number;
+  txWaits: number;
+  kernelDrops: number;
+}
+
+export interface ArenaOptions {
+  batch: number;
+  slotSize: number;
+  rx: ArrayBuffer;
+  rxLen: Int32Array;
+  tx: ArrayBuffer;
+  txLen: Int32Array;
+  rxAddr?: ArrayBuffer;
+  txAddr?: ArrayBuffer;
+  maxBatchesPerWakeup?: number;
+  rcvbuf?: number;
+  sndbuf?: number;
+}
+
+export type NativeHandle = { readonly __nativeLink: unique symbol };
+
+export interface NativeAddon {
+  ADDR_SLOT: number;
+  interfaceInfo(name: string, netns?: string): NativeInterfaceInfo;
+  setInterface(name: string, opts: { up?: boolean; mtu?: number }, netns?: string): void;
+  openPacket(opts: ArenaOptions & { ifname: string; netns?: string; ethertype?: number }): NativeHandle;
+  openTap(opts: ArenaOptions & { name?: string; netns?: string }): NativeHandle;
+  openUdp(
+    opts: ArenaOptions & { family: 4 | 6; address?: string; port: number; netns?: string },
+  ): NativeHandle;
+  start(h: NativeHandle, onBatch: (count: number, errno: number) => void): void;
+  stop(h: NativeHandle): void;
+  recvNow(h: NativeHandle): number;
+  send(h: NativeHandle, count: number, first?: number): number;
+  stats(h: NativeHandle): NativeLinkStats;
+  linkInfo(h: NativeHandle): NativeInterfaceInfo | NativeUdpInfo;
+  close(h: NativeHandle): void;
+}
+
+let cached: NativeAddon | undefined;
+
+export function nativeAddon(): NativeAddon {
+  if (cached) return cached;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [
+    join(here, '..', '..', 'build', 'Release', 'aoegw_native.node'),
+    join(here, '..', '..', 'build', 'Debug', 'aoegw_native.node'),
+  ];
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) {
+    throw new AoegwError(
+      'ERR_NATIVE_MISSING',
+      `native addon not built (looked for ${candidates[0]}); run \`npm ci\` or \`npx node-gyp rebuild\``,
+    );
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as NativeAddon;
+  return cached;
+}
+
+/** Re-throws an error from the addon as an AoegwError with the same stable code. */
+export function fromNative(e: unknown): AoegwError {
+  if (e instanceof AoegwError) return e;
+  const err = e as { code?: string; message?: string };
+  const code = (err?.code ?? 'ERR_SYSCALL') as AoegwError['code'];
+  return new AoegwError(code, err?.message ?? String(e), { cause: e });
+}
+
+/** `ip netns` names live in /var/run/netns; absolute paths (e.g. /proc/PID/ns/net) pass through. */
+export function netnsPath(netns: string | undefined): string | undefined {
+  if (!netns) return undefined;
+  return netns.startsWith('/') ? netns : `/var/run/netns/${netns}`;
+}

@@ -1,0 +1,92 @@
+/**
+ * Batched UDP socket (recvmmsg/sendmmsg) for the tunnel. Node's dgram allocates per datagram and
+ * cannot batch; this keeps datagrams and their addresses in preallocated arenas.
+ */
+import { AoegwError } from '../errors.js';
+import { BatchedLink, type BatchOptions } from './batched-link.js';
+import { fromNative, type NativeUdpInfo, netnsPath } from './native.js';
+import { ADDR_SLOT, type UdpEndpoint, writeUdpAddress } from './udp-address.js';
+
+export interface UdpLinkOptions extends BatchOptions {
+  family?: 4 | 6;
+  address?: string;
+  port: number;
+  netns?: string;
+  /** Largest datagram (default 9216; the tunnel MTU plus overhead must fit). */
+  maxDatagram?: number;
+}
+
+/** count datagrams in `datagrams[i]` with `lengths[i]` bytes from the source in `addrs` at i*ADDR_SLOT. */
+export type DatagramHandler = (
+  datagrams: readonly Buffer[],
+  lengths: Int32Array,
+  addrs: Buffer,
+  count: number,
+) => void;
+
+export class UdpLink extends BatchedLink {
+  readonly family: 4 | 6;
+  private handler: DatagramHandler | undefined;
+  private local: NativeUdpInfo | undefined;
+
+  private constructor(opts: UdpLinkOptions) {
+    super(opts.maxDatagram ?? 9216, opts, true);
+    this.family = opts.family ?? 4;
+  }
+
+  static open(opts: UdpLinkOptions): UdpLink {
+    const link = new UdpLink(opts);
+    const ns = netnsPath(opts.netns);
+    try {
+      const o = { ...link.arenaOptions(opts), family: link.family, port: opts.port };
+      link.handle = link.native.openUdp({
+        ...o,
+        ...(opts.address ? { address: opts.address } : {}),
+        ...(ns ? { netns: ns } : {}),
+      });
+      link.local = link.native.linkInfo(link.handle) as NativeUdpInfo;
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return link;
+  }
+
+  get localPort(): number {
+    return this.local?.port ?? 0;
+  }
+
+  get localAddress(): string {
+    return this.local?.address ?? '';
+  }
+
+  onBatch(handler: DatagramHandler): void {
+    this.handler = handler;
+    this.startReceiving((count) => this.handler?.(this.rxViews, this.rxLen, this.rxAddr!, count));
+  }
+
+  resume(): void {
+    if (this.handler) this.onBatch(this.handler);
+  }
+
+  /** Commits the datagram in the current txSlot() to the address slot copied from `addr`/`off`. */
+  txCommitTo(length: number, addr: Uint8Array, off = 0): void {
+    addr instanceof Buffer
+      ? addr.copy(this.txAddr!, this.txPending * ADDR_SLOT, off, off + ADDR_SLOT)
+      : this.txAddr!.set(addr.subarray(off, off + ADDR_SLOT), this.txPending * ADDR_SLOT);
+    this.txCommit(length);
+  }
+
+  /** Copying convenience for non-hot paths. */
+  sendTo(data: Uint8Array, to: UdpEndpoint): void {
+    if (data.length > this.slotSize) {
+      throw new AoegwError(
+        'ERR_FRAME_TOO_LARGE',
+        `datagram of ${data.length} bytes exceeds ${this.slotSize}`,
+      );
+    }
+    const slot = this.txSlot();
+    slot.set(data);
+    writeUdpAddress(this.txAddr!, this.txPending * ADDR_SLOT, to);
+    this.txCommit(data.length);
+  }
+}
