@@ -21,15 +21,16 @@ if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
 # npm dependencies; `npm ci` also builds the native addon (install script) and dist/ (prepare).
 stamp=node_modules/.aoegw-setup-stamp
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
-  npm ci --no-audit --no-fund
+  echo "setup: npm ci (dependencies, native addon, TypeScript build)"
+  npm ci --no-audit --no-fund >/tmp/aoegw-npm-ci.log 2>&1 || { tail -30 /tmp/aoegw-npm-ci.log >&2; exit 1; }
   touch "$stamp"
 fi
 # Rebuild what is out of date after a pull (cheap when nothing changed).
 if [ ! -f build/Release/aoegw_native.node ] || [ native/aoegw_native.c -nt build/Release/aoegw_native.node ] \
    || [ binding.gyp -nt build/Release/aoegw_native.node ]; then
-  npx node-gyp rebuild >/dev/null
+  npx node-gyp rebuild >/tmp/aoegw-node-gyp.log 2>&1 || { tail -30 /tmp/aoegw-node-gyp.log >&2; exit 1; }
 fi
-npx tsc -p tsconfig.build.json
+npx tsc -p tsconfig.build.json >/tmp/aoegw-tsc.log 2>&1 || { grep -v 'npm warn' /tmp/aoegw-tsc.log >&2; exit 1; }
 
 # The real Linux AoE initiator (qemu VM with Debian's kernel), cached outside the clone.
 LI_DIR="${LI_DIR:-$(cd .. && pwd)/shared/linux-initiator}"

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/** aoegw: the AoE gateway's command-line entry point. */
+import { Command, CommanderError } from 'commander';
+import { AoegwError } from '../errors.js';
+import { registerBench } from './cmd-bench.js';
+import { registerDiscover } from './cmd-discover.js';
+import { registerVerify } from './cmd-verify.js';
+
+export function buildProgram(): Command {
+  const program = new Command('aoegw')
+    .description('ATA over Ethernet gateway: native L2 AoE, encrypted tunnels, built-in target')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerDiscover(program);
+  registerBench(program);
+  registerVerify(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof AoegwError) {
+      process.stderr.write(`aoegw: ${e.message} [${e.code}]\n`);
+      return e.code === 'ERR_USAGE' ? 2 : 1;
+    }
+    process.stderr.write(`aoegw: unexpected error: ${(e as Error)?.stack ?? e}\n`);
+    return 1;
+  }
+}
+
+main(process.argv).then((code) => process.exit(code));
