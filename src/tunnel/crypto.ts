@@ -1,0 +1,147 @@
+/**
+ * The tunnel's view of cryptography: exactly the primitives Noise_IKpsk2_25519_ChaChaPoly_BLAKE2b and
+ * the WireGuard-shaped wire protocol need, behind one small interface with two implementations
+ * (sodium-native for the data path, libsodium-wrappers as the portable fallback). Both must produce
+ * identical bytes; the unit tests hold them to that.
+ */
+import { AoegwError } from '../errors.js';
+
+/** X25519 public key, secret key and shared secret length. */
+export const DH_LEN = 32;
+/** ChaCha20-Poly1305 / XChaCha20-Poly1305 key length. */
+export const KEY_LEN = 32;
+/** Poly1305 tag length appended by every seal. */
+export const TAG_LEN = 16;
+/** XChaCha20-Poly1305 nonce length (the cookie reply carries a random one). */
+export const XNONCE_LEN = 24;
+/** BLAKE2b-512 output length: Noise's HASHLEN for this suite. */
+export const HASH_LEN = 64;
+/** BLAKE2b block length: HMAC's pad length (Noise's BLOCKLEN). */
+export const BLOCK_LEN = 128;
+/** Keyed BLAKE2b key length bounds (libsodium's crypto_generichash). */
+export const BLAKE2B_KEY_MIN = 16;
+export const BLAKE2B_KEY_MAX = 64;
+/** BLAKE2b output length bounds (libsodium's crypto_generichash). */
+export const BLAKE2B_OUT_MIN = 16;
+export const BLAKE2B_OUT_MAX = 64;
+/** Largest AEAD counter that fits the 64-bit nonce field. */
+export const MAX_COUNTER = 0xffff_ffff_ffff_ffffn;
+
+export type BackendName = 'sodium-native' | 'libsodium-wrappers';
+
+export interface X25519KeyPair {
+  readonly secretKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
+/** One message for BLAKE2b/HMAC: a single buffer, or parts hashed as if concatenated. */
+export type HashInput = Uint8Array | readonly Uint8Array[];
+
+export interface CryptoBackend {
+  readonly name: BackendName;
+
+  /** Fill `out` with cryptographically secure random bytes. */
+  randomBytes(out: Uint8Array): void;
+  /** Overwrite `buf` with zeros in a way the optimiser cannot elide (for key material). */
+  memzero(buf: Uint8Array): void;
+  /** Constant-time equality; buffers of different lengths are unequal (length is not secret). */
+  equal(a: Uint8Array, b: Uint8Array): boolean;
+
+  /** Public key for a 32-byte X25519 secret (the secret is clamped by X25519 itself). */
+  x25519PublicKey(out: Uint8Array, secretKey: Uint8Array): void;
+  /**
+   * A key pair from a 32-byte secret taken as-is (the "seed" is the X25519 scalar, as in Noise test
+   * vectors and `wg genkey`), or from fresh random bytes. The caller owns and must zero `secretKey`.
+   */
+  x25519KeyPair(secretKey?: Uint8Array): X25519KeyPair;
+  /** X25519(secretKey, publicKey) into `out`; throws ERR_CRYPTO when the result is all zeros. */
+  x25519(out: Uint8Array, secretKey: Uint8Array, publicKey: Uint8Array): void;
+
+  /** BLAKE2b with output length `out.length` (16..64) and an optional key (16..64 bytes). */
+  blake2b(out: Uint8Array, input: HashInput, key?: Uint8Array): void;
+  /** HMAC (RFC 2104) over BLAKE2b-512 with a 128-byte block, as Noise defines HMAC-HASH. */
+  hmacBlake2b(out: Uint8Array, key: Uint8Array, data: HashInput): void;
+  /**
+   * Noise's HKDF(chainingKey, ikm): two outputs, or three when `out3` is given. Every output is
+   * HASH_LEN bytes. Outputs may alias `chainingKey` (MixKey overwrites ck in place).
+   */
+  hkdf(chainingKey: Uint8Array, ikm: Uint8Array, out1: Uint8Array, out2: Uint8Array, out3?: Uint8Array): void;
+
+  /**
+   * ChaCha20-Poly1305 (IETF, nonce = 4 zero bytes || counter as u64 little-endian). Writes
+   * ciphertext||tag to `out` at `outOff` and returns ptLen + TAG_LEN. No buffer is allocated.
+   * `out` may be the very same bytes as the plaintext (in place) but must not partially overlap it.
+   */
+  seal(
+    out: Uint8Array,
+    outOff: number,
+    key: Uint8Array,
+    counter: bigint,
+    ad: Uint8Array | null,
+    pt: Uint8Array,
+    ptOff: number,
+    ptLen: number,
+  ): number;
+  /**
+   * Inverse of seal. Returns the plaintext length, or -1 when the input is too short or fails
+   * authentication (never throws for bad input from the wire). On an authentication failure the
+   * plaintext range of `out` is zeroed (libsodium does so natively; the fallback copies that), so an
+   * in-place open destroys the rejected ciphertext.
+   */
+  open(
+    out: Uint8Array,
+    outOff: number,
+    key: Uint8Array,
+    counter: bigint,
+    ad: Uint8Array | null,
+    ct: Uint8Array,
+    ctOff: number,
+    ctLen: number,
+  ): number;
+  /** XChaCha20-Poly1305 with an explicit 24-byte nonce; same buffer contract as seal. */
+  xseal(
+    out: Uint8Array,
+    outOff: number,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    ad: Uint8Array | null,
+    pt: Uint8Array,
+    ptOff: number,
+    ptLen: number,
+  ): number;
+  /** XChaCha20-Poly1305 open; same contract as open. */
+  xopen(
+    out: Uint8Array,
+    outOff: number,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    ad: Uint8Array | null,
+    ct: Uint8Array,
+    ctOff: number,
+    ctLen: number,
+  ): number;
+}
+
+/**
+ * The preferred backend (sodium-native) when it loads, otherwise libsodium-wrappers. With
+ * `prefer`, that backend or an ERR_CRYPTO_UNAVAILABLE error: tests pin each one explicitly.
+ */
+export async function loadCrypto(prefer?: BackendName): Promise<CryptoBackend> {
+  if (prefer !== 'libsodium-wrappers') {
+    try {
+      // Dynamic import: a missing or broken native prebuild must not break loading this module.
+      const { createSodiumNativeBackend } = await import('./crypto-sodium-native.js');
+      return createSodiumNativeBackend();
+    } catch (cause) {
+      if (prefer === 'sodium-native') {
+        throw new AoegwError('ERR_CRYPTO_UNAVAILABLE', 'sodium-native could not be loaded', { cause });
+      }
+    }
+  }
+  try {
+    const { createLibsodiumBackend } = await import('./crypto-libsodium.js');
+    return await createLibsodiumBackend();
+  } catch (cause) {
+    throw new AoegwError('ERR_CRYPTO_UNAVAILABLE', 'libsodium-wrappers could not be loaded', { cause });
+  }
+}
