@@ -1094,6 +1094,44 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------- aligned memory for O_DIRECT ---------- */
+
+static void free_aligned(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+/* allocAligned(size, align) -> ArrayBuffer whose memory starts on an `align` boundary (O_DIRECT
+ * needs buffers aligned to the device's logical block size; JS cannot ask for that). */
+static napi_value js_alloc_aligned(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t size = 0, align = 4096;
+  if (argc < 1 || napi_get_value_int64(env, argv[0], &size) != napi_ok || size <= 0 || size > (1LL << 31)) {
+    throw_coded(env, "ERR_NATIVE", "allocAligned(size[, align]): size must be 1..2^31");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_int64(env, argv[1], &align);
+  if (align < 16 || (align & (align - 1)) != 0 || align > 65536) {
+    throw_coded(env, "ERR_NATIVE", "allocAligned: align must be a power of two in 16..65536");
+    return NULL;
+  }
+  void *mem = NULL;
+  if (posix_memalign(&mem, (size_t)align, (size_t)size) != 0 || mem == NULL) {
+    throw_coded(env, "ERR_NATIVE", "allocAligned: out of memory");
+    return NULL;
+  }
+  memset(mem, 0, (size_t)size);
+  if (napi_create_external_arraybuffer(env, mem, (size_t)size, free_aligned, NULL, &out) != napi_ok) {
+    free(mem);
+    throw_coded(env, "ERR_NATIVE", "allocAligned: external ArrayBuffers are not allowed in this runtime");
+    return NULL;
+  }
+  return out;
+}
+
 /* ---------- module ---------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1110,6 +1148,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"linkInfo", NULL, js_link_info, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"allocAligned", NULL, js_alloc_aligned, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;

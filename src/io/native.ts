@@ -69,6 +69,7 @@ export interface NativeAddon {
   stats(h: NativeHandle): NativeLinkStats;
   linkInfo(h: NativeHandle): NativeInterfaceInfo | NativeUdpInfo;
   close(h: NativeHandle): void;
+  allocAligned(size: number, align?: number): ArrayBuffer;
 }
 
 let cached: NativeAddon | undefined;

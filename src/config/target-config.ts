@@ -1,0 +1,234 @@
+/**
+ * Configuration of the built-in target: a convict schema for `links` and `exports`, plus the
+ * `--export 1.2=/path[,ro][,sync|writeback|direct]` shorthand. Every validation error names the
+ * key, the bad value and what is expected.
+ */
+import convict from 'convict';
+import { isMacString } from '../aoe/mac.js';
+import { AoegwError } from '../errors.js';
+
+export type Durability = 'sync' | 'writeback' | 'direct';
+
+export interface LinkConfig {
+  name: string;
+  iface: string;
+  netns?: string;
+  batch: number;
+}
+
+export interface ExportConfig {
+  shelf: number;
+  slot: number;
+  path: string;
+  readOnly: boolean;
+  durability: Durability;
+  offset: number;
+  length?: number;
+  bufferCount: number;
+  /** Link names this export is served on; empty = all links. */
+  links: string[];
+  /** Static MAC allow-list; empty = everyone (the AoE mask list still applies). */
+  allowMacs: string[];
+  serial?: string;
+  model?: string;
+}
+
+export interface TargetConfig {
+  stateFile: string;
+  links: LinkConfig[];
+  exports: ExportConfig[];
+}
+
+const DURABILITY: Durability[] = ['sync', 'writeback', 'direct'];
+
+class ConfigError extends Error {}
+
+function fail(path: string, value: unknown, expected: string): never {
+  throw new ConfigError(`${path} = ${JSON.stringify(value)}: expected ${expected}`);
+}
+
+function obj(v: unknown, path: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, v, 'an object');
+  return v as Record<string, unknown>;
+}
+
+function int(
+  o: Record<string, unknown>,
+  key: string,
+  path: string,
+  min: number,
+  max: number,
+  dflt?: number,
+): number {
+  const v = o[key] ?? dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    fail(`${path}.${key}`, o[key], `an integer in ${min}..${max}`);
+  }
+  return v;
+}
+
+function str(o: Record<string, unknown>, key: string, path: string, dflt?: string): string {
+  const v = o[key] ?? dflt;
+  if (typeof v !== 'string' || v.length === 0) fail(`${path}.${key}`, o[key], 'a non-empty string');
+  return v;
+}
+
+function checkKeys(o: Record<string, unknown>, path: string, allowed: string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) fail(`${path}.${k}`, o[k], `one of the known keys (${allowed.join(', ')})`);
+  }
+}
+
+export function validateLinks(value: unknown): LinkConfig[] {
+  if (!Array.isArray(value) || value.length === 0) fail('links', value, 'a non-empty list of links');
+  const names = new Set<string>();
+  return value.map((raw, i) => {
+    const path = `links[${i}]`;
+    const o = obj(raw, path);
+    checkKeys(o, path, ['name', 'iface', 'netns', 'batch']);
+    const iface = str(o, 'iface', path);
+    if (iface.length > 15) fail(`${path}.iface`, iface, 'an interface name of at most 15 characters');
+    const name = o.name === undefined ? iface : str(o, 'name', path);
+    if (names.has(name)) fail(`${path}.name`, name, 'a name not used by another link');
+    names.add(name);
+    const link: LinkConfig = { name, iface, batch: int(o, 'batch', path, 1, 1024, 64) };
+    if (o.netns !== undefined) link.netns = str(o, 'netns', path);
+    return link;
+  });
+}
+
+export function validateExports(value: unknown, linkNames?: string[]): ExportConfig[] {
+  if (!Array.isArray(value) || value.length === 0) fail('exports', value, 'a non-empty list of exports');
+  const seen = new Set<string>();
+  return value.map((raw, i) => {
+    const path = `exports[${i}]`;
+    const o = obj(raw, path);
+    checkKeys(o, path, [
+      'target',
+      'path',
+      'readOnly',
+      'durability',
+      'offset',
+      'length',
+      'bufferCount',
+      'links',
+      'allowMacs',
+      'serial',
+      'model',
+    ]);
+    const target = str(o, 'target', path);
+    const m = /^e?(\d+)\.(\d+)$/.exec(target);
+    if (!m || Number(m[1]) > 0xfffe || Number(m[2]) > 0xfe) {
+      fail(`${path}.target`, target, 'SHELF.SLOT with shelf 0..65534 and slot 0..254, e.g. "1.2"');
+    }
+    const key = `${Number(m[1])}.${Number(m[2])}`;
+    if (seen.has(key)) fail(`${path}.target`, target, 'a shelf.slot not used by another export');
+    seen.add(key);
+    const durability = (o.durability ?? 'sync') as Durability;
+    if (!DURABILITY.includes(durability))
+      fail(`${path}.durability`, o.durability, `one of ${DURABILITY.join(', ')}`);
+    if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean')
+      fail(`${path}.readOnly`, o.readOnly, 'true or false');
+    const offset = int(o, 'offset', path, 0, Number.MAX_SAFE_INTEGER, 0);
+    if (offset % 512 !== 0) fail(`${path}.offset`, offset, 'a multiple of 512');
+    const links = o.links === undefined ? [] : o.links;
+    if (!Array.isArray(links) || links.some((l) => typeof l !== 'string')) {
+      fail(`${path}.links`, o.links, 'a list of link names');
+    }
+    for (const l of links as string[]) {
+      if (linkNames && !linkNames.includes(l))
+        fail(`${path}.links`, l, `one of the configured links (${linkNames.join(', ')})`);
+    }
+    const allow = o.allowMacs === undefined ? [] : o.allowMacs;
+    if (!Array.isArray(allow)) fail(`${path}.allowMacs`, o.allowMacs, 'a list of MAC addresses');
+    for (const [j, mac] of (allow as unknown[]).entries()) {
+      if (!isMacString(mac)) fail(`${path}.allowMacs[${j}]`, mac, 'a MAC address like 52:54:00:12:34:56');
+    }
+    const e: ExportConfig = {
+      shelf: Number(m[1]),
+      slot: Number(m[2]),
+      path: str(o, 'path', path),
+      readOnly: (o.readOnly as boolean | undefined) ?? false,
+      durability,
+      offset,
+      bufferCount: int(o, 'bufferCount', path, 2, 1024, 64),
+      links: links as string[],
+      allowMacs: allow as string[],
+    };
+    if (o.length !== undefined) {
+      e.length = int(o, 'length', path, 512, Number.MAX_SAFE_INTEGER);
+      if (e.length % 512 !== 0) fail(`${path}.length`, e.length, 'a multiple of 512');
+    }
+    if (o.serial !== undefined) e.serial = str(o, 'serial', path);
+    if (o.model !== undefined) e.model = str(o, 'model', path);
+    return e;
+  });
+}
+
+function wrap<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ConfigError) throw new AoegwError('ERR_USAGE', e.message);
+    throw e;
+  }
+}
+
+convict.addFormat({ name: 'aoegw-links', validate: (v: unknown) => void validateLinks(v) });
+convict.addFormat({ name: 'aoegw-exports', validate: (v: unknown) => void validateExports(v) });
+
+const schema = {
+  stateFile: {
+    doc: 'Where config strings, mask lists and reservations are persisted (written atomically).',
+    format: String,
+    default: '/var/lib/aoegw/target-state.json',
+  },
+  links: { doc: 'Network interfaces to serve on.', format: 'aoegw-links', default: [] as unknown[] },
+  exports: { doc: 'Block devices or files to export.', format: 'aoegw-exports', default: [] as unknown[] },
+};
+
+/** Loads and validates a JSON config file. */
+export function loadTargetConfig(file: string): TargetConfig {
+  let conf: convict.Config<{ stateFile: string; links: unknown[]; exports: unknown[] }>;
+  try {
+    conf = convict(schema);
+    conf.loadFile(file);
+    conf.validate({ allowed: 'strict' });
+  } catch (e) {
+    const msg = (e as Error).message.replace(/\n/g, '; ');
+    throw new AoegwError('ERR_USAGE', `config ${file}: ${msg}`, { cause: e });
+  }
+  return wrap(() => {
+    const links = validateLinks(conf.get('links'));
+    return {
+      stateFile: conf.get('stateFile'),
+      links,
+      exports: validateExports(
+        conf.get('exports'),
+        links.map((l) => l.name),
+      ),
+    };
+  });
+}
+
+/**
+ * `1.2=/path/disk.img[,ro][,sync|writeback|direct][,bufcnt=N][,offset=N][,length=N]`
+ */
+export function parseExportSpec(spec: string): ExportConfig {
+  return wrap(() => {
+    const eq = spec.indexOf('=');
+    if (eq < 0) fail('--export', spec, 'SHELF.SLOT=PATH[,ro][,sync|writeback|direct][,bufcnt=N]');
+    const [path, ...opts] = spec.slice(eq + 1).split(',');
+    const o: Record<string, unknown> = { target: spec.slice(0, eq), path };
+    for (const opt of opts) {
+      const [k, v] = opt.split('=') as [string, string | undefined];
+      if (k === 'ro' && v === undefined) o.readOnly = true;
+      else if (k === 'rw' && v === undefined) o.readOnly = false;
+      else if (DURABILITY.includes(k as Durability) && v === undefined) o.durability = k;
+      else if ((k === 'bufcnt' || k === 'offset' || k === 'length') && v !== undefined && /^\d+$/.test(v)) {
+        o[k === 'bufcnt' ? 'bufferCount' : k] = Number(v);
+      } else fail('--export', opt, 'ro, rw, sync, writeback, direct, bufcnt=N, offset=N or length=N');
+    }
+    return validateExports([o])[0]!;
+  });
+}

@@ -1,0 +1,133 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadTargetConfig, parseExportSpec } from '../../../src/config/target-config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'aoegw-cfg-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function load(content: unknown): ReturnType<typeof loadTargetConfig> {
+  const file = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return loadTargetConfig(file);
+}
+
+const good = {
+  stateFile: '/tmp/x/state.json',
+  links: [
+    { name: 'lan', iface: 'eth0' },
+    { iface: 'eth1', batch: 32 },
+  ],
+  exports: [
+    { target: '1.2', path: '/srv/a.img' },
+    {
+      target: 'e7.0',
+      path: '/dev/vdb',
+      readOnly: true,
+      durability: 'direct',
+      offset: 1048576,
+      length: 4096,
+      bufferCount: 16,
+      links: ['lan'],
+      allowMacs: ['52:54:00:12:34:56'],
+    },
+  ],
+};
+
+describe('target config', () => {
+  it('loads a valid file with defaults filled in', () => {
+    const c = load(good);
+    expect(c.stateFile).toBe('/tmp/x/state.json');
+    expect(c.links).toEqual([
+      { name: 'lan', iface: 'eth0', batch: 64 },
+      { name: 'eth1', iface: 'eth1', batch: 32 },
+    ]);
+    expect(c.exports[0]).toMatchObject({
+      shelf: 1,
+      slot: 2,
+      durability: 'sync',
+      readOnly: false,
+      bufferCount: 64,
+      offset: 0,
+    });
+    expect(c.exports[1]).toMatchObject({
+      shelf: 7,
+      slot: 0,
+      durability: 'direct',
+      readOnly: true,
+      length: 4096,
+      links: ['lan'],
+    });
+  });
+
+  it.each([
+    [{ ...good, links: [] }, /links.*non-empty list/],
+    [{ ...good, links: [{ iface: 'an-interface-name-too-long' }] }, /links\[0\]\.iface.*at most 15/],
+    [
+      { ...good, links: [{ iface: 'eth0', batch: 0 }] },
+      /links\[0\]\.batch = 0: expected an integer in 1\.\.1024/,
+    ],
+    [{ ...good, links: [{ iface: 'eth0', bogus: 1 }] }, /links\[0\]\.bogus.*known keys/],
+    [
+      { ...good, exports: [{ target: '1.255', path: '/x' }] },
+      /exports\[0\]\.target = "1\.255".*slot 0\.\.254/,
+    ],
+    [
+      { ...good, exports: [{ target: '1.2', path: '/x', durability: 'fast' }] },
+      /exports\[0\]\.durability = "fast": expected one of sync, writeback, direct/,
+    ],
+    [
+      { ...good, exports: [{ target: '1.2', path: '/x', bufferCount: 1 }] },
+      /exports\[0\]\.bufferCount = 1: expected an integer in 2\.\.1024/,
+    ],
+    [
+      { ...good, exports: [{ target: '1.2', path: '/x', offset: 100 }] },
+      /exports\[0\]\.offset = 100: expected a multiple of 512/,
+    ],
+    [
+      { ...good, exports: [{ target: '1.2', path: '/x', allowMacs: ['nope'] }] },
+      /exports\[0\]\.allowMacs\[0\] = "nope"/,
+    ],
+    [
+      { ...good, exports: [{ target: '1.2', path: '/x', links: ['wan'] }] },
+      /exports\[0\]\.links = "wan": expected one of the configured links \(lan, eth1\)/,
+    ],
+    [
+      {
+        ...good,
+        exports: [
+          { target: '1.2', path: '/x' },
+          { target: 'e1.2', path: '/y' },
+        ],
+      },
+      /exports\[1\]\.target.*not used by another export/,
+    ],
+    [{ ...good, surprise: true }, /surprise/],
+    ['{ not json', /config .*/],
+  ])('rejects bad input with the key, the value and what is expected (%#)', (content, msg) => {
+    expect(() => load(content)).toThrow(
+      expect.objectContaining({ code: 'ERR_USAGE', message: expect.stringMatching(msg) }),
+    );
+  });
+
+  it('parses the --export shorthand', () => {
+    expect(parseExportSpec('1.2=/srv/d.img')).toMatchObject({
+      shelf: 1,
+      slot: 2,
+      path: '/srv/d.img',
+      readOnly: false,
+      durability: 'sync',
+    });
+    expect(parseExportSpec('e3.4=/dev/sdb,ro,direct,bufcnt=16')).toMatchObject({
+      shelf: 3,
+      slot: 4,
+      readOnly: true,
+      durability: 'direct',
+      bufferCount: 16,
+    });
+    expect(() => parseExportSpec('1.2')).toThrow(/SHELF\.SLOT=PATH/);
+    expect(() => parseExportSpec('1.2=/x,fast')).toThrow(/--export = "fast": expected ro, rw, sync/);
+    expect(() => parseExportSpec('70000.1=/x')).toThrow(/shelf 0\.\.65534/);
+  });
+});

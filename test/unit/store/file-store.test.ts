@@ -1,0 +1,114 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FileStore } from '../../../src/target/file-store.js';
+import { StateFile } from '../../../src/target/state-file.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'aoegw-fs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function image(name: string, bytes: number): string {
+  const p = join(dir, name);
+  writeFileSync(p, '');
+  truncateSync(p, bytes);
+  return p;
+}
+
+function sectorsOf(fill: number, n: number): Buffer {
+  return Buffer.alloc(n * 512, fill);
+}
+
+describe('FileStore', () => {
+  for (const durability of ['sync', 'writeback', 'direct'] as const) {
+    it(`reads and writes vectors in ${durability} mode, with an offset window`, () => {
+      const p = image(`${durability}.img`, 1 << 20);
+      let store: FileStore;
+      try {
+        store = new FileStore({ path: p, durability, offset: 4096, length: 64 * 512 });
+      } catch (e) {
+        // tmpfs without O_DIRECT support would land here; /tmp on this machine supports it.
+        throw new Error(`cannot open ${durability} store: ${(e as Error).message}`);
+      }
+      expect(store.sectors).toBe(64);
+      store.writev(3, [sectorsOf(1, 2), sectorsOf(2, 1)], 2);
+      store.writev(10, [sectorsOf(3, 1), sectorsOf(9, 1)], 1); // count limits the vector
+      store.commit();
+      const a = Buffer.alloc(1024);
+      const b = Buffer.alloc(512);
+      store.readv(3, [a, b], 2);
+      expect(a.equals(sectorsOf(1, 2))).toBe(true);
+      expect(b.equals(sectorsOf(2, 1))).toBe(true);
+      store.close();
+      const raw = readFileSync(p);
+      expect(raw.subarray(4096 + 3 * 512, 4096 + 5 * 512).equals(sectorsOf(1, 2))).toBe(true);
+      expect(raw.subarray(4096 + 10 * 512, 4096 + 11 * 512).equals(sectorsOf(3, 1))).toBe(true);
+      expect(raw.subarray(4096 + 11 * 512, 4096 + 12 * 512).equals(sectorsOf(0, 1))).toBe(true);
+      expect(raw.subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(true);
+    });
+  }
+
+  it('commits (fdatasync) only in sync/direct mode and only after writes; flush always syncs', () => {
+    const sync = new FileStore({ path: image('c1.img', 65536) });
+    sync.commit();
+    expect(sync.commits).toBe(0);
+    sync.writev(0, [sectorsOf(5, 1)], 1);
+    sync.commit();
+    sync.commit();
+    expect(sync.commits).toBe(1);
+    const wb = new FileStore({ path: image('c2.img', 65536), durability: 'writeback' });
+    wb.writev(0, [sectorsOf(5, 1)], 1);
+    wb.commit();
+    expect(wb.commits).toBe(0);
+    wb.flush();
+    expect(wb.flushes).toBe(1);
+    sync.close();
+    wb.close();
+  });
+
+  it('refuses what it cannot serve, naming the problem', () => {
+    expect(() => new FileStore({ path: join(dir, 'missing.img') })).toThrow(
+      /cannot open export backing .*missing\.img/,
+    );
+    expect(() => new FileStore({ path: image('odd.img', 1000) })).toThrow(/whole sectors/);
+    expect(() => new FileStore({ path: image('o.img', 4096), offset: 100 })).toThrow(/multiple of 512/);
+    expect(() => new FileStore({ path: image('o2.img', 4096), offset: 4096 })).toThrow(/does not fit/);
+    expect(() => new FileStore({ path: dir, readOnly: true })).toThrow(
+      /neither a regular file nor a block device/,
+    );
+    const ro = new FileStore({ path: image('ro.img', 4096), readOnly: true });
+    expect(() => ro.writev(0, [sectorsOf(1, 1)], 1)).toThrow(/read-only/);
+    ro.close();
+  });
+});
+
+describe('StateFile', () => {
+  it('persists config strings, masks and reservations atomically and reloads them', () => {
+    const path = join(dir, 'state', 'target.json');
+    const s = new StateFile(path);
+    expect(s.get('1.2')).toBeUndefined();
+    s.set('1.2', {
+      config: Buffer.from('hello\u0000\xff', 'latin1'),
+      masks: [Buffer.from('525400123456', 'hex')],
+      reserve: [Buffer.from('020000000001', 'hex'), Buffer.from('020000000002', 'hex')],
+    });
+    const again = new StateFile(path);
+    const st = again.get('1.2')!;
+    expect(st.config.equals(Buffer.from('hello\u0000\xff', 'latin1'))).toBe(true);
+    expect(st.masks.map((m) => m.toString('hex'))).toEqual(['525400123456']);
+    expect(st.reserve.map((m) => m.toString('hex'))).toEqual(['020000000001', '020000000002']);
+    expect(JSON.parse(readFileSync(path, 'utf8')).exports['1.2'].masks).toEqual(['52:54:00:12:34:56']);
+  });
+
+  it('refuses a corrupt state file instead of starting with empty state', () => {
+    const path = join(dir, 'bad.json');
+    writeFileSync(path, '{"version":1,"exports":{"1.2":{"config":"","masks":["zz"],"reserve":[]}}}');
+    expect(() => new StateFile(path)).toThrow(/1\.2\.masks has 'zz', not a MAC/);
+    writeFileSync(path, 'garbage');
+    expect(() => new StateFile(path)).toThrow(/not valid JSON/);
+    const fd = openSync(join(dir, 'v2.json'), 'w');
+    closeSync(fd);
+    writeFileSync(join(dir, 'v2.json'), '{"version":2}');
+    expect(() => new StateFile(join(dir, 'v2.json'))).toThrow(/expected \{"version":1/);
+  });
+});
