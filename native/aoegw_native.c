@@ -457,8 +457,8 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
   l->batch = (uint32_t)get_int(env, opts, "batch", 64);
   l->slot_size = (uint32_t)get_int(env, opts, "slotSize", 9216);
   l->max_rounds = (uint32_t)get_int(env, opts, "maxBatchesPerWakeup", 16);
-  if (l->batch < 1 || l->batch > 1024 || l->slot_size < 64 || l->slot_size > 65536) {
-    throw_coded(env, "ERR_NATIVE", "batch must be 1..1024 and slotSize 64..65536 (got %u, %u)", l->batch,
+  if (l->batch < 1 || l->batch > 1024 || l->slot_size < 64 || l->slot_size > 131072) {
+    throw_coded(env, "ERR_NATIVE", "batch must be 1..1024 and slotSize 64..131072 (got %u, %u)", l->batch,
                 l->slot_size);
     return false;
   }
