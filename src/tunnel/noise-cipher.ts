@@ -92,6 +92,14 @@ export class CipherState {
     return len;
   }
 
+  /** An independent copy (key and nonce): lets a caller try a step and throw the copy away. */
+  fork(): CipherState {
+    const copy = new CipherState(this.crypto);
+    if (this.k !== null) copy.initializeKey(this.k);
+    copy.n = this.n;
+    return copy;
+  }
+
   /** Zeroes the key; the state then behaves as keyless. */
   destroy(): void {
     if (this.k !== null) this.crypto.memzero(this.k);

@@ -88,6 +88,22 @@ export class SymmetricState {
     return [c1, c2];
   }
 
+  /** An independent copy of ck, h and the cipher state (the caller destroys whichever it drops). */
+  fork(): SymmetricState {
+    const copy = Object.create(SymmetricState.prototype) as SymmetricState;
+    // Every instance field, as the constructor would create it, then this state's values.
+    return Object.assign(copy, {
+      crypto: this.crypto,
+      ck: Uint8Array.from(this.ck),
+      h: Uint8Array.from(this.h),
+      cs: this.cs.fork(),
+      t1: new Uint8Array(HASH_LEN),
+      t2: new Uint8Array(HASH_LEN),
+      t3: new Uint8Array(HASH_LEN),
+      spent: this.spent,
+    });
+  }
+
   /** Zeroes every secret; h is kept (it is public transcript data, useful after the handshake). */
   destroy(): void {
     this.spent = true;

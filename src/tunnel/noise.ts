@@ -188,6 +188,32 @@ export class HandshakeState {
     return this.initiator ? { send: c1, recv: c2 } : { send: c2, recv: c1 };
   }
 
+  /**
+   * An independent copy of this state. The tunnel's initiator reads a handshake response into a
+   * fork, so a forged response (anyone can compute mac1) cannot destroy the pending handshake: the
+   * fork is dropped and the original keeps waiting for the genuine response.
+   */
+  fork(): HandshakeState {
+    this.assertUsable();
+    const copy = Object.create(HandshakeState.prototype) as HandshakeState;
+    // Every instance field, as the constructor would create it, with copies of all key material.
+    return Object.assign(copy, {
+      pattern: this.pattern,
+      initiator: this.initiator,
+      crypto: this.crypto,
+      ss: this.ss.fork(),
+      s: this.s === null ? null : copyKeyPair(this.s),
+      e: this.e === null ? null : copyKeyPair(this.e),
+      rs: this.rs === null ? null : Uint8Array.from(this.rs),
+      re: this.re === null ? null : Uint8Array.from(this.re),
+      psks: this.psks.map((p) => Uint8Array.from(p)),
+      fixedEphemeral: this.fixedEphemeral === null ? null : Uint8Array.from(this.fixedEphemeral),
+      dh: new Uint8Array(DH_LEN),
+      next: this.next,
+      failed: false,
+    });
+  }
+
   /** Zeroes every secret this state holds. Idempotent. */
   destroy(): void {
     this.failed = true;

@@ -74,6 +74,11 @@ export class ReplayWindow {
     return true;
   }
 
+  /** A copy of the whole state (diagnostics, and tests proving rejected input changed nothing). */
+  snapshot(): { highest: bigint; bitmap: Uint32Array } {
+    return { highest: this.last, bitmap: Uint32Array.from(this.bitmap) };
+  }
+
   /** Back to the initial state (new session keys start a new counter space). */
   reset(): void {
     this.bitmap.fill(0);

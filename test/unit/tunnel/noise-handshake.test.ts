@@ -258,3 +258,31 @@ describe.each(backends.map((b) => [b.name, b] as const))('CipherState on %s', (_
     expect(cs.hasKey()).toBe(false);
   });
 });
+
+describe.each(backends.map((b) => [b.name, b] as const))('HandshakeState.fork on %s', (_name, crypto) => {
+  it('a fork that fails leaves the original usable; forks are independent copies', () => {
+    const { init, resp } = peers(crypto, new Uint8Array(32));
+    resp.readMessage(init.writeMessage(new Uint8Array(12)));
+    const m2 = resp.writeMessage(new Uint8Array(0));
+    const bad = Uint8Array.from(m2);
+    bad[40]! ^= 1;
+    const doomed = init.fork();
+    expectHandshakeError(() => doomed.readMessage(bad));
+    const good = init.fork();
+    expect(good.readMessage(m2)).toHaveLength(0);
+    // The original, untouched by both forks, still completes too, with the same hash.
+    expect(init.readMessage(m2)).toHaveLength(0);
+    expect(hex(init.handshakeHash())).toBe(hex(good.handshakeHash()));
+    expect(hex(init.handshakeHash())).toBe(hex(resp.handshakeHash()));
+    const a = good.split();
+    const b = resp.split();
+    const ct = a.send.encryptWithAd(new Uint8Array(0), new Uint8Array([1, 2, 3]));
+    expect(Array.from(b.recv.decryptWithAd(new Uint8Array(0), ct))).toEqual([1, 2, 3]);
+  });
+
+  it('a destroyed state cannot be forked', () => {
+    const { init } = peers(crypto, new Uint8Array(32));
+    init.destroy();
+    expectHandshakeError(() => init.fork());
+  });
+});
