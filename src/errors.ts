@@ -38,6 +38,13 @@ export const ErrorCodes = [
   'ERR_TUNNEL_DECODE',
   'ERR_CRYPTO_UNAVAILABLE',
   'ERR_NONCE_EXHAUSTED',
+  'ERR_TUNNEL_CONFIG',
+  'ERR_TUNNEL_PEER',
+  // target
+  'ERR_TARGET_CONFIG',
+  'ERR_STORE_IO',
+  'ERR_STORE_RANGE',
+  'ERR_READ_ONLY',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
