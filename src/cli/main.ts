@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { AoegwError } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
 import { registerDiscover } from './cmd-discover.js';
+import { registerServe } from './cmd-serve.js';
 import { registerVerify } from './cmd-verify.js';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerDiscover(program);
   registerBench(program);
   registerVerify(program);
+  registerServe(program);
   return program;
 }
 

@@ -41,6 +41,8 @@ export class Initiator {
   private readonly hdr = new AoeHeader();
   private readonly qc = new QueryConfigArg();
   private advertListeners = new Set<(a: ConfigAdvert) => void>();
+  private readonly exchanges = new Map<number, (frame: Buffer) => void>();
+  private nextExchangeTag = 0x40000000;
   private timer: NodeJS.Timeout | undefined;
   private readonly clock: () => number;
 
@@ -77,6 +79,14 @@ export class Initiator {
       }
       c.onReply(buf, len, h, now);
       return;
+    }
+    if (h.command !== Command.ATA && this.exchanges.size > 0) {
+      const done = this.exchanges.get(h.tag >>> 0);
+      if (done) {
+        this.exchanges.delete(h.tag >>> 0);
+        done(Buffer.from(buf.subarray(0, len)));
+        return;
+      }
     }
     if (h.command === Command.QUERY_CONFIG && this.advertListeners.size > 0 && !h.isError) {
       if (decodeQueryConfig(buf, len, this.qc) !== 0) {
@@ -131,6 +141,29 @@ export class Initiator {
       this.advertListeners.delete(listener);
     }
     return found;
+  }
+
+  /**
+   * Sends one non-ATA request (Query Config, Mac Mask List, Reserve/Release) built by `build`
+   * with a fresh tag, and resolves with the raw reply frame, or null after `waitMs`. For the rare
+   * control commands; ATA goes through TargetClient.
+   */
+  async exchange(build: (tag: number) => Buffer, waitMs = 1000): Promise<Buffer | null> {
+    const tag = this.nextExchangeTag;
+    this.nextExchangeTag = this.nextExchangeTag >= 0x7ffffff0 ? 0x40000000 : this.nextExchangeTag + 1;
+    const reply = new Promise<Buffer | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.exchanges.delete(tag);
+        resolve(null);
+      }, waitMs);
+      this.exchanges.set(tag, (frame) => {
+        clearTimeout(timer);
+        resolve(frame);
+      });
+    });
+    this.link.send(build(tag));
+    this.link.flush();
+    return reply;
   }
 
   /** Subscribes to every Query Config response (announcements included). */

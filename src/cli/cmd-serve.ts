@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import { loadTargetConfig, parseExportSpec, type TargetConfig } from '../config/target-config.js';
+import { AoegwError } from '../errors.js';
+import { TargetServer } from '../target/server.js';
+
+interface ServeOpts {
+  config?: string;
+  iface: string[];
+  netns?: string;
+  export: string[];
+  state?: string;
+  batch?: number;
+}
+
+/** Builds a config from --iface/--export when no --config file is given. */
+function configFromFlags(o: ServeOpts): TargetConfig {
+  if (o.iface.length === 0)
+    throw new AoegwError('ERR_USAGE', 'serve needs --config FILE, or at least one --iface');
+  if (o.export.length === 0)
+    throw new AoegwError('ERR_USAGE', 'serve needs --config FILE, or at least one --export');
+  return {
+    stateFile: o.state ?? '/var/lib/aoegw/target-state.json',
+    links: o.iface.map((iface) => ({
+      name: iface,
+      iface,
+      batch: o.batch ?? 64,
+      ...(o.netns ? { netns: o.netns } : {}),
+    })),
+    exports: o.export.map(parseExportSpec),
+  };
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve files or block devices as AoE targets (built-in target, durable writes by default)')
+    .option('--config <file>', 'JSON config with links and exports (see docs/target.md)')
+    .option(
+      '--iface <name>',
+      'interface to serve on (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
+    .option('--netns <name>', 'network namespace of the interfaces given with --iface')
+    .option(
+      '--export <spec>',
+      'SHELF.SLOT=PATH[,ro][,sync|writeback|direct][,bufcnt=N][,offset=N][,length=N] (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [],
+    )
+    .option('--state <file>', 'state file for config strings, mask lists, reservations')
+    .action((o: ServeOpts) => {
+      if (o.config && (o.iface.length || o.export.length)) {
+        throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');
+      }
+      const cfg = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
+      const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
+      const server = TargetServer.start(cfg, { log });
+      log(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
+      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(server.stats())}\n`));
+      return new Promise<void>((resolve) => {
+        const shutdown = (sig: string) => {
+          log(`${sig}: stopping, completing writes`);
+          server.stop();
+          log('stopped');
+          resolve();
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
+    });
+}

@@ -1,0 +1,267 @@
+/**
+ * The three non-ATA commands: Query Config (1), Mac Mask List (2), Reserve/Release (3).
+ *
+ * Scope of the Mac Mask List (a non-empty list makes an export ignore unlisted MACs):
+ * - ATA (IDENTIFY included), Reserve/Release and Query Config set (ccmd 3/4) from unlisted MACs
+ *   are dropped and counted (drops.masked): they use or take over the disk.
+ * - Query Config read/test (ccmd 0/1/2) is answered for everyone: it only reveals what discovery
+ *   reveals anyway, and an administrator on an unlisted host (or `aoegw discover`) can see that
+ *   the export exists and why it does not serve them, instead of a silent nothing.
+ * - Mac Mask List itself is served for everyone: otherwise an edit that leaves out the editor's
+ *   own MAC locks every AoE administrator out until the state file is edited. Masks are spoofable
+ *   anyway (AOE-FACTS): they prevent mistakes, not attacks; the static allow-list (configuration,
+ *   not protocol) is the stricter filter and applies to every command.
+ */
+import { writeU16 } from '../aoe/bytes.js';
+import {
+  AOE_VERSION,
+  AoeErrorCode,
+  ARG_OFFSET,
+  CONFIG_STRING_OFFSET,
+  ConfigCmd,
+  DecodeError,
+  DirectiveCmd,
+  MAC_MASK_DIRECTIVE_SIZE,
+  MAC_MASK_LIST_OFFSET,
+  MAC_SIZE,
+  MaskCmd,
+  MaskError,
+  RESERVE_LIST_OFFSET,
+  ReserveCmd,
+} from '../aoe/index.js';
+import { decodeMacMask, directiveOffset, MacMaskArg } from '../aoe/mac-mask.js';
+import { decodeQueryConfig, QueryConfigArg } from '../aoe/query-config.js';
+import { decodeReserve, ReserveArg, reserveMacOffset } from '../aoe/reserve.js';
+import type { ExportRuntime } from './export-state.js';
+import { macFromNumber, macToNumber } from './mac-list.js';
+import { type BatchContext, commitReply, prepareReply, sendAoeError } from './reply.js';
+
+const A = ARG_OFFSET;
+// Scratch views: handlers run synchronously and keep nothing in them.
+const qc = new QueryConfigArg();
+const mm = new MacMaskArg();
+const rv = new ReserveArg();
+
+/** Sector count an export advertises on a link: min(export max, what the link carries). */
+export function advertisedSectors(exp: ExportRuntime, linkSectors: number): number {
+  return Math.min(exp.maxSectors, linkSectors);
+}
+
+/**
+ * Writes the Query Config argument and string at offset 24 of `out` (header already there) and
+ * returns the end offset. The string is cut to `cap` bytes of frame if the link is too small
+ * for it (MTU < 1042 with a long string).
+ */
+export function writeConfigArg(
+  out: Buffer,
+  exp: ExportRuntime,
+  sectors: number,
+  ccmd: number,
+  cap: number,
+): number {
+  writeU16(out, A, exp.bufferCount);
+  writeU16(out, A + 2, exp.firmwareVersion);
+  out[A + 4] = sectors;
+  out[A + 5] = (AOE_VERSION << 4) | (ccmd & 0x0f);
+  const n = Math.max(0, Math.min(exp.config.length, cap - CONFIG_STRING_OFFSET));
+  writeU16(out, A + 6, n);
+  exp.config.copy(out, CONFIG_STRING_OFFSET, 0, n);
+  return CONFIG_STRING_OFFSET + n;
+}
+
+function configEquals(
+  exp: ExportRuntime,
+  buf: Buffer,
+  off: number,
+  len: number,
+  prefixOnly: boolean,
+): boolean {
+  const cfg = exp.config;
+  if (prefixOnly ? len > cfg.length : len !== cfg.length) return false;
+  for (let i = 0; i < len; i++) if (cfg[i] !== buf[off + i]) return false;
+  return true;
+}
+
+function masked(exp: ExportRuntime, ctx: BatchContext): boolean {
+  return exp.masks.size > 0 && !exp.masks.hasMac(ctx.srcHi, ctx.srcLo);
+}
+
+export function handleQueryConfig(ctx: BatchContext, exp: ExportRuntime, buf: Buffer, len: number): void {
+  exp.c.queryConfig++;
+  let e = decodeQueryConfig(buf, len, qc);
+  // The decoder skips these checks when E is set (it reads E as "error reply"); a request with E
+  // set is still a request here.
+  if (e === DecodeError.OK && qc.aoeVersion > AOE_VERSION) e = DecodeError.BAD_VERSION;
+  else if (e === DecodeError.OK && qc.ccmd > ConfigCmd.FORCE_SET) e = DecodeError.BAD_ARGUMENT;
+  // Error replies echo the argument and the string (the decoder has bounded it), except an
+  // over-long string, which is not echoed: its length field is zeroed to keep the reply consistent.
+  if (e === DecodeError.BAD_VERSION || e === DecodeError.BAD_ARGUMENT) {
+    const code = e === DecodeError.BAD_VERSION ? AoeErrorCode.UNSUPPORTED_VERSION : AoeErrorCode.BAD_ARGUMENT;
+    sendAoeError(ctx, exp, buf, CONFIG_STRING_OFFSET + qc.configLength, code);
+    return;
+  }
+  if (e === DecodeError.STRING_TOO_LONG) {
+    const slot = ctx.sink.txSlot();
+    prepareReply(slot, ctx, exp, buf, CONFIG_STRING_OFFSET, AoeErrorCode.BAD_ARGUMENT);
+    writeU16(slot, A + 6, 0);
+    exp.c.aoeErrors++;
+    commitReply(ctx, slot, CONFIG_STRING_OFFSET);
+    return;
+  }
+  if (e !== DecodeError.OK) {
+    ctx.malformed(exp);
+    return;
+  }
+  const ccmd = qc.ccmd;
+  switch (ccmd) {
+    case ConfigCmd.READ:
+      break;
+    case ConfigCmd.TEST_EXACT:
+    case ConfigCmd.TEST_PREFIX:
+      if (!configEquals(exp, buf, qc.configOffset, qc.configLength, ccmd === ConfigCmd.TEST_PREFIX)) {
+        exp.c.configTestMiss++;
+        return;
+      }
+      break;
+    default: {
+      // SET_IF_EMPTY, FORCE_SET (the decoder bounds ccmd to 0..4).
+      if (masked(exp, ctx)) {
+        exp.c.dropMasked++;
+        return;
+      }
+      const same = configEquals(exp, buf, qc.configOffset, qc.configLength, false);
+      // Setting the string it already has succeeds: a retransmitted set must not turn into error 4.
+      if (ccmd === ConfigCmd.SET_IF_EMPTY && exp.config.length > 0 && !same) {
+        sendAoeError(
+          ctx,
+          exp,
+          buf,
+          CONFIG_STRING_OFFSET + qc.configLength,
+          AoeErrorCode.CONFIG_STRING_PRESENT,
+        );
+        return;
+      }
+      if (!same) {
+        exp.config = Buffer.from(buf.subarray(qc.configOffset, qc.configOffset + qc.configLength));
+        ctx.stateChanged(exp);
+      }
+    }
+  }
+  const slot = ctx.sink.txSlot();
+  prepareReply(slot, ctx, exp, buf, ARG_OFFSET);
+  const end = writeConfigArg(slot, exp, advertisedSectors(exp, ctx.linkSectors), ccmd, ctx.slotCap);
+  commitReply(ctx, slot, end);
+}
+
+/** Edits `list` (a copy) per the request's directives; returns 0 or a MaskError. */
+function applyDirectives(buf: Buffer, count: number, list: number[], max: number): number {
+  for (let i = 0; i < count; i++) {
+    const o = directiveOffset(i);
+    const dcmd = buf[o + 1]!;
+    const mac = macToNumber(buf, o + 2);
+    const at = list.indexOf(mac);
+    if (dcmd === DirectiveCmd.ADD) {
+      if (at >= 0) continue;
+      if (list.length >= max) return MaskError.LIST_FULL;
+      list.push(mac);
+    } else if (dcmd === DirectiveCmd.DELETE) {
+      if (at >= 0) list.splice(at, 1);
+    } else if (dcmd !== DirectiveCmd.NONE) {
+      return MaskError.BAD_DIRECTIVE;
+    }
+  }
+  return 0;
+}
+
+/**
+ * Mac Mask List. Read: the list. Edit: directives applied in order, atomically — on the first
+ * failing directive (bad dcmd → merror 2, list full → merror 3) nothing changes and the reply
+ * echoes the request with merror set. Success replies list the resulting MACs as entries with
+ * dcmd 0 (they are list entries, not directives). Adding a listed MAC or deleting an unlisted one
+ * is a no-op, so retransmitted edits are harmless.
+ */
+export function handleMacMask(ctx: BatchContext, exp: ExportRuntime, buf: Buffer, len: number): void {
+  exp.c.macMask++;
+  const e = decodeMacMask(buf, len, mm);
+  if (e === DecodeError.TRUNCATED || e === DecodeError.BAD_INPUT) {
+    ctx.malformed(exp);
+    return;
+  }
+  const mcmd = buf[A + 1]!;
+  if (mcmd > MaskCmd.EDIT) {
+    sendAoeError(ctx, exp, buf, MAC_MASK_LIST_OFFSET, AoeErrorCode.BAD_ARGUMENT);
+    return;
+  }
+  let merror = e === DecodeError.BAD_ARGUMENT ? MaskError.BAD_DIRECTIVE : 0;
+  if (merror === 0 && mcmd === MaskCmd.EDIT && mm.count > 0) {
+    const next = exp.masks.toArray();
+    merror = applyDirectives(buf, mm.count, next, exp.maxMasks);
+    if (merror === 0 && !exp.masks.equals(next)) {
+      exp.masks.setAll(next);
+      ctx.stateChanged(exp);
+    }
+  }
+  const slot = ctx.sink.txSlot();
+  if (merror !== 0) {
+    const n = Math.min(directiveOffset(mm.count), ctx.slotCap);
+    prepareReply(slot, ctx, exp, buf, n);
+    slot[A + 2] = merror;
+    commitReply(ctx, slot, n);
+    return;
+  }
+  prepareReply(slot, ctx, exp, buf, ARG_OFFSET + 2);
+  const fit = Math.floor((ctx.slotCap - MAC_MASK_LIST_OFFSET) / MAC_MASK_DIRECTIVE_SIZE);
+  const n = Math.min(exp.masks.size, fit);
+  slot[A + 2] = 0;
+  slot[A + 3] = n;
+  for (let i = 0; i < n; i++) {
+    const o = directiveOffset(i);
+    slot[o] = 0;
+    slot[o + 1] = DirectiveCmd.NONE;
+    macFromNumber(exp.masks.at(i), slot, o + 2);
+  }
+  commitReply(ctx, slot, directiveOffset(n));
+}
+
+/**
+ * Reserve/Release. Read: the list. Set: allowed when the list is empty or the sender is on it,
+ * else AoE error 6; force set: always. A set with no MACs releases. Duplicates are dropped.
+ */
+export function handleReserve(ctx: BatchContext, exp: ExportRuntime, buf: Buffer, len: number): void {
+  exp.c.reserve++;
+  if (masked(exp, ctx)) {
+    exp.c.dropMasked++;
+    return;
+  }
+  const e = decodeReserve(buf, len, rv);
+  if (e === DecodeError.BAD_ARGUMENT || (e === DecodeError.OK && rv.rcmd > ReserveCmd.FORCE_SET)) {
+    sendAoeError(ctx, exp, buf, RESERVE_LIST_OFFSET, AoeErrorCode.BAD_ARGUMENT);
+    return;
+  }
+  if (e !== DecodeError.OK) {
+    ctx.malformed(exp);
+    return;
+  }
+  if (rv.rcmd === ReserveCmd.SET || rv.rcmd === ReserveCmd.FORCE_SET) {
+    if (rv.rcmd === ReserveCmd.SET && exp.reserve.size > 0 && !exp.reserve.hasMac(ctx.srcHi, ctx.srcLo)) {
+      sendAoeError(ctx, exp, buf, Math.min(len, reserveMacOffset(rv.nmacs)), AoeErrorCode.TARGET_RESERVED);
+      return;
+    }
+    const next: number[] = [];
+    for (let i = 0; i < rv.nmacs; i++) {
+      const mac = macToNumber(buf, reserveMacOffset(i));
+      if (!next.includes(mac)) next.push(mac);
+    }
+    if (!exp.reserve.equals(next)) {
+      exp.reserve.setAll(next);
+      ctx.stateChanged(exp);
+    }
+  }
+  const slot = ctx.sink.txSlot();
+  prepareReply(slot, ctx, exp, buf, ARG_OFFSET + 1);
+  const fit = Math.floor((ctx.slotCap - RESERVE_LIST_OFFSET) / MAC_SIZE);
+  const n = Math.min(exp.reserve.size, fit);
+  slot[A + 1] = n;
+  for (let i = 0; i < n; i++) macFromNumber(exp.reserve.at(i), slot, reserveMacOffset(i));
+  commitReply(ctx, slot, reserveMacOffset(n));
+}

@@ -1,0 +1,874 @@
+/**
+ * The built-in AoE target's protocol core: many exports on many links, sans-I/O. The driver hands
+ * it each receive batch (frames valid during the call) and a transmit sink; the engine answers
+ * into the sink and calls the exports' synchronous BlockStores.
+ *
+ * One batch is processed as a batch:
+ * 1. Every frame is decoded (reused views; hostile input is counted and dropped, never thrown)
+ *    and checked in arrival order: link addressing, export match (broadcast shelf/slot → every
+ *    matching export answers with its real address), allow-list, mask list, reservation, buffer
+ *    count. Control commands, IDENTIFY, CHECK POWER MODE and every error are answered at once;
+ *    READ/WRITE/FLUSH are queued in a preallocated op table.
+ * 2. Writes per export are coalesced into runs of contiguous LBAs, one store.writev per run with
+ *    views of the REQUEST frames' data (no copy). Runs are taken in LBA order unless two writes of
+ *    the batch overlap, then in arrival order (the later write wins, as sent).
+ * 3. Reads likewise, one store.readv per run straight into the reply frames (see TxSink for the
+ *    zero-copy extension; without it, via scratch frames and one copy each). Reads run after the
+ *    batch's writes, so they see them (requests in one batch were outstanding together: any order
+ *    is correct, this one is the least surprising).
+ * 4. Per export that wrote: store.commit() once (store.flush() instead if the batch had a FLUSH).
+ * 5. Only then are write and FLUSH acknowledgements committed to the sink: an acknowledged write is
+ *    durable in sync mode, because the Linux initiator never flushes.
+ *
+ * Error mapping (Linux fails an I/O on status & 0xA9, and only retries AoE errors):
+ * - unknown ATA opcode, sector count 0 or above min(export max, link MTU), W flag inconsistent
+ *   with the opcode, write to a read-only export → DRDY|ERR, ABRT;
+ * - range past the end → DRDY|ERR, IDNF;
+ * - store.readv throws → DRDY|ERR, UNC (no data);
+ * - store.writev / commit / flush throws → DRDY|DF|ERR, ABRT (device fault: the write may be
+ *   partly on disk, it is not acknowledged);
+ * - bad AoE version → AoE error 5; unknown or vendor command → AoE error 1; bad sub-command → 2;
+ *   Query Config set on a different string → 4; reserved by others → 6 (ATA other than IDENTIFY,
+ *   and Reserve set).
+ * ATA addressed to a broadcast shelf or slot is dropped (counted): one frame must not write to, or
+ * draw data replies with one tag from, several exports. Linux never sends it. Query Config, Mac
+ * Mask List and Reserve/Release to a broadcast address are served by every matching export (a
+ * broadcast set therefore sets every matching export, as the protocol says).
+ *
+ * Access filters, in order: the static allow-list (configuration; every command from another MAC
+ * is dropped), then the Mac Mask List (ATA, Reserve/Release and Query Config set only; see
+ * config-handler.ts for why discovery and the list itself stay reachable), then reservations.
+ * Each reply carries the export's real shelf/slot and the receiving link's MAC as source.
+ *
+ * Allocation: after warm-up (first batch of each size, first MAC of each initiator, first slot of
+ * each view) handling a batch allocates nothing on the data path.
+ */
+import { AtaArg, decodeAta, writeAtaStatus } from '../aoe/ata.js';
+import {
+  AoeErrorCode,
+  ATA_HEADER_END,
+  AtaErrorBit,
+  AtaFlag,
+  AtaOp,
+  AtaStatus,
+  BROADCAST_MAJOR,
+  BROADCAST_MINOR,
+  COMMON_HEADER_END,
+  Command,
+  ConfigCmd,
+  ETH_HEADER_SIZE,
+  Flag,
+  MAC_SIZE,
+  Off,
+  SECTOR_SIZE,
+  sectorsPerFrame,
+} from '../aoe/constants.js';
+import { DecodeError } from '../aoe/decode-error.js';
+import { AoeHeader, decodeHeader, writeHeaderWithFlags } from '../aoe/header.js';
+import { IDENTIFY_SIZE } from '../aoe/identify.js';
+import { AoegwError } from '../errors.js';
+import {
+  advertisedSectors,
+  handleMacMask,
+  handleQueryConfig,
+  handleReserve,
+  writeConfigArg,
+} from './config-handler.js';
+import {
+  type EngineStatsSnapshot,
+  type ExportStatsSnapshot,
+  type InitiatorCounters,
+  LinkCounters,
+  snapshotExportCounters,
+  snapshotInitiators,
+  snapshotLink,
+} from './counters.js';
+import { type ExportConfig, ExportRuntime, type PersistentExportState } from './export-state.js';
+import { macHi, macLo } from './mac-list.js';
+import {
+  addressedToLink,
+  type BatchContext,
+  commitReply,
+  type LinkState,
+  prepareReply,
+  sendAoeError,
+  sendAtaStatus,
+} from './reply.js';
+import { DataViews, type TxSink } from './tx-sink.js';
+
+export interface LinkInfo {
+  /** The link's own MAC: unicast frames must be addressed to it; replies come from it. */
+  mac: Buffer;
+  /** Interface MTU; must carry at least one sector (≥ 548). */
+  mtu: number;
+  name: string;
+}
+
+export interface TargetEngineOptions {
+  exports?: readonly ExportConfig[];
+  /**
+   * Called synchronously whenever an export's config string, mask list or reservations change
+   * (with fresh copies). Keep it quick: schedule the state-file write, do not do it inline.
+   */
+  onStateChange?: (exportKey: string, state: PersistentExportState) => void;
+  /** Receives errors thrown by onStateChange (counted in stats().stateChangeErrors). */
+  onError?: (err: Error) => void;
+}
+
+const OP_READ = 1;
+const OP_WRITE = 2;
+const OP_FLUSH = 3;
+const STATUS_OK = AtaStatus.DRDY;
+const STATUS_ERR = AtaStatus.DRDY | AtaStatus.ERR;
+const STATUS_FAULT = AtaStatus.DRDY | AtaStatus.DF | AtaStatus.ERR;
+const EMPTY = Buffer.alloc(0);
+const NO_FRAMES: readonly Buffer[] = [];
+const BROADCAST = Buffer.alloc(MAC_SIZE, 0xff);
+
+export class TargetEngine {
+  private readonly links = new Map<number, LinkState>();
+  private readonly byAddress = new Map<number, ExportRuntime>();
+  private readonly byKey = new Map<string, ExportRuntime>();
+  private exportList: ExportRuntime[] = [];
+  private nextOrdinal = 0;
+  private readonly onStateChange: TargetEngineOptions['onStateChange'];
+  private readonly onError: TargetEngineOptions['onError'];
+  private stateChangeErrors = 0;
+  private readonly hdr = new AoeHeader();
+  private readonly ata = new AtaArg();
+  private readonly views = new DataViews();
+  private readonly ctx: BatchContext;
+  private gen = 0;
+  private frames: readonly Buffer[] = NO_FRAMES;
+  private frameMalformed = false;
+  // Op table of the current batch (struct of arrays, grown to the largest batch seen).
+  private cap = 0;
+  private nOps = 0;
+  private opKind = new Uint8Array(0);
+  private opFrame = new Int32Array(0);
+  private opLba = new Float64Array(0);
+  private opCount = new Int32Array(0);
+  private opStatus = new Uint8Array(0);
+  private opError = new Uint8Array(0);
+  private opExp: (ExportRuntime | null)[] = [];
+  private opIni: (InitiatorCounters | null)[] = [];
+  private order = new Int32Array(0);
+  private bufs: Buffer[] = [];
+  private slots: Buffer[] = [];
+  // Reply frames for reads when the sink has no txReserve/txSlotAt.
+  private scratch: Buffer[] = [];
+  private scratchSize = 0;
+
+  constructor(opts: TargetEngineOptions = {}) {
+    this.onStateChange = opts.onStateChange;
+    this.onError = opts.onError;
+    this.ctx = {
+      link: undefined as unknown as LinkState,
+      sink: undefined as unknown as TxSink,
+      slotCap: 0,
+      linkSectors: 0,
+      srcHi: 0,
+      srcLo: 0,
+      stateChanged: (exp) => this.stateChanged(exp),
+      malformed: (exp) => {
+        exp.c.dropMalformed++;
+        this.frameMalformed = true;
+      },
+    };
+    for (const e of opts.exports ?? []) this.addExport(e);
+  }
+
+  // ---- configuration -------------------------------------------------------------------------
+
+  /** Registers (or updates) a link. Throws ERR_TARGET_CONFIG if its MTU cannot carry a sector. */
+  addLink(linkId: number, info: LinkInfo): void {
+    if (!Number.isInteger(linkId))
+      throw new AoegwError('ERR_TARGET_CONFIG', `link id ${linkId} is not an integer`);
+    if (!Buffer.isBuffer(info.mac) || info.mac.length !== MAC_SIZE) {
+      throw new AoegwError('ERR_TARGET_CONFIG', `link ${info.name}: MAC must be 6 bytes`);
+    }
+    const maxSectors = sectorsPerFrame(info.mtu);
+    if (maxSectors < 1) {
+      throw new AoegwError('ERR_TARGET_CONFIG', `link ${info.name}: MTU ${info.mtu} cannot carry one sector`);
+    }
+    const old = this.links.get(linkId);
+    this.links.set(linkId, {
+      id: linkId,
+      name: info.name,
+      mac: Buffer.from(info.mac),
+      mtu: info.mtu,
+      maxSectors,
+      c: old?.c ?? new LinkCounters(),
+    });
+  }
+
+  removeLink(linkId: number): boolean {
+    return this.links.delete(linkId);
+  }
+
+  /** Adds an export; returns its key. Throws ERR_TARGET_CONFIG on bad config or a duplicate address/key. */
+  addExport(cfg: ExportConfig): string {
+    const exp = new ExportRuntime(cfg, this.nextOrdinal);
+    if (this.byAddress.has(exp.address)) {
+      throw new AoegwError('ERR_TARGET_CONFIG', `e${exp.shelf}.${exp.slot} is exported twice`);
+    }
+    if (this.byKey.has(exp.key))
+      throw new AoegwError('ERR_TARGET_CONFIG', `export key ${exp.key} is used twice`);
+    this.nextOrdinal++;
+    this.byAddress.set(exp.address, exp);
+    this.byKey.set(exp.key, exp);
+    this.exportList = [...this.exportList, exp];
+    return exp.key;
+  }
+
+  /** Stops serving an export (its store is the caller's to close). */
+  removeExport(key: string): boolean {
+    const exp = this.byKey.get(key);
+    if (!exp) return false;
+    this.byKey.delete(key);
+    this.byAddress.delete(exp.address);
+    this.exportList = this.exportList.filter((e) => e !== exp);
+    return true;
+  }
+
+  exportKeys(): string[] {
+    return this.exportList.map((e) => e.key);
+  }
+
+  /** Current persistent state of an export (copies), or undefined. */
+  exportState(key: string): PersistentExportState | undefined {
+    return this.byKey.get(key)?.state();
+  }
+
+  /**
+   * Replaces parts of an export's persistent state (control API: e.g. clear a reservation).
+   * Validated like initial state; calls onStateChange.
+   */
+  setExportState(key: string, state: Partial<PersistentExportState>): void {
+    const exp = this.byKey.get(key);
+    if (!exp) throw new AoegwError('ERR_TARGET_CONFIG', `no export ${key}`);
+    const cur = exp.state();
+    const next = {
+      config: state.config ?? cur.config,
+      masks: state.masks ?? cur.masks,
+      reserve: state.reserve ?? cur.reserve,
+    };
+    // Validate through the same constructor path, then adopt the validated values.
+    const probe = new ExportRuntime(
+      {
+        shelf: exp.shelf,
+        slot: exp.slot,
+        store: exp.store,
+        maxMaskEntries: exp.maxMasks,
+        initialState: next,
+      },
+      -1,
+    );
+    exp.config = probe.config;
+    exp.masks.setAll(probe.masks.toArray());
+    exp.reserve.setAll(probe.reserve.toArray());
+    this.stateChanged(exp);
+  }
+
+  // ---- data path -----------------------------------------------------------------------------
+
+  /**
+   * Processes one receive batch of link `linkId`: frames[i][0, lengths[i]) for i < count (a length
+   * ≤ 0 marks a frame the link truncated). Replies go to `sink`; `now` (ms) stamps initiator stats.
+   * Never throws on frame content; throws ERR_TARGET_CONFIG for an unregistered link.
+   */
+  handleBatch(
+    linkId: number,
+    frames: readonly Buffer[],
+    lengths: Int32Array | readonly number[],
+    count: number,
+    sink: TxSink,
+    now: number,
+  ): void {
+    const link = this.links.get(linkId);
+    if (link === undefined) throw new AoegwError('ERR_TARGET_CONFIG', `link ${linkId} is not registered`);
+    const n = Math.min(count, frames.length, lengths.length);
+    this.begin(link, sink);
+    link.c.batches++;
+    this.ensureCapacity(n);
+    this.frames = frames;
+    this.nOps = 0;
+    try {
+      for (let i = 0; i < n; i++) this.frame(i, frames[i]!, lengths[i]!, now);
+      if (this.nOps > 0) this.serveData();
+    } finally {
+      for (let k = 0; k < this.nOps; k++) {
+        this.opExp[k] = null;
+        this.opIni[k] = null;
+      }
+      this.nOps = 0;
+      this.frames = NO_FRAMES;
+    }
+  }
+
+  /** One unsolicited broadcast Query Config response per export served on the link. Returns the count. */
+  announce(linkId: number, sink: TxSink): number {
+    const link = this.links.get(linkId);
+    if (link === undefined) throw new AoegwError('ERR_TARGET_CONFIG', `link ${linkId} is not registered`);
+    this.begin(link, sink);
+    const ctx = this.ctx;
+    const h = {
+      dst: BROADCAST,
+      src: link.mac,
+      flags: Flag.RESPONSE,
+      error: 0,
+      major: 0,
+      minor: 0,
+      command: Command.QUERY_CONFIG,
+      tag: 0,
+    };
+    let sent = 0;
+    for (const exp of this.exportList) {
+      if (!exp.servedOn(linkId)) continue;
+      h.major = exp.shelf;
+      h.minor = exp.slot;
+      const slot = sink.txSlot();
+      writeHeaderWithFlags(slot, h, Flag.RESPONSE);
+      const end = writeConfigArg(
+        slot,
+        exp,
+        advertisedSectors(exp, ctx.linkSectors),
+        ConfigCmd.READ,
+        ctx.slotCap,
+      );
+      commitReply(ctx, slot, end);
+      sent++;
+    }
+    return sent;
+  }
+
+  stats(): EngineStatsSnapshot {
+    const links: EngineStatsSnapshot['links'] = {};
+    for (const l of this.links.values()) links[String(l.id)] = snapshotLink(l.name, l.mac, l.mtu, l.c);
+    const exports: Record<string, ExportStatsSnapshot> = {};
+    for (const e of this.exportList) {
+      exports[e.key] = {
+        shelf: e.shelf,
+        slot: e.slot,
+        storeDescription: e.store.description,
+        readOnly: e.readOnly,
+        ...snapshotExportCounters(e.c),
+        initiators: snapshotInitiators(e.initiators, e.otherInitiators),
+      };
+    }
+    return { links, exports, stateChangeErrors: this.stateChangeErrors };
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private begin(link: LinkState, sink: TxSink): void {
+    const ctx = this.ctx;
+    ctx.link = link;
+    ctx.sink = sink;
+    ctx.slotCap = Math.min(sink.txSlot().length, link.mtu + ETH_HEADER_SIZE);
+    ctx.linkSectors = Math.max(
+      0,
+      Math.min(link.maxSectors, Math.floor((ctx.slotCap - ATA_HEADER_END) / SECTOR_SIZE)),
+    );
+    this.gen++;
+  }
+
+  private stateChanged(exp: ExportRuntime): void {
+    exp.c.stateChanges++;
+    if (!this.onStateChange) return;
+    try {
+      this.onStateChange(exp.key, exp.state());
+    } catch (e) {
+      this.stateChangeErrors++;
+      this.onError?.(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private ensureCapacity(n: number): void {
+    if (n <= this.cap) return;
+    let cap = Math.max(16, this.cap);
+    while (cap < n) cap *= 2;
+    this.cap = cap;
+    this.opKind = new Uint8Array(cap);
+    this.opFrame = new Int32Array(cap);
+    this.opLba = new Float64Array(cap);
+    this.opCount = new Int32Array(cap);
+    this.opStatus = new Uint8Array(cap);
+    this.opError = new Uint8Array(cap);
+    this.order = new Int32Array(cap);
+    while (this.opExp.length < cap) {
+      this.opExp.push(null);
+      this.opIni.push(null);
+      this.bufs.push(EMPTY);
+      this.slots.push(EMPTY);
+    }
+  }
+
+  private frame(i: number, buf: Buffer, len: number, now: number): void {
+    const c = this.ctx.link.c;
+    c.framesIn++;
+    if (!(len > 0) || buf === undefined || len > buf.length) {
+      c.malformed++;
+      return;
+    }
+    const h = this.hdr;
+    const e = decodeHeader(buf, len, h);
+    if (e === DecodeError.NOT_AOE) {
+      c.notAoe++;
+      return;
+    }
+    if (e !== DecodeError.OK && e !== DecodeError.BAD_VERSION && e !== DecodeError.UNKNOWN_COMMAND) {
+      c.malformed++;
+      return;
+    }
+    // From here every header field is valid, even for a bad version or unknown command.
+    if ((h.flags & Flag.RESPONSE) !== 0) {
+      c.responses++;
+      return;
+    }
+    const link = this.ctx.link;
+    if (!addressedToLink(buf, link.mac)) {
+      c.notForUs++;
+      return;
+    }
+    const major = h.major;
+    const minor = h.minor;
+    this.frameMalformed = false;
+    if (major !== BROADCAST_MAJOR && minor !== BROADCAST_MINOR) {
+      const exp = this.byAddress.get(major * 256 + minor);
+      if (exp === undefined || !exp.servedOn(link.id)) {
+        c.notForUs++;
+        return;
+      }
+      this.serve(exp, i, buf, len, e, false, now);
+      if (this.frameMalformed) c.malformed++;
+      return;
+    }
+    let matched = false;
+    const list = this.exportList;
+    for (let k = 0; k < list.length; k++) {
+      const exp = list[k]!;
+      if (
+        (major === BROADCAST_MAJOR || major === exp.shelf) &&
+        (minor === BROADCAST_MINOR || minor === exp.slot) &&
+        exp.servedOn(link.id)
+      ) {
+        matched = true;
+        this.serve(exp, i, buf, len, e, true, now);
+      }
+    }
+    if (!matched) c.notForUs++;
+    if (this.frameMalformed) c.malformed++;
+  }
+
+  private serve(
+    exp: ExportRuntime,
+    i: number,
+    buf: Buffer,
+    len: number,
+    headerError: number,
+    broadcast: boolean,
+    now: number,
+  ): void {
+    const ctx = this.ctx;
+    const hi = macHi(buf, Off.SRC);
+    const lo = macLo(buf, Off.SRC);
+    ctx.srcHi = hi;
+    ctx.srcLo = lo;
+    if (exp.allow !== null && exp.allow.get(hi, lo) === undefined) {
+      exp.c.dropAllowList++;
+      return;
+    }
+    const ini = exp.initiator(hi, lo);
+    ini.requests++;
+    ini.lastSeen = now;
+    if (headerError === DecodeError.BAD_VERSION) {
+      exp.c.otherCommand++;
+      sendAoeError(ctx, exp, buf, COMMON_HEADER_END, AoeErrorCode.UNSUPPORTED_VERSION);
+      return;
+    }
+    switch (this.hdr.command) {
+      case Command.ATA:
+        this.ataRequest(exp, i, buf, len, broadcast, ini);
+        return;
+      case Command.QUERY_CONFIG:
+        handleQueryConfig(ctx, exp, buf, len);
+        return;
+      case Command.MAC_MASK:
+        handleMacMask(ctx, exp, buf, len);
+        return;
+      case Command.RESERVE:
+        handleReserve(ctx, exp, buf, len);
+        return;
+      default:
+        // Unknown (4..0xEF) and vendor (0xF0..0xFF) commands: we implement no vendor command.
+        exp.c.otherCommand++;
+        sendAoeError(ctx, exp, buf, COMMON_HEADER_END, AoeErrorCode.UNRECOGNIZED_COMMAND);
+        return;
+    }
+  }
+
+  private ataError(exp: ExportRuntime, buf: Buffer, error: number): void {
+    exp.c.ataErrors++;
+    sendAtaStatus(this.ctx, exp, buf, STATUS_ERR, error);
+  }
+
+  private ataRequest(
+    exp: ExportRuntime,
+    i: number,
+    buf: Buffer,
+    len: number,
+    broadcast: boolean,
+    ini: InitiatorCounters,
+  ): void {
+    const c = exp.c;
+    const ctx = this.ctx;
+    c.ata++;
+    if (broadcast) {
+      c.dropBroadcastAta++;
+      return;
+    }
+    const a = this.ata;
+    if (decodeAta(buf, len, a) !== DecodeError.OK) {
+      ctx.malformed(exp);
+      return;
+    }
+    if (exp.masks.size > 0 && !exp.masks.hasMac(ctx.srcHi, ctx.srcLo)) {
+      c.dropMasked++;
+      return;
+    }
+    const op = a.cmdStatus;
+    if (exp.reserve.size > 0 && op !== AtaOp.IDENTIFY_DEVICE && !exp.reserve.hasMac(ctx.srcHi, ctx.srcLo)) {
+      sendAoeError(ctx, exp, buf, ATA_HEADER_END, AoeErrorCode.TARGET_RESERVED);
+      return;
+    }
+    if (exp.batchGen !== this.gen) {
+      exp.batchGen = this.gen;
+      exp.batchUsed = 0;
+      exp.batchWrote = false;
+      exp.batchFlush = false;
+      exp.batchSynced = false;
+      exp.batchCommitFailed = false;
+    }
+    if (exp.batchUsed >= exp.bufferCount) {
+      c.dropBufferFull++;
+      return;
+    }
+    exp.batchUsed++;
+    switch (op) {
+      case AtaOp.READ_SECTORS:
+      case AtaOp.READ_SECTORS_EXT:
+        c.ataRead++;
+        this.dataRequest(exp, i, buf, ini, false);
+        return;
+      case AtaOp.WRITE_SECTORS:
+      case AtaOp.WRITE_SECTORS_EXT:
+        c.ataWrite++;
+        this.dataRequest(exp, i, buf, ini, true);
+        return;
+      case AtaOp.IDENTIFY_DEVICE: {
+        c.ataIdentify++;
+        if (ctx.slotCap < ATA_HEADER_END + IDENTIFY_SIZE) {
+          this.ataError(exp, buf, AtaErrorBit.ABRT);
+          return;
+        }
+        const slot = ctx.sink.txSlot();
+        prepareReply(slot, ctx, exp, buf, ATA_HEADER_END);
+        writeAtaStatus(slot, STATUS_OK, 0);
+        slot[COMMON_HEADER_END + 2] = 1; // the sector the reply carries, whatever the request said
+        slot.set(exp.identify, ATA_HEADER_END);
+        commitReply(ctx, slot, ATA_HEADER_END + IDENTIFY_SIZE);
+        return;
+      }
+      case AtaOp.FLUSH_CACHE:
+      case AtaOp.FLUSH_CACHE_EXT:
+        c.ataFlush++;
+        exp.batchFlush = true;
+        this.pushOp(OP_FLUSH, i, exp, ini, 0, 0);
+        return;
+      case AtaOp.CHECK_POWER_MODE: {
+        c.ataCheckPower++;
+        const slot = ctx.sink.txSlot();
+        prepareReply(slot, ctx, exp, buf, ATA_HEADER_END);
+        writeAtaStatus(slot, STATUS_OK, 0);
+        slot[COMMON_HEADER_END + 2] = 0xff; // sector count: active or idle
+        commitReply(ctx, slot, ATA_HEADER_END);
+        return;
+      }
+      default:
+        c.ataOther++;
+        this.ataError(exp, buf, AtaErrorBit.ABRT);
+        return;
+    }
+  }
+
+  private dataRequest(
+    exp: ExportRuntime,
+    i: number,
+    buf: Buffer,
+    ini: InitiatorCounters,
+    write: boolean,
+  ): void {
+    const a = this.ata;
+    const n = a.sectorCount;
+    // Sector count 0 means 256 (or 65536) sectors in ATA: no AoE frame carries that.
+    if (
+      write !== ((a.aflags & AtaFlag.WRITE) !== 0) ||
+      (write && exp.readOnly) ||
+      n === 0 ||
+      n > Math.min(exp.maxSectors, this.ctx.linkSectors)
+    ) {
+      this.ataError(exp, buf, AtaErrorBit.ABRT);
+      return;
+    }
+    if (a.lba + n > exp.sectors) {
+      this.ataError(exp, buf, AtaErrorBit.IDNF);
+      return;
+    }
+    if (write) exp.batchWrote = true;
+    this.pushOp(write ? OP_WRITE : OP_READ, i, exp, ini, a.lba, n);
+  }
+
+  private pushOp(
+    kind: number,
+    i: number,
+    exp: ExportRuntime,
+    ini: InitiatorCounters,
+    lba: number,
+    n: number,
+  ): void {
+    const k = this.nOps++;
+    this.opKind[k] = kind;
+    this.opFrame[k] = i;
+    this.opLba[k] = lba;
+    this.opCount[k] = n;
+    this.opStatus[k] = STATUS_OK;
+    this.opError[k] = 0;
+    this.opExp[k] = exp;
+    this.opIni[k] = ini;
+  }
+
+  private serveData(): void {
+    const nw = this.collect(OP_WRITE);
+    if (nw > 0) {
+      this.sortOps(nw, true);
+      if (this.hasOverlap(nw)) {
+        this.collect(OP_WRITE);
+        this.sortOps(nw, false);
+      }
+      this.runGroups(nw, true);
+    }
+    const nr = this.collect(OP_READ);
+    if (nr > 0) {
+      this.sortOps(nr, true);
+      this.runGroups(nr, false);
+    }
+    this.syncStores();
+    this.acknowledge();
+  }
+
+  /** order[0..n) = ops of `kind` in arrival order; returns n. */
+  private collect(kind: number): number {
+    let n = 0;
+    for (let k = 0; k < this.nOps; k++) if (this.opKind[k] === kind) this.order[n++] = k;
+    return n;
+  }
+
+  /** Stable insertion sort of order[0..n) by export, then (if byLba) LBA. Batches are small and mostly sorted. */
+  private sortOps(n: number, byLba: boolean): void {
+    const o = this.order;
+    for (let j = 1; j < n; j++) {
+      const k = o[j]!;
+      const ek = this.opExp[k]!.ordinal;
+      const lk = this.opLba[k]!;
+      let p = j - 1;
+      while (p >= 0) {
+        const q = o[p]!;
+        const eq = this.opExp[q]!.ordinal;
+        if (eq < ek || (eq === ek && (!byLba || this.opLba[q]! <= lk))) break;
+        o[p + 1] = q;
+        p--;
+      }
+      o[p + 1] = k;
+    }
+  }
+
+  private hasOverlap(n: number): boolean {
+    const o = this.order;
+    for (let j = 1; j < n; j++) {
+      const a = o[j - 1]!;
+      const b = o[j]!;
+      if (this.opExp[a] === this.opExp[b] && this.opLba[b]! < this.opLba[a]! + this.opCount[a]!) return true;
+    }
+    return false;
+  }
+
+  /** Runs of consecutive order entries with the same export and contiguous LBAs. */
+  private runGroups(n: number, write: boolean): void {
+    const o = this.order;
+    let s = 0;
+    while (s < n) {
+      const first = o[s]!;
+      const exp = this.opExp[first]!;
+      let end = this.opLba[first]! + this.opCount[first]!;
+      let e = s + 1;
+      while (e < n) {
+        const k = o[e]!;
+        if (this.opExp[k] !== exp || this.opLba[k] !== end) break;
+        end += this.opCount[k]!;
+        e++;
+      }
+      if (write) this.writeRun(exp, s, e);
+      else this.readRun(exp, s, e);
+      s = e;
+    }
+  }
+
+  private writeRun(exp: ExportRuntime, s: number, e: number): void {
+    const o = this.order;
+    const bufs = this.bufs;
+    for (let j = s; j < e; j++) {
+      const k = o[j]!;
+      bufs[j - s] = this.views.get(this.frames[this.opFrame[k]!]!, this.opCount[k]!);
+    }
+    try {
+      exp.c.storeWritev++;
+      exp.store.writev(this.opLba[o[s]!]!, bufs, e - s);
+    } catch {
+      exp.c.storeErrors++;
+      for (let j = s; j < e; j++) {
+        const k = o[j]!;
+        this.opStatus[k] = STATUS_FAULT;
+        this.opError[k] = AtaErrorBit.ABRT;
+      }
+    }
+  }
+
+  private readInto(exp: ExportRuntime, lba: number, m: number): boolean {
+    try {
+      exp.c.storeReadv++;
+      exp.store.readv(lba, this.bufs, m);
+      return true;
+    } catch {
+      exp.c.storeErrors++;
+      return false;
+    }
+  }
+
+  private readDone(exp: ExportRuntime, k: number, ok: boolean): number {
+    const n = this.opCount[k]!;
+    if (!ok) {
+      exp.c.ataErrors++;
+      return ATA_HEADER_END;
+    }
+    const bytes = n * SECTOR_SIZE;
+    exp.c.reads++;
+    exp.c.bytesRead += bytes;
+    this.opIni[k]!.bytesRead += bytes;
+    return ATA_HEADER_END + bytes;
+  }
+
+  private readRun(exp: ExportRuntime, s: number, e: number): void {
+    const ctx = this.ctx;
+    const sink = ctx.sink;
+    const o = this.order;
+    const frames = this.frames;
+    if (typeof sink.txReserve === 'function' && typeof sink.txSlotAt === 'function') {
+      // Zero copy: the store reads straight into the reply frames in the transmit arena.
+      let j = s;
+      while (j < e) {
+        const m = Math.max(1, Math.min(sink.txReserve(e - j), e - j));
+        for (let t = 0; t < m; t++) {
+          const k = o[j + t]!;
+          const slot = sink.txSlotAt(t);
+          prepareReply(slot, ctx, exp, frames[this.opFrame[k]!]!, ATA_HEADER_END);
+          writeAtaStatus(slot, STATUS_OK, 0);
+          this.slots[t] = slot;
+          this.bufs[t] = this.views.get(slot, this.opCount[k]!);
+        }
+        const ok = this.readInto(exp, this.opLba[o[j]!]!, m);
+        for (let t = 0; t < m; t++) {
+          const slot = this.slots[t]!;
+          if (!ok) writeAtaStatus(slot, STATUS_ERR, AtaErrorBit.UNC);
+          commitReply(ctx, slot, this.readDone(exp, o[j + t]!, ok));
+        }
+        j += m;
+      }
+      return;
+    }
+    // One copy per frame: read the run into scratch reply frames, then copy each into a slot.
+    const m = e - s;
+    this.ensureScratch(m, ctx.slotCap);
+    for (let t = 0; t < m; t++) {
+      const k = o[s + t]!;
+      const sc = this.scratch[t]!;
+      prepareReply(sc, ctx, exp, frames[this.opFrame[k]!]!, ATA_HEADER_END);
+      writeAtaStatus(sc, STATUS_OK, 0);
+      this.bufs[t] = this.views.get(sc, this.opCount[k]!);
+    }
+    const ok = this.readInto(exp, this.opLba[o[s]!]!, m);
+    for (let t = 0; t < m; t++) {
+      const sc = this.scratch[t]!;
+      if (!ok) writeAtaStatus(sc, STATUS_ERR, AtaErrorBit.UNC);
+      const k = o[s + t]!;
+      const len = this.readDone(exp, k, ok);
+      const slot = sink.txSlot();
+      slot.set(this.views.frame(sc, ok ? this.opCount[k]! : 0));
+      commitReply(ctx, slot, len);
+    }
+  }
+
+  private ensureScratch(m: number, size: number): void {
+    if (size > this.scratchSize) {
+      this.scratch = [];
+      this.scratchSize = size;
+    }
+    while (this.scratch.length < m) this.scratch.push(Buffer.alloc(this.scratchSize));
+  }
+
+  /** One commit (or flush) per export that wrote or flushed in this batch. */
+  private syncStores(): void {
+    for (let k = 0; k < this.nOps; k++) {
+      if (this.opKind[k] === OP_READ) continue;
+      const exp = this.opExp[k]!;
+      if (exp.batchSynced) continue;
+      exp.batchSynced = true;
+      try {
+        if (exp.batchFlush) {
+          exp.c.storeFlushes++;
+          exp.store.flush();
+        } else if (exp.batchWrote) {
+          exp.c.storeCommits++;
+          exp.store.commit();
+        }
+      } catch {
+        exp.c.storeErrors++;
+        exp.batchCommitFailed = true;
+      }
+    }
+  }
+
+  /** Write and FLUSH replies, in arrival order, after the stores committed. */
+  private acknowledge(): void {
+    const ctx = this.ctx;
+    for (let k = 0; k < this.nOps; k++) {
+      const kind = this.opKind[k]!;
+      if (kind === OP_READ) continue;
+      const exp = this.opExp[k]!;
+      let status = this.opStatus[k]!;
+      let error = this.opError[k]!;
+      if (status === STATUS_OK && exp.batchCommitFailed) {
+        status = STATUS_FAULT;
+        error = AtaErrorBit.ABRT;
+      }
+      if (status !== STATUS_OK) exp.c.ataErrors++;
+      else if (kind === OP_WRITE) {
+        const bytes = this.opCount[k]! * SECTOR_SIZE;
+        exp.c.writes++;
+        exp.c.bytesWritten += bytes;
+        this.opIni[k]!.bytesWritten += bytes;
+      }
+      sendAtaStatus(ctx, exp, this.frames[this.opFrame[k]!]!, status, error);
+    }
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * One export of the built-in target: its configuration, its protocol state (config string, Mac
+ * Mask List, reservations — persisted by the driver through the engine's onStateChange hook) and
+ * its counters.
+ */
+import {
+  BROADCAST_MAJOR,
+  BROADCAST_MINOR,
+  LBA48_MAX,
+  MAC_SIZE,
+  MAX_CONFIG_STRING,
+} from '../aoe/constants.js';
+import { buildIdentify, IDENTIFY_SIZE } from '../aoe/identify.js';
+import { AoegwError } from '../errors.js';
+import type { BlockStore } from './block-store.js';
+import { ExportCounters, InitiatorCounters } from './counters.js';
+import { MacList, MacTable, macSet, macToNumber } from './mac-list.js';
+
+export const DEFAULT_BUFFER_COUNT = 64;
+export const DEFAULT_MAX_MASK_ENTRIES = 64;
+export const DEFAULT_MAX_INITIATORS = 1024;
+
+/** The state an export keeps across restarts. Buffers are copies: the engine never keeps them. */
+export interface PersistentExportState {
+  /** Query Config string, ≤ 1024 bytes. */
+  config: Buffer;
+  /** Mac Mask List, 6-byte MACs in list order. */
+  masks: Buffer[];
+  /** Reserve/Release list, 6-byte MACs. */
+  reserve: Buffer[];
+}
+
+export interface ExportConfig {
+  /** 0..65534 (0xFFFF is the broadcast shelf). */
+  shelf: number;
+  /** 0..254 (0xFF is the broadcast slot). */
+  slot: number;
+  store: BlockStore;
+  /** Name in stats and onStateChange; default `e${shelf}.${slot}`. */
+  key?: string;
+  /** Refuse writes even if the store accepts them (ORed with store.readOnly). */
+  readOnly?: boolean;
+  /** Advertised buffer count = max ATA requests accepted per receive batch; default 64, min 2, max 65535. */
+  bufferCount?: number;
+  /** Max sectors per ATA command (1..255); the link MTU limits it further. Default 255. */
+  maxSectorsPerFrame?: number;
+  /** Static allow-list: frames from other MACs are dropped (counted). Empty/undefined = everyone. */
+  allowMacs?: readonly Uint8Array[];
+  /** Links this export is served on; undefined = every link. */
+  linkIds?: readonly number[];
+  /** IDENTIFY strings (ASCII; 20 / 40 / 8 characters). */
+  serial?: string;
+  model?: string;
+  firmware?: string;
+  /** Query Config firmware version field (16 bits). Default 1. */
+  firmwareVersion?: number;
+  /** Mac Mask List capacity, 1..255 (vblade: 32). Default 64, which fits a reply on any link. */
+  maxMaskEntries?: number;
+  /** Per-initiator counters kept (beyond: aggregated as 'other'). Default 1024. */
+  maxInitiators?: number;
+  /** State loaded from the state file. */
+  initialState?: PersistentExportState;
+}
+
+function fail(msg: string): AoegwError {
+  return new AoegwError('ERR_TARGET_CONFIG', msg);
+}
+
+function intIn(name: string, v: number | undefined, min: number, max: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw fail(`${name} must be an integer in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+function macNumbers(name: string, macs: readonly Uint8Array[]): number[] {
+  return macs.map((m, i) => {
+    if (!(m instanceof Uint8Array) || m.length !== MAC_SIZE) throw fail(`${name}[${i}] is not a 6-byte MAC`);
+    return macToNumber(m);
+  });
+}
+
+export function exportKeyOf(shelf: number, slot: number): string {
+  return `e${shelf}.${slot}`;
+}
+
+/** Runtime state of one export (internal to the engine). */
+export class ExportRuntime {
+  readonly key: string;
+  readonly shelf: number;
+  readonly slot: number;
+  /** shelf × 256 + slot. */
+  readonly address: number;
+  /** Creation order; sort key when coalescing. */
+  readonly ordinal: number;
+  readonly store: BlockStore;
+  readonly readOnly: boolean;
+  readonly sectors: number;
+  readonly bufferCount: number;
+  readonly maxSectors: number;
+  readonly firmwareVersion: number;
+  readonly maxMasks: number;
+  readonly maxInitiators: number;
+  readonly identify: Buffer = Buffer.alloc(IDENTIFY_SIZE);
+  readonly allow: MacTable<true> | null;
+  readonly linkIds: Set<number> | null;
+  config: Buffer;
+  readonly masks = new MacList();
+  readonly reserve = new MacList();
+  readonly c = new ExportCounters();
+  readonly initiators = new MacTable<InitiatorCounters>();
+  /** Initiators beyond maxInitiators, aggregated. */
+  otherInitiators: InitiatorCounters | null = null;
+  // Per-batch scratch (valid while batchGen equals the engine's generation).
+  batchGen = -1;
+  batchUsed = 0;
+  batchWrote = false;
+  batchFlush = false;
+  batchSynced = false;
+  batchCommitFailed = false;
+
+  constructor(cfg: ExportConfig, ordinal: number) {
+    if (typeof cfg !== 'object' || cfg === null) throw fail('export config must be an object');
+    if (cfg.shelf === undefined || cfg.slot === undefined) throw fail('export needs a shelf and a slot');
+    this.shelf = intIn('shelf', cfg.shelf, 0, BROADCAST_MAJOR - 1, 0);
+    this.slot = intIn('slot', cfg.slot, 0, BROADCAST_MINOR - 1, 0);
+    this.key = cfg.key ?? exportKeyOf(this.shelf, this.slot);
+    this.address = this.shelf * 256 + this.slot;
+    this.ordinal = ordinal;
+    const store = cfg.store;
+    if (!store || typeof store.readv !== 'function') throw fail(`export ${this.key} has no store`);
+    if (!Number.isInteger(store.sectors) || store.sectors < 0 || store.sectors > LBA48_MAX) {
+      throw fail(`export ${this.key}: store capacity ${store.sectors} sectors out of range`);
+    }
+    this.store = store;
+    this.sectors = store.sectors;
+    this.readOnly = cfg.readOnly === true || store.readOnly;
+    // Linux makes a device with a buffer count < 2 unusable (AOE-FACTS): clamp rather than refuse.
+    this.bufferCount = Math.min(
+      0xffff,
+      Math.max(2, Math.floor(cfg.bufferCount ?? DEFAULT_BUFFER_COUNT) || 2),
+    );
+    this.maxSectors = intIn('maxSectorsPerFrame', cfg.maxSectorsPerFrame, 1, 255, 255);
+    this.firmwareVersion = intIn('firmwareVersion', cfg.firmwareVersion, 0, 0xffff, 1);
+    this.maxMasks = intIn('maxMaskEntries', cfg.maxMaskEntries, 1, 255, DEFAULT_MAX_MASK_ENTRIES);
+    this.maxInitiators = intIn('maxInitiators', cfg.maxInitiators, 0, 1 << 20, DEFAULT_MAX_INITIATORS);
+    if (cfg.allowMacs && cfg.allowMacs.length > 0) {
+      macNumbers('allowMacs', cfg.allowMacs); // validates
+      this.allow = macSet(cfg.allowMacs);
+    } else {
+      this.allow = null;
+    }
+    this.linkIds = cfg.linkIds ? new Set(cfg.linkIds) : null;
+    buildIdentify(this.identify, {
+      sectors: this.sectors,
+      serial: cfg.serial ?? `AOEGW-E${this.shelf}.${this.slot}`,
+      model: cfg.model ?? 'aoegw built-in target',
+      firmware: cfg.firmware ?? '0.1',
+    });
+    const st = cfg.initialState;
+    this.config = Buffer.alloc(0);
+    if (st) {
+      if (!Buffer.isBuffer(st.config) || st.config.length > MAX_CONFIG_STRING) {
+        throw fail(`export ${this.key}: config string must be a Buffer of at most 1024 bytes`);
+      }
+      this.config = Buffer.from(st.config);
+      const masks = macNumbers('masks', st.masks ?? []);
+      if (masks.length > this.maxMasks)
+        throw fail(`export ${this.key}: ${masks.length} masks exceed ${this.maxMasks}`);
+      this.masks.setAll(masks);
+      const reserve = macNumbers('reserve', st.reserve ?? []);
+      if (reserve.length > 255) throw fail(`export ${this.key}: more than 255 reserve entries`);
+      this.reserve.setAll(reserve);
+    }
+  }
+
+  servedOn(linkId: number): boolean {
+    return this.linkIds === null || this.linkIds.has(linkId);
+  }
+
+  /** Counter of one initiator; allocates only the first time a MAC is seen (bounded). */
+  initiator(hi: number, lo: number): InitiatorCounters {
+    let c = this.initiators.get(hi, lo);
+    if (c !== undefined) return c;
+    if (this.initiators.size >= this.maxInitiators) {
+      this.otherInitiators ??= new InitiatorCounters();
+      return this.otherInitiators;
+    }
+    c = new InitiatorCounters();
+    this.initiators.set(hi, lo, c);
+    return c;
+  }
+
+  /** Fresh copies of the persistent state. */
+  state(): PersistentExportState {
+    return {
+      config: Buffer.from(this.config),
+      masks: this.masks.toBuffers(),
+      reserve: this.reserve.toBuffers(),
+    };
+  }
+}

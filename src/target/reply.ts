@@ -1,0 +1,105 @@
+/**
+ * Building replies in place in transmit slots. A reply starts as a copy of the request's first
+ * bytes (header and argument); writeResponseHeader then swaps the addresses, sets R (and E), and
+ * writes the export's real shelf/slot (Linux matches replies on them and rejects broadcast ones).
+ */
+import { writeAtaStatus } from '../aoe/ata.js';
+import { ATA_HEADER_END, MIN_FRAME, Off } from '../aoe/constants.js';
+import { writeResponseHeader } from '../aoe/header.js';
+import type { LinkCounters } from './counters.js';
+import type { ExportRuntime } from './export-state.js';
+import type { TxSink } from './tx-sink.js';
+
+/** A registered link, as the engine keeps it. */
+export interface LinkState {
+  readonly id: number;
+  readonly name: string;
+  readonly mac: Buffer;
+  readonly mtu: number;
+  /** floor((mtu − 36) / 512), ≥ 1. */
+  readonly maxSectors: number;
+  readonly c: LinkCounters;
+}
+
+/** What the per-command handlers need while one batch is processed. */
+export interface BatchContext {
+  link: LinkState;
+  sink: TxSink;
+  /** Bytes one transmit slot holds (min of the slot and MTU + 14). */
+  slotCap: number;
+  /** Sectors per ATA frame on this link now: min(link MTU, slot capacity). */
+  linkSectors: number;
+  /** Source MAC of the frame being served, as halves (see mac-list.ts). */
+  srcHi: number;
+  srcLo: number;
+  /** Called after an export's config string, mask list or reservations changed. */
+  stateChanged(exp: ExportRuntime): void;
+  /** A frame addressed to `exp` is malformed for its command (counted once per frame on the link). */
+  malformed(exp: ExportRuntime): void;
+}
+
+/** Copies req[0, copyLen) into slot and turns it into a response header. */
+export function prepareReply(
+  slot: Buffer,
+  ctx: BatchContext,
+  exp: ExportRuntime,
+  req: Buffer,
+  copyLen: number,
+  aoeError = 0,
+): void {
+  // A byte loop: Buffer#copy of a partial source allocates a view, and this runs per reply.
+  for (let i = 0; i < copyLen; i++) slot[i] = req[i]!;
+  writeResponseHeader(slot, ctx.link.mac, exp.shelf, exp.slot, aoeError);
+}
+
+/** Zero-pads to 60 bytes, commits, counts. */
+export function commitReply(ctx: BatchContext, slot: Buffer, len: number): void {
+  if (len < MIN_FRAME) slot.fill(0, len, MIN_FRAME);
+  ctx.sink.txCommit(len < MIN_FRAME ? MIN_FRAME : len);
+  ctx.link.c.framesOut++;
+}
+
+/**
+ * AoE-level error reply (E flag, error code): the request echoed up to `echoLen` bytes (header
+ * only for unknown commands; header + argument for ATA, never the data; whole small frames for
+ * the other commands), so an error reply is never larger than the request.
+ */
+export function sendAoeError(
+  ctx: BatchContext,
+  exp: ExportRuntime,
+  req: Buffer,
+  echoLen: number,
+  code: number,
+): void {
+  const slot = ctx.sink.txSlot();
+  const n = Math.min(echoLen, ctx.slotCap);
+  prepareReply(slot, ctx, exp, req, n, code);
+  exp.c.aoeErrors++;
+  commitReply(ctx, slot, n);
+}
+
+/** ATA reply without data: status/error registers set, argument otherwise echoed. */
+export function sendAtaStatus(
+  ctx: BatchContext,
+  exp: ExportRuntime,
+  req: Buffer,
+  status: number,
+  error: number,
+): void {
+  const slot = ctx.sink.txSlot();
+  prepareReply(slot, ctx, exp, req, ATA_HEADER_END);
+  writeAtaStatus(slot, status, error);
+  commitReply(ctx, slot, ATA_HEADER_END);
+}
+
+/** True when the unicast destination is the link's MAC, or the frame is broadcast. */
+export function addressedToLink(buf: Uint8Array, mac: Uint8Array): boolean {
+  let own = true;
+  let bcast = true;
+  for (let i = 0; i < 6; i++) {
+    const b = buf[Off.DST + i]!;
+    if (b !== mac[i]) own = false;
+    if (b !== 0xff) bcast = false;
+  }
+  return own || bcast;
+}
