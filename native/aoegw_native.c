@@ -67,6 +67,7 @@ typedef struct link {
   uint32_t batch;     /* slots in each arena */
   uint32_t slot_size; /* bytes per slot */
   uint32_t max_rounds; /* receive batches per wakeup before yielding to the event loop */
+  uint32_t busy_poll_us; /* keep polling this long after the last frame before sleeping */
   uint8_t *rx, *tx, *rx_addr, *tx_addr;
   int32_t *rx_len, *tx_len;
   napi_ref refs[REF_COUNT];
@@ -457,6 +458,8 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
   l->batch = (uint32_t)get_int(env, opts, "batch", 64);
   l->slot_size = (uint32_t)get_int(env, opts, "slotSize", 9216);
   l->max_rounds = (uint32_t)get_int(env, opts, "maxBatchesPerWakeup", 16);
+  l->busy_poll_us = (uint32_t)get_int(env, opts, "busyPollUs", 0);
+  if (l->busy_poll_us > 1000) l->busy_poll_us = 1000;
   if (l->batch < 1 || l->batch > 1024 || l->slot_size < 64 || l->slot_size > 131072) {
     throw_coded(env, "ERR_NATIVE", "batch must be 1..1024 and slotSize 64..131072 (got %u, %u)", l->batch,
                 l->slot_size);
@@ -829,9 +832,20 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     l->rx_errors++;
     call_js(l, -1, -status);
   } else {
+    uint64_t spin_until = 0;
     for (uint32_t round = 0; round < l->max_rounds && !l->closed && l->polling; round++) {
       int n = link_recv(l);
-      if (n == 0) break;
+      if (n == 0) {
+        /* Busy-poll briefly before sleeping in epoll: a request/reply peer usually answers within
+         * microseconds, and a sleep + wakeup costs more than that. Bounded by busy_poll_us. */
+        if (l->busy_poll_us == 0) break;
+        uint64_t now = uv_hrtime();
+        if (spin_until == 0) spin_until = now + (uint64_t)l->busy_poll_us * 1000;
+        if (now >= spin_until) break;
+        round--;
+        continue;
+      }
+      spin_until = 0;
       if (n < 0) {
         l->rx_errors++;
         call_js(l, -1, -n);
@@ -840,7 +854,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       l->rx_frames += (uint64_t)n;
       l->rx_batches++;
       call_js(l, n, 0);
-      if ((uint32_t)n < l->batch) break;
+      if ((uint32_t)n < l->batch && l->busy_poll_us == 0) break;
     }
   }
   napi_close_handle_scope(env, scope);

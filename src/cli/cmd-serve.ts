@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadTargetConfig, parseExportSpec, type TargetConfig } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
 import { TargetServer } from '../target/server.js';
+import { intOption } from './common.js';
 
 interface ServeOpts {
   config?: string;
@@ -10,6 +11,7 @@ interface ServeOpts {
   export: string[];
   state?: string;
   batch?: number;
+  busyPollUs?: number;
 }
 
 /** Builds a config from --iface/--export when no --config file is given. */
@@ -24,6 +26,7 @@ function configFromFlags(o: ServeOpts): TargetConfig {
       name: iface,
       iface,
       batch: o.batch ?? 64,
+      busyPollUs: o.busyPollUs ?? 0,
       ...(o.netns ? { netns: o.netns } : {}),
     })),
     exports: o.export.map(parseExportSpec),
@@ -49,6 +52,11 @@ export function registerServe(program: Command): void {
       [],
     )
     .option('--state <file>', 'state file for config strings, mask lists, reservations')
+    .option(
+      '--busy-poll-us <us>',
+      'poll this long after the last frame before sleeping (latency vs CPU)',
+      intOption('--busy-poll-us', 0, 1000),
+    )
     .action((o: ServeOpts) => {
       if (o.config && (o.iface.length || o.export.length)) {
         throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');

@@ -14,6 +14,8 @@ export interface LinkConfig {
   iface: string;
   netns?: string;
   batch: number;
+  /** Keep polling this many µs after the last frame before sleeping (0 = off). */
+  busyPollUs: number;
 }
 
 export interface ExportConfig {
@@ -85,13 +87,18 @@ export function validateLinks(value: unknown): LinkConfig[] {
   return value.map((raw, i) => {
     const path = `links[${i}]`;
     const o = obj(raw, path);
-    checkKeys(o, path, ['name', 'iface', 'netns', 'batch']);
+    checkKeys(o, path, ['name', 'iface', 'netns', 'batch', 'busyPollUs']);
     const iface = str(o, 'iface', path);
     if (iface.length > 15) fail(`${path}.iface`, iface, 'an interface name of at most 15 characters');
     const name = o.name === undefined ? iface : str(o, 'name', path);
     if (names.has(name)) fail(`${path}.name`, name, 'a name not used by another link');
     names.add(name);
-    const link: LinkConfig = { name, iface, batch: int(o, 'batch', path, 1, 1024, 64) };
+    const link: LinkConfig = {
+      name,
+      iface,
+      batch: int(o, 'batch', path, 1, 1024, 64),
+      busyPollUs: int(o, 'busyPollUs', path, 0, 1000, 0),
+    };
     if (o.netns !== undefined) link.netns = str(o, 'netns', path);
     return link;
   });

@@ -12,6 +12,11 @@ export interface BatchOptions {
   batch?: number;
   /** Receive batches handled per wakeup before yielding to the event loop. Default 16. */
   maxBatchesPerWakeup?: number;
+  /**
+   * Microseconds to keep polling the socket after the last frame before sleeping in epoll (0 = off,
+   * max 1000). Trades CPU for latency on request/reply traffic.
+   */
+  busyPollUs?: number;
   /** Socket buffer sizes in bytes (default 4 MiB each). */
   rcvbuf?: number;
   sndbuf?: number;
@@ -70,6 +75,7 @@ export abstract class BatchedLink {
       tx: arena(this.txViews[0]!),
       txLen: this.txLen,
       maxBatchesPerWakeup: opts.maxBatchesPerWakeup ?? 16,
+      busyPollUs: opts.busyPollUs ?? 0,
     };
     if (this.rxAddr && this.txAddr) {
       // Address arenas are Buffer.alloc'd (possibly pooled slices), so pass the views themselves.

@@ -47,6 +47,7 @@ export interface ArenaOptions {
   rxAddr?: ArrayBuffer;
   txAddr?: ArrayBuffer;
   maxBatchesPerWakeup?: number;
+  busyPollUs?: number;
   rcvbuf?: number;
   sndbuf?: number;
 }

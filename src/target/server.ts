@@ -5,7 +5,7 @@
  */
 
 import { macFromString } from '../aoe/mac.js';
-import type { ExportConfig as ExportSettings, TargetConfig } from '../config/target-config.js';
+import type { ExportConfig as ExportSettings, LinkConfig, TargetConfig } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
 import { PacketLink } from '../io/packet-link.js';
@@ -23,7 +23,7 @@ export interface ServerStats {
 
 export interface TargetServerOptions {
   /** Opens a link by config (tests inject fakes); default: PacketLink. */
-  openLink?: (iface: string, netns: string | undefined, batch: number) => FrameLink;
+  openLink?: (link: LinkConfig) => FrameLink;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -66,11 +66,16 @@ export class TargetServer {
   private open(): void {
     const openLink =
       this.opts.openLink ??
-      ((iface: string, netns: string | undefined, batch: number) =>
-        PacketLink.open({ iface, batch, ...(netns ? { netns } : {}) }));
+      ((l: LinkConfig) =>
+        PacketLink.open({
+          iface: l.iface,
+          batch: l.batch,
+          busyPollUs: l.busyPollUs,
+          ...(l.netns ? { netns: l.netns } : {}),
+        }));
     const linkIds = new Map<string, number>();
     for (const [id, l] of this.cfg.links.entries()) {
-      const link = openLink(l.iface, l.netns, l.batch);
+      const link = openLink(l);
       this.links.push({ name: l.name, link });
       linkIds.set(l.name, id);
       this.engine.addLink(id, { mac: link.mac, mtu: link.mtu, name: l.name });
