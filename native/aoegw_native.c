@@ -500,11 +500,30 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
   return true;
 }
 
+/* A fresh, unopened link of `kind` (fds -1), or NULL with an exception pending. */
+static link_t *link_new(napi_env env, enum kind kind) {
+  link_t *l = calloc(1, sizeof *l);
+  if (!l) {
+    throw_coded(env, "ERR_NATIVE", "out of memory");
+    return NULL;
+  }
+  l->env = env;
+  l->kind = kind;
+  l->fd = -1;
+  l->ctl_fd = -1;
+  return l;
+}
+
+/* Undoes a failed open: releases what link_new and the partial open acquired. */
+static void link_discard(napi_env env, link_t *l) {
+  link_close(env, l);
+  free(l);
+}
+
 static napi_value link_wrap(napi_env env, link_t *l) {
   napi_value ext, name;
   if (napi_create_external(env, l, link_finalize, NULL, &ext) != napi_ok) {
-    link_close(env, l);
-    free(l);
+    link_discard(env, l);
     return NULL;
   }
   NAPI_OK(napi_create_string_utf8(env, "aoegw-link", NAPI_AUTO_LENGTH, &name));
@@ -530,12 +549,8 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
   NAPI_OK(napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
-  link_t *l = calloc(1, sizeof *l);
+  link_t *l = link_new(env, KIND_PACKET);
   if (!l) return NULL;
-  l->env = env;
-  l->kind = KIND_PACKET;
-  l->fd = -1;
-  l->ctl_fd = -1;
   char ns[4096];
   get_string(env, opts, "ifname", l->ifname, sizeof l->ifname);
   get_string(env, opts, "netns", ns, sizeof ns);
@@ -588,8 +603,7 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   }
   return link_wrap(env, l);
 fail:
-  link_close(env, l);
-  free(l);
+  link_discard(env, l);
   return NULL;
 }
 
@@ -600,12 +614,8 @@ static napi_value js_open_tap(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
   NAPI_OK(napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
-  link_t *l = calloc(1, sizeof *l);
+  link_t *l = link_new(env, KIND_TAP);
   if (!l) return NULL;
-  l->env = env;
-  l->kind = KIND_TAP;
-  l->fd = -1;
-  l->ctl_fd = -1;
   char ns[4096];
   get_string(env, opts, "name", l->ifname, sizeof l->ifname);
   get_string(env, opts, "netns", ns, sizeof ns);
@@ -637,8 +647,7 @@ static napi_value js_open_tap(napi_env env, napi_callback_info info) {
   l->ifname[IFNAMSIZ - 1] = 0;
   return link_wrap(env, l);
 fail:
-  link_close(env, l);
-  free(l);
+  link_discard(env, l);
   return NULL;
 }
 
@@ -694,12 +703,8 @@ static napi_value js_open_udp(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
   NAPI_OK(napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
-  link_t *l = calloc(1, sizeof *l);
+  link_t *l = link_new(env, KIND_UDP);
   if (!l) return NULL;
-  l->env = env;
-  l->kind = KIND_UDP;
-  l->fd = -1;
-  l->ctl_fd = -1;
   char ns[4096], addr[INET6_ADDRSTRLEN + 1];
   get_string(env, opts, "netns", ns, sizeof ns);
   if (!get_string(env, opts, "address", addr, sizeof addr)) addr[0] = 0;
@@ -757,8 +762,7 @@ static napi_value js_open_udp(napi_env env, napi_callback_info info) {
   }
   return link_wrap(env, l);
 fail:
-  link_close(env, l);
-  free(l);
+  link_discard(env, l);
   return NULL;
 }
 

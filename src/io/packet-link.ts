@@ -2,8 +2,8 @@
  * AF_PACKET raw socket bound to the AoE EtherType on one interface (see native/aoegw_native.c).
  */
 import { AoegwError } from '../errors.js';
-import { BatchedLink, type BatchOptions } from './batched-link.js';
-import type { BatchHandler, FrameLink } from './frame-link.js';
+import { BatchedFrameLink } from './batched-frame-link.js';
+import type { BatchOptions } from './batched-link.js';
 import { fromNative, type NativeInterfaceInfo, nativeAddon, netnsPath } from './native.js';
 
 export const AOE_ETHERTYPE = 0x88a2;
@@ -26,12 +26,11 @@ export function interfaceInfo(iface: string, netns?: string): NativeInterfaceInf
   }
 }
 
-export class PacketLink extends BatchedLink implements FrameLink {
+export class PacketLink extends BatchedFrameLink {
   readonly name: string;
   readonly mac: Buffer;
   readonly mtu: number;
   readonly maxFrame: number;
-  private handler: BatchHandler | undefined;
 
   private constructor(opts: PacketLinkOptions, info: NativeInterfaceInfo) {
     // Slots fit the largest frame the interface can carry, rounded up to a cache line.
@@ -69,27 +68,6 @@ export class PacketLink extends BatchedLink implements FrameLink {
       throw fromNative(e);
     }
     return link;
-  }
-
-  onBatch(handler: BatchHandler): void {
-    this.handler = handler;
-    this.startReceiving((count) => this.handler?.(this.rxViews, this.rxLen, count));
-  }
-
-  resume(): void {
-    if (this.handler) this.onBatch(this.handler);
-  }
-
-  send(frame: Uint8Array, length = frame.length): void {
-    if (length > this.maxFrame) {
-      throw new AoegwError(
-        'ERR_FRAME_TOO_LARGE',
-        `frame of ${length} bytes exceeds ${this.name}'s ${this.maxFrame}`,
-      );
-    }
-    const slot = this.txSlot();
-    slot.set(length === frame.length ? frame : frame.subarray(0, length));
-    this.txCommit(length);
   }
 
   /** Receives one batch synchronously (no event loop); for benchmarks. */

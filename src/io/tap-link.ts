@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AoegwError } from '../errors.js';
-import { BatchedLink, type BatchOptions } from './batched-link.js';
-import type { BatchHandler, FrameLink } from './frame-link.js';
+import { BatchedFrameLink } from './batched-frame-link.js';
+import type { BatchOptions } from './batched-link.js';
 import { fromNative, type NativeInterfaceInfo, nativeAddon, netnsPath } from './native.js';
 
 export interface TapLinkOptions extends BatchOptions {
@@ -19,7 +19,7 @@ export interface TapLinkOptions extends BatchOptions {
   up?: boolean;
 }
 
-export class TapLink extends BatchedLink implements FrameLink {
+export class TapLink extends BatchedFrameLink {
   readonly name: string;
   /** The MAC this end sends from: random, locally administered, unicast. */
   readonly mac: Buffer;
@@ -27,7 +27,6 @@ export class TapLink extends BatchedLink implements FrameLink {
   readonly deviceMac: Buffer;
   readonly mtu: number;
   readonly maxFrame: number;
-  private handler: BatchHandler | undefined;
 
   private constructor(opts: TapLinkOptions, mtu: number) {
     super(Math.max(128, (mtu + 14 + 63) & ~63), opts, false);
@@ -64,26 +63,5 @@ export class TapLink extends BatchedLink implements FrameLink {
   /** The kernel-side MAC of the device (frames the kernel sends carry it as source). */
   static interfaceInfo(name: string, netns?: string): NativeInterfaceInfo {
     return nativeAddon().interfaceInfo(name, netnsPath(netns));
-  }
-
-  onBatch(handler: BatchHandler): void {
-    this.handler = handler;
-    this.startReceiving((count) => this.handler?.(this.rxViews, this.rxLen, count));
-  }
-
-  resume(): void {
-    if (this.handler) this.onBatch(this.handler);
-  }
-
-  send(frame: Uint8Array, length = frame.length): void {
-    if (length > this.maxFrame) {
-      throw new AoegwError(
-        'ERR_FRAME_TOO_LARGE',
-        `frame of ${length} bytes exceeds ${this.name}'s ${this.maxFrame}`,
-      );
-    }
-    const slot = this.txSlot();
-    slot.set(length === frame.length ? frame : frame.subarray(0, length));
-    this.txCommit(length);
   }
 }

@@ -6,7 +6,7 @@
  *   its acknowledgement leaves (system-call order under strace: pwrite → fdatasync → sendmmsg),
  *   and after kill -9 in the middle of a write stream every acknowledged write is in the image.
  */
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -18,18 +18,12 @@ import { checkPattern, fillPattern } from '../../src/initiator/pattern.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import { PacketLink } from '../../src/io/packet-link.js';
 import { AOEGW, startServe } from '../helpers/aoegw.js';
+import { sparseImage } from '../helpers/images.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
 import { hasCommand, type Spawned, spawnTracked } from '../helpers/processes.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const skip = netnsSkipReason();
-
-function image(dir: string, name: string, bytes: number): string {
-  const p = join(dir, name);
-  writeFileSync(p, '');
-  truncateSync(p, bytes);
-  return p;
-}
 
 /** Hostile frames: random bytes, AoE-typed garbage, and valid headers with broken arguments. */
 function hostileFrames(dst: Buffer, src: Buffer, n: number, seed: number): Buffer[] {
@@ -90,7 +84,7 @@ describe.skipIf(skip)('built-in target robustness', () => {
 
   it('answers every valid request during a flood of malformed frames and counts the rest', async () => {
     const v = vethPair(nsI, nsT, 1500);
-    const img = image(dir, 'flood.img', 16 << 20);
+    const img = sparseImage(dir, 'flood.img', 16 << 20);
     const server = await startServe([
       '--iface',
       v.b,
@@ -147,7 +141,7 @@ describe.skipIf(skip)('built-in target robustness', () => {
     'sync mode: fdatasync comes between every write and the acknowledgement that follows it',
     async () => {
       const v = vethPair(nsI, nsT, 1500);
-      const img = image(dir, 'order.img', 16 << 20);
+      const img = sparseImage(dir, 'order.img', 16 << 20);
       const trace = join(dir, 'strace.txt');
       const server = spawnTracked('ip', [
         'netns',
@@ -208,7 +202,7 @@ describe.skipIf(skip)('built-in target robustness', () => {
 
   it('after kill -9 during a write stream, every acknowledged write is in the image', async () => {
     const v = vethPair(nsI, nsT, 9000);
-    const img = image(dir, 'kill.img', 32 << 20);
+    const img = sparseImage(dir, 'kill.img', 32 << 20);
     const server = await startServe([
       '--iface',
       v.b,

@@ -4,7 +4,7 @@
  * across a restart, mask-list and reservation enforcement between two initiators on two links,
  * and 64 exports in one process.
  */
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,17 +18,11 @@ import type { Io } from '../../src/initiator/target-client.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import { PacketLink } from '../../src/io/packet-link.js';
 import { startServe } from '../helpers/aoegw.js';
+import { sparseImage } from '../helpers/images.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
 import type { Spawned } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
-
-function image(dir: string, name: string, bytes: number): string {
-  const p = join(dir, name);
-  writeFileSync(p, '');
-  truncateSync(p, bytes);
-  return p;
-}
 
 describe.skipIf(skip)('aoegw serve with our initiator', () => {
   let dir: string;
@@ -64,8 +58,8 @@ describe.skipIf(skip)('aoegw serve with our initiator', () => {
 
   it('serves reads, writes, IDENTIFY, FLUSH, CHECK POWER, and the errors the protocol defines', async () => {
     const v = vethPair(nsI, nsT, 9000);
-    const rw = image(dir, 'rw.img', 32 << 20);
-    const ro = image(dir, 'ro.img', 8 << 20);
+    const rw = sparseImage(dir, 'rw.img', 32 << 20);
+    const ro = sparseImage(dir, 'ro.img', 8 << 20);
     writeFileSync(ro, Buffer.alloc(4096, 0x5a), { flag: 'r+' });
     await serve([
       '--iface',
@@ -119,7 +113,7 @@ describe.skipIf(skip)('aoegw serve with our initiator', () => {
   it('persists config string, mask list and reservations across a restart, and enforces them', async () => {
     const v1 = vethPair(nsI, nsT, 1500);
     const v2 = vethPair(nsI, nsT, 1500);
-    const img = image(dir, 'persist.img', 16 << 20);
+    const img = sparseImage(dir, 'persist.img', 16 << 20);
     const state = join(dir, 'persist-state.json');
     const args = ['--iface', v1.b, '--iface', v2.b, '--export', `4.4=${img}`, '--state', state];
     let server = await serve(args);
@@ -176,7 +170,7 @@ describe.skipIf(skip)('aoegw serve with our initiator', () => {
   it('serves 64 exports from one process', async () => {
     const v = vethPair(nsI, nsT, 9000);
     const args = ['--iface', v.b, '--state', join(dir, 'st64.json')];
-    for (let i = 0; i < 64; i++) args.push('--export', `7.${i}=${image(dir, `m${i}.img`, 4 << 20)}`);
+    for (let i = 0; i < 64; i++) args.push('--export', `7.${i}=${sparseImage(dir, `m${i}.img`, 4 << 20)}`);
     const server = await serve(args);
     const ini = initiator(v.a);
     const found = await discover(ini, 500);

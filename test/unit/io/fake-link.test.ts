@@ -18,7 +18,7 @@ describe('FakeSegment', () => {
     const got = new Map<string, number[]>();
     for (const l of [a, b, c]) {
       got.set(l.name, []);
-      l.onBatch((frames, lens, count) => {
+      l.onBatch((frames, _lens, count) => {
         for (let i = 0; i < count; i++) got.get(l.name)!.push(frames[i]!.readUInt32BE(14));
       });
     }
