@@ -114,6 +114,23 @@ export interface TunnelEndpointOptions {
   readonly loadThreshold?: number;
   /** Added to `now` to get Unix-epoch milliseconds for initiation timestamps. Default 0. */
   readonly clockOffsetMs?: number;
+  /**
+   * Override protocol timers (ms). The defaults are the constants of docs/protocol.md; overriding
+   * them breaks nothing on the wire but is meant for tests and benchmarks (e.g. a 1 s rekey).
+   */
+  readonly timers?: Partial<TunnelTimers>;
+}
+
+/** The protocol timers TunnelEndpointOptions.timers can override (REJECT_AFTER_TIME cannot). */
+export interface TunnelTimers {
+  /** REKEY_AFTER_TIME: the initiator of a session rekeys when sending with it once this old. */
+  readonly rekeyAfterTime: number;
+  /** REKEY_TIMEOUT: retry interval, and the least time between automatic initiations. */
+  readonly rekeyTimeout: number;
+  /** REKEY_ATTEMPT_TIME: give up a handshake this long after its first attempt. */
+  readonly rekeyAttemptTime: number;
+  /** KEEPALIVE_TIMEOUT: answer data with a keepalive when nothing was sent for this long. */
+  readonly keepaliveTimeout: number;
 }
 
 /** Outcome of receive(): what happened to one datagram. Counted in stats.rx. */
@@ -212,6 +229,7 @@ export class TunnelEndpoint {
   private readonly padMultiple: number;
   private readonly maxPlaintext: number;
   private readonly clockOffsetMs: number;
+  private readonly timers: TunnelTimers;
   private readonly checker: CookieChecker;
   private readonly limiter: TokenBucketLimiter | null;
   private readonly rateKey: (addr: Uint8Array, off: number, len: number) => string;
@@ -247,6 +265,16 @@ export class TunnelEndpoint {
     this.maxPlaintext = this.mtu - DATA_OVERHEAD;
     this.maxRecord = Math.min(MAX_RECORD_VALUE, this.maxPlaintext - RECORD_HEADER_LEN);
     this.clockOffsetMs = opts.clockOffsetMs ?? 0;
+    this.timers = {
+      rekeyAfterTime: opts.timers?.rekeyAfterTime ?? REKEY_AFTER_TIME,
+      rekeyTimeout: opts.timers?.rekeyTimeout ?? REKEY_TIMEOUT,
+      rekeyAttemptTime: opts.timers?.rekeyAttemptTime ?? REKEY_ATTEMPT_TIME,
+      keepaliveTimeout: opts.timers?.keepaliveTimeout ?? KEEPALIVE_TIMEOUT,
+    };
+    for (const [k, v] of Object.entries(this.timers)) {
+      if (!(Number.isFinite(v) && v > 0))
+        throw new AoegwError('ERR_TUNNEL_CONFIG', `timers.${k} must be > 0`);
+    }
     this.checker = new CookieChecker(this.crypto, this.publicKey, this.addressLength);
     this.limiter = opts.rateLimit === false ? null : new TokenBucketLimiter(opts.rateLimit ?? {});
     this.rateKey = opts.rateLimitKey ?? sourceKey;
@@ -355,7 +383,7 @@ export class TunnelEndpoint {
     this.index.set(localIndex, pending);
     peer.pending = pending;
     peer.lastInitiationAt = now;
-    peer.retryAt = now + REKEY_TIMEOUT + this.jitter();
+    peer.retryAt = now + this.timers.rekeyTimeout + this.jitter();
     this.stats.txInitiation++;
     this.sink.send(INIT_LEN, peer.endpoint, 0);
     return Send.OK;
@@ -364,7 +392,7 @@ export class TunnelEndpoint {
   /** Start a handshake unless one is under way or the last initiation was under REKEY_TIMEOUT ago. */
   private wantHandshake(peer: Peer, now: number): void {
     if (peer.pending !== null || !peer.hasEndpoint) return;
-    if (now - peer.lastInitiationAt < REKEY_TIMEOUT) return;
+    if (now - peer.lastInitiationAt < this.timers.rekeyTimeout) return;
     peer.attemptStartedAt = now;
     this.sendInitiation(peer, now);
   }
@@ -566,12 +594,12 @@ export class TunnelEndpoint {
     if (
       s === peer.current &&
       s.initiator &&
-      now - s.createdAt >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+      now - s.createdAt >= REJECT_AFTER_TIME - this.timers.keepaliveTimeout - this.timers.rekeyTimeout
     ) {
       this.wantHandshake(peer, now);
     }
     if (ptLen === 0) return Rx.KEEPALIVE;
-    if (peer.keepaliveAt === Number.POSITIVE_INFINITY) peer.keepaliveAt = now + KEEPALIVE_TIMEOUT;
+    if (peer.keepaliveAt === Number.POSITIVE_INFINITY) peer.keepaliveAt = now + this.timers.keepaliveTimeout;
     const r = this.reader.reset(this.rxPlain, 0, ptLen);
     while (r.next()) {
       /* validate the whole list before delivering any of it */
@@ -732,7 +760,10 @@ export class TunnelEndpoint {
       this.stats.txKeepalive++;
     }
     this.sink.send(n, peer.endpoint, 0);
-    if (s.sendCounter >= REKEY_AFTER_MESSAGES || (s.initiator && now - s.createdAt >= REKEY_AFTER_TIME)) {
+    if (
+      s.sendCounter >= REKEY_AFTER_MESSAGES ||
+      (s.initiator && now - s.createdAt >= this.timers.rekeyAfterTime)
+    ) {
       this.wantHandshake(peer, now);
     }
   }
@@ -771,7 +802,7 @@ export class TunnelEndpoint {
       peer.next = null;
     }
     if (peer.pending !== null && now >= peer.retryAt) {
-      if (now - peer.attemptStartedAt >= REKEY_ATTEMPT_TIME) {
+      if (now - peer.attemptStartedAt >= this.timers.rekeyAttemptTime) {
         this.dropPending(peer);
         this.stats.handshakesFailed++;
         if (this.events.handshakeFailed !== undefined) {
@@ -794,7 +825,7 @@ export class TunnelEndpoint {
     }
     if (
       peer.unansweredSince !== Number.NEGATIVE_INFINITY &&
-      now - peer.unansweredSince >= KEEPALIVE_TIMEOUT + REKEY_TIMEOUT
+      now - peer.unansweredSince >= this.timers.keepaliveTimeout + this.timers.rekeyTimeout
     ) {
       peer.unansweredSince = Number.NEGATIVE_INFINITY;
       this.wantHandshake(peer, now);

@@ -10,3 +10,4 @@ export { LoadMonitor, type RateLimitOptions, sourceKey, TokenBucketLimiter } fro
 export * from './records.js';
 export { REPLAY_WINDOW, ReplayWindow } from './replay.js';
 export { Session } from './session.js';
+export { UdpTunnel, type UdpTunnelOptions } from './udp-tunnel.js';

@@ -5,7 +5,9 @@ import { loadTargetConfig } from '../../../src/config/target-config.js';
 
 describe('deploy/config/target.json', () => {
   it('is a valid target config', () => {
-    const c = loadTargetConfig(join(import.meta.dirname, '..', '..', '..', 'deploy', 'config', 'target.json'));
+    const c = loadTargetConfig(
+      join(import.meta.dirname, '..', '..', '..', 'deploy', 'config', 'target.json'),
+    );
     expect(c.exports.map((e) => `${e.shelf}.${e.slot}:${e.durability}:${e.readOnly}`)).toEqual([
       '1.0:sync:false',
       '1.1:direct:false',
