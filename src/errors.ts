@@ -31,6 +31,7 @@ export const ErrorCodes = [
   'ERR_ATA',
   'ERR_AOE_ERROR_REPLY',
   'ERR_USAGE',
+  'ERR_KEY_FILE',
   // tunnel
   'ERR_CRYPTO',
   'ERR_HANDSHAKE',

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { AoegwError } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
 import { registerDiscover } from './cmd-discover.js';
+import { registerKeys } from './cmd-keys.js';
 import { registerServe } from './cmd-serve.js';
 import { registerVerify } from './cmd-verify.js';
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerVerify(program);
   registerServe(program);
+  registerKeys(program);
   return program;
 }
 

@@ -1,0 +1,100 @@
+/**
+ * Gateway static key files. Format: one line with the base64 of the 32-byte X25519 secret key;
+ * blank lines and lines starting with '#' are ignored. Rules, enforced before the key is used:
+ * a regular file, owned by the current user (or root), and not readable or writable by group or
+ * others (like ssh) — a key that others can read is a key that others may have.
+ */
+import { closeSync, constants, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { AoegwError } from '../errors.js';
+import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
+
+export const KEY_BYTES = 32;
+
+function keyError(path: string, why: string): AoegwError {
+  return new AoegwError('ERR_KEY_FILE', `key file ${path}: ${why}`);
+}
+
+/** Parses the key text; throws ERR_KEY_FILE naming what is wrong. */
+export function parseKeyText(text: string, path: string): Uint8Array {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('#'));
+  if (lines.length !== 1) throw keyError(path, `expected exactly one key line, found ${lines.length}`);
+  const line = lines[0]!;
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(line)) {
+    throw keyError(path, 'the key line is not the base64 of 32 bytes (44 characters ending in "=")');
+  }
+  return new Uint8Array(Buffer.from(line, 'base64'));
+}
+
+/** Reads and checks a private key file, returning the key pair. The caller zeroes it when done. */
+export function loadKeyFile(path: string, crypto: CryptoBackend): X25519KeyPair {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'ELOOP'
+          ? 'is a symbolic link (refused)'
+          : (e as Error).message;
+    throw keyError(path, why);
+  }
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw keyError(path, 'is not a regular file');
+    const uid = process.getuid?.() ?? 0;
+    if (st.uid !== uid && st.uid !== 0)
+      throw keyError(path, `is owned by uid ${st.uid}, not by this user (${uid}) or root`);
+    if ((st.mode & 0o077) !== 0) {
+      throw keyError(
+        path,
+        `permissions ${(st.mode & 0o777).toString(8).padStart(4, '0')} let group or others access it; run chmod 600 ${path}`,
+      );
+    }
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const secret = parseKeyText(text, path);
+  const pair = crypto.x25519KeyPair(secret);
+  crypto.memzero(secret);
+  return pair;
+}
+
+/** Writes a new random private key with mode 0600; refuses to overwrite an existing file. */
+export function writeNewKeyFile(path: string, crypto: CryptoBackend): X25519KeyPair {
+  const pair = crypto.x25519KeyPair();
+  let fd: number;
+  try {
+    fd = openSync(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw keyError(
+      path,
+      code === 'EEXIST' ? 'already exists (refusing to overwrite a key)' : (e as Error).message,
+    );
+  }
+  try {
+    const b64 = Buffer.from(pair.secretKey).toString('base64');
+    writeSync(
+      fd,
+      `# aoegw private key (X25519). Keep it secret: mode 0600, never copied off this host.\n${b64}\n`,
+    );
+  } finally {
+    closeSync(fd);
+  }
+  return pair;
+}
+
+export function formatPublicKey(publicKey: Uint8Array): string {
+  return Buffer.from(publicKey).toString('base64');
+}
