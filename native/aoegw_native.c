@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -187,6 +188,26 @@ static bool get_prop(napi_env env, napi_value obj, const char *name, napi_value 
   return t != napi_undefined && t != napi_null;
 }
 
+static bool is_present(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && t != napi_undefined && t != napi_null;
+}
+
+/* Like get_string, but a present-and-invalid value (not a string, too long) throws ERR_NETNS instead
+ * of silently meaning "no namespace" (which would open the socket in the wrong namespace). */
+static bool get_netns(napi_env env, napi_value obj, char *buf, size_t cap) {
+  napi_value v;
+  buf[0] = 0;
+  if (!get_prop(env, obj, "netns", &v)) return true;
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len == 0 || len >= cap) {
+    throw_coded(env, "ERR_NETNS", "netns must be a namespace path of 1..%zu characters", cap - 1);
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, buf, cap, &len);
+  return true;
+}
+
 static bool get_string(napi_env env, napi_value obj, const char *name, char *buf, size_t cap) {
   napi_value v;
   buf[0] = 0;
@@ -296,7 +317,11 @@ static napi_value js_interface_info(napi_env env, napi_callback_info info) {
     throw_coded(env, "ERR_NATIVE", "interfaceInfo(name[, netns]) needs an interface name");
     return NULL;
   }
-  if (argc > 1) napi_get_value_string_utf8(env, argv[1], ns, sizeof ns, &len);
+  if (argc > 1 && is_present(env, argv[1]) &&
+      (napi_get_value_string_utf8(env, argv[1], ns, sizeof ns, &len) != napi_ok || len >= sizeof ns - 1)) {
+    throw_coded(env, "ERR_NETNS", "netns must be a namespace path shorter than %zu characters", sizeof ns - 1);
+    return NULL;
+  }
   int saved = netns_enter(ns);
   if (saved < -1) {
     throw_errno(env, -(saved + 1000), "enter netns", ns);
@@ -331,7 +356,11 @@ static napi_value js_set_interface(napi_env env, napi_callback_info info) {
     throw_coded(env, "ERR_NATIVE", "setInterface(name, opts[, netns])");
     return NULL;
   }
-  if (argc > 2) napi_get_value_string_utf8(env, argv[2], ns, sizeof ns, &len);
+  if (argc > 2 && is_present(env, argv[2]) &&
+      (napi_get_value_string_utf8(env, argv[2], ns, sizeof ns, &len) != napi_ok || len >= sizeof ns - 1)) {
+    throw_coded(env, "ERR_NETNS", "netns must be a namespace path shorter than %zu characters", sizeof ns - 1);
+    return NULL;
+  }
   if (strlen(name) >= IFNAMSIZ) {
     throw_coded(env, "ERR_NO_SUCH_INTERFACE", "interface name '%s' is longer than %d characters", name, IFNAMSIZ - 1);
     return NULL;
@@ -553,7 +582,7 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   if (!l) return NULL;
   char ns[4096];
   get_string(env, opts, "ifname", l->ifname, sizeof l->ifname);
-  get_string(env, opts, "netns", ns, sizeof ns);
+  if (!get_netns(env, opts, ns, sizeof ns)) goto fail;
   int ethertype = (int)get_int(env, opts, "ethertype", 0x88A2);
   if (!link_setup_arenas(env, l, opts)) goto fail;
 
@@ -618,7 +647,7 @@ static napi_value js_open_tap(napi_env env, napi_callback_info info) {
   if (!l) return NULL;
   char ns[4096];
   get_string(env, opts, "name", l->ifname, sizeof l->ifname);
-  get_string(env, opts, "netns", ns, sizeof ns);
+  if (!get_netns(env, opts, ns, sizeof ns)) goto fail;
   if (!link_setup_arenas(env, l, opts)) goto fail;
   int saved = netns_enter(ns);
   if (saved < -1) {
@@ -706,7 +735,7 @@ static napi_value js_open_udp(napi_env env, napi_callback_info info) {
   link_t *l = link_new(env, KIND_UDP);
   if (!l) return NULL;
   char ns[4096], addr[INET6_ADDRSTRLEN + 1];
-  get_string(env, opts, "netns", ns, sizeof ns);
+  if (!get_netns(env, opts, ns, sizeof ns)) goto fail;
   if (!get_string(env, opts, "address", addr, sizeof addr)) addr[0] = 0;
   int family = (int)get_int(env, opts, "family", 4);
   int port = (int)get_int(env, opts, "port", 0);
@@ -772,14 +801,23 @@ fail:
 static int link_recv(link_t *l) {
   if (l->kind == KIND_TAP) {
     uint32_t n = 0;
+    uint8_t spare;
     while (n < l->batch) {
-      ssize_t r = read(l->fd, l->rx + (size_t)n * l->slot_size, l->slot_size);
+      /* tun read() returns only what it copied, so a frame longer than the slot would look
+       * whole: read one spare byte past the slot, and if it is used the frame was truncated. */
+      struct iovec iov[2] = {{l->rx + (size_t)n * l->slot_size, l->slot_size}, {&spare, 1}};
+      ssize_t r = readv(l->fd, iov, 2);
       if (r < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         return n > 0 ? (int)n : -errno;
       }
-      l->rx_len[n++] = (int32_t)r;
+      if ((size_t)r > l->slot_size) {
+        l->rx_len[n++] = -(int32_t)r; /* at least this long; the true length is unknown */
+        l->rx_truncated++;
+      } else {
+        l->rx_len[n++] = (int32_t)r;
+      }
     }
     return (int)n;
   }

@@ -4,7 +4,8 @@
  * a regular file, owned by the current user (or root), and not readable or writable by group or
  * others (like ssh) — a key that others can read is a key that others may have.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { AoegwError } from '../errors.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
 
@@ -25,14 +26,18 @@ export function parseKeyText(text: string, path: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]{43}=$/.test(line)) {
     throw keyError(path, 'the key line is not the base64 of 32 bytes (44 characters ending in "=")');
   }
-  return new Uint8Array(Buffer.from(line, 'base64'));
+  // Decode into an unpooled buffer the caller zeroes (Buffer.from would leave a copy in the pool).
+  const key = Buffer.alloc(KEY_BYTES);
+  key.write(line, 'base64');
+  return key;
 }
 
 /** Reads and checks a private key file, returning the key pair. The caller zeroes it when done. */
 export function loadKeyFile(path: string, crypto: CryptoBackend): X25519KeyPair {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO planted at the path must not hang the daemon before the isFile() check.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why =
@@ -84,13 +89,21 @@ export function writeNewKeyFile(path: string, crypto: CryptoBackend): X25519KeyP
     );
   }
   try {
-    const b64 = Buffer.from(pair.secretKey).toString('base64');
-    writeSync(
+    // A view, not Buffer.from(copy): no stray copy of the secret left in Node's buffer pool.
+    const b64 = Buffer.from(pair.secretKey.buffer, pair.secretKey.byteOffset, KEY_BYTES).toString('base64');
+    writeFileSync(
       fd,
       `# aoegw private key (X25519). Keep it secret: mode 0600, never copied off this host.\n${b64}\n`,
     );
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+  const dfd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
   }
   return pair;
 }

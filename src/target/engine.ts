@@ -559,12 +559,12 @@ export class TargetEngine {
       case AtaOp.READ_SECTORS:
       case AtaOp.READ_SECTORS_EXT:
         c.ataRead++;
-        this.dataRequest(exp, i, buf, ini, false);
+        this.dataRequest(exp, i, buf, ini, false, op === AtaOp.READ_SECTORS_EXT);
         return;
       case AtaOp.WRITE_SECTORS:
       case AtaOp.WRITE_SECTORS_EXT:
         c.ataWrite++;
-        this.dataRequest(exp, i, buf, ini, true);
+        this.dataRequest(exp, i, buf, ini, true, op === AtaOp.WRITE_SECTORS_EXT);
         return;
       case AtaOp.IDENTIFY_DEVICE: {
         c.ataIdentify++;
@@ -608,11 +608,15 @@ export class TargetEngine {
     buf: Buffer,
     ini: InitiatorCounters,
     write: boolean,
+    ext: boolean,
   ): void {
     const a = this.ata;
     const n = a.sectorCount;
     // Sector count 0 means 256 (or 65536) sectors in ATA: no AoE frame carries that.
+    // The E flag decides how the address was decoded (28 or 48 bits); an EXT opcode without it
+    // (or the reverse) would silently land on another LBA, so it is refused.
     if (
+      ext !== ((a.aflags & AtaFlag.LBA48) !== 0) ||
       write !== ((a.aflags & AtaFlag.WRITE) !== 0) ||
       (write && exp.readOnly) ||
       n === 0 ||

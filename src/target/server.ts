@@ -19,6 +19,7 @@ import { StateFile } from './state-file.js';
 export interface ServerStats {
   engine: EngineStatsSnapshot;
   links: Record<string, ReturnType<FrameLink['stats']>>;
+  stateWriteErrors: number;
 }
 
 export interface TargetServerOptions {
@@ -34,6 +35,7 @@ export class TargetServer {
   private readonly stores: BlockStore[] = [];
   private readonly state: StateFile;
   private stopped = false;
+  stateWriteErrors = 0;
 
   private constructor(
     private readonly cfg: TargetConfig,
@@ -41,9 +43,10 @@ export class TargetServer {
   ) {
     this.state = new StateFile(cfg.stateFile);
     this.engine = new TargetEngine({
-      // Inline on purpose: the reply that acknowledges a config/mask/reserve change leaves after
-      // this returns, so an acknowledged change is on disk. These commands are rare.
-      onStateChange: (key, st) => this.state.set(key, st),
+      // Staged here, written once at the end of the receive batch (see open()), before that
+      // batch's replies leave: an acknowledged change is on disk, and a flood of state-changing
+      // frames costs one atomic write per batch, not one per frame.
+      onStateChange: (key, st) => this.state.stage(key, st),
       onError: (e) => this.log(`state file write failed: ${e.message}`),
     });
   }
@@ -106,7 +109,16 @@ export class TargetServer {
     const now = this.opts.now ?? (() => performance.now());
     for (const [id, { name, link }] of this.links.entries()) {
       link.onError((err) => this.log(`link ${name}: ${err.message}`));
-      link.onBatch((frames, lens, count) => this.engine.handleBatch(id, frames, lens, count, link, now()));
+      link.onBatch((frames, lens, count) => {
+        this.engine.handleBatch(id, frames, lens, count, link, now());
+        try {
+          this.state.saveIfDirty();
+        } catch (e) {
+          // The change is in effect in memory and its reply is already built; say so loudly.
+          this.stateWriteErrors++;
+          this.log(`${(e as Error).message} (protocol state changes are NOT persisted)`);
+        }
+      });
       const n = this.engine.announce(id, link);
       link.flush();
       this.log(`link ${name}: serving ${n} exports, mtu ${link.mtu}`);
@@ -116,7 +128,7 @@ export class TargetServer {
   stats(): ServerStats {
     const links: ServerStats['links'] = {};
     for (const { name, link } of this.links) links[name] = link.stats();
-    return { engine: this.engine.stats(), links };
+    return { engine: this.engine.stats(), links, stateWriteErrors: this.stateWriteErrors };
   }
 
   /**

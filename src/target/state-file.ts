@@ -5,13 +5,15 @@
  */
 import {
   closeSync,
+  constants,
   existsSync,
   fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
-  writeSync,
+  rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { formatMac, macFromString } from '../aoe/mac.js';
@@ -30,6 +32,7 @@ interface StateFileJson {
 
 export class StateFile {
   private readonly states = new Map<string, ExportState>();
+  private dirty = false;
   writes = 0;
 
   constructor(readonly path: string) {
@@ -70,40 +73,67 @@ export class StateFile {
 
   /** Records the new state of one export and rewrites the file atomically. */
   set(key: string, state: ExportState): void {
+    this.stage(key, state);
+    this.save();
+  }
+
+  /**
+   * Records the new state without writing: the driver calls saveIfDirty() once per receive batch,
+   * so a burst of state-changing frames costs one atomic write, not one per frame.
+   */
+  stage(key: string, state: ExportState): void {
     this.states.set(key, {
       config: Buffer.from(state.config),
       masks: state.masks.map((m) => Buffer.from(m)),
       reserve: state.reserve.map((m) => Buffer.from(m)),
     });
-    this.save();
+    this.dirty = true;
+  }
+
+  /** Writes the file if anything was staged since the last write. */
+  saveIfDirty(): void {
+    if (this.dirty) this.save();
   }
 
   private save(): void {
     const json: StateFileJson = { version: 1, exports: {} };
-    for (const [key, s] of [...this.states].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [key, st] of [...this.states].sort(([a], [b]) => a.localeCompare(b))) {
       json.exports[key] = {
-        config: s.config.toString('base64'),
-        masks: s.masks.map((m) => formatMac(m)),
-        reserve: s.reserve.map((m) => formatMac(m)),
+        config: st.config.toString('base64'),
+        masks: st.masks.map((m) => formatMac(m)),
+        reserve: st.reserve.map((m) => formatMac(m)),
       };
     }
     const dir = dirname(this.path);
     mkdirSync(dir, { recursive: true });
     const tmp = `${this.path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
+    rmSync(tmp, { force: true }); // a leftover of a crashed write; never follow or reuse it
+    let fd = -1;
     try {
-      writeSync(fd, `${JSON.stringify(json, null, 2)}\n`);
+      fd = openSync(
+        tmp,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      writeFileSync(fd, `${JSON.stringify(json, null, 2)}\n`); // loops until every byte is written
       fsyncSync(fd);
-    } finally {
       closeSync(fd);
+      fd = -1;
+      renameSync(tmp, this.path);
+    } catch (e) {
+      if (fd >= 0) closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw new AoegwError('ERR_SYSCALL', `cannot write state file ${this.path}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
-    renameSync(tmp, this.path);
     const dfd = openSync(dir, 'r');
     try {
       fsyncSync(dfd);
     } finally {
       closeSync(dfd);
     }
+    this.dirty = false;
     this.writes++;
   }
 }

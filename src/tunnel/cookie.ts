@@ -12,7 +12,7 @@
  *   it, and then proves so with mac2 = BLAKE2b-128 keyed with the cookie over the message up to mac2.
  */
 import { AoegwError } from '../errors.js';
-import { COOKIE_SECRET_LIFETIME, LABEL_COOKIE, LABEL_MAC1 } from './constants.js';
+import { COOKIE_REPLY_WINDOW, COOKIE_SECRET_LIFETIME, LABEL_COOKIE, LABEL_MAC1 } from './constants.js';
 import { type CryptoBackend, DH_LEN, KEY_LEN, TAG_LEN, XNONCE_LEN } from './crypto.js';
 import {
   COOKIE_LEN,
@@ -146,6 +146,7 @@ export class CookieMaker {
   private readonly lastMac1 = new Uint8Array(MAC_LEN);
   private awaitingReply = false;
   private readonly opened = new Uint8Array(COOKIE_LEN);
+  private stampedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly crypto: CryptoBackend,
@@ -170,6 +171,7 @@ export class CookieMaker {
     macInto(this.crypto, mac1, this.mac1Key, msg, mac1Off);
     this.lastMac1.set(mac1);
     this.awaitingReply = true;
+    this.stampedAt = now;
     if (this.hasCookie(now)) macInto(this.crypto, mac2, this.cookie, msg, mac1Off + MAC_LEN);
     else mac2.fill(0);
   }
@@ -179,7 +181,10 @@ export class CookieMaker {
    * last message we stamped. Returns false, changing nothing, when it does not authenticate.
    */
   consumeReply(msg: Uint8Array, now: number): boolean {
-    if (!this.awaitingReply) return false;
+    // A reply must answer a message we stamped recently (COOKIE_REPLY_WINDOW): an old one, held
+    // back by an attacker, must not install a cookie.
+    if (!this.awaitingReply || now - this.stampedAt > COOKIE_REPLY_WINDOW || now < this.stampedAt)
+      return false;
     const nonce = msg.subarray(COOKIE_NONCE, COOKIE_SEALED);
     const n = this.crypto.xopen(
       this.opened,

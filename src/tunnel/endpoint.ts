@@ -277,7 +277,8 @@ export class TunnelEndpoint {
     }
     this.checker = new CookieChecker(this.crypto, this.publicKey, this.addressLength);
     this.limiter = opts.rateLimit === false ? null : new TokenBucketLimiter(opts.rateLimit ?? {});
-    this.rateKey = opts.rateLimitKey ?? sourceKey;
+    // One bucket per source host: a port is free to change, so it must not buy a fresh bucket.
+    this.rateKey = opts.rateLimitKey ?? ((a, o, l) => sourceKey(a, o, l, true));
     this.load = new LoadMonitor(opts.loadThreshold);
     // A datagram of any size can arrive; its plaintext is at most 64 KiB.
     this.rxPlain = new Uint8Array(65536);
@@ -508,9 +509,12 @@ export class TunnelEndpoint {
       this.index.set(localIndex, session);
       this.dropSession(peer.next);
       peer.next = session;
-      this.roam(peer, addr, addrOff);
       this.stats.txResponse++;
       sent = true;
+      // Answer the source, but do not move the peer's endpoint yet: an initiation can be a replay
+      // (timestamps are not persisted across restarts), and roaming on it would redirect a live
+      // session. The endpoint follows the first authenticated transport packet on `next`. Sending
+      // before any event handler runs also keeps a reentrant send from reusing this tx slot.
       this.sink.send(RESP_LEN, addr, addrOff);
       return Rx.INITIATION;
     } finally {

@@ -135,6 +135,10 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
     expect(() => PacketLink.open({ iface: 'lo', netns: 'aoegw-no-such-namespace' })).toThrow(
       expect.objectContaining({ code: 'ERR_NETNS' }),
     );
+    // Too long to be a path: an error, never a silent fallback to the current namespace.
+    expect(() => PacketLink.open({ iface: 'lo', netns: `/${'x'.repeat(5000)}` })).toThrow(
+      expect.objectContaining({ code: 'ERR_NETNS' }),
+    );
   });
 
   it('a TAP device carries frames both ways with its kernel side', async () => {
@@ -163,6 +167,30 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
       }
       expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i));
       expect(fromTap).toEqual(Array.from({ length: 100 }, (_, i) => 1000 + i));
+    } finally {
+      tap.close();
+    }
+  });
+
+  it('a TAP frame longer than its slots is counted as truncated and never delivered as data', async () => {
+    const name = `agtr${process.pid % 10000}`;
+    const tap = TapLink.open({ name, netns: nsA.name, mtu: 1500 });
+    try {
+      nsA.ip('link', 'set', name, 'mtu', '9000');
+      const kernelSide = PacketLink.open({ iface: name, netns: nsA.name });
+      links.push(kernelSide);
+      const lengths: number[] = [];
+      tap.onBatch((frames, lens, count) => {
+        for (let i = 0; i < count; i++)
+          if (lens[i]! <= 0 || frames[i]!.readUInt16BE(12) === 0x88a2) lengths.push(lens[i]!);
+      });
+      kernelSide.txCommit(fillFrame(kernelSide.txSlot(), tap.mac, kernelSide.mac, 1, 4000));
+      kernelSide.txCommit(fillFrame(kernelSide.txSlot(), tap.mac, kernelSide.mac, 2, 200));
+      const deadline = Date.now() + 3000;
+      while (lengths.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(lengths[0]).toBeLessThan(0); // truncated: only "longer than the slot" is known
+      expect(lengths[1]).toBe(200);
+      expect(tap.stats().rxTruncated).toBe(1);
     } finally {
       tap.close();
     }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -51,6 +52,10 @@ describe('key files', () => {
     expect(() => loadKeyFile(link, crypto)).toThrow(/symbolic link/);
     expect(() => loadKeyFile(join(dir, 'nope.key'), crypto)).toThrow(/does not exist/);
     expect(() => loadKeyFile(dir, crypto)).toThrow(/not a regular file/);
+    // A FIFO must be refused at once, not block the daemon on open().
+    const fifo = join(dir, 'fifo.key');
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    expect(() => loadKeyFile(fifo, crypto)).toThrow(/not a regular file/);
   });
 
   it.each([

@@ -1,4 +1,13 @@
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,6 +107,25 @@ describe('StateFile', () => {
     expect(st.masks.map((m) => m.toString('hex'))).toEqual(['525400123456']);
     expect(st.reserve.map((m) => m.toString('hex'))).toEqual(['020000000001', '020000000002']);
     expect(JSON.parse(readFileSync(path, 'utf8')).exports['1.2'].masks).toEqual(['52:54:00:12:34:56']);
+  });
+
+  it('stages many changes and writes them once; a stale temp file or symlink is not followed', () => {
+    const path = join(dir, 'batch', 'state.json');
+    const s = new StateFile(path);
+    for (let i = 0; i < 50; i++) s.stage(`1.${i}`, { config: Buffer.from(`c${i}`), masks: [], reserve: [] });
+    expect(s.writes).toBe(0);
+    s.saveIfDirty();
+    s.saveIfDirty();
+    expect(s.writes).toBe(1);
+    expect(Object.keys(JSON.parse(readFileSync(path, 'utf8')).exports)).toHaveLength(50);
+    // A symlink planted where the temp file goes must not redirect the write.
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'keep me');
+    symlinkSync(victim, `${path}.tmp-${process.pid}`);
+    s.stage('2.0', { config: Buffer.from('x'), masks: [], reserve: [] });
+    s.saveIfDirty();
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+    expect(new StateFile(path).get('2.0')?.config.toString()).toBe('x');
   });
 
   it('refuses a corrupt state file instead of starting with empty state', () => {

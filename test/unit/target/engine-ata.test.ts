@@ -308,3 +308,19 @@ describe('frames the codec builds decode back (sanity of the fixtures)', () => {
     expect(encodeFrame((d as { value: AtaMessage }).value).equals(f)).toBe(true);
   });
 });
+
+describe('addressing mode must match the opcode', () => {
+  it.each([
+    ['READ SECTORS EXT without the E flag', { op: 0x24, lba48: false }],
+    ['WRITE SECTORS EXT without the E flag', { op: 0x34, lba48: false, data: Buffer.alloc(512, 1) }],
+    ['READ SECTORS (28-bit) with the E flag', { op: 0x20, lba48: true }],
+    ['WRITE SECTORS (28-bit) with the E flag', { op: 0x30, lba48: true, data: Buffer.alloc(512, 1) }],
+  ])('%s is aborted, not served from another LBA', (_name, o) => {
+    const s = setup();
+    const before = Buffer.from(s.store.data);
+    const r = only(s.run([ata({ lba: 3, count: 1, ...o })]));
+    expect(r.cmdStatus).toBe(ERR);
+    expect(r.errFeature).toBe(AtaErrorBit.ABRT);
+    expect(s.store.data.equals(before)).toBe(true);
+  });
+});

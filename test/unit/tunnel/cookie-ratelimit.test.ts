@@ -1,6 +1,11 @@
 /** mac1/mac2/cookie primitives, the token-bucket rate limiter and the load monitor. */
 import { describe, expect, it } from 'vitest';
-import { COOKIE_SECRET_LIFETIME, LABEL_MAC1, UNDER_LOAD_HOLD } from '../../../src/tunnel/constants.js';
+import {
+  COOKIE_REPLY_WINDOW,
+  COOKIE_SECRET_LIFETIME,
+  LABEL_MAC1,
+  UNDER_LOAD_HOLD,
+} from '../../../src/tunnel/constants.js';
 import { CookieChecker, CookieMaker, deriveLabelKey } from '../../../src/tunnel/cookie.js';
 import {
   COOKIE_REPLY_LEN,
@@ -44,6 +49,19 @@ describe.each(backends.map((b) => [b.name, b] as const))('cookies on %s', (_n, c
     expect(checker.checkMac1(m, INIT_MAC1)).toBe(true);
     m[5]! ^= 1;
     expect(checker.checkMac1(m, INIT_MAC1)).toBe(false);
+  });
+
+  it('a cookie reply older than COOKIE_REPLY_WINDOW is refused and installs nothing', () => {
+    const checker = new CookieChecker(crypto, responder.publicKey, 24);
+    const maker = new CookieMaker(crypto, responder.publicKey);
+    const m = initiation();
+    maker.stamp(m, INIT_MAC1, T);
+    const reply = new Uint8Array(COOKIE_REPLY_LEN);
+    checker.writeReply(reply, readU32(m, INIT_SENDER), m, INIT_MAC1, addr(5), 0, T);
+    expect(maker.consumeReply(reply, T + COOKIE_REPLY_WINDOW + 1)).toBe(false);
+    expect(maker.hasCookie(T + COOKIE_REPLY_WINDOW + 1)).toBe(false);
+    // Within the window the same reply works.
+    expect(maker.consumeReply(reply, T + COOKIE_REPLY_WINDOW)).toBe(true);
   });
 
   it('cookie reply → mac2 valid from that address only, until the secret rotates', () => {

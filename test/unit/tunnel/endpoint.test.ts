@@ -441,6 +441,27 @@ describe('roaming', () => {
     expect(ba.endpoint).toEqual(moved);
   });
 
+  it('a replayed initiation accepted after the responder forgot the timestamp does not redirect the peer', () => {
+    const a = new Node(crypto, 1);
+    const b = new Node(crypto, 2);
+    const ab = a.addPeer(b);
+    const ba = b.addPeer(a);
+    a.ep.initiate(ab, T0);
+    const [init] = a.sink.take();
+    expect(b.recv(init!.data, a.addr, T0)).toBe(Rx.INITIATION);
+    new Net(a, b).run(T0);
+    expect(ba.hasSession(T0)).toBe(true);
+    // The responder restarts its view of the peer (timestamps are not persisted) ...
+    b.ep.removePeer(ba);
+    const ba2 = b.addPeer(a);
+    // ... and an attacker replays the recorded initiation from its own address.
+    const attacker = addr(66, 6666);
+    expect(b.recv(init!.data, attacker, T0 + 1000)).toBe(Rx.INITIATION);
+    const [response] = b.sink.take();
+    expect(response!.to).toEqual(attacker); // answered where it came from ...
+    expect(ba2.endpoint).toEqual(a.addr); // ... but the peer's endpoint did not move
+  });
+
   it('a peer without a configured endpoint learns it from its initiation', () => {
     const a = new Node(crypto, 1);
     const b = new Node(crypto, 2);
