@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
-import { loadTargetConfig, parseExportSpec, type TargetConfig } from '../config/target-config.js';
+import {
+  DEFAULT_BUSY_POLL_US,
+  loadTargetConfig,
+  parseExportSpec,
+  type TargetConfig,
+} from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
 import { TargetServer } from '../target/server.js';
 import { intOption } from './common.js';
@@ -26,7 +31,7 @@ function configFromFlags(o: ServeOpts): TargetConfig {
       name: iface,
       iface,
       batch: o.batch ?? 64,
-      busyPollUs: o.busyPollUs ?? 0,
+      busyPollUs: o.busyPollUs ?? DEFAULT_BUSY_POLL_US,
       ...(o.netns ? { netns: o.netns } : {}),
     })),
     exports: o.export.map(parseExportSpec),
@@ -54,7 +59,7 @@ export function registerServe(program: Command): void {
     .option('--state <file>', 'state file for config strings, mask lists, reservations')
     .option(
       '--busy-poll-us <us>',
-      'poll this long after the last frame before sleeping (latency vs CPU)',
+      'poll this long after the last frame before sleeping (default 30, 0 = off)',
       intOption('--busy-poll-us', 0, 1000),
     )
     .action((o: ServeOpts) => {

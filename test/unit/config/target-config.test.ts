@@ -40,8 +40,8 @@ describe('target config', () => {
     const c = load(good);
     expect(c.stateFile).toBe('/tmp/x/state.json');
     expect(c.links).toEqual([
-      { name: 'lan', iface: 'eth0', batch: 64, busyPollUs: 0 },
-      { name: 'eth1', iface: 'eth1', batch: 32, busyPollUs: 0 },
+      { name: 'lan', iface: 'eth0', batch: 64, busyPollUs: 30 },
+      { name: 'eth1', iface: 'eth1', batch: 32, busyPollUs: 30 },
     ]);
     expect(c.exports[0]).toMatchObject({
       shelf: 1,
