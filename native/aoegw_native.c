@@ -306,6 +306,27 @@ static napi_value ifinfo_to_js(napi_env env, const char *name, const ifinfo_t *i
   return o;
 }
 
+/* Reads the optional netns argument `v` into ns (cap 4096) and opens a datagram socket inside that
+ * namespace for interface ioctls. Returns the socket, or -1 with an exception pending. */
+static int ctl_socket_in(napi_env env, napi_value v, bool present, char *ns, size_t cap) {
+  size_t len = 0;
+  ns[0] = 0;
+  if (present && is_present(env, v) && (napi_get_value_string_utf8(env, v, ns, cap, &len) != napi_ok || len >= cap - 1)) {
+    throw_coded(env, "ERR_NETNS", "netns must be a namespace path shorter than %zu characters", cap - 1);
+    return -1;
+  }
+  int saved = netns_enter(ns);
+  if (saved < -1) {
+    throw_errno(env, -(saved + 1000), "enter netns", ns);
+    return -1;
+  }
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int e = s < 0 ? errno : 0;
+  netns_leave(saved);
+  if (s < 0) throw_errno(env, e, "socket", NULL);
+  return s;
+}
+
 /* interfaceInfo(name, netnsPath?) -> { name, index, mtu, mac, up, running } */
 static napi_value js_interface_info(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -317,23 +338,8 @@ static napi_value js_interface_info(napi_env env, napi_callback_info info) {
     throw_coded(env, "ERR_NATIVE", "interfaceInfo(name[, netns]) needs an interface name");
     return NULL;
   }
-  if (argc > 1 && is_present(env, argv[1]) &&
-      (napi_get_value_string_utf8(env, argv[1], ns, sizeof ns, &len) != napi_ok || len >= sizeof ns - 1)) {
-    throw_coded(env, "ERR_NETNS", "netns must be a namespace path shorter than %zu characters", sizeof ns - 1);
-    return NULL;
-  }
-  int saved = netns_enter(ns);
-  if (saved < -1) {
-    throw_errno(env, -(saved + 1000), "enter netns", ns);
-    return NULL;
-  }
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  int e = s < 0 ? errno : 0;
-  netns_leave(saved);
-  if (s < 0) {
-    throw_errno(env, e, "socket", NULL);
-    return NULL;
-  }
+  int s = ctl_socket_in(env, argv[1], argc > 1, ns, sizeof ns);
+  if (s < 0) return NULL;
   ifinfo_t ii;
   int r = if_lookup(s, name, &ii);
   close(s);
@@ -356,11 +362,6 @@ static napi_value js_set_interface(napi_env env, napi_callback_info info) {
     throw_coded(env, "ERR_NATIVE", "setInterface(name, opts[, netns])");
     return NULL;
   }
-  if (argc > 2 && is_present(env, argv[2]) &&
-      (napi_get_value_string_utf8(env, argv[2], ns, sizeof ns, &len) != napi_ok || len >= sizeof ns - 1)) {
-    throw_coded(env, "ERR_NETNS", "netns must be a namespace path shorter than %zu characters", sizeof ns - 1);
-    return NULL;
-  }
   if (strlen(name) >= IFNAMSIZ) {
     throw_coded(env, "ERR_NO_SUCH_INTERFACE", "interface name '%s' is longer than %d characters", name, IFNAMSIZ - 1);
     return NULL;
@@ -373,18 +374,9 @@ static napi_value js_set_interface(napi_env env, napi_callback_info info) {
     napi_get_value_bool(env, upv, &b);
     up = b ? 1 : 0;
   }
-  int saved = netns_enter(ns);
-  if (saved < -1) {
-    throw_errno(env, -(saved + 1000), "enter netns", ns);
-    return NULL;
-  }
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  int e = s < 0 ? errno : 0;
-  netns_leave(saved);
-  if (s < 0) {
-    throw_errno(env, e, "socket", NULL);
-    return NULL;
-  }
+  int s = ctl_socket_in(env, argc > 2 ? argv[2] : NULL, argc > 2, ns, sizeof ns);
+  if (s < 0) return NULL;
+  int e;
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
