@@ -457,6 +457,16 @@ export class TunnelEndpoint {
   }
 
   /**
+   * Is buf[0, len) a handshake initiation or response carrying a valid mac1 for us? No state
+   * changes. Lets a driver measure handshake load without being fooled by junk of the right size.
+   */
+  isAuthenticHandshake(buf: Uint8Array, len: number): boolean {
+    if (len === INIT_LEN && buf[0] === MSG_INITIATION) return this.checker.checkMac1(buf, INIT_MAC1);
+    if (len === RESP_LEN && buf[0] === MSG_RESPONSE) return this.checker.checkMac1(buf, RESP_MAC1);
+    return false;
+  }
+
+  /**
    * The checks every handshake message passes before any DH, in this order: mac1; under load, mac2
    * (else a cookie reply and stop); the per-source rate limit. Returns -1 to proceed.
    */

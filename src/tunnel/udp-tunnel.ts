@@ -25,7 +25,7 @@ import {
   type TunnelStats,
   type TunnelTimers,
 } from './endpoint.js';
-import { INIT_LEN, MSG_INITIATION, MSG_RESPONSE, RESP_LEN } from './messages.js';
+import { INIT_LEN, RESP_LEN } from './messages.js';
 import type { Peer, PeerOptions } from './peer.js';
 import { type RateLimitOptions, sourceKey } from './ratelimit.js';
 import { RECORD_AOE, RECORD_CONTROL } from './records.js';
@@ -407,8 +407,9 @@ export class UdpTunnel {
     for (let i = 0; i < count; i++) {
       const len = lengths[i]!;
       if (len !== INIT_LEN && len !== RESP_LEN) continue;
-      const t = datagrams[i]![0];
-      if (t === MSG_INITIATION || t === MSG_RESPONSE) hs++;
+      // Count only messages with a valid mac1: junk of the right size and type byte must not be
+      // able to force every legitimate handshake through a cookie round trip.
+      if (this.endpoint.isAuthenticHandshake(datagrams[i]!, len)) hs++;
     }
     this.windowCount += hs;
     // A full batch means more was waiting in the socket; too small a batch says nothing.

@@ -462,6 +462,23 @@ describe('roaming', () => {
     expect(ba2.endpoint).toEqual(a.addr); // ... but the peer's endpoint did not move
   });
 
+  it('isAuthenticHandshake accepts real handshake messages only, not junk of the same shape', () => {
+    const a = new Node(crypto, 1);
+    const b = new Node(crypto, 2);
+    const ab = a.addPeer(b);
+    b.addPeer(a);
+    a.ep.initiate(ab, T0);
+    const [init] = a.sink.take();
+    expect(b.ep.isAuthenticHandshake(init!.data, init!.data.length)).toBe(true);
+    const junk = Uint8Array.from(init!.data);
+    junk[40]! ^= 0xff; // anything covered by mac1
+    expect(b.ep.isAuthenticHandshake(junk, junk.length)).toBe(false);
+    expect(b.ep.isAuthenticHandshake(init!.data, init!.data.length - 1)).toBe(false);
+    // mac1 is keyed with the receiver's public key: A's own message is not authentic for A.
+    expect(a.ep.isAuthenticHandshake(init!.data, init!.data.length)).toBe(false);
+    expect(b.recv(init!.data, a.addr, T0)).toBe(Rx.INITIATION); // and checking changed nothing
+  });
+
   it('a peer without a configured endpoint learns it from its initiation', () => {
     const a = new Node(crypto, 1);
     const b = new Node(crypto, 2);
