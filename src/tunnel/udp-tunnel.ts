@@ -412,8 +412,15 @@ export class UdpTunnel {
       if (this.endpoint.isAuthenticHandshake(datagrams[i]!, len)) hs++;
     }
     this.windowCount += hs;
-    // A full batch means more was waiting in the socket; too small a batch says nothing.
-    if (count === this.link.batch && count >= MIN_BACKLOG_BATCH && hs * 2 >= count) this.enterLoad(now);
+    // A full batch means more was waiting in the socket; too small a batch says nothing. And
+    // MIN_BACKLOG_BATCH authenticated handshakes in one wakeup is a burst no set of real peers
+    // makes (each retries at most every 5 s): that alone is load.
+    if (
+      (count === this.link.batch && count >= MIN_BACKLOG_BATCH && hs * 2 >= count) ||
+      hs >= MIN_BACKLOG_BATCH
+    ) {
+      this.enterLoad(now);
+    }
     if (now - this.windowStart >= this.windowMs) this.evaluateLoad(now);
     else if (this.windowCount >= (this.enterRate * this.windowMs) / 1000) this.enterLoad(now);
   }
