@@ -27,43 +27,13 @@ import type { Peer } from '../../src/tunnel/peer.js';
 import { UdpTunnel } from '../../src/tunnel/udp-tunnel.js';
 import { Netns, netnsSkipReason } from '../helpers/netns.js';
 import { sleep, waitFor } from '../helpers/wait.js';
+import { countingBackend } from '../unit/tunnel/harness.js';
 
 const skip = netnsSkipReason();
 const FLOOD = 20_000;
 const FLOOD_MS = 3000;
 const SOURCES = 8;
 const BAD_MAC1_EVERY = 10;
-
-/** The base backend with every X25519 operation (DH and key generation) counted. */
-function countingDh(base: CryptoBackend): { crypto: CryptoBackend; dh: { count: number } } {
-  const dh = { count: 0 };
-  const crypto: CryptoBackend = {
-    name: base.name,
-    randomBytes: (out) => base.randomBytes(out),
-    memzero: (b) => base.memzero(b),
-    equal: (a, b) => base.equal(a, b),
-    blake2b: (out, input, key) => base.blake2b(out, input, key),
-    hmacBlake2b: (out, key, data) => base.hmacBlake2b(out, key, data),
-    hkdf: (ck, ikm, o1, o2, o3) => base.hkdf(ck, ikm, o1, o2, o3),
-    seal: (...args) => base.seal(...args),
-    open: (...args) => base.open(...args),
-    xseal: (...args) => base.xseal(...args),
-    xopen: (...args) => base.xopen(...args),
-    x25519PublicKey: (out, sk) => {
-      dh.count++;
-      base.x25519PublicKey(out, sk);
-    },
-    x25519KeyPair: (sk) => {
-      dh.count++;
-      return base.x25519KeyPair(sk);
-    },
-    x25519: (out, sk, pk) => {
-      dh.count++;
-      base.x25519(out, sk, pk);
-    },
-  };
-  return { crypto, dh };
-}
 
 /** Genuine initiations to `responder` from `n` random static keys (each a throwaway endpoint). */
 function initiationTemplates(crypto: CryptoBackend, responder: Uint8Array, n: number): Uint8Array[] {
@@ -107,7 +77,7 @@ describe.skipIf(skip)('UdpTunnel under a handshake flood', () => {
     it(`${driverSignal ? "driver's load signal" : "endpoint's own load counter only"}: the session keeps flowing, the flood gets cookies, DH stays bounded, a real peer gets through`, async () => {
       const ka = base.x25519KeyPair();
       const kb = base.x25519KeyPair();
-      const counted = countingDh(base);
+      const counted = countingBackend(base);
       const got = { a: 0, b: 0 };
       const completed = { a: 0, b: 0 };
       const a = UdpTunnel.open({
