@@ -10,7 +10,9 @@ import {
   BLAKE2B_OUT_MAX,
   BLAKE2B_OUT_MIN,
   type HashInput,
+  KEY_LEN,
   MAX_COUNTER,
+  TAG_LEN,
 } from './crypto.js';
 
 export function assertLength(buf: Uint8Array, length: number, what: string): void {
@@ -43,6 +45,42 @@ export function assertNoPartialOverlap(
   if (x !== y && x < y + len && y < x + len) {
     throw new AoegwError('ERR_CRYPTO', 'AEAD output partially overlaps its input');
   }
+}
+
+/** Everything an AEAD seal must check before calling libsodium (both backends use this). */
+export function assertSealArgs(
+  out: Uint8Array,
+  outOff: number,
+  key: Uint8Array,
+  pt: Uint8Array,
+  ptOff: number,
+  ptLen: number,
+): void {
+  assertLength(key, KEY_LEN, 'AEAD key');
+  assertRange(pt, ptOff, ptLen, 'plaintext');
+  assertRange(out, outOff, ptLen + TAG_LEN, 'ciphertext output');
+  assertNoPartialOverlap(out, outOff, pt, ptOff, ptLen);
+}
+
+/**
+ * Everything an AEAD open must check before calling libsodium. Returns the plaintext length, or -1
+ * when the ciphertext is too short to hold a tag (wire input: a rejection, not an error).
+ */
+export function checkOpenArgs(
+  out: Uint8Array,
+  outOff: number,
+  key: Uint8Array,
+  ct: Uint8Array,
+  ctOff: number,
+  ctLen: number,
+): number {
+  assertLength(key, KEY_LEN, 'AEAD key');
+  assertRange(ct, ctOff, ctLen, 'ciphertext');
+  if (ctLen < TAG_LEN) return -1;
+  const ptLen = ctLen - TAG_LEN;
+  assertRange(out, outOff, ptLen, 'plaintext output');
+  assertNoPartialOverlap(out, outOff, ct, ctOff, ptLen);
+  return ptLen;
 }
 
 export function assertCounter(counter: bigint): void {

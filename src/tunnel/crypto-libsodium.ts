@@ -5,20 +5,12 @@
  */
 import sodium from 'libsodium-wrappers';
 import { AoegwError } from '../errors.js';
-import {
-  type CryptoBackend,
-  DH_LEN,
-  type HashInput,
-  KEY_LEN,
-  TAG_LEN,
-  type X25519KeyPair,
-  XNONCE_LEN,
-} from './crypto.js';
+import { type CryptoBackend, DH_LEN, type HashInput, type X25519KeyPair, XNONCE_LEN } from './crypto.js';
 import {
   assertBlake2bArgs,
   assertLength,
-  assertNoPartialOverlap,
-  assertRange,
+  assertSealArgs,
+  checkOpenArgs,
   hashParts,
   NonceBuffer,
 } from './crypto-args.js';
@@ -38,10 +30,7 @@ function sealWith(
   ptOff: number,
   ptLen: number,
 ): number {
-  assertLength(key, KEY_LEN, 'AEAD key');
-  assertRange(pt, ptOff, ptLen, 'plaintext');
-  assertRange(out, outOff, ptLen + TAG_LEN, 'ciphertext output');
-  assertNoPartialOverlap(out, outOff, pt, ptOff, ptLen);
+  assertSealArgs(out, outOff, key, pt, ptOff, ptLen);
   const c = encrypt(pt.subarray(ptOff, ptOff + ptLen), ad, null, nonce, key);
   out.set(c, outOff);
   return c.length;
@@ -58,12 +47,8 @@ function openWith(
   ctOff: number,
   ctLen: number,
 ): number {
-  assertLength(key, KEY_LEN, 'AEAD key');
-  assertRange(ct, ctOff, ctLen, 'ciphertext');
-  if (ctLen < TAG_LEN) return -1;
-  const ptLen = ctLen - TAG_LEN;
-  assertRange(out, outOff, ptLen, 'plaintext output');
-  assertNoPartialOverlap(out, outOff, ct, ctOff, ptLen);
+  const ptLen = checkOpenArgs(out, outOff, key, ct, ctOff, ctLen);
+  if (ptLen < 0) return -1;
   let m: Uint8Array;
   try {
     // Arguments are validated above, so a throw here means the tag did not verify.

@@ -8,7 +8,6 @@ import {
   type CryptoBackend,
   DH_LEN,
   type HashInput,
-  KEY_LEN,
   TAG_LEN,
   type X25519KeyPair,
   XNONCE_LEN,
@@ -16,8 +15,8 @@ import {
 import {
   assertBlake2bArgs,
   assertLength,
-  assertNoPartialOverlap,
-  assertRange,
+  assertSealArgs,
+  checkOpenArgs,
   hashParts,
   NonceBuffer,
 } from './crypto-args.js';
@@ -36,10 +35,7 @@ function sealWith(
   ptOff: number,
   ptLen: number,
 ): number {
-  assertLength(key, KEY_LEN, 'AEAD key');
-  assertRange(pt, ptOff, ptLen, 'plaintext');
-  assertRange(out, outOff, ptLen + TAG_LEN, 'ciphertext output');
-  assertNoPartialOverlap(out, outOff, pt, ptOff, ptLen);
+  assertSealArgs(out, outOff, key, pt, ptOff, ptLen);
   const c = out.subarray(outOff, outOff + ptLen + TAG_LEN);
   const m = pt.subarray(ptOff, ptOff + ptLen);
   return encrypt(c, m, ad, null, nonce, key);
@@ -58,12 +54,8 @@ function openWith(
   ctOff: number,
   ctLen: number,
 ): number {
-  assertLength(key, KEY_LEN, 'AEAD key');
-  assertRange(ct, ctOff, ctLen, 'ciphertext');
-  if (ctLen < TAG_LEN) return -1;
-  const ptLen = ctLen - TAG_LEN;
-  assertRange(out, outOff, ptLen, 'plaintext output');
-  assertNoPartialOverlap(out, outOff, ct, ctOff, ptLen);
+  const ptLen = checkOpenArgs(out, outOff, key, ct, ctOff, ctLen);
+  if (ptLen < 0) return -1;
   try {
     // All arguments were validated above, so the only possible throw is a failed tag check.
     return decrypt(
