@@ -14,6 +14,10 @@ export const ErrorCodes = [
   'ERR_SYSCALL',
   'ERR_CLOSED',
   'ERR_NATIVE_MISSING',
+  /** The addon was called wrongly (a bug in the io layer, not an operator error). */
+  'ERR_NATIVE_ARGUMENT',
+  /** A link's interface went away or down; the link waits for it to return. */
+  'ERR_LINK_DOWN',
   // aoe codec
   'ERR_AOE_TRUNCATED',
   'ERR_AOE_NOT_AOE',
@@ -31,7 +35,11 @@ export const ErrorCodes = [
   'ERR_ATA',
   'ERR_AOE_ERROR_REPLY',
   'ERR_USAGE',
+  /** A configuration file that is unreadable or invalid (names the key, the value, what is expected). */
+  'ERR_CONFIG',
   'ERR_KEY_FILE',
+  /** A state file that cannot be read, parsed or written. */
+  'ERR_STATE_FILE',
   // tunnel
   'ERR_CRYPTO',
   'ERR_HANDSHAKE',
@@ -44,8 +52,13 @@ export const ErrorCodes = [
   // target
   'ERR_TARGET_CONFIG',
   'ERR_STORE_IO',
+  /** An export's file or device cannot be opened as configured. */
+  'ERR_STORE_OPEN',
   'ERR_STORE_RANGE',
   'ERR_READ_ONLY',
+  // gateway
+  'ERR_GATEWAY_CONFIG',
+  'ERR_GATEWAY',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
