@@ -5,6 +5,7 @@ import { AoegwError } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
 import { registerDiscover } from './cmd-discover.js';
 import { registerKeys } from './cmd-keys.js';
+import { registerRun } from './cmd-run.js';
 import { registerServe } from './cmd-serve.js';
 import { registerVerify } from './cmd-verify.js';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerVerify(program);
   registerServe(program);
+  registerRun(program);
   registerKeys(program);
   return program;
 }

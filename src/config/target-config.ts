@@ -33,6 +33,8 @@ export interface ExportConfig {
   allowMacs: string[];
   serial?: string;
   model?: string;
+  /** Stable name that follows the export through gateways (IDENTIFY serial when no serial is set). */
+  name?: string;
 }
 
 export interface TargetConfig {
@@ -115,6 +117,7 @@ export function validateLinks(value: unknown): LinkConfig[] {
 export function validateExports(value: unknown, linkNames?: string[]): ExportConfig[] {
   if (!Array.isArray(value) || value.length === 0) fail('exports', value, 'a non-empty list of exports');
   const seen = new Set<string>();
+  const names = new Set<string>();
   return value.map((raw, i) => {
     const path = `exports[${i}]`;
     const o = obj(raw, path);
@@ -130,6 +133,7 @@ export function validateExports(value: unknown, linkNames?: string[]): ExportCon
       'allowMacs',
       'serial',
       'model',
+      'name',
     ]);
     const target = str(o, 'target', path);
     const m = /^e?(\d+)\.(\d+)$/.exec(target);
@@ -176,6 +180,18 @@ export function validateExports(value: unknown, linkNames?: string[]): ExportCon
     }
     if (o.serial !== undefined) e.serial = str(o, 'serial', path);
     if (o.model !== undefined) e.model = str(o, 'model', path);
+    if (o.name !== undefined) {
+      e.name = str(o, 'name', path);
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(e.name) || /^e?\d+\.\d+$/.test(e.name)) {
+        fail(
+          `${path}.name`,
+          e.name,
+          'a name of letters, digits, ".", "_" or "-" (1..64, not shaped like S.L)',
+        );
+      }
+      if (names.has(e.name)) fail(`${path}.name`, e.name, 'a name not used by another export');
+      names.add(e.name);
+    }
     return e;
   });
 }

@@ -1,5 +1,6 @@
 export { FakeLink, FakeSegment } from './fake-link.js';
 export type { BatchHandler, FrameLink, LinkStats } from './frame-link.js';
+export { LinkSet } from './link-set.js';
 export { AOE_ETHERTYPE, interfaceInfo, PacketLink, type PacketLinkOptions } from './packet-link.js';
 export { TapLink, type TapLinkOptions } from './tap-link.js';
 export {

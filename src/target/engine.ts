@@ -104,6 +104,18 @@ export interface LinkInfo {
   name: string;
 }
 
+/** An export as advertised to peer gateways. */
+export interface ExportInfo {
+  shelf: number;
+  slot: number;
+  sectors: number;
+  bufferCount: number;
+  maxSectors: number;
+  firmwareVersion: number;
+  readOnly: boolean;
+  config: Buffer;
+}
+
 export interface TargetEngineOptions {
   exports?: readonly ExportConfig[];
   /**
@@ -233,6 +245,22 @@ export class TargetEngine {
 
   exportKeys(): string[] {
     return this.exportList.map((e) => e.key);
+  }
+
+  /** What a peer gateway advertises of an export: capacity, limits and its config string (a copy). */
+  exportInfo(key: string): ExportInfo | undefined {
+    const e = this.byKey.get(key);
+    if (!e) return undefined;
+    return {
+      shelf: e.shelf,
+      slot: e.slot,
+      sectors: e.sectors,
+      bufferCount: e.bufferCount,
+      maxSectors: e.maxSectors,
+      firmwareVersion: e.firmwareVersion,
+      readOnly: e.readOnly,
+      config: Buffer.from(e.config),
+    };
   }
 
   /** Current persistent state of an export (copies), or undefined. */

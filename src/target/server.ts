@@ -189,5 +189,6 @@ function openStore(e: ExportSettings): BlockStore {
 
 /** A stable serial per export so initiators can tell exports apart. */
 function serialFor(e: ExportSettings): string {
-  return `AOEGW-${e.shelf}-${e.slot}`;
+  // A named export keeps its serial when its shelf.slot changes (and through gateways).
+  return e.name ? e.name.slice(0, 20) : `AOEGW-${e.shelf}-${e.slot}`;
 }

@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { loadGatewayConfig } from '../config/gateway-config.js';
+import { loadKeyFile } from '../config/key-file.js';
+import { AoegwError } from '../errors.js';
+import { Gateway } from '../gateway/daemon.js';
+import { loadCrypto } from '../tunnel/crypto.js';
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description(
+      'run the gateway daemon: links, built-in exports, forwards, and peers over the encrypted tunnel',
+    )
+    .requiredOption('--config <file>', 'JSON gateway config (see docs/gateway.md)')
+    .action(async (o: { config: string }) => {
+      const spec = loadGatewayConfig(o.config);
+      const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
+      let keyPair: ReturnType<typeof loadKeyFile> | undefined;
+      const crypto = spec.peers.length > 0 ? await loadCrypto() : undefined;
+      if (spec.privateKeyFile && crypto) keyPair = loadKeyFile(spec.privateKeyFile, crypto);
+      let gw: Gateway;
+      try {
+        gw = Gateway.start(spec, { ...(keyPair ? { keyPair } : {}), ...(crypto ? { crypto } : {}), log });
+      } finally {
+        // The tunnel keeps its own copy; ours is zeroed at once.
+        if (keyPair && crypto) crypto.memzero(keyPair.secretKey);
+      }
+      const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
+      log(
+        `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
+          `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
+      );
+      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.stats(), bigintJson)}\n`));
+      return new Promise<void>((resolve, reject) => {
+        const shutdown = (sig: string) => {
+          log(`${sig}: stopping, completing writes`);
+          try {
+            gw.stop();
+            log('stopped');
+            resolve();
+          } catch (e) {
+            reject(e);
+          }
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+        // A daemon whose event loop empties has lost its links: that is a failure, never exit 0.
+        process.once('beforeExit', () =>
+          reject(new AoegwError('ERR_GATEWAY', 'event loop emptied: every link and timer is gone')),
+        );
+      });
+    });
+}
+
+function bigintJson(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v;
+}

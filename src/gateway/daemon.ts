@@ -1,0 +1,455 @@
+/**
+ * The gateway daemon's driver: one process, one event loop, for every link, export, import,
+ * forward and peer. It opens the links once (a LinkSet: each consumer sees every batch), runs the
+ * built-in target over them plus one engine link per peer, runs the import and forward sides as
+ * further consumers, and one UDP tunnel for all peers. All protocol behaviour is in the sans-I/O
+ * sides; this file only wires them, runs the timers and sends advertisements.
+ */
+import type { ExportConfig, LinkConfig } from '../config/target-config.js';
+import { AoegwError } from '../errors.js';
+import type { FrameLink } from '../io/frame-link.js';
+import { LinkSet } from '../io/link-set.js';
+import { PacketLink } from '../io/packet-link.js';
+import { TargetServer } from '../target/server.js';
+import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
+import { Send } from '../tunnel/endpoint.js';
+import type { Peer } from '../tunnel/peer.js';
+import { UdpTunnel } from '../tunnel/udp-tunnel.js';
+import { ExportSide, type Grant } from './export-side.js';
+import { ForwardSide } from './forward-side.js';
+import type { GatewaySpec, PeerSpec, TargetRef } from './gateway-spec.js';
+import { ImportSide, type ImportSpec } from './import-side.js';
+import { TunnelPeerLink } from './peer-link.js';
+import {
+  advertChunks,
+  decodePeerMessage,
+  encodePeerMessage,
+  GATEWAY_PROTOCOL_VERSION,
+  RECORD_AOE_REQUEST,
+  RECORD_AOE_RESPONSE,
+  RECORD_CONTROL,
+  REQUEST_PREFIX,
+  type TargetAdvert,
+} from './peer-messages.js';
+import type { PeerPort } from './peer-port.js';
+
+export interface GatewayOptions {
+  /** Our static key pair (needed when peers are configured); copied by the tunnel. */
+  readonly keyPair?: X25519KeyPair;
+  readonly crypto?: CryptoBackend;
+  readonly log?: (line: string) => void;
+  /** Opens a link by config (tests inject fakes); default PacketLink. */
+  readonly openLink?: (l: LinkConfig) => FrameLink;
+  /** Period of the gateway's own timer (expiry, usability, reconnects). Default 100 ms. */
+  readonly tickMs?: number;
+  /** Advertisements are re-sent this often (and at once when they change). Default 10 s. */
+  readonly advertEveryMs?: number;
+}
+
+interface PeerRuntime {
+  spec: PeerSpec;
+  peer: Peer;
+  port: PeerPort;
+  grants: Grant[];
+  lastAdvertAt: number;
+  advertGeneration: number;
+  lastConnectAt: number;
+}
+
+const HELLO_CAPABILITIES = ['aoe-request-v1', 'adverts-v1'];
+
+export class Gateway {
+  readonly links = new LinkSet();
+  readonly target: TargetServer | null;
+  readonly tunnel: UdpTunnel | null;
+  readonly imports: ImportSide | null;
+  readonly forwards: ForwardSide | null;
+  readonly exportSide: ExportSide;
+  private readonly peers = new Map<string, PeerRuntime>();
+  private readonly peerLinks = new Map<string, TunnelPeerLink>();
+  private readonly log: (line: string) => void;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private readonly advertEveryMs: number;
+  private endBatchScheduled = false;
+  private localGeneration = 1;
+  private forwardGeneration = 0;
+  private stopped = false;
+
+  private constructor(
+    private readonly spec: GatewaySpec,
+    opts: GatewayOptions,
+  ) {
+    this.log = opts.log ?? (() => {});
+    this.advertEveryMs = opts.advertEveryMs ?? 10_000;
+    const openLink =
+      opts.openLink ??
+      ((l: LinkConfig) =>
+        PacketLink.open({
+          iface: l.iface,
+          batch: l.batch,
+          busyPollUs: l.busyPollUs,
+          ...(l.netns ? { netns: l.netns } : {}),
+        }));
+    // Everything opened so far is closed again if a later step fails.
+    try {
+      for (const l of spec.links) this.links.add(l.name, openLink(l));
+      this.tunnel = spec.peers.length > 0 ? this.openTunnel(opts) : null;
+      this.forwards =
+        spec.forwards.length > 0 ? new ForwardSide({ forwards: spec.forwards, log: this.log }) : null;
+      const exportAddresses = new Set(spec.exports.map((e) => e.shelf * 256 + e.slot));
+      this.exportSide = new ExportSide(exportAddresses, this.forwards);
+      this.addPeers();
+      this.target = spec.exports.length > 0 ? this.startTarget() : null;
+      this.imports = this.startImports();
+      if (this.forwards) {
+        for (const f of new Set(spec.forwards.map((x) => x.link))) {
+          const id = this.forwards.addLink(f, this.links.link(f));
+          this.links
+            .view(f)
+            .onBatch((frames, lens, n) =>
+              this.forwards!.handleFrames(id, frames, lens, n, performance.now()),
+            );
+        }
+        for (const p of this.peers.values()) this.forwards.addPeer(p.port);
+      }
+    } catch (e) {
+      (this as { tunnel: UdpTunnel | null }).tunnel?.close();
+      this.links.close();
+      throw e;
+    }
+    this.timer = setInterval(() => this.tick(), opts.tickMs ?? 100);
+    for (const p of this.peers.values()) if (p.spec.endpoint) this.connect(p, performance.now());
+    this.tick();
+  }
+
+  /** Opens everything the spec names. Throws AoegwError (ERR_BIND, ERR_NO_SUCH_INTERFACE, ...) and leaves nothing open. */
+  static start(spec: GatewaySpec, opts: GatewayOptions = {}): Gateway {
+    return new Gateway(spec, opts);
+  }
+
+  // ---- construction ------------------------------------------------------------------------
+
+  private openTunnel(opts: GatewayOptions): UdpTunnel {
+    if (!opts.keyPair || !opts.crypto)
+      throw new AoegwError('ERR_GATEWAY_CONFIG', 'peers need a key pair and a crypto backend');
+    const listen = this.spec.listen;
+    if (!listen) throw new AoegwError('ERR_GATEWAY_CONFIG', 'peers need a listen address');
+    return UdpTunnel.open({
+      crypto: opts.crypto,
+      staticKeyPair: opts.keyPair,
+      family: listen.address.includes(':') ? 6 : 4,
+      address: listen.address,
+      port: listen.port,
+      mtu: this.spec.tunnel.mtu,
+      onError: (e) => this.log(`tunnel: ${e.message}`),
+      events: {
+        record: (peer, type, buf, off, len) => this.onRecord(peer, type, buf, off, len),
+        handshakeComplete: (peer) => this.onSessionUp(peer),
+        handshakeFailed: (peer) => this.log(`peer ${peer.name}: handshake failed, will retry`),
+        endpointChanged: (peer) =>
+          this.log(`peer ${peer.name}: endpoint now ${JSON.stringify(this.tunnel?.peerEndpoint(peer))}`),
+      },
+    });
+  }
+
+  private addPeers(): void {
+    const tunnel = this.tunnel;
+    if (!tunnel) return;
+    for (const [ordinal, spec] of this.spec.peers.entries()) {
+      const peer = tunnel.addPeer({
+        publicKey: spec.publicKey,
+        name: spec.name,
+        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+        ...(spec.persistentKeepaliveMs ? { persistentKeepaliveMs: spec.persistentKeepaliveMs } : {}),
+      });
+      const port: PeerPort = {
+        name: spec.name,
+        connected: () => peer.hasSession(tunnel.now()),
+        send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
+      };
+      const grants = this.resolveGrants(spec);
+      const exportsGranted = grants.some((g) =>
+        this.spec.exports.some((e) => e.shelf === g.shelf && e.slot === g.slot),
+      );
+      let link: TunnelPeerLink | null = null;
+      if (exportsGranted) {
+        link = new TunnelPeerLink(port, ordinal, Math.min(65000, tunnel.endpoint.maxRecord - REQUEST_PREFIX));
+        this.peerLinks.set(link.name, link);
+      }
+      this.exportSide.addPeer(port, grants, link);
+      this.peers.set(spec.name, {
+        spec,
+        peer,
+        port,
+        grants,
+        lastAdvertAt: Number.NEGATIVE_INFINITY,
+        advertGeneration: -1,
+        lastConnectAt: Number.NEGATIVE_INFINITY,
+      });
+      peer.userData = spec.name;
+    }
+  }
+
+  /** Grants by address; a target granted twice gets the wider access. */
+  private resolveGrants(spec: PeerSpec): Grant[] {
+    const out = new Map<number, Grant>();
+    for (const g of spec.allow) {
+      for (const ref of g.targets) {
+        const addr = this.resolveLocal(ref);
+        if (addr === null) continue;
+        const prev = out.get(addr);
+        const readOnly = g.access === 'ro' && (prev?.readOnly ?? true);
+        out.set(addr, { shelf: addr >>> 8, slot: addr & 0xff, readOnly });
+      }
+    }
+    return [...out.values()];
+  }
+
+  private resolveLocal(ref: TargetRef): number | null {
+    if ('name' in ref) {
+      const e = this.spec.exports.find((x) => x.name === ref.name);
+      return e ? e.shelf * 256 + e.slot : null;
+    }
+    return ref.shelf * 256 + ref.slot;
+  }
+
+  private startTarget(): TargetServer {
+    const peerLinkConfigs: LinkConfig[] = [...this.peerLinks.keys()].map((name) => ({
+      name,
+      iface: name,
+      batch: 64,
+      busyPollUs: 0,
+    }));
+    const peerNames = peerLinkConfigs.map((l) => l.name);
+    // An export limited to some local links is still reachable by the peers granted it.
+    const exports: ExportConfig[] = this.spec.exports.map((e) =>
+      e.links.length ? { ...e, links: [...e.links, ...peerNames] } : e,
+    );
+    return TargetServer.start(
+      { stateFile: this.spec.stateFile, links: [...this.spec.links, ...peerLinkConfigs], exports },
+      {
+        log: this.log,
+        openLink: (l) => this.peerLinks.get(l.name) ?? this.links.view(l.name),
+      },
+    );
+  }
+
+  private startImports(): ImportSide | null {
+    const specs: ImportSpec[] = [];
+    for (const p of this.spec.peers) {
+      for (const im of p.imports) {
+        specs.push({
+          peer: p.name,
+          remote: im.remote,
+          localShelf: im.localShelf,
+          localSlot: im.localSlot,
+          links: im.links.length ? im.links : this.spec.links.map((l) => l.name),
+        });
+      }
+    }
+    if (specs.length === 0 || !this.tunnel) return null;
+    const side = new ImportSide({ imports: specs, maxRecord: this.tunnel.endpoint.maxRecord, log: this.log });
+    for (const name of new Set(specs.flatMap((s) => s.links))) {
+      const id = side.addLink(name, this.links.link(name));
+      this.links
+        .view(name)
+        .onBatch((frames, lens, n) => side.handleFrames(id, frames, lens, n, performance.now()));
+    }
+    for (const p of this.peers.values()) side.addPeer(p.port);
+    return side;
+  }
+
+  // ---- tunnel events -----------------------------------------------------------------------
+
+  private peerOf(peer: Peer): PeerRuntime | undefined {
+    return typeof peer.userData === 'string' ? this.peers.get(peer.userData) : undefined;
+  }
+
+  private onRecord(peer: Peer, type: number, buf: Uint8Array, off: number, len: number): void {
+    const p = this.peerOf(peer);
+    if (!p) return;
+    switch (type) {
+      case RECORD_AOE_REQUEST:
+        this.exportSide.handleRequest(p.spec.name, buf, off, len, performance.now());
+        this.scheduleEndBatch();
+        return;
+      case RECORD_AOE_RESPONSE:
+        this.imports?.handleResponse(p.spec.name, buf, off, len);
+        return;
+      case RECORD_CONTROL: {
+        const msg = decodePeerMessage(buf, off, len);
+        if (msg === null) return;
+        if (msg.kind === 'adverts') this.imports?.handleAdverts(p.spec.name, msg.adverts, performance.now());
+        else if (msg.kind === 'hello') {
+          if (performance.now() - p.lastAdvertAt > 1000) this.sendAdverts(p, performance.now());
+        } else this.log(`peer ${p.spec.name}: error ${msg.error.code}: ${msg.error.message}`);
+        return;
+      }
+      default:
+        return; // unknown record types are ignored (forward compatibility)
+    }
+  }
+
+  /** Requests of one UDP receive batch go to the engine together, after the batch. */
+  private scheduleEndBatch(): void {
+    if (this.endBatchScheduled) return;
+    this.endBatchScheduled = true;
+    queueMicrotask(() => {
+      this.endBatchScheduled = false;
+      this.exportSide.endBatch();
+    });
+  }
+
+  private onSessionUp(peer: Peer): void {
+    const p = this.peerOf(peer);
+    if (!p) return;
+    this.log(`peer ${p.spec.name}: session up`);
+    const hello = encodePeerMessage({
+      kind: 'hello',
+      hello: {
+        protocolVersion: GATEWAY_PROTOCOL_VERSION,
+        capabilities: HELLO_CAPABILITIES,
+        gatewayName: this.spec.name,
+      },
+    });
+    this.tunnel?.send(peer, RECORD_CONTROL, hello);
+    this.sendAdverts(p, performance.now());
+  }
+
+  // ---- advertisements ----------------------------------------------------------------------
+
+  /** What `p` may use here, as it is now. */
+  private advertsFor(p: PeerRuntime): TargetAdvert[] {
+    const out: TargetAdvert[] = [];
+    const forwarded = new Map((this.forwards?.adverts() ?? []).map((a) => [a.shelf * 256 + a.slot, a]));
+    for (const g of p.grants) {
+      const addr = g.shelf * 256 + g.slot;
+      const e = this.spec.exports.find((x) => x.shelf === g.shelf && x.slot === g.slot);
+      if (e && this.target) {
+        const info = this.target.engine.exportInfo(`e${e.shelf}.${e.slot}`);
+        if (!info) continue;
+        out.push({
+          shelf: e.shelf,
+          slot: e.slot,
+          bufferCount: info.bufferCount,
+          sectors: BigInt(info.sectors),
+          configString: info.config,
+          maxSectors: info.maxSectors,
+          name: e.name ?? '',
+          readOnly: g.readOnly || info.readOnly,
+          firmware: info.firmwareVersion,
+        });
+        continue;
+      }
+      const f = forwarded.get(addr);
+      if (f) out.push({ ...f, readOnly: g.readOnly });
+    }
+    return out;
+  }
+
+  private sendAdverts(p: PeerRuntime, now: number): void {
+    const tunnel = this.tunnel;
+    if (!tunnel || !p.port.connected(now)) return;
+    const generation = (this.localGeneration + this.forwardGeneration) >>> 0;
+    for (const chunk of advertChunks(generation, this.advertsFor(p), tunnel.endpoint.maxRecord)) {
+      tunnel.send(p.peer, RECORD_CONTROL, chunk);
+    }
+    p.lastAdvertAt = now;
+    p.advertGeneration = generation;
+  }
+
+  // ---- timer -------------------------------------------------------------------------------
+
+  private connect(p: PeerRuntime, now: number): void {
+    p.lastConnectAt = now;
+    this.tunnel?.connect(p.peer);
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    try {
+      const now = performance.now();
+      this.imports?.tick(now);
+      if (this.forwards) {
+        this.forwards.tick(now);
+        this.forwardGeneration = this.forwards.generation;
+      }
+      this.localGeneration = this.configGeneration();
+      const generation = (this.localGeneration + this.forwardGeneration) >>> 0;
+      for (const p of this.peers.values()) {
+        if (p.port.connected(now)) {
+          if (p.advertGeneration !== generation || now - p.lastAdvertAt >= this.advertEveryMs)
+            this.sendAdverts(p, now);
+        } else if (p.spec.endpoint && !p.peer.handshakeInProgress && now - p.lastConnectAt >= 5000) {
+          this.connect(p, now);
+        }
+      }
+    } catch (e) {
+      this.log(`gateway timer: ${(e as Error).message}`);
+    }
+  }
+
+  /** Changes when an export's config string changes (a set over any link), so peers learn it. */
+  private configGeneration(): number {
+    if (!this.target) return 1;
+    let g = 1;
+    for (const e of this.spec.exports) {
+      const st = this.target.engine.exportState(`e${e.shelf}.${e.slot}`);
+      if (!st) continue;
+      for (const b of st.config) g = (Math.imul(g, 31) + b) >>> 0;
+    }
+    return g;
+  }
+
+  // ---- status and shutdown -----------------------------------------------------------------
+
+  stats(): Record<string, unknown> {
+    const now = performance.now();
+    return {
+      links: this.links.stats(),
+      target: this.target?.stats() ?? null,
+      imports: this.imports
+        ? { ...this.imports.stats, pending: this.imports.pending, list: this.imports.status() }
+        : null,
+      forwards: this.forwards ? { ...this.forwards.stats, list: this.forwards.status() } : null,
+      exportSide: this.exportSide.stats,
+      peers: [...this.peers.values()].map((p) => ({
+        name: p.spec.name,
+        connected: p.port.connected(now),
+        endpoint: this.tunnel?.peerEndpoint(p.peer) ?? null,
+        rxBytes: p.peer.rxBytes,
+        txBytes: p.peer.txBytes,
+        grants: p.grants.map((g) => `e${g.shelf}.${g.slot}:${g.readOnly ? 'ro' : 'rw'}`),
+      })),
+      tunnel: this.tunnel ? summarizeTunnel(this.tunnel) : null,
+    };
+  }
+
+  /** Stops receiving, completes what is in flight, makes acknowledged writes durable, zeroes keys. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    let failure: unknown;
+    try {
+      this.target?.stop();
+    } catch (e) {
+      failure = e;
+    }
+    this.links.close();
+    this.tunnel?.close();
+    if (failure) throw failure;
+  }
+}
+
+function summarizeTunnel(t: UdpTunnel): Record<string, unknown> {
+  const s = t.stats();
+  return {
+    localPort: t.localPort,
+    driver: s.driver,
+    txData: s.tunnel.txData,
+    txDropped: s.tunnel.txDropped,
+    handshakesCompleted: s.tunnel.handshakesCompleted,
+    rx: Array.from(s.tunnel.rx),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * What a gateway daemon is told to do, as config/gateway-config.ts produces it: links, built-in
+ * exports, forwards to native targets, and peers with what each may use here (grants) and what we
+ * use there (imports).
+ */
+import type { ExportConfig, LinkConfig } from '../config/target-config.js';
+import type { ForwardSpec } from './forward-side.js';
+
+/** A target named by shelf.slot or by its export name. */
+export type TargetRef = { readonly shelf: number; readonly slot: number } | { readonly name: string };
+
+export interface PeerGrantSpec {
+  readonly targets: readonly TargetRef[];
+  readonly access: 'ro' | 'rw';
+}
+
+export interface PeerImportSpec {
+  readonly remote: TargetRef;
+  readonly localShelf: number;
+  readonly localSlot: number;
+  /** Link names; empty = every link. */
+  readonly links: readonly string[];
+}
+
+export interface PeerSpec {
+  readonly name: string;
+  /** X25519 public key, 32 bytes. */
+  readonly publicKey: Uint8Array;
+  readonly endpoint?: { readonly address: string; readonly port: number };
+  readonly allow: readonly PeerGrantSpec[];
+  readonly imports: readonly PeerImportSpec[];
+  /** Keepalive for NAT paths (ms); 0 = off. */
+  readonly persistentKeepaliveMs: number;
+}
+
+export interface TunnelSpec {
+  /** Largest UDP payload sent (the routed path's MTU minus IP and UDP headers). */
+  readonly mtu: number;
+}
+
+export interface GatewaySpec {
+  /** For logs and the peers' status. */
+  readonly name: string;
+  readonly privateKeyFile?: string;
+  readonly listen?: { readonly address: string; readonly port: number };
+  readonly stateFile: string;
+  readonly links: readonly LinkConfig[];
+  readonly exports: readonly ExportConfig[];
+  readonly forwards: readonly ForwardSpec[];
+  readonly peers: readonly PeerSpec[];
+  readonly tunnel: TunnelSpec;
+}

@@ -1,0 +1,550 @@
+/**
+ * Side A of the gateway (sans-I/O): remote targets presented at local shelf.slot addresses on
+ * local links. Initiators talk to this gateway's MAC as if it were the target:
+ * - Query Config read/test is answered here, from the exporter's advertisement, only while the
+ *   import is usable (session up, advertisement fresh); sets are relayed.
+ * - ATA, Query Config set, Mac Mask List and Reserve/Release are relayed as AOE_REQUEST records
+ *   with the initiator's tag replaced by a request id from a bounded table; the exporter's reply
+ *   gets the tag and the local shelf.slot back and leaves from this gateway's MAC.
+ * - An import that becomes usable is announced (unsolicited broadcast config response), so the
+ *   Linux initiator picks it up at once.
+ * Frames come in per link batch (views valid during the call); replies are written into the link's
+ * transmit slots; records go out through a PeerPort. Time is an argument.
+ */
+import {
+  AOE_VERSION,
+  Command,
+  ConfigCmd,
+  ETH_HEADER_SIZE,
+  Flag,
+  MAC_SIZE,
+  Off,
+  sectorsPerFrame,
+} from '../aoe/constants.js';
+import type { FrameLink } from '../io/frame-link.js';
+import {
+  isErrorPdu,
+  isGroupMac,
+  isResponsePdu,
+  macEquals,
+  PDU,
+  PDU_ATA_HEADER,
+  PDU_COMMON_HEADER,
+  pduMajor,
+  pduMinor,
+  pduTag,
+  setPduAddress,
+  setPduTag,
+  writeFrame,
+} from './pdu.js';
+import { type AdvertChunk, RECORD_AOE_REQUEST, REQUEST_PREFIX, type TargetAdvert } from './peer-messages.js';
+import type { PeerPort } from './peer-port.js';
+import { NO_SLOT, TagMap } from './tag-map.js';
+
+export interface ImportSpec {
+  /** Peer (by name) that exports the target. */
+  readonly peer: string;
+  /** The exporter's shelf.slot, or the export's name. */
+  readonly remote: { readonly shelf: number; readonly slot: number } | { readonly name: string };
+  readonly localShelf: number;
+  readonly localSlot: number;
+  /** Local link names the import is presented on (non-empty). */
+  readonly links: readonly string[];
+}
+
+export interface ImportSideOptions {
+  readonly imports: readonly ImportSpec[];
+  /** Largest record the tunnel carries (bounds the sectors per frame advertised locally). */
+  readonly maxRecord: number;
+  /** Requests in flight across all imports. Default 4096. */
+  readonly pendingCapacity?: number;
+  /** A request not answered within this is forgotten (the initiator retransmits). Default 10 s. */
+  readonly pendingTimeoutMs?: number;
+  /** Advertisements older than this make their imports unusable. Default 35 s. */
+  readonly advertMaxAgeMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface ImportStats {
+  framesIn: number;
+  notForUs: number;
+  dropped: number;
+  groupSource: number;
+  unusable: number;
+  answeredLocally: number;
+  relayed: number;
+  tableFull: number;
+  tooLarge: number;
+  sendFailed: number;
+  replies: number;
+  staleReplies: number;
+  foreignReplies: number;
+  expired: number;
+  announcements: number;
+}
+
+interface PeerAdverts {
+  byAddress: Map<number, TargetAdvert>;
+  byName: Map<string, TargetAdvert>;
+  receivedAt: number;
+  /** Chunks of a generation being assembled. */
+  partial: { generation: number; chunks: number; got: Map<number, readonly TargetAdvert[]> } | null;
+}
+
+class ImportRuntime {
+  advert: TargetAdvert | null = null;
+  usable = false;
+  /** Config string as last learned (advert, or a relayed set's reply). */
+  config: Uint8Array = new Uint8Array(0);
+  readonly linkIds: number[];
+  constructor(
+    readonly index: number,
+    readonly spec: ImportSpec,
+    linkIds: number[],
+  ) {
+    this.linkIds = linkIds;
+  }
+  get label(): string {
+    const r = this.spec.remote;
+    const remote = 'name' in r ? r.name : `e${r.shelf}.${r.slot}`;
+    return `import e${this.spec.localShelf}.${this.spec.localSlot} (${this.spec.peer}:${remote})`;
+  }
+}
+
+const EMPTY_ADVERTS = (): PeerAdverts => ({
+  byAddress: new Map(),
+  byName: new Map(),
+  receivedAt: Number.NEGATIVE_INFINITY,
+  partial: null,
+});
+
+export class ImportSide {
+  readonly stats: ImportStats = {
+    framesIn: 0,
+    notForUs: 0,
+    dropped: 0,
+    groupSource: 0,
+    unusable: 0,
+    answeredLocally: 0,
+    relayed: 0,
+    tableFull: 0,
+    tooLarge: 0,
+    sendFailed: 0,
+    replies: 0,
+    staleReplies: 0,
+    foreignReplies: 0,
+    expired: 0,
+    announcements: 0,
+  };
+  private readonly imports: ImportRuntime[];
+  /** Per link id: local address (major*256+minor) → import. */
+  private readonly byLink: Map<number, ImportRuntime>[] = [];
+  private readonly linkIdByName = new Map<string, number>();
+  private readonly links: FrameLink[] = [];
+  private readonly ports = new Map<string, PeerPort>();
+  private readonly adverts = new Map<string, PeerAdverts>();
+  private readonly table: TagMap;
+  private readonly timeoutMs: number;
+  private readonly advertMaxAgeMs: number;
+  private readonly maxRecord: number;
+  private readonly log: (line: string) => void;
+  // Per pending slot.
+  private readonly pImport: Int32Array;
+  private readonly pLink: Int32Array;
+  private readonly pTag: Uint32Array;
+  private readonly pCommand: Uint8Array;
+  private readonly pMac: Uint8Array;
+  private readonly scratch: Buffer;
+
+  constructor(opts: ImportSideOptions) {
+    this.maxRecord = opts.maxRecord;
+    this.table = new TagMap(opts.pendingCapacity ?? 4096);
+    this.timeoutMs = opts.pendingTimeoutMs ?? 10_000;
+    this.advertMaxAgeMs = opts.advertMaxAgeMs ?? 35_000;
+    this.log = opts.log ?? (() => {});
+    const cap = this.table.capacity;
+    this.pImport = new Int32Array(cap);
+    this.pLink = new Int32Array(cap);
+    this.pTag = new Uint32Array(cap);
+    this.pCommand = new Uint8Array(cap);
+    this.pMac = new Uint8Array(cap * MAC_SIZE);
+    this.scratch = Buffer.alloc(Math.min(opts.maxRecord, 0xffff));
+    this.imports = opts.imports.map((spec, i) => new ImportRuntime(i, spec, []));
+  }
+
+  /** Registers a local link (before any frame); imports listing it are presented on it. */
+  addLink(name: string, link: FrameLink): number {
+    const id = this.links.length;
+    this.links.push(link);
+    this.linkIdByName.set(name, id);
+    const map = new Map<number, ImportRuntime>();
+    for (const imp of this.imports) {
+      if (!imp.spec.links.includes(name)) continue;
+      map.set(imp.spec.localShelf * 256 + imp.spec.localSlot, imp);
+      imp.linkIds.push(id);
+    }
+    this.byLink.push(map);
+    return id;
+  }
+
+  linkId(name: string): number | undefined {
+    return this.linkIdByName.get(name);
+  }
+
+  /** The tunnel side of a peer (by name). */
+  addPeer(port: PeerPort): void {
+    this.ports.set(port.name, port);
+    if (!this.adverts.has(port.name)) this.adverts.set(port.name, EMPTY_ADVERTS());
+  }
+
+  /** Names of the peers imports use (the daemon connects to them). */
+  peersUsed(): string[] {
+    return [...new Set(this.imports.map((i) => i.spec.peer))];
+  }
+
+  /** Usable imports, for status. */
+  status(): { local: string; peer: string; remote: string; usable: boolean; bufferCount: number }[] {
+    return this.imports.map((i) => ({
+      local: `e${i.spec.localShelf}.${i.spec.localSlot}`,
+      peer: i.spec.peer,
+      remote: 'name' in i.spec.remote ? i.spec.remote.name : `e${i.spec.remote.shelf}.${i.spec.remote.slot}`,
+      usable: i.usable,
+      bufferCount: i.advert?.bufferCount ?? 0,
+    }));
+  }
+
+  get pending(): number {
+    return this.table.size;
+  }
+
+  // ---- advertisements ----------------------------------------------------------------------
+
+  /** One chunk of a peer's advertisement; a complete generation replaces what the peer offered. */
+  handleAdverts(peer: string, a: AdvertChunk, now: number): void {
+    let st = this.adverts.get(peer);
+    if (!st) {
+      st = EMPTY_ADVERTS();
+      this.adverts.set(peer, st);
+    }
+    if (st.partial === null || st.partial.generation !== a.generation || st.partial.chunks !== a.chunks) {
+      st.partial = { generation: a.generation, chunks: a.chunks, got: new Map() };
+    }
+    st.partial.got.set(a.chunk, a.targets);
+    if (st.partial.got.size < a.chunks) return;
+    const byAddress = new Map<number, TargetAdvert>();
+    const byName = new Map<string, TargetAdvert>();
+    for (const targets of st.partial.got.values()) {
+      for (const t of targets) {
+        byAddress.set(t.shelf * 256 + t.slot, t);
+        if (t.name !== '') byName.set(t.name, t);
+      }
+    }
+    st.byAddress = byAddress;
+    st.byName = byName;
+    st.receivedAt = now;
+    st.partial = null;
+    for (const imp of this.imports) {
+      if (imp.spec.peer !== peer) continue;
+      const r = imp.spec.remote;
+      const adv = ('name' in r ? byName.get(r.name) : byAddress.get(r.shelf * 256 + r.slot)) ?? null;
+      imp.advert = adv;
+      if (adv) imp.config = adv.configString;
+    }
+    this.refresh(now);
+  }
+
+  /** Re-evaluates which imports are usable; announces those that just became usable. */
+  refresh(now: number): void {
+    for (const imp of this.imports) {
+      const port = this.ports.get(imp.spec.peer);
+      const st = this.adverts.get(imp.spec.peer);
+      const usable =
+        imp.advert !== null &&
+        port !== undefined &&
+        port.connected(now) &&
+        st !== undefined &&
+        now - st.receivedAt <= this.advertMaxAgeMs;
+      if (usable === imp.usable) continue;
+      imp.usable = usable;
+      this.log(`${imp.label}: ${usable ? 'usable' : 'not usable'}`);
+      if (usable) this.announce(imp);
+    }
+  }
+
+  /** Periodic work: expire requests, re-evaluate usability. */
+  tick(now: number): void {
+    const n = this.table.expire(now - this.timeoutMs);
+    this.stats.expired += n;
+    this.refresh(now);
+  }
+
+  private announce(imp: ImportRuntime): void {
+    for (const id of imp.linkIds) {
+      const link = this.links[id]!;
+      const slot = link.txSlot();
+      const len = this.writeConfigReply(slot, link, imp, BROADCAST, 0, 0, ConfigCmd.READ);
+      link.txCommit(len);
+      this.stats.announcements++;
+    }
+  }
+
+  // ---- local frames ------------------------------------------------------------------------
+
+  /** One receive batch of local link `linkId`. */
+  handleFrames(
+    linkId: number,
+    frames: readonly Buffer[],
+    lengths: Int32Array | readonly number[],
+    count: number,
+    now: number,
+  ): void {
+    const map = this.byLink[linkId];
+    const link = this.links[linkId];
+    if (map === undefined || link === undefined) return;
+    const st = this.stats;
+    for (let i = 0; i < count; i++) {
+      const len = lengths[i]!;
+      const f = frames[i]!;
+      st.framesIn++;
+      if (len < ETH_HEADER_SIZE + PDU_COMMON_HEADER || f[12] !== 0x88 || f[13] !== 0xa2) {
+        st.notForUs++;
+        continue;
+      }
+      const p = ETH_HEADER_SIZE;
+      if (isResponsePdu(f, p)) {
+        st.notForUs++;
+        continue;
+      }
+      if (f[p]! >>> 4 !== AOE_VERSION || isErrorPdu(f, p)) {
+        st.dropped++;
+        continue;
+      }
+      if (isGroupMac(f, Off.SRC)) {
+        st.groupSource++;
+        continue;
+      }
+      const toUs = macEquals(f, Off.DST, link.mac);
+      if (!toUs && !isGroupMac(f, Off.DST)) {
+        st.notForUs++;
+        continue;
+      }
+      const major = pduMajor(f, p);
+      const minor = pduMinor(f, p);
+      if (major !== 0xffff && minor !== 0xff) {
+        const imp = map.get(major * 256 + minor);
+        if (imp === undefined) st.notForUs++;
+        else this.request(imp, linkId, link, f, len, now, false);
+        continue;
+      }
+      let matched = false;
+      for (const imp of map.values()) {
+        if (
+          (major === 0xffff || major === imp.spec.localShelf) &&
+          (minor === 0xff || minor === imp.spec.localSlot)
+        ) {
+          matched = true;
+          this.request(imp, linkId, link, f, len, now, true);
+        }
+      }
+      if (!matched) st.notForUs++;
+    }
+  }
+
+  private request(
+    imp: ImportRuntime,
+    linkId: number,
+    link: FrameLink,
+    f: Buffer,
+    len: number,
+    now: number,
+    broadcast: boolean,
+  ): void {
+    const st = this.stats;
+    if (!imp.usable) {
+      // Not answering is what a target that is not there does; Linux keeps retrying.
+      st.unusable++;
+      return;
+    }
+    const p = ETH_HEADER_SIZE;
+    const command = f[p + PDU.COMMAND]!;
+    if (command === Command.QUERY_CONFIG) {
+      if (len < p + PDU_COMMON_HEADER + 8) {
+        st.dropped++;
+        return;
+      }
+      const ccmd = f[p + PDU.QC_VERSION_CCMD]! & 0x0f;
+      if (ccmd <= ConfigCmd.TEST_PREFIX) {
+        this.answerQuery(imp, link, f, len, ccmd);
+        return;
+      }
+    } else if (command === Command.ATA && broadcast) {
+      // One frame must not reach several targets (and Linux never sends it).
+      st.dropped++;
+      return;
+    }
+    this.relay(imp, linkId, f, len, command, now);
+  }
+
+  /** Query Config read / test exact / test prefix, answered from the advertisement. */
+  private answerQuery(imp: ImportRuntime, link: FrameLink, f: Buffer, len: number, ccmd: number): void {
+    const p = ETH_HEADER_SIZE;
+    const strLen = (f[p + 16]! << 8) | f[p + 17]!;
+    const strOff = p + PDU.ARG + 8;
+    if (strLen > 1024 || strOff + strLen > len) {
+      this.stats.dropped++;
+      return;
+    }
+    const cfg = imp.config;
+    if (ccmd === ConfigCmd.TEST_EXACT || ccmd === ConfigCmd.TEST_PREFIX) {
+      const exact = ccmd === ConfigCmd.TEST_EXACT;
+      if (exact ? strLen !== cfg.length : strLen > cfg.length) return;
+      for (let i = 0; i < strLen; i++) if (f[strOff + i] !== cfg[i]) return;
+    }
+    const tag =
+      ((f[p + PDU.TAG]! << 24) |
+        (f[p + PDU.TAG + 1]! << 16) |
+        (f[p + PDU.TAG + 2]! << 8) |
+        f[p + PDU.TAG + 3]!) >>>
+      0;
+    const slot = link.txSlot();
+    const n = this.writeConfigReply(slot, link, imp, f, Off.SRC, tag, ccmd);
+    link.txCommit(n);
+    this.stats.answeredLocally++;
+  }
+
+  /** A Query Config response for an import, from this gateway's MAC on `link`. */
+  private writeConfigReply(
+    out: Buffer,
+    link: FrameLink,
+    imp: ImportRuntime,
+    dst: Uint8Array,
+    dstOff: number,
+    tag: number,
+    ccmd: number,
+  ): number {
+    const adv = imp.advert!;
+    for (let i = 0; i < MAC_SIZE; i++) {
+      out[i] = dst[dstOff + i]!;
+      out[MAC_SIZE + i] = link.mac[i]!;
+    }
+    out[12] = 0x88;
+    out[13] = 0xa2;
+    const p = ETH_HEADER_SIZE;
+    out[p + PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE;
+    out[p + PDU.ERROR] = 0;
+    setPduAddress(out, p, imp.spec.localShelf, imp.spec.localSlot);
+    out[p + PDU.COMMAND] = Command.QUERY_CONFIG;
+    setPduTag(out, p, tag);
+    const a = p + PDU.ARG;
+    const bufcnt = Math.max(2, Math.min(adv.bufferCount, 0xffff));
+    out[a] = bufcnt >>> 8;
+    out[a + 1] = bufcnt & 0xff;
+    out[a + 2] = adv.firmware >>> 8;
+    out[a + 3] = adv.firmware & 0xff;
+    out[a + 4] = this.sectorsFor(imp, link);
+    out[a + 5] = (AOE_VERSION << 4) | (ccmd & 0x0f);
+    const cfg = imp.config;
+    out[a + 6] = cfg.length >>> 8;
+    out[a + 7] = cfg.length & 0xff;
+    out.set(cfg, a + 8);
+    const end = a + 8 + cfg.length;
+    if (end < 60) out.fill(0, end, 60);
+    return Math.max(end, 60);
+  }
+
+  /** Sectors per frame: the exporter's, the local link's and the tunnel record's, whichever is least. */
+  private sectorsFor(imp: ImportRuntime, link: FrameLink): number {
+    const remote = imp.advert?.maxSectors || 2;
+    const tunnel = Math.floor((this.maxRecord - REQUEST_PREFIX - PDU_ATA_HEADER) / 512);
+    return Math.max(1, Math.min(remote, sectorsPerFrame(link.mtu), tunnel, 255));
+  }
+
+  private relay(
+    imp: ImportRuntime,
+    linkId: number,
+    f: Buffer,
+    len: number,
+    command: number,
+    now: number,
+  ): void {
+    const st = this.stats;
+    const port = this.ports.get(imp.spec.peer);
+    const adv = imp.advert;
+    if (port === undefined || adv === null) {
+      st.unusable++;
+      return;
+    }
+    const pduLen = len - ETH_HEADER_SIZE;
+    if (REQUEST_PREFIX + pduLen > this.scratch.length) {
+      st.tooLarge++;
+      return;
+    }
+    const s = this.table.take(now);
+    if (s === NO_SLOT) {
+      st.tableFull++;
+      return;
+    }
+    this.pImport[s] = imp.index;
+    this.pLink[s] = linkId;
+    this.pTag[s] = pduTag(f, ETH_HEADER_SIZE);
+    this.pCommand[s] = command;
+    const mo = s * MAC_SIZE;
+    for (let i = 0; i < MAC_SIZE; i++) this.pMac[mo + i] = f[Off.SRC + i]!;
+    const out = this.scratch;
+    for (let i = 0; i < MAC_SIZE; i++) out[i] = f[Off.SRC + i]!;
+    out.set(f.subarray(ETH_HEADER_SIZE, len), REQUEST_PREFIX);
+    setPduTag(out, REQUEST_PREFIX, this.table.tagOf(s));
+    setPduAddress(out, REQUEST_PREFIX, adv.shelf, adv.slot);
+    if (!port.send(RECORD_AOE_REQUEST, out, 0, REQUEST_PREFIX + pduLen)) {
+      this.table.release(s);
+      st.sendFailed++;
+      return;
+    }
+    st.relayed++;
+  }
+
+  // ---- replies from the exporter ------------------------------------------------------------
+
+  /** An AOE_RESPONSE record from `peer`: buf[off, off + len) is the PDU. */
+  handleResponse(peer: string, buf: Uint8Array, off: number, len: number): void {
+    const st = this.stats;
+    if (len < PDU_COMMON_HEADER || !isResponsePdu(buf, off)) {
+      st.dropped++;
+      return;
+    }
+    const s = this.table.find(pduTag(buf, off));
+    if (s === NO_SLOT) {
+      st.staleReplies++;
+      return;
+    }
+    const imp = this.imports[this.pImport[s]!]!;
+    // A peer answers only its own requests: the request id alone must not let one peer answer
+    // for another's target.
+    if (imp.spec.peer !== peer || buf[off + PDU.COMMAND] !== this.pCommand[s]) {
+      st.foreignReplies++;
+      return;
+    }
+    const link = this.links[this.pLink[s]!]!;
+    if (ETH_HEADER_SIZE + len > link.maxFrame) {
+      st.tooLarge++;
+      this.table.release(s);
+      return;
+    }
+    const out = link.txSlot();
+    const n = writeFrame(out, this.pMac, s * MAC_SIZE, link.mac, 0, buf, off, len);
+    setPduTag(out, ETH_HEADER_SIZE, this.pTag[s]!);
+    setPduAddress(out, ETH_HEADER_SIZE, imp.spec.localShelf, imp.spec.localSlot);
+    if (this.pCommand[s] === Command.QUERY_CONFIG && !isErrorPdu(buf, off) && len >= PDU_COMMON_HEADER + 8) {
+      // A relayed set changed the string: later local answers must say so.
+      const strLen = (buf[off + 16]! << 8) | buf[off + 17]!;
+      if (strLen <= 1024 && PDU_COMMON_HEADER + 8 + strLen <= len) {
+        imp.config = Uint8Array.from(buf.subarray(off + 18, off + 18 + strLen));
+      }
+    }
+    link.txCommit(n);
+    this.table.release(s);
+    st.replies++;
+  }
+}
+
+const BROADCAST = Buffer.alloc(MAC_SIZE, 0xff);
