@@ -4,10 +4,22 @@
  * a regular file, owned by the current user (or root), and not readable or writable by group or
  * others (like ssh) — a key that others can read is a key that others may have.
  */
-import { closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { AoegwError } from '../errors.js';
-import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
+import { type CryptoBackend, isWeakX25519Secret, type X25519KeyPair } from '../tunnel/crypto.js';
 
 export const KEY_BYTES = 32;
 
@@ -29,6 +41,13 @@ export function parseKeyText(text: string, path: string): Uint8Array {
   // Decode into an unpooled buffer the caller zeroes (Buffer.from would leave a copy in the pool).
   const key = Buffer.alloc(KEY_BYTES);
   key.write(line, 'base64');
+  if (isWeakX25519Secret(key)) {
+    key.fill(0);
+    throw keyError(
+      path,
+      'the key is all zero (or the same X25519 scalar as the all-zero key): not a secret; create one with aoegw keygen',
+    );
+  }
   return key;
 }
 
@@ -71,41 +90,97 @@ export function loadKeyFile(path: string, crypto: CryptoBackend): X25519KeyPair 
   return pair;
 }
 
-/** Writes a new random private key with mode 0600; refuses to overwrite an existing file. */
+/** Removes a file if it is there; used on failure paths, so it never throws. */
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone (or the directory went away): nothing left to clean up.
+  }
+}
+
+function errnoText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOSPC') return 'no space left on the device';
+  if (err.code === 'EDQUOT') return 'disk quota exceeded';
+  if (err.code === 'EACCES' || err.code === 'EPERM') return 'permission denied';
+  if (err.code === 'EROFS') return 'read-only file system';
+  if (err.code === 'ENOENT') return 'the directory does not exist';
+  return err.code !== undefined ? `${err.code}: ${err.message}` : String(err);
+}
+
+/**
+ * Writes a new random private key with mode 0600; refuses to overwrite an existing file. The key
+ * is written to an O_EXCL temporary file in the same directory, fsynced and then link()ed into
+ * place (link fails if the target exists, unlike rename), so a failure at any step (a full disk,
+ * a quota) leaves no empty or partial key file to block a retry: the temporary file is removed on
+ * every failure. Throws ERR_KEY_FILE naming the file and the cause.
+ */
 export function writeNewKeyFile(path: string, crypto: CryptoBackend): X25519KeyPair {
-  const pair = crypto.x25519KeyPair();
+  const dir = dirname(path);
+  const rnd = new Uint8Array(6);
+  crypto.randomBytes(rnd);
+  const tmp = join(dir, `.${basename(path)}.tmp-${Buffer.from(rnd).toString('hex')}`);
+  // Checked first so the common mistake gets the clear message without touching the disk.
+  if (existsSync(path) || isSymlink(path))
+    throw keyError(path, 'already exists (refusing to overwrite a key)');
   let fd: number;
   try {
     fd = openSync(
-      path,
+      tmp,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
       0o600,
     );
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw keyError(
-      path,
-      code === 'EEXIST' ? 'already exists (refusing to overwrite a key)' : (e as Error).message,
-    );
+    throw keyError(path, `cannot create a file in ${dir}: ${errnoText(e)}`);
   }
+  const pair = crypto.x25519KeyPair();
+  let linked = false;
   try {
-    // A view, not Buffer.from(copy): no stray copy of the secret left in Node's buffer pool.
-    const b64 = Buffer.from(pair.secretKey.buffer, pair.secretKey.byteOffset, KEY_BYTES).toString('base64');
-    writeFileSync(
-      fd,
-      `# aoegw private key (X25519). Keep it secret: mode 0600, never copied off this host.\n${b64}\n`,
-    );
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      // A view, not Buffer.from(copy): no stray copy of the secret left in Node's buffer pool.
+      const b64 = Buffer.from(pair.secretKey.buffer, pair.secretKey.byteOffset, KEY_BYTES).toString('base64');
+      writeFileSync(
+        fd,
+        `# aoegw private key (X25519). Keep it secret: mode 0600, never copied off this host.\n${b64}\n`,
+      );
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, path);
+      linked = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw keyError(path, 'already exists (refusing to overwrite a key)');
+      throw e;
+    }
+    unlinkSync(tmp);
+    const dfd = openSync(dir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+    return pair;
+  } catch (e) {
+    removeQuietly(tmp);
+    // The key was linked but its directory entry could not be made durable: do not leave a key
+    // file whose public key nobody was told.
+    if (linked) removeQuietly(path);
+    crypto.memzero(pair.secretKey);
+    if (e instanceof AoegwError) throw e;
+    throw keyError(path, `cannot write the key: ${errnoText(e)}`);
   }
-  const dfd = openSync(dirname(path), 'r');
+}
+
+function isSymlink(path: string): boolean {
   try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
-  return pair;
 }
 
 export function formatPublicKey(publicKey: Uint8Array): string {

@@ -1,3 +1,10 @@
+export type {
+  DatagramBind,
+  DatagramHandler,
+  DatagramLink,
+  DatagramLinkFactory,
+} from './datagram-link.js';
+export { type DatagramFaults, FakeDatagramLink, FakeDatagramNetwork } from './fake-datagram.js';
 export { FakeLink, FakeSegment } from './fake-link.js';
 export type { BatchHandler, FrameLink, LinkStats } from './frame-link.js';
 export { LinkSet } from './link-set.js';
@@ -10,4 +17,4 @@ export {
   type UdpEndpoint,
   writeUdpAddress,
 } from './udp-address.js';
-export { type DatagramHandler, UdpLink, type UdpLinkOptions } from './udp-link.js';
+export { UdpLink, type UdpLinkOptions } from './udp-link.js';

@@ -4,6 +4,7 @@
  */
 import { AoegwError } from '../errors.js';
 import { BatchedLink, type BatchOptions } from './batched-link.js';
+import type { DatagramHandler, DatagramLink } from './datagram-link.js';
 import { fromNative, type NativeUdpInfo, netnsPath } from './native.js';
 import { ADDR_SLOT, type UdpEndpoint, writeUdpAddress } from './udp-address.js';
 
@@ -16,15 +17,9 @@ export interface UdpLinkOptions extends BatchOptions {
   maxDatagram?: number;
 }
 
-/** count datagrams in `datagrams[i]` with `lengths[i]` bytes from the source in `addrs` at i*ADDR_SLOT. */
-export type DatagramHandler = (
-  datagrams: readonly Buffer[],
-  lengths: Int32Array,
-  addrs: Buffer,
-  count: number,
-) => void;
+export type { DatagramHandler } from './datagram-link.js';
 
-export class UdpLink extends BatchedLink {
+export class UdpLink extends BatchedLink implements DatagramLink {
   readonly family: 4 | 6;
   private handler: DatagramHandler | undefined;
   private local: NativeUdpInfo | undefined;

@@ -145,3 +145,41 @@ export async function loadCrypto(prefer?: BackendName): Promise<CryptoBackend> {
     throw new AoegwError('ERR_CRYPTO_UNAVAILABLE', 'libsodium-wrappers could not be loaded', { cause });
   }
 }
+
+/**
+ * Is this X25519 secret worthless: all zero, or zero in every bit X25519 uses (clamping ignores
+ * the low 3 bits and the top bit and forces bit 254), so it is the same scalar as the all-zero
+ * key everyone can compute? Such a key is a configuration or generation error, never a secret.
+ */
+export function isWeakX25519Secret(secretKey: Uint8Array): boolean {
+  if (secretKey.length !== DH_LEN) return true;
+  let acc = secretKey[0]! & 0xf8;
+  for (let i = 1; i < 31; i++) acc |= secretKey[i]!;
+  acc |= secretKey[31]! & 0x3f;
+  return acc === 0;
+}
+
+/**
+ * The X25519 points of small order (and their non-canonical encodings, top bit ignored), as in
+ * libsodium's blacklist: a DH with any of them gives an all-zero shared secret whatever our key.
+ */
+const SMALL_ORDER_POINTS: readonly Uint8Array[] = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
+
+/** Is this X25519 public key a small-order point (no DH with it can be secret)? */
+export function isSmallOrderX25519Public(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== DH_LEN) return true;
+  for (const p of SMALL_ORDER_POINTS) {
+    let diff = (publicKey[31]! & 0x7f) ^ p[31]!;
+    for (let i = 0; i < 31; i++) diff |= publicKey[i]! ^ p[i]!;
+    if (diff === 0) return true;
+  }
+  return false;
+}

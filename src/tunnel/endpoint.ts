@@ -23,7 +23,13 @@ import {
   REKEY_TIMEOUT_JITTER_MAX,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
-import { type CryptoBackend, DH_LEN, type X25519KeyPair } from './crypto.js';
+import {
+  type CryptoBackend,
+  DH_LEN,
+  isSmallOrderX25519Public,
+  isWeakX25519Secret,
+  type X25519KeyPair,
+} from './crypto.js';
 import { readInitiation, readResponse, writeInitiation, writeResponse } from './handshake.js';
 import {
   COOKIE_RECEIVER,
@@ -249,6 +255,13 @@ export class TunnelEndpoint {
     if (kp.secretKey.length !== DH_LEN || kp.publicKey.length !== DH_LEN) {
       throw new AoegwError('ERR_TUNNEL_CONFIG', 'static key pair must be 32-byte keys');
     }
+    // A well-known scalar (all zero after clamping) authenticates nobody: anyone can be us.
+    if (isWeakX25519Secret(kp.secretKey)) {
+      throw new AoegwError(
+        'ERR_TUNNEL_CONFIG',
+        'static private key is all zero (or the same X25519 scalar as the all-zero key): refused',
+      );
+    }
     this.keys = { secretKey: Uint8Array.from(kp.secretKey), publicKey: Uint8Array.from(kp.publicKey) };
     this.publicKey = Uint8Array.from(kp.publicKey);
     this.sink = opts.sink;
@@ -311,6 +324,9 @@ export class TunnelEndpoint {
     const peer = new Peer(this.crypto, opts, this.addressLength, this.maxPlaintext);
     if (this.crypto.equal(peer.publicKey, this.publicKey))
       throw new AoegwError('ERR_TUNNEL_PEER', 'a peer cannot have our own key');
+    // Every DH with a small-order point is all zero: such a peer could never complete a handshake.
+    if (isSmallOrderX25519Public(peer.publicKey))
+      throw new AoegwError('ERR_TUNNEL_PEER', 'peer public key is a small-order X25519 point: refused');
     if (this.peersById.has(peer.id))
       throw new AoegwError('ERR_TUNNEL_PEER', `peer ${peer.id} already exists`);
     this.peersById.set(peer.id, peer);
@@ -364,7 +380,7 @@ export class TunnelEndpoint {
     return this.sendInitiation(peer, now);
   }
 
-  private sendInitiation(peer: Peer, now: number): SendResult {
+  private sendInitiation(peer: Peer, now: number, cookieResend = false): SendResult {
     if (!peer.hasEndpoint) return Send.NO_ENDPOINT;
     this.dropPending(peer);
     const localIndex = this.newIndex();
@@ -380,7 +396,7 @@ export class TunnelEndpoint {
       out,
     );
     peer.cookie.stamp(out, INIT_MAC1, now);
-    const pending = new PendingHandshake(peer, localIndex, state, now);
+    const pending = new PendingHandshake(peer, localIndex, state, now, cookieResend);
     this.index.set(localIndex, pending);
     peer.pending = pending;
     peer.lastInitiationAt = now;
@@ -569,7 +585,17 @@ export class TunnelEndpoint {
   private onCookieReply(msg: Uint8Array, now: number): RxOutcome {
     const entry = this.index.get(readU32(msg, COOKIE_RECEIVER));
     if (entry === undefined) return Rx.UNKNOWN_INDEX;
-    return entry.peer.cookie.consumeReply(msg, now) ? Rx.COOKIE : Rx.BAD_COOKIE;
+    const peer = entry.peer;
+    if (!peer.cookie.consumeReply(msg, now)) return Rx.BAD_COOKIE;
+    // The responder is under load and dropped our initiation unprocessed: resend it at once with
+    // mac2 rather than on the retry timer (up to 5 s later). Only once per timer-driven initiation:
+    // a cookie reply answering such a resend (a rotated secret, or an on-path forger) waits for
+    // the timer, so cookie replies can never drive initiations faster than a round trip twice per
+    // REKEY_TIMEOUT.
+    if (entry.kind === ENTRY_HANDSHAKE && peer.pending === entry && !entry.cookieResend) {
+      this.sendInitiation(peer, now, true);
+    }
+    return Rx.COOKIE;
   }
 
   private onTransport(

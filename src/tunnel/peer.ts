@@ -33,6 +33,8 @@ export class PendingHandshake {
     readonly localIndex: number,
     readonly state: HandshakeState,
     readonly sentAt: number,
+    /** Sent at once in answer to a cookie reply (not by the timer): the next reply waits. */
+    readonly cookieResend = false,
   ) {}
 }
 

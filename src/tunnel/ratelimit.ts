@@ -11,6 +11,9 @@ import {
   UNDER_LOAD_HOLD,
 } from './constants.js';
 
+/** Length of the io layer's UDP address slot (src/io/udp-address.ts ADDR_SLOT; no import: core stays io-free). */
+const UDP_SLOT_LEN = 24;
+
 export interface RateLimitOptions {
   /** Tokens added per second (sustained handshake messages per second per source). */
   readonly ratePerSecond?: number;
@@ -98,12 +101,18 @@ export class TokenBucketLimiter {
 /**
  * The rate-limit key of a source address: its bytes as a latin1 string. For the io layer's 24-byte
  * UDP address slot ([0] family, [2..3] port, [4..19] address, [20..23] scope), `ignorePort` keys by
- * host only, so one host cannot escape its bucket by changing source ports.
+ * host only, so one host cannot escape its bucket by changing source ports. In that mode an IPv6
+ * source is keyed by its /64 (and scope), as WireGuard does: one host or LAN normally holds a
+ * whole /64 and can pick any of its 2^64 addresses, so a /128 key would give it unlimited buckets.
+ * IPv4 stays keyed by the full /32.
  */
 export function sourceKey(addr: Uint8Array, off: number, len: number, ignorePort = false): string {
+  const v6Prefix = ignorePort && len === UDP_SLOT_LEN && addr[off] === 6;
   let s = '';
   for (let i = 0; i < len; i++) {
     if (ignorePort && (i === 2 || i === 3)) continue;
+    // Bytes 12..19 are the interface identifier (the low 64 bits) of an IPv6 address.
+    if (v6Prefix && i >= 12 && i < 20) continue;
     s += String.fromCharCode(addr[off + i]!);
   }
   return s;

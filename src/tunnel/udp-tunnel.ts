@@ -1,16 +1,19 @@
 /**
- * UdpTunnel: the I/O driver of one TunnelEndpoint over one batched UdpLink (docs/protocol.md,
- * section 12). It owns the socket, the endpoint, the timer that runs the protocol timers and a load
- * signal that forces cookie mode when handshake messages arrive faster than the node wants to do
- * Diffie-Hellman for.
+ * UdpTunnel: the I/O driver of one TunnelEndpoint over one batched DatagramLink (docs/protocol.md,
+ * section 12): a UdpLink it opens itself, or a link (or link factory) it is given, e.g. the
+ * in-memory FakeDatagramNetwork. It owns the link, the endpoint, the timer that runs the protocol
+ * timers and a load signal that forces cookie mode when handshake messages arrive faster than the
+ * node wants to do Diffie-Hellman for.
  *
- * Per receive batch: every datagram goes to ep.receive() (with its source address slot), then one
- * ep.flush(), so the records and replies a batch produces leave in one sendmmsg. Records queued with
+ * Per receive batch: every datagram goes to ep.receive() (with its source address slot), then the
+ * onBatchEnd hook, then one ep.flush(), so the records and replies a batch produces (including what
+ * the application queued from the hook) leave in one sendmmsg. Records queued with
  * send() outside a receive batch are flushed at the end of the current microtask checkpoint. Nothing
  * thrown below the batch handler escapes it (the endpoint never throws; the sink can, e.g. on a closed
  * link): it is counted and reported to onError.
  */
 import { AoegwError } from '../errors.js';
+import type { DatagramLink, DatagramLinkFactory } from '../io/datagram-link.js';
 import type { LinkStats } from '../io/frame-link.js';
 import { ADDR_SLOT, readUdpAddress, type UdpEndpoint, writeUdpAddress } from '../io/udp-address.js';
 import { UdpLink } from '../io/udp-link.js';
@@ -80,6 +83,22 @@ export interface UdpTunnelOptions {
   readonly clock?: () => number;
   /** Link errors and exceptions caught in the receive path or timer. */
   readonly onError?: (err: Error) => void;
+  /**
+   * Use this link instead of opening a UdpLink (family, address, port, netns and the socket options
+   * are then ignored). The tunnel owns it from here on and closes it; rebind() needs linkFactory.
+   */
+  readonly link?: DatagramLink;
+  /**
+   * Open the link (and the one rebind() moves to) with this instead of UdpLink.open. Called with the
+   * family, address and port of these options (or of the rebind) and the receive slot size.
+   */
+  readonly linkFactory?: DatagramLinkFactory;
+  /**
+   * Called once per receive batch, after all records of the batch were delivered (events.record)
+   * and before the endpoint's flush: an application can treat one UDP batch as one unit of work
+   * and queue replies (send()) that leave in the same flush. Exceptions are caught and reported.
+   */
+  readonly onBatchEnd?: () => void;
 }
 
 /** A peer as configured through the driver: the endpoint given as address and port. */
@@ -107,7 +126,7 @@ export interface UdpTunnelStats {
 export class UdpTunnel {
   readonly endpoint: TunnelEndpoint;
   readonly family: 4 | 6;
-  private link: UdpLink;
+  private link: DatagramLink;
   private readonly opts: UdpTunnelOptions;
   private readonly clock: () => number;
   private readonly timer: ReturnType<typeof setInterval>;
@@ -144,7 +163,7 @@ export class UdpTunnel {
     }
   };
 
-  private constructor(opts: UdpTunnelOptions, link: UdpLink) {
+  private constructor(opts: UdpTunnelOptions, link: DatagramLink) {
     this.opts = opts;
     this.family = link.family;
     this.link = link;
@@ -187,15 +206,18 @@ export class UdpTunnel {
   }
 
   /**
-   * Bind the socket and start receiving. Throws AoegwError ERR_BIND (address in use, not local,
-   * wrong family), ERR_NETNS, ERR_TUNNEL_CONFIG (bad options).
+   * Bind the socket (or take the given link) and start receiving. Throws AoegwError ERR_BIND
+   * (address in use, not local, wrong family), ERR_NETNS, ERR_TUNNEL_CONFIG (bad options).
    */
   static open(opts: UdpTunnelOptions): UdpTunnel {
     const mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(mtu) || mtu > 65507) {
       throw new AoegwError('ERR_TUNNEL_CONFIG', `mtu ${mtu} is not an integer up to 65507`);
     }
-    const link = UdpTunnel.openLink(opts, opts.address, opts.port);
+    if (opts.link !== undefined && opts.linkFactory !== undefined) {
+      throw new AoegwError('ERR_TUNNEL_CONFIG', 'give either link or linkFactory, not both');
+    }
+    const link = opts.link ?? UdpTunnel.openLink(opts, opts.address, opts.port);
     try {
       return new UdpTunnel(opts, link);
     } catch (err) {
@@ -204,13 +226,17 @@ export class UdpTunnel {
     }
   }
 
-  private static openLink(opts: UdpTunnelOptions, address: string | undefined, port: number): UdpLink {
+  private static openLink(opts: UdpTunnelOptions, address: string | undefined, port: number): DatagramLink {
     const mtu = opts.mtu ?? DEFAULT_MTU;
+    // Receive slots take any datagram a peer with a larger MTU may send, not only our own MTU.
+    const maxDatagram = Math.max(9216, mtu);
+    if (opts.linkFactory !== undefined) {
+      return opts.linkFactory({ family: opts.family ?? 4, address, port, maxDatagram });
+    }
     return UdpLink.open({
       family: opts.family ?? 4,
       port,
-      // Receive slots take any datagram a peer with a larger MTU may send, not only our own MTU.
-      maxDatagram: Math.max(9216, mtu),
+      maxDatagram,
       ...(address !== undefined ? { address } : {}),
       ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
       ...(opts.batch !== undefined ? { batch: opts.batch } : {}),
@@ -220,7 +246,7 @@ export class UdpTunnel {
     });
   }
 
-  private attach(link: UdpLink): void {
+  private attach(link: DatagramLink): void {
     link.onError((err) => this.report(err));
     link.onBatch((datagrams, lengths, addrs, count) => this.onBatch(datagrams, lengths, addrs, count));
   }
@@ -304,11 +330,18 @@ export class UdpTunnel {
     return r;
   }
 
-  /** One AoE frame (from the AoE header on). */
+  /**
+   * One AoE frame (from the AoE header on).
+   * @deprecated The record-type registry belongs to the gateway layer: use send() with its type.
+   */
   sendAoe(peer: Peer, frame: Uint8Array, off = 0, len = frame.length - off): SendResult {
     return this.send(peer, RECORD_AOE, frame, off, len);
   }
 
+  /**
+   * @deprecated The peer messages belong to the gateway layer (control.ts is moving there): encode
+   * there and use send(). This is the driver's only dependency on control.ts; the core has none.
+   */
   sendControl(peer: Peer, msg: ControlMessage): SendResult {
     return this.send(peer, RECORD_CONTROL, encodeControl(msg));
   }
@@ -327,10 +360,13 @@ export class UdpTunnel {
    * when the host's address changed. The new socket is opened before the old one is closed, so a
    * failure (ERR_BIND) leaves the tunnel as it was. Sessions are kept: peers follow the new source
    * address on its first authenticated packet. Not from inside an event handler (it closes the
-   * socket whose batch is being handled).
+   * socket whose batch is being handled). With an injected link, only with a linkFactory.
    */
   rebind(to: { address?: string; port?: number } = {}): void {
     this.assertOpen();
+    if (this.opts.link !== undefined) {
+      throw new AoegwError('ERR_TUNNEL_CONFIG', 'rebind() needs linkFactory, not a fixed link');
+    }
     const next = UdpTunnel.openLink(this.opts, to.address ?? this.opts.address, to.port ?? 0);
     const old = this.link;
     try {
@@ -389,6 +425,15 @@ export class UdpTunnel {
           continue;
         }
         ep.receive(datagrams[i]!, len, addrs, i * ADDR_SLOT, now);
+      }
+      const end = this.opts.onBatchEnd;
+      if (end !== undefined) {
+        try {
+          end();
+        } catch (err) {
+          // The batch's replies still leave.
+          this.fail(err);
+        }
       }
       ep.flush(now);
     } catch (err) {

@@ -2,10 +2,14 @@ import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
+  existsSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,4 +83,91 @@ describe('key files', () => {
     expect(loadKeyFile(p, crypto).publicKey).toEqual(pair.publicKey);
     expect(() => writeNewKeyFile(p, crypto)).toThrow(/already exists/);
   });
+
+  it('refuses an all-zero key and keys that clamp to the same scalar', () => {
+    const zero = Buffer.alloc(32);
+    expect(() => parseKeyText(`${zero.toString('base64')}\n`, 'k')).toThrow(
+      expect.objectContaining({ code: 'ERR_KEY_FILE', message: expect.stringMatching(/all zero/) }),
+    );
+    // Only the bits X25519 clamping ignores are set: the same scalar as the zero key.
+    const clampedZero = Buffer.alloc(32);
+    clampedZero[0] = 0x07;
+    clampedZero[31] = 0xc0;
+    const p = join(dir, 'zero.key');
+    writeFileSync(p, `${clampedZero.toString('base64')}\n`, { mode: 0o600 });
+    expect(() => loadKeyFile(p, crypto)).toThrow(/all zero/);
+    // One used bit set: an ordinary (if silly) key, accepted.
+    clampedZero[0] = 0x08;
+    expect(parseKeyText(`${clampedZero.toString('base64')}\n`, 'k')).toHaveLength(32);
+  });
+
+  it('refuses to overwrite a symbolic link (even a dangling one) and leaves no temp file', () => {
+    const sub = mkdtempSync(join(dir, 'sl-'));
+    const link = join(sub, 'k.key');
+    symlinkSync(join(sub, 'nowhere'), link);
+    expect(() => writeNewKeyFile(link, crypto)).toThrow(/already exists/);
+    expect(readdirSync(sub)).toEqual(['k.key']);
+    expect(existsSync(join(sub, 'nowhere'))).toBe(false);
+  });
+});
+
+// A real full disk: a 16 KiB tmpfs filled up before keygen runs.
+const canMount = process.getuid?.() === 0;
+describe.skipIf(!canMount)('keygen on a full file system', () => {
+  const mnt = mkdtempSync(join(tmpdir(), 'aoegw-fullfs-'));
+  let mounted = false;
+  beforeAll(() => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k,mode=0700', 'aoegw-keytest', mnt]);
+    mounted = true;
+  });
+  afterAll(() => {
+    if (mounted) execFileSync('umount', [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  });
+
+  function fill(): string {
+    const filler = join(mnt, 'filler');
+    try {
+      writeFileSync(filler, Buffer.alloc(64 * 1024, 1));
+    } catch (e) {
+      expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+    expect(statSync(filler).size).toBeGreaterThan(0);
+    return filler;
+  }
+
+  it('fails with a clear ERR_KEY_FILE, leaves nothing behind, and a retry after freeing space works', () => {
+    const filler = fill();
+    const key = join(mnt, 'gw.key');
+    expect(() => writeNewKeyFile(key, crypto)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_KEY_FILE',
+        message: expect.stringMatching(/gw\.key.*no space left on the device/),
+      }),
+    );
+    // No empty or partial key file and no temporary file.
+    expect(readdirSync(mnt)).toEqual(['filler']);
+
+    // The CLI says the same in one line, without a stack trace, and exits 1.
+    const cli = join(import.meta.dirname, '..', '..', '..', 'src', 'cli', 'main.ts');
+    let stderr = '';
+    let status = 0;
+    try {
+      execFileSync('npx', ['tsx', cli, 'keygen', key], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      const err = e as { status: number; stderr: Buffer };
+      status = err.status;
+      stderr = err.stderr.toString();
+    }
+    expect(status).toBe(1);
+    expect(stderr).toMatch(/^aoegw: key file .*gw\.key: .*no space left on the device \[ERR_KEY_FILE\]\n$/);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(readdirSync(mnt)).toEqual(['filler']);
+
+    unlinkSync(filler);
+    const pair = writeNewKeyFile(key, crypto);
+    expect(readdirSync(mnt)).toEqual(['gw.key']);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    expect(loadKeyFile(key, crypto).publicKey).toEqual(pair.publicKey);
+  }, 30_000);
 });
