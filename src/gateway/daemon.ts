@@ -70,7 +70,6 @@ export class Gateway {
   private readonly log: (line: string) => void;
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly advertEveryMs: number;
-  private endBatchScheduled = false;
   private localGeneration = 1;
   private forwardGeneration = 0;
   private stopped = false;
@@ -142,6 +141,9 @@ export class Gateway {
       port: listen.port,
       mtu: this.spec.tunnel.mtu,
       onError: (e) => this.log(`tunnel: ${e.message}`),
+      // Requests of one UDP receive batch reach the engine as one batch; their replies leave in
+      // the same flush.
+      onBatchEnd: () => this.exportSide.endBatch(),
       events: {
         record: (peer, type, buf, off, len) => this.onRecord(peer, type, buf, off, len),
         handshakeComplete: (peer) => this.onSessionUp(peer),
@@ -271,7 +273,6 @@ export class Gateway {
     switch (type) {
       case RECORD_AOE_REQUEST:
         this.exportSide.handleRequest(p.spec.name, buf, off, len, performance.now());
-        this.scheduleEndBatch();
         return;
       case RECORD_AOE_RESPONSE:
         this.imports?.handleResponse(p.spec.name, buf, off, len);
@@ -288,16 +289,6 @@ export class Gateway {
       default:
         return; // unknown record types are ignored (forward compatibility)
     }
-  }
-
-  /** Requests of one UDP receive batch go to the engine together, after the batch. */
-  private scheduleEndBatch(): void {
-    if (this.endBatchScheduled) return;
-    this.endBatchScheduled = true;
-    queueMicrotask(() => {
-      this.endBatchScheduled = false;
-      this.exportSide.endBatch();
-    });
   }
 
   private onSessionUp(peer: Peer): void {

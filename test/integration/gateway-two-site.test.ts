@@ -118,6 +118,7 @@ async function startGateway(ns: Netns, config: string): Promise<Spawned> {
 }
 
 /** SIGUSR1 stats of a gateway, parsed from its last JSON line. */
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON of the daemon's stats, checked field by field
 async function gatewayStats(p: Spawned): Promise<Record<string, any>> {
   const before = p.output().length;
   p.child.kill('SIGUSR1');
