@@ -48,9 +48,6 @@
 #define SO_MEMINFO 55
 #endif
 #define SK_MEMINFO_DROPS_IDX 8
-#ifndef TP_STATUS_VLAN_VALID
-#define TP_STATUS_VLAN_VALID (1 << 4)
-#endif
 
 /* Per-slot control buffer for PACKET_AUXDATA (the VLAN tag the kernel stripped). */
 #define RX_CBUF CMSG_SPACE(sizeof(struct tpacket_auxdata))
@@ -77,6 +74,7 @@ typedef struct link {
   int ifindex;
   int mtu;
   int ethertype; /* PACKET only: what bind() and rebind() bind to */
+  uint8_t mac[6]; /* PACKET only: the interface's MAC as last read (classifies dropped frames) */
   char ifname[IFNAMSIZ];
   uint32_t batch;     /* slots in each arena */
   uint32_t slot_size; /* bytes per slot */
@@ -638,6 +636,7 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   l->ifindex = ii.index;
   l->mtu = ii.mtu;
   l->ethertype = ethertype;
+  memcpy(l->mac, ii.mac, 6);
   if (l->ctl) l->ctl[CTL_MTU] = l->mtu;
   if ((uint32_t)l->mtu + 14 > l->slot_size) {
     throw_coded(env, "ERR_FRAME_TOO_LARGE", "interface %s has MTU %d but slots hold only %u bytes", l->ifname, l->mtu,
@@ -830,15 +829,16 @@ fail:
 /* ---------- receive ---------- */
 
 /* True when the kernel stripped an 802.1Q/802.1ad tag from this frame: it came from a VLAN, not
- * from the native (untagged) segment this link serves. Older kernels lack TP_STATUS_VLAN_VALID
- * and report a tag only through a non-zero TCI. */
+ * from the native (untagged) segment this link serves. Kernels that still pass the tag in the
+ * auxdata are caught here; newer ones re-mark such frames PACKET_OTHERHOST (see packet_filter). */
 static bool frame_was_tagged(struct msghdr *mh) {
   for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
     if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
     if (c->cmsg_len < CMSG_LEN(sizeof(struct tpacket_auxdata))) continue;
     struct tpacket_auxdata aux;
     memcpy(&aux, CMSG_DATA(c), sizeof aux);
-    return (aux.tp_status & TP_STATUS_VLAN_VALID) != 0 || aux.tp_vlan_tci != 0;
+    /* VID 0 is a priority tag on a native frame (802.1Q): newer kernels pass those as native too. */
+    return (aux.tp_vlan_tci & 0x0fff) != 0;
   }
   return false;
 }
@@ -853,13 +853,20 @@ static int packet_filter(link_t *l, int n) {
     struct msghdr *mh = &l->rx_msgs[i].msg_hdr;
     const struct sockaddr_ll *sll = (const struct sockaddr_ll *)&l->rx_sa[i];
     uint32_t len = l->rx_msgs[i].msg_len;
-    if (mh->msg_namelen >= offsetof(struct sockaddr_ll, sll_pkttype) + 1 && sll->sll_pkttype != PACKET_HOST &&
-        sll->sll_pkttype != PACKET_BROADCAST && sll->sll_pkttype != PACKET_MULTICAST) {
-      l->rx_otherhost_dropped++;
-      continue;
-    }
     if (frame_was_tagged(mh)) {
       l->rx_vlan_dropped++;
+      continue;
+    }
+    if (mh->msg_namelen >= offsetof(struct sockaddr_ll, sll_pkttype) + 1 && sll->sll_pkttype != PACKET_HOST &&
+        sll->sll_pkttype != PACKET_BROADCAST && sll->sll_pkttype != PACKET_MULTICAST) {
+      /* Newer kernels hand a frame of a VLAN that has no device here to protocol sockets untagged
+       * but re-marked PACKET_OTHERHOST. The Ethernet layer only marks a frame OTHERHOST when its
+       * destination is another unicast MAC, so OTHERHOST with our MAC or a group address as the
+       * destination can only be such a VLAN frame: count it as one. */
+      const uint8_t *dst = l->rx + (size_t)i * l->slot_size;
+      bool vlan = sll->sll_pkttype == PACKET_OTHERHOST && len >= 6 && ((dst[0] & 1) || memcmp(dst, l->mac, 6) == 0);
+      if (vlan) l->rx_vlan_dropped++;
+      else l->rx_otherhost_dropped++;
       continue;
     }
     bool trunc = len > l->slot_size || (mh->msg_flags & MSG_TRUNC);
@@ -1279,6 +1286,7 @@ static napi_value js_link_info(napi_env env, napi_callback_info info) {
   }
   if (l->kind == KIND_PACKET) {
     l->mtu = ii.mtu;
+    memcpy(l->mac, ii.mac, 6);
     if (l->ctl) l->ctl[CTL_MTU] = l->mtu;
   }
   return ifinfo_to_js(env, l->ifname, &ii);
@@ -1319,6 +1327,7 @@ static napi_value js_rebind(napi_env env, napi_callback_info info) {
   getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
   l->ifindex = ii.index;
   l->mtu = ii.mtu;
+  memcpy(l->mac, ii.mac, 6);
   if (l->ctl) l->ctl[CTL_MTU] = l->mtu;
   return ifinfo_to_js(env, l->ifname, &ii);
 }
