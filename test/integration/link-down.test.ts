@@ -164,6 +164,45 @@ describe.skipIf(skip)('link down and back during a write stream', () => {
     expect(srv.output()).toMatch(/link .*up.*re-announced/);
   }, 90_000);
 
+  it('an idle link: down/up and del/re-add, the daemon answers discovery again', async () => {
+    const v = vethPair(nsI, nsT, 1500);
+    const img = sparseImage(dir, 'i.img', 1 << 20);
+    const srv = await startServe([
+      '--iface',
+      v.b,
+      '--netns',
+      nsT.name,
+      '--export',
+      `5.2=${img}`,
+      '--state',
+      join(dir, 'st3.json'),
+    ]);
+    servers.push(srv);
+    const ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
+    inis.push(ini);
+    expect((await ini.queryConfig(200, { major: 5, minor: 2 })).length).toBe(1);
+    nsT.ip('link', 'set', v.b, 'down');
+    expect(await waitFor(() => /down \(ENETDOWN/.test(srv.output()), 3000), srv.output()).toBe(true);
+    await sleep(300);
+    expect(srv.child.exitCode).toBeNull();
+    nsT.ip('link', 'set', v.b, 'up');
+    expect(await waitFor(() => /up \(up\)/.test(srv.output()), 3000), srv.output()).toBe(true);
+    expect((await ini.queryConfig(200, { major: 5, minor: 2 })).length).toBe(1);
+    // Deleted while idle (a new pair with new MACs): a fresh initiator finds it again.
+    nsT.ip('link', 'del', v.b);
+    await sleep(500);
+    expect(srv.child.exitCode, srv.output()).toBeNull();
+    vethPair(nsI, nsT, 1500, v.a.slice(2));
+    const ini2 = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
+    inis.push(ini2);
+    expect(await waitFor(() => (srv.output().match(/up \(up\)/g) ?? []).length >= 2, 3000)).toBe(true);
+    const found = await ini2.queryConfig(200, { major: 5, minor: 2 });
+    expect(found.map((a) => a.mac.toString('hex'))).toEqual([
+      interfaceInfo(v.b, nsT.name).mac.toString('hex'),
+    ]);
+    expect(srv.child.exitCode).toBeNull();
+  }, 30_000);
+
   it('exits non-zero with a clear message when its event loop empties', async () => {
     const v = vethPair(nsI, nsT, 1500);
     const img = sparseImage(dir, 'e.img', 1 << 20);
