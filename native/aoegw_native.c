@@ -965,6 +965,16 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     socklen_t sl = sizeof soerr;
     bool is_socket = l->kind != KIND_TAP && getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0;
     if (is_socket && soerr != 0) err = soerr;
+    if (is_socket && soerr == 0) {
+      /* No pending error: then EPOLLERR came from the error queue. Drain it, or re-arming would
+       * wake us again at once, forever. */
+      char cbuf[256], dbuf[64];
+      struct iovec iov = {dbuf, sizeof dbuf};
+      for (int i = 0; i < 64; i++) {
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        if (recvmsg(l->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+      }
+    }
     l->link_errors++;
     if (is_socket && l->polling && !l->closed && uv_poll_start(l->poll, UV_READABLE, on_poll) != 0) l->polling = 0;
     call_js(l, -1, err);
