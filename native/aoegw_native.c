@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
@@ -48,6 +49,14 @@
 #endif
 #define SK_MEMINFO_DROPS_IDX 8
 
+/* Per-slot control buffer for PACKET_AUXDATA (the VLAN tag the kernel stripped). */
+#define RX_CBUF CMSG_SPACE(sizeof(struct tpacket_auxdata))
+
+/* Link-control words shared with JS (optional `ctl` Int32Array of CTL_WORDS):
+ * [CTL_FLAGS] bits set here, cleared by JS; [CTL_MTU] the MTU the addon last read. */
+enum { CTL_FLAGS = 0, CTL_MTU = 1, CTL_WORDS = 4 };
+#define CTL_MTU_CHANGED 1 /* a send hit EMSGSIZE: the interface MTU shrank under us */
+
 /* UDP address slot layout shared with JS (src/io/udp-address.ts):
  * [0] family (4 or 6, 0 = none) [1] reserved [2..3] port big-endian [4..19] address bytes
  * (IPv4 uses the first 4) [20..23] IPv6 scope id little-endian. */
@@ -55,7 +64,7 @@
 
 enum kind { KIND_PACKET = 1, KIND_TAP = 2, KIND_UDP = 3 };
 
-enum arena_ref { REF_RX, REF_RX_LEN, REF_TX, REF_TX_LEN, REF_RX_ADDR, REF_TX_ADDR, REF_COUNT };
+enum arena_ref { REF_RX, REF_RX_LEN, REF_TX, REF_TX_LEN, REF_RX_ADDR, REF_TX_ADDR, REF_CTL, REF_COUNT };
 
 typedef struct link {
   napi_env env;
@@ -64,6 +73,8 @@ typedef struct link {
   int ctl_fd; /* TAP only: a datagram socket in the device's namespace for interface ioctls */
   int ifindex;
   int mtu;
+  int ethertype; /* PACKET only: what bind() and rebind() bind to */
+  uint8_t mac[6]; /* PACKET only: the interface's MAC as last read (classifies dropped frames) */
   char ifname[IFNAMSIZ];
   uint32_t batch;     /* slots in each arena */
   uint32_t slot_size; /* bytes per slot */
@@ -71,6 +82,9 @@ typedef struct link {
   uint32_t busy_poll_us; /* keep polling this long after the last frame before sleeping */
   uint8_t *rx, *tx, *rx_addr, *tx_addr;
   int32_t *rx_len, *tx_len;
+  int32_t *ctl; /* optional, CTL_WORDS */
+  uint8_t *rx_cbuf; /* PACKET only: batch * RX_CBUF */
+  int last_raw; /* frames the last recvmmsg returned, before filtering */
   napi_ref refs[REF_COUNT];
   napi_ref on_batch;
   napi_ref self; /* strong while polling, so an active link is never collected */
@@ -85,6 +99,7 @@ typedef struct link {
   uint64_t rx_frames, rx_batches, rx_truncated, rx_errors, wakeups;
   uint64_t tx_frames, tx_batches, tx_dropped, tx_errors, tx_waits;
   uint64_t kernel_packets, kernel_drops;
+  uint64_t rx_vlan_dropped, rx_otherhost_dropped, tx_oversized, link_errors;
 } link_t;
 
 /* ---------- error helpers ---------- */
@@ -136,7 +151,7 @@ static void throw_errno(napi_env env, int err, const char *what, const char *ifn
       napi_get_last_error_info(env, &info__);                                                                       \
       bool pending__;                                                                                               \
       napi_is_exception_pending(env, &pending__);                                                                   \
-      if (!pending__) napi_throw_error(env, "ERR_NATIVE", info__ && info__->error_message ? info__->error_message : #call); \
+      if (!pending__) napi_throw_error(env, "ERR_NATIVE_ARGUMENT", info__ && info__->error_message ? info__->error_message : #call); \
       return NULL;                                                                                                  \
     }                                                                                                               \
   } while (0)
@@ -231,7 +246,7 @@ static int64_t get_int(napi_env env, napi_value obj, const char *name, int64_t d
 static void *take_arena(napi_env env, napi_value obj, const char *name, size_t need, napi_ref *ref) {
   napi_value v;
   if (!get_prop(env, obj, name, &v)) {
-    throw_coded(env, "ERR_NATIVE", "option %s is required", name);
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "option %s is required", name);
     return NULL;
   }
   void *data = NULL;
@@ -252,11 +267,11 @@ static void *take_arena(napi_env env, napi_value obj, const char *name, size_t n
                                                                                                                : 1;
     len = elems * esz;
   } else {
-    throw_coded(env, "ERR_NATIVE", "option %s must be an ArrayBuffer or typed array", name);
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "option %s must be an ArrayBuffer or typed array", name);
     return NULL;
   }
   if (len < need) {
-    throw_coded(env, "ERR_NATIVE", "option %s is %zu bytes, needs %zu", name, len, need);
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "option %s is %zu bytes, needs %zu", name, len, need);
     return NULL;
   }
   if (napi_create_reference(env, v, 1, ref) != napi_ok) return NULL;
@@ -335,7 +350,7 @@ static napi_value js_interface_info(napi_env env, napi_callback_info info) {
   char name[64] = {0}, ns[4096] = {0};
   size_t len;
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
-    throw_coded(env, "ERR_NATIVE", "interfaceInfo(name[, netns]) needs an interface name");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "interfaceInfo(name[, netns]) needs an interface name");
     return NULL;
   }
   int s = ctl_socket_in(env, argv[1], argc > 1, ns, sizeof ns);
@@ -359,7 +374,7 @@ static napi_value js_set_interface(napi_env env, napi_callback_info info) {
   char name[64] = {0}, ns[4096] = {0};
   size_t len;
   if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
-    throw_coded(env, "ERR_NATIVE", "setInterface(name, opts[, netns])");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "setInterface(name, opts[, netns])");
     return NULL;
   }
   if (strlen(name) >= IFNAMSIZ) {
@@ -418,6 +433,8 @@ static void link_free_buffers(link_t *l) {
   free(l->tx_iov);
   free(l->rx_sa);
   free(l->tx_sa);
+  free(l->rx_cbuf);
+  l->rx_cbuf = NULL;
   l->rx_msgs = l->tx_msgs = NULL;
   l->rx_iov = l->tx_iov = NULL;
   l->rx_sa = l->tx_sa = NULL;
@@ -445,6 +462,7 @@ static void link_close(napi_env env, link_t *l) {
   }
   l->rx = l->tx = l->rx_addr = l->tx_addr = NULL;
   l->rx_len = l->tx_len = NULL;
+  l->ctl = NULL;
   if (l->on_batch) napi_delete_reference(env, l->on_batch);
   l->on_batch = NULL;
   if (l->self) napi_delete_reference(env, l->self);
@@ -464,7 +482,7 @@ static void link_finalize(napi_env env, void *data, void *hint) {
 static link_t *get_link(napi_env env, napi_value v) {
   link_t *l = NULL;
   if (napi_get_value_external(env, v, (void **)&l) != napi_ok || l == NULL) {
-    throw_coded(env, "ERR_NATIVE", "not a link handle");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "not a link handle");
     return NULL;
   }
   if (l->closed) {
@@ -482,7 +500,7 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
   l->busy_poll_us = (uint32_t)get_int(env, opts, "busyPollUs", 0);
   if (l->busy_poll_us > 1000) l->busy_poll_us = 1000;
   if (l->batch < 1 || l->batch > 1024 || l->slot_size < 64 || l->slot_size > 131072) {
-    throw_coded(env, "ERR_NATIVE", "batch must be 1..1024 and slotSize 64..131072 (got %u, %u)", l->batch,
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "batch must be 1..1024 and slotSize 64..131072 (got %u, %u)", l->batch,
                 l->slot_size);
     return false;
   }
@@ -495,6 +513,13 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
     if (!(l->rx_addr = take_arena(env, opts, "rxAddr", l->batch * ADDR_SLOT, &l->refs[REF_RX_ADDR]))) return false;
     if (!(l->tx_addr = take_arena(env, opts, "txAddr", l->batch * ADDR_SLOT, &l->refs[REF_TX_ADDR]))) return false;
   }
+  napi_value ctlv;
+  if (get_prop(env, opts, "ctl", &ctlv) && !(l->ctl = take_arena(env, opts, "ctl", CTL_WORDS * 4, &l->refs[REF_CTL])))
+    return false;
+  if (l->kind == KIND_PACKET && !(l->rx_cbuf = calloc(l->batch, RX_CBUF))) {
+    throw_coded(env, "ERR_SYSCALL", "out of memory");
+    return false;
+  }
   l->rx_msgs = calloc(l->batch, sizeof *l->rx_msgs);
   l->tx_msgs = calloc(l->batch, sizeof *l->tx_msgs);
   l->rx_iov = calloc(l->batch, sizeof *l->rx_iov);
@@ -502,7 +527,7 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
   l->rx_sa = calloc(l->batch, sizeof *l->rx_sa);
   l->tx_sa = calloc(l->batch, sizeof *l->tx_sa);
   if (!l->rx_msgs || !l->tx_msgs || !l->rx_iov || !l->tx_iov || !l->rx_sa || !l->tx_sa) {
-    throw_coded(env, "ERR_NATIVE", "out of memory");
+    throw_coded(env, "ERR_SYSCALL", "out of memory");
     return false;
   }
   for (uint32_t i = 0; i < l->batch; i++) {
@@ -517,6 +542,11 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
       l->rx_msgs[i].msg_hdr.msg_name = &l->rx_sa[i];
       l->tx_msgs[i].msg_hdr.msg_name = &l->tx_sa[i];
     }
+    if (l->kind == KIND_PACKET) {
+      /* The sockaddr_ll says who the frame was for (sll_pkttype); the auxdata carries the VLAN tag. */
+      l->rx_msgs[i].msg_hdr.msg_name = &l->rx_sa[i];
+      l->rx_msgs[i].msg_hdr.msg_control = l->rx_cbuf + (size_t)i * RX_CBUF;
+    }
   }
   return true;
 }
@@ -525,7 +555,7 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
 static link_t *link_new(napi_env env, enum kind kind) {
   link_t *l = calloc(1, sizeof *l);
   if (!l) {
-    throw_coded(env, "ERR_NATIVE", "out of memory");
+    throw_coded(env, "ERR_SYSCALL", "out of memory");
     return NULL;
   }
   l->env = env;
@@ -605,6 +635,9 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   }
   l->ifindex = ii.index;
   l->mtu = ii.mtu;
+  l->ethertype = ethertype;
+  memcpy(l->mac, ii.mac, 6);
+  if (l->ctl) l->ctl[CTL_MTU] = l->mtu;
   if ((uint32_t)l->mtu + 14 > l->slot_size) {
     throw_coded(env, "ERR_FRAME_TOO_LARGE", "interface %s has MTU %d but slots hold only %u bytes", l->ifname, l->mtu,
                 l->slot_size);
@@ -612,6 +645,12 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   }
   int one = 1;
   setsockopt(l->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one); /* best effort: kernel >= 4.20 */
+  /* The kernel strips an 802.1Q tag before a packet socket sees the frame; only the auxdata tells
+   * a frame from another VLAN apart from a native one. Without it we cannot filter: refuse. */
+  if (setsockopt(l->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0) {
+    throw_errno(env, errno, "setsockopt(PACKET_AUXDATA)", l->ifname);
+    goto fail;
+  }
   set_bufsizes(l->fd, get_int(env, opts, "rcvbuf", 4 << 20), get_int(env, opts, "sndbuf", 4 << 20));
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
@@ -789,7 +828,58 @@ fail:
 
 /* ---------- receive ---------- */
 
-/* Fills up to `batch` slots. Returns the count, 0 when nothing is waiting, or -errno. */
+/* True when the kernel stripped an 802.1Q/802.1ad tag from this frame: it came from a VLAN, not
+ * from the native (untagged) segment this link serves. Kernels that still pass the tag in the
+ * auxdata are caught here; newer ones re-mark such frames PACKET_OTHERHOST (see packet_filter). */
+static bool frame_was_tagged(struct msghdr *mh) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+    if (c->cmsg_len < CMSG_LEN(sizeof(struct tpacket_auxdata))) continue;
+    struct tpacket_auxdata aux;
+    memcpy(&aux, CMSG_DATA(c), sizeof aux);
+    /* VID 0 is a priority tag on a native frame (802.1Q): newer kernels pass those as native too. */
+    return (aux.tp_vlan_tci & 0x0fff) != 0;
+  }
+  return false;
+}
+
+/* Drops (and counts) the frames of a packet-socket batch that this host must not act on: frames
+ * from another VLAN, and frames for another host's MAC (seen in promiscuous mode, or through a
+ * bridge flooding unknown unicast). The kept frames are moved down so slots 0..k-1 stay dense;
+ * copying only happens after a dropped frame, i.e. on attack traffic. Returns k. */
+static int packet_filter(link_t *l, int n) {
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    struct msghdr *mh = &l->rx_msgs[i].msg_hdr;
+    const struct sockaddr_ll *sll = (const struct sockaddr_ll *)&l->rx_sa[i];
+    uint32_t len = l->rx_msgs[i].msg_len;
+    if (frame_was_tagged(mh)) {
+      l->rx_vlan_dropped++;
+      continue;
+    }
+    if (mh->msg_namelen >= offsetof(struct sockaddr_ll, sll_pkttype) + 1 && sll->sll_pkttype != PACKET_HOST &&
+        sll->sll_pkttype != PACKET_BROADCAST && sll->sll_pkttype != PACKET_MULTICAST) {
+      /* Newer kernels hand a frame of a VLAN that has no device here to protocol sockets untagged
+       * but re-marked PACKET_OTHERHOST. The Ethernet layer only marks a frame OTHERHOST when its
+       * destination is another unicast MAC, so OTHERHOST with our MAC or a group address as the
+       * destination can only be such a VLAN frame: count it as one. */
+      const uint8_t *dst = l->rx + (size_t)i * l->slot_size;
+      bool vlan = sll->sll_pkttype == PACKET_OTHERHOST && len >= 6 && ((dst[0] & 1) || memcmp(dst, l->mac, 6) == 0);
+      if (vlan) l->rx_vlan_dropped++;
+      else l->rx_otherhost_dropped++;
+      continue;
+    }
+    bool trunc = len > l->slot_size || (mh->msg_flags & MSG_TRUNC);
+    if (trunc) l->rx_truncated++;
+    if (k != i && !trunc) memcpy(l->rx + (size_t)k * l->slot_size, l->rx + (size_t)i * l->slot_size, len);
+    /* A negative length tells JS "this slot held a truncated frame of that size": skip it. */
+    l->rx_len[k++] = trunc ? -(int32_t)(len > 0x7fffffff ? 0x7fffffff : len) : (int32_t)len;
+  }
+  return k;
+}
+
+/* Fills up to `batch` slots. Returns the count, 0 when nothing is waiting (or everything received
+ * was filtered: see last_raw), or -errno. */
 static int link_recv(link_t *l) {
   if (l->kind == KIND_TAP) {
     uint32_t n = 0;
@@ -813,10 +903,11 @@ static int link_recv(link_t *l) {
     }
     return (int)n;
   }
-  if (l->kind == KIND_UDP) {
+  if (l->kind == KIND_UDP || l->kind == KIND_PACKET) {
     for (uint32_t i = 0; i < l->batch; i++) {
       l->rx_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
       l->rx_msgs[i].msg_hdr.msg_flags = 0;
+      if (l->kind == KIND_PACKET) l->rx_msgs[i].msg_hdr.msg_controllen = RX_CBUF;
     }
   }
   int n;
@@ -824,7 +915,9 @@ static int link_recv(link_t *l) {
     /* MSG_TRUNC makes packet sockets report a frame's real length even when it did not fit. */
     n = recvmmsg(l->fd, l->rx_msgs, l->batch, MSG_DONTWAIT | (l->kind == KIND_PACKET ? MSG_TRUNC : 0), NULL);
   } while (n < 0 && errno == EINTR);
+  l->last_raw = n > 0 ? n : 0;
   if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+  if (l->kind == KIND_PACKET) return packet_filter(l, n);
   for (int i = 0; i < n; i++) {
     uint32_t len = l->rx_msgs[i].msg_len;
     bool trunc = len > l->slot_size || (l->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC);
@@ -863,12 +956,39 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   l->wakeups++;
   if (status < 0) {
-    l->rx_errors++;
-    call_js(l, -1, -status);
+    /* libuv saw EPOLLERR (status is then always UV_EBADF) and stopped this handle. For a socket,
+     * the real cause is its pending error (ENETDOWN when the interface goes down or away): read
+     * it, which also clears it, and re-arm so the link keeps receiving once the interface is back.
+     * Without this the handle stays stopped, the event loop empties and the process exits. */
+    int err = -status;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    bool is_socket = l->kind != KIND_TAP && getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0;
+    if (is_socket && soerr != 0) err = soerr;
+    if (is_socket && soerr == 0) {
+      /* No pending error: then EPOLLERR came from the error queue. Drain it, or re-arming would
+       * wake us again at once, forever. */
+      char cbuf[256], dbuf[64];
+      struct iovec iov = {dbuf, sizeof dbuf};
+      for (int i = 0; i < 64; i++) {
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        if (recvmsg(l->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+      }
+    }
+    l->link_errors++;
+    if (is_socket && l->polling && !l->closed && uv_poll_start(l->poll, UV_READABLE, on_poll) != 0) l->polling = 0;
+    call_js(l, -1, err);
   } else {
     uint64_t spin_until = 0;
     for (uint32_t round = 0; round < l->max_rounds && !l->closed && l->polling; round++) {
       int n = link_recv(l);
+      if (n == 0 && l->last_raw > 0) {
+        /* Everything in this batch was filtered out: more may be waiting, and the round still
+         * counts against max_rounds, so a flood of foreign frames cannot starve the loop. */
+        spin_until = 0;
+        if ((uint32_t)l->last_raw < l->batch && l->busy_poll_us == 0) break;
+        continue;
+      }
       if (n == 0) {
         /* Busy-poll briefly before sleeping in epoll: a request/reply peer usually answers within
          * microseconds, and a sleep + wakeup costs more than that. Bounded by busy_poll_us. */
@@ -914,7 +1034,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     if (!l->poll || uv_poll_init(loop, l->poll, l->fd) != 0) {
       free(l->poll);
       l->poll = NULL;
-      throw_coded(env, "ERR_NATIVE", "uv_poll_init failed");
+      throw_coded(env, "ERR_SYSCALL", "uv_poll_init failed");
       return NULL;
     }
     l->poll->data = l;
@@ -922,7 +1042,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (!l->self) NAPI_OK(napi_create_reference(env, argv[0], 1, &l->self));
   int r = uv_poll_start(l->poll, UV_READABLE, on_poll);
   if (r != 0) {
-    throw_coded(env, "ERR_NATIVE", "uv_poll_start: %s", uv_strerror(r));
+    throw_coded(env, "ERR_SYSCALL", "uv_poll_start: %s", uv_strerror(r));
     return NULL;
   }
   l->polling = 1;
@@ -969,6 +1089,25 @@ static bool wait_writable(int fd, int ms) {
   return poll(&p, 1, ms) > 0;
 }
 
+/* Largest frame the link may send now: the slot, and for packet sockets MTU + Ethernet header. */
+static uint32_t link_max_len(const link_t *l) {
+  uint32_t m = l->slot_size;
+  if (l->kind == KIND_PACKET && l->mtu > 0 && (uint32_t)l->mtu + 14 < m) m = (uint32_t)l->mtu + 14;
+  return m;
+}
+
+/* Re-reads the interface MTU (after EMSGSIZE) and flags the change for JS. */
+static void link_reread_mtu(link_t *l) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", l->ifname);
+  if (ioctl(l->fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0) l->mtu = ifr.ifr_mtu;
+  if (l->ctl) {
+    l->ctl[CTL_MTU] = l->mtu;
+    l->ctl[CTL_FLAGS] |= CTL_MTU_CHANGED;
+  }
+}
+
 /* send(handle, count[, first]) -> frames sent. Frames are tx slots first..first+count-1 with
  * lengths in txLen (and destinations in txAddr for UDP). */
 static napi_value js_send(napi_env env, napi_callback_info info) {
@@ -981,41 +1120,51 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   napi_get_value_int32(env, argv[1], &count);
   if (argc > 2) napi_get_value_int32(env, argv[2], &first);
   if (count < 0 || first < 0 || (uint32_t)first + (uint32_t)count > l->batch) {
-    throw_coded(env, "ERR_NATIVE", "send: slots %d..%d outside the %u-slot arena", first, first + count, l->batch);
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: slots %d..%d outside the %u-slot arena", first, first + count, l->batch);
     return NULL;
   }
-  uint32_t max_len = l->slot_size;
-  if (l->kind == KIND_PACKET && (uint32_t)l->mtu + 14 < max_len) max_len = (uint32_t)l->mtu + 14;
   for (int32_t i = first; i < first + count; i++) {
-    int32_t len = l->tx_len[i];
-    if (len <= 0 || (uint32_t)len > max_len) {
-      throw_coded(env, "ERR_FRAME_TOO_LARGE", "send: frame in slot %d is %d bytes; %s allows 1..%u", i, len, l->ifname,
-                  max_len);
+    if (l->tx_len[i] <= 0) {
+      throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: frame in slot %d has length %d", i, l->tx_len[i]);
       return NULL;
     }
-    l->tx_iov[i].iov_len = (size_t)len;
+    l->tx_iov[i].iov_len = (size_t)l->tx_len[i];
     if (l->kind == KIND_UDP) {
       int salen = sa_from_slot(l->tx_addr + (size_t)i * ADDR_SLOT, &l->tx_sa[i]);
       if (salen == 0) {
-        throw_coded(env, "ERR_NATIVE", "send: slot %d has no destination address", i);
+        throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: slot %d has no destination address", i);
         return NULL;
       }
       l->tx_msgs[i].msg_hdr.msg_namelen = (socklen_t)salen;
     }
   }
-  int32_t sent = 0;
+  /* An oversized frame is that frame's problem, never the batch's: it is dropped and counted, and
+   * the frames around it still go out. Oversized against the MTU we know is caught here; against
+   * an MTU lowered under us, by the kernel's EMSGSIZE, which also makes us re-read the MTU and tell
+   * JS (CTL_MTU_CHANGED) so the layers above can shrink what they send. */
+  uint32_t max_len = link_max_len(l);
+  int32_t pos = first, end = first + count;
+  int32_t ok_sent = 0, oversized = 0;
   int waits = 0;
   int hard_err = 0;
-  while (sent < count) {
+  while (pos < end) {
+    if ((uint32_t)l->tx_len[pos] > max_len) {
+      oversized++;
+      pos++;
+      continue;
+    }
+    int32_t run = 1;
+    while (pos + run < end && (uint32_t)l->tx_len[pos + run] <= max_len) run++;
     int r;
     if (l->kind == KIND_TAP) {
-      ssize_t w = write(l->fd, l->tx + (size_t)(first + sent) * l->slot_size, (size_t)l->tx_len[first + sent]);
+      ssize_t w = write(l->fd, l->tx + (size_t)pos * l->slot_size, (size_t)l->tx_len[pos]);
       r = w < 0 ? -1 : 1;
     } else {
-      r = sendmmsg(l->fd, l->tx_msgs + first + sent, (unsigned)(count - sent), MSG_DONTWAIT);
+      r = sendmmsg(l->fd, l->tx_msgs + pos, (unsigned)run, MSG_DONTWAIT);
     }
     if (r > 0) {
-      sent += r;
+      pos += r;
+      ok_sent += r;
       continue;
     }
     int e = errno;
@@ -1027,18 +1176,25 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       continue;
     }
     if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) break; /* still full after ~20 ms: drop the rest */
+    if (e == EMSGSIZE && l->kind == KIND_PACKET) {
+      oversized++;
+      pos++;
+      link_reread_mtu(l);
+      max_len = link_max_len(l);
+      continue;
+    }
     if (l->kind == KIND_UDP && (e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EINVAL ||
                                 e == EAFNOSUPPORT || e == EPERM || e == EMSGSIZE)) {
       /* A bad or unreachable destination is that datagram's problem, not the batch's. */
       l->tx_errors++;
-      sent++;
+      pos++;
       continue;
     }
     hard_err = e;
     break;
   }
-  int32_t ok_sent = sent;
-  if (sent < count) l->tx_dropped += (uint64_t)(count - sent);
+  l->tx_oversized += (uint64_t)oversized;
+  if (ok_sent < count) l->tx_dropped += (uint64_t)(count - ok_sent);
   l->tx_frames += (uint64_t)ok_sent;
   l->tx_batches++;
   if (hard_err && ok_sent == 0) {
@@ -1047,6 +1203,11 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (hard_err) l->tx_errors++;
+  if (oversized > 0 && ok_sent == 0 && pos >= end) {
+    throw_coded(env, "ERR_FRAME_TOO_LARGE", "send: %d frame(s) larger than %s allows (%u bytes) dropped", oversized,
+                l->ifname, max_len);
+    return NULL;
+  }
   NAPI_OK(napi_create_int32(env, ok_sent, &out));
   return out;
 }
@@ -1093,6 +1254,10 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "txErrors", (double)l->tx_errors);
   set_num(env, o, "txWaits", (double)l->tx_waits);
   set_num(env, o, "kernelDrops", (double)l->kernel_drops);
+  set_num(env, o, "rxVlanDropped", (double)l->rx_vlan_dropped);
+  set_num(env, o, "rxOtherHostDropped", (double)l->rx_otherhost_dropped);
+  set_num(env, o, "txOversized", (double)l->tx_oversized);
+  set_num(env, o, "linkErrors", (double)l->link_errors);
   return o;
 }
 
@@ -1129,7 +1294,51 @@ static napi_value js_link_info(napi_env env, napi_callback_info info) {
     throw_errno(env, -r, "interface lookup", l->ifname);
     return NULL;
   }
-  if (l->kind == KIND_PACKET) l->mtu = ii.mtu;
+  if (l->kind == KIND_PACKET) {
+    l->mtu = ii.mtu;
+    memcpy(l->mac, ii.mac, 6);
+    if (l->ctl) l->ctl[CTL_MTU] = l->mtu;
+  }
+  return ifinfo_to_js(env, l->ifname, &ii);
+}
+
+/* rebind(handle) -> { name, index, mtu, mac, up, running }: binds a packet socket again to the
+ * interface now carrying its name (in the socket's namespace). A deleted and re-created interface
+ * has a new ifindex, and the kernel unbinds a socket whose interface is unregistered; rebinding the
+ * same socket keeps its fd, poll handle and arenas. */
+static napi_value js_rebind(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  if (l->kind != KIND_PACKET) {
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "rebind: only packet links can be re-bound");
+    return NULL;
+  }
+  ifinfo_t ii;
+  int r = if_lookup(l->fd, l->ifname, &ii);
+  if (r < 0) {
+    throw_errno(env, -r, "interface lookup", l->ifname);
+    return NULL;
+  }
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons((uint16_t)l->ethertype);
+  sll.sll_ifindex = ii.index;
+  if (bind(l->fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+    throw_errno(env, errno, "bind(AF_PACKET)", l->ifname);
+    return NULL;
+  }
+  /* A bind to an interface that is not up leaves ENETDOWN pending; clear it, JS knows the state. */
+  int soerr = 0;
+  socklen_t sl = sizeof soerr;
+  getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+  l->ifindex = ii.index;
+  l->mtu = ii.mtu;
+  memcpy(l->mac, ii.mac, 6);
+  if (l->ctl) l->ctl[CTL_MTU] = l->mtu;
   return ifinfo_to_js(env, l->ifname, &ii);
 }
 
@@ -1158,23 +1367,23 @@ static napi_value js_alloc_aligned(napi_env env, napi_callback_info info) {
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t size = 0, align = 4096;
   if (argc < 1 || napi_get_value_int64(env, argv[0], &size) != napi_ok || size <= 0 || size > (1LL << 31)) {
-    throw_coded(env, "ERR_NATIVE", "allocAligned(size[, align]): size must be 1..2^31");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "allocAligned(size[, align]): size must be 1..2^31");
     return NULL;
   }
   if (argc > 1) napi_get_value_int64(env, argv[1], &align);
   if (align < 16 || (align & (align - 1)) != 0 || align > 65536) {
-    throw_coded(env, "ERR_NATIVE", "allocAligned: align must be a power of two in 16..65536");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "allocAligned: align must be a power of two in 16..65536");
     return NULL;
   }
   void *mem = NULL;
   if (posix_memalign(&mem, (size_t)align, (size_t)size) != 0 || mem == NULL) {
-    throw_coded(env, "ERR_NATIVE", "allocAligned: out of memory");
+    throw_coded(env, "ERR_SYSCALL", "allocAligned: out of memory");
     return NULL;
   }
   memset(mem, 0, (size_t)size);
   if (napi_create_external_arraybuffer(env, mem, (size_t)size, free_aligned, NULL, &out) != napi_ok) {
     free(mem);
-    throw_coded(env, "ERR_NATIVE", "allocAligned: external ArrayBuffers are not allowed in this runtime");
+    throw_coded(env, "ERR_SYSCALL", "allocAligned: external ArrayBuffers are not allowed in this runtime");
     return NULL;
   }
   return out;
@@ -1195,6 +1404,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"linkInfo", NULL, js_link_info, NULL, NULL, NULL, napi_default, NULL},
+      {"rebind", NULL, js_rebind, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"allocAligned", NULL, js_alloc_aligned, NULL, NULL, NULL, napi_default, NULL},
   };
@@ -1202,6 +1412,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value v;
   napi_create_int32(env, ADDR_SLOT, &v);
   napi_set_named_property(env, exports, "ADDR_SLOT", v);
+  napi_create_int32(env, CTL_WORDS, &v);
+  napi_set_named_property(env, exports, "CTL_WORDS", v);
   return exports;
 }
 

@@ -72,7 +72,21 @@ export function registerServe(program: Command): void {
       log(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
       process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(server.stats())}\n`));
       return new Promise<void>((resolve) => {
+        let stopping = false;
+        // A daemon's event loop empties only if every link stopped receiving: that is a failure,
+        // and exit 0 would keep a supervisor (Restart=on-failure) from restarting us.
+        process.on('beforeExit', () => {
+          if (stopping) return;
+          log('fatal: event loop emptied while serving (no link is receiving any more); exiting 1');
+          try {
+            server.stop();
+          } catch (e) {
+            log((e as Error).message);
+          }
+          process.exit(1);
+        });
         const shutdown = (sig: string) => {
+          stopping = true;
           log(`${sig}: stopping, completing writes`);
           server.stop();
           log('stopped');

@@ -4,7 +4,7 @@
  * a throwing handler.
  */
 import { AoegwError } from '../errors.js';
-import type { LinkStats } from './frame-link.js';
+import type { LinkStateEvent, LinkStateHandler, LinkStats } from './frame-link.js';
 import { type ArenaOptions, fromNative, type NativeAddon, type NativeHandle, nativeAddon } from './native.js';
 
 export interface BatchOptions {
@@ -33,7 +33,13 @@ export abstract class BatchedLink {
   protected readonly txLen: Int32Array;
   protected readonly rxAddr: Buffer | undefined;
   protected readonly txAddr: Buffer | undefined;
+  /** Control words shared with the addon (see CTL_* in the C file): [0] flags, [1] its MTU. */
+  protected readonly ctl: Int32Array;
   protected txPending = 0;
+  /** Frames dropped in JS because the link was down when they were flushed. */
+  protected txDroppedDown = 0;
+  protected linkDowns = 0;
+  private readonly stateHandlers = new Set<LinkStateHandler>();
   private flushScheduled = false;
   private handlerErrors = 0;
   private errorHandler: (err: Error) => void = () => {};
@@ -51,6 +57,7 @@ export abstract class BatchedLink {
     const tx = new ArrayBuffer(this.batch * slotSize);
     this.rxLen = new Int32Array(this.batch);
     this.txLen = new Int32Array(this.batch);
+    this.ctl = new Int32Array(this.native.CTL_WORDS);
     this.rxViews = [];
     this.txViews = [];
     for (let i = 0; i < this.batch; i++) {
@@ -74,6 +81,7 @@ export abstract class BatchedLink {
       rxLen: this.rxLen,
       tx: arena(this.txViews[0]!),
       txLen: this.txLen,
+      ctl: this.ctl,
       maxBatchesPerWakeup: opts.maxBatchesPerWakeup ?? 16,
       busyPollUs: opts.busyPollUs ?? 0,
     };
@@ -96,7 +104,7 @@ export abstract class BatchedLink {
   protected startReceiving(deliver: (count: number) => void): void {
     this.native.start(this.h, (count: number, errno: number) => {
       if (count < 0) {
-        this.report(new AoegwError('ERR_SYSCALL', `receive failed: errno ${errno}`));
+        this.receiveError(errno);
         return;
       }
       try {
@@ -106,6 +114,42 @@ export abstract class BatchedLink {
         this.report(e instanceof Error ? e : new Error(String(e)));
       }
     });
+  }
+
+  /**
+   * The addon reports a socket error (it has already cleared it and re-armed the receive handle).
+   * Subclasses with interfaces turn link-down errors into a 'down' state.
+   */
+  protected receiveError(errno: number): void {
+    this.report(new AoegwError('ERR_SYSCALL', `receive failed: ${errnoName(errno)}`));
+  }
+
+  /** The addon saw EMSGSIZE (the MTU shrank under us); subclasses re-read the interface. */
+  protected linkChanged(): void {}
+
+  /** A send failed because the interface is down or gone; subclasses go 'down'. */
+  protected sendFault(_err: AoegwError): boolean {
+    return false;
+  }
+
+  get state(): 'up' | 'down' {
+    return 'up';
+  }
+
+  onLinkState(handler: LinkStateHandler): () => void {
+    this.stateHandlers.add(handler);
+    return () => this.stateHandlers.delete(handler);
+  }
+
+  protected emitLinkState(ev: LinkStateEvent): void {
+    for (const h of this.stateHandlers) {
+      try {
+        h(ev);
+      } catch (e) {
+        this.handlerErrors++;
+        this.report(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
   }
 
   onError(handler: (err: Error) => void): void {
@@ -161,11 +205,33 @@ export abstract class BatchedLink {
     const n = this.txPending;
     if (n === 0 || !this.handle) return 0;
     this.txPending = 0;
-    try {
-      return this.native.send(this.handle, n, 0);
-    } catch (e) {
-      throw fromNative(e);
+    if (this.state === 'down') {
+      // Nothing can leave a link whose interface is down or gone; the peers retransmit.
+      this.txDroppedDown += n;
+      return 0;
     }
+    let sent: number;
+    try {
+      sent = this.native.send(this.handle, n, 0);
+    } catch (e) {
+      const err = fromNative(e);
+      this.checkCtl();
+      if (err.code === 'ERR_INTERFACE_DOWN' || err.code === 'ERR_NO_SUCH_INTERFACE') {
+        if (this.sendFault(err)) return 0;
+      }
+      throw err;
+    }
+    this.checkCtl();
+    return sent;
+  }
+
+  private checkCtl(): void {
+    if (this.ctl[0] === 0) return;
+    this.ctl[0] = 0;
+    // Out of the send path: handlers re-register the link and announce, which sends again.
+    setImmediate(() => {
+      if (this.handle) this.linkChanged();
+    });
   }
 
   private flushSafely(): void {
@@ -189,10 +255,14 @@ export abstract class BatchedLink {
       rxErrors: s.rxErrors,
       txFrames: s.txFrames,
       txBatches: s.txBatches,
-      txDropped: s.txDropped,
+      txDropped: s.txDropped + this.txDroppedDown,
       txErrors: s.txErrors,
       kernelDrops: s.kernelDrops,
       handlerErrors: this.handlerErrors,
+      rxVlanDropped: s.rxVlanDropped,
+      rxOtherHostDropped: s.rxOtherHostDropped,
+      txOversized: s.txOversized,
+      linkDowns: this.linkDowns,
     };
   }
 
@@ -206,4 +276,16 @@ export abstract class BatchedLink {
     this.native.close(this.handle);
     this.handle = undefined;
   }
+}
+
+/** ENETDOWN etc. by name for messages (the numeric errno alone sent operators to the man pages). */
+export function errnoName(errno: number): string {
+  const names: Record<number, string> = {
+    6: 'ENXIO',
+    9: 'EBADF',
+    19: 'ENODEV',
+    100: 'ENETDOWN',
+    105: 'ENOBUFS',
+  };
+  return `${names[errno] ?? 'errno'} (${errno})`;
 }

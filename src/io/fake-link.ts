@@ -2,10 +2,11 @@
  * In-memory Ethernet segment for unit tests: links attached to a FakeSegment behave like ports on
  * a learning-free switch (broadcast/multicast to all others, unicast to the port with that MAC,
  * or to every port flagged promiscuous). Delivery is asynchronous and batched like the real links,
- * so code under test sees the same batch semantics.
+ * so code under test sees the same batch semantics. `setLinkState` simulates an interface going
+ * down and returning (possibly with another MTU or MAC), like PacketLink reports it.
  */
 import { AoegwError } from '../errors.js';
-import type { BatchHandler, FrameLink, LinkStats } from './frame-link.js';
+import type { BatchHandler, FrameLink, LinkStateHandler, LinkStats } from './frame-link.js';
 
 export interface FakeLinkOptions {
   name?: string;
@@ -39,7 +40,7 @@ export class FakeSegment {
     const dst = frame.subarray(0, 6);
     const group = (dst[0]! & 1) === 1;
     for (const l of this.links) {
-      if (l === from || l.closed) continue;
+      if (l === from || l.closed || l.state === 'down') continue;
       if (group || l.promiscuous || dst.equals(l.mac)) l.enqueue(frame);
     }
   }
@@ -47,15 +48,17 @@ export class FakeSegment {
 
 export class FakeLink implements FrameLink {
   readonly name: string;
-  readonly mac: Buffer;
-  readonly mtu: number;
-  readonly maxFrame: number;
+  mac: Buffer;
+  mtu: number;
+  maxFrame: number;
+  state: 'up' | 'down' = 'up';
+  private readonly stateHandlers = new Set<LinkStateHandler>();
   readonly promiscuous: boolean;
   closed = false;
   private readonly batch: number;
-  private readonly rxViews: Buffer[];
+  private rxViews: Buffer[];
   private readonly rxLen: Int32Array;
-  private readonly txViews: Buffer[];
+  private txViews: Buffer[];
   private txLen: number[] = [];
   private queue: Buffer[] = [];
   private handler: BatchHandler | undefined;
@@ -74,6 +77,10 @@ export class FakeLink implements FrameLink {
     txErrors: 0,
     kernelDrops: 0,
     handlerErrors: 0,
+    rxVlanDropped: 0,
+    rxOtherHostDropped: 0,
+    txOversized: 0,
+    linkDowns: 0,
   };
 
   constructor(
@@ -181,9 +188,45 @@ export class FakeLink implements FrameLink {
     this.txCommit(length);
   }
 
+  onLinkState(handler: LinkStateHandler): () => void {
+    this.stateHandlers.add(handler);
+    return () => this.stateHandlers.delete(handler);
+  }
+
+  /**
+   * Simulates the interface going down or coming back (optionally with a new MTU or MAC). While
+   * down nothing is delivered and flushed frames are dropped (txDropped), as on a real link.
+   * Handlers run synchronously.
+   */
+  setLinkState(state: 'up' | 'down', change: { mtu?: number; mac?: Buffer | string } = {}): void {
+    if (state === 'down') {
+      if (this.state === 'down') return;
+      this.state = 'down';
+      this.s.linkDowns++;
+      this.queue = [];
+    } else {
+      if (change.mtu !== undefined && change.mtu !== this.mtu) {
+        this.mtu = change.mtu;
+        this.maxFrame = change.mtu + 14;
+        this.txLen = [];
+        this.rxViews = this.rxViews.map(() => Buffer.alloc(this.maxFrame));
+        this.txViews = this.txViews.map(() => Buffer.alloc(this.maxFrame));
+      }
+      if (change.mac !== undefined) this.mac = parseMac(change.mac);
+      this.state = 'up';
+    }
+    const ev = { state, mtu: this.mtu, mac: this.mac, reason: state === 'down' ? 'simulated' : 'up' };
+    for (const h of this.stateHandlers) h(ev);
+  }
+
   flush(): number {
     const n = this.txLen.length;
     if (n === 0 || this.closed) return 0;
+    if (this.state === 'down') {
+      this.txLen = [];
+      this.s.txDropped += n;
+      return 0;
+    }
     for (let i = 0; i < n; i++) this.segment.transmit(this, this.txViews[i]!.subarray(0, this.txLen[i]));
     this.txLen = [];
     this.s.txFrames += n;

@@ -12,6 +12,21 @@
  */
 export type BatchHandler = (frames: readonly Buffer[], lengths: Int32Array, count: number) => void;
 
+/**
+ * A link's interface went down (or away), or is up again / changed (MTU, MAC, a re-created
+ * interface with a new ifindex). On 'up' the consumer re-reads what depends on the link (sectors
+ * per frame, its MAC) and re-announces; `mtu`/`mac` are the link's values from now on.
+ */
+export interface LinkStateEvent {
+  state: 'down' | 'up';
+  mtu: number;
+  mac: Buffer;
+  /** Why: 'down' (errno or state), 'up' (returned), 'changed' (MTU/MAC changed while up). */
+  reason: string;
+}
+
+export type LinkStateHandler = (event: LinkStateEvent) => void;
+
 export interface LinkStats {
   rxFrames: number;
   rxBatches: number;
@@ -23,6 +38,14 @@ export interface LinkStats {
   txErrors: number;
   kernelDrops: number;
   handlerErrors: number;
+  /** Received with an 802.1Q/802.1ad tag (another VLAN): dropped, never delivered. */
+  rxVlanDropped: number;
+  /** Received for another host's MAC (PACKET_OTHERHOST, e.g. promiscuous mode): dropped. */
+  rxOtherHostDropped: number;
+  /** Frames larger than the link's MTU allowed at send time: dropped alone, the batch still sent. */
+  txOversized: number;
+  /** Times the link went down (socket error, interface down or deleted). */
+  linkDowns: number;
 }
 
 export interface FrameLink {
@@ -31,7 +54,11 @@ export interface FrameLink {
   readonly mtu: number;
   /** Largest frame this link carries: MTU + 14-byte Ethernet header. */
   readonly maxFrame: number;
+  /** 'down' while the interface is down or gone; frames sent then are dropped (counted). */
+  readonly state: 'up' | 'down';
   onBatch(handler: BatchHandler): void;
+  /** Subscribes to link state changes; returns the unsubscribe function. */
+  onLinkState(handler: LinkStateHandler): () => void;
   onError(handler: (err: Error) => void): void;
   txSlot(): Buffer;
   txCommit(length: number): void;

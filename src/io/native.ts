@@ -35,6 +35,10 @@ export interface NativeLinkStats {
   txErrors: number;
   txWaits: number;
   kernelDrops: number;
+  rxVlanDropped: number;
+  rxOtherHostDropped: number;
+  txOversized: number;
+  linkErrors: number;
 }
 
 export interface ArenaOptions {
@@ -46,6 +50,8 @@ export interface ArenaOptions {
   txLen: Int32Array;
   rxAddr?: ArrayBuffer;
   txAddr?: ArrayBuffer;
+  /** CTL_WORDS control words the addon writes link events into. */
+  ctl?: Int32Array;
   maxBatchesPerWakeup?: number;
   busyPollUs?: number;
   rcvbuf?: number;
@@ -56,6 +62,7 @@ export type NativeHandle = { readonly __nativeLink: unique symbol };
 
 export interface NativeAddon {
   ADDR_SLOT: number;
+  CTL_WORDS: number;
   interfaceInfo(name: string, netns?: string): NativeInterfaceInfo;
   setInterface(name: string, opts: { up?: boolean; mtu?: number }, netns?: string): void;
   openPacket(opts: ArenaOptions & { ifname: string; netns?: string; ethertype?: number }): NativeHandle;
@@ -69,6 +76,8 @@ export interface NativeAddon {
   send(h: NativeHandle, count: number, first?: number): number;
   stats(h: NativeHandle): NativeLinkStats;
   linkInfo(h: NativeHandle): NativeInterfaceInfo | NativeUdpInfo;
+  /** Packet links: bind again to the interface now carrying the link's name. */
+  rebind(h: NativeHandle): NativeInterfaceInfo;
   close(h: NativeHandle): void;
   allocAligned(size: number, align?: number): ArrayBuffer;
 }

@@ -1,12 +1,27 @@
 /**
  * AF_PACKET raw socket bound to the AoE EtherType on one interface (see native/aoegw_native.c).
+ *
+ * Link state: when the interface goes down or is deleted, the addon reports the socket error
+ * (ENETDOWN) and keeps its receive handle armed; the link goes 'down' (frames flushed meanwhile
+ * are dropped and counted), polls the interface by name in its namespace, re-binds the same
+ * socket if the interface came back with a new ifindex, and reports 'up' with the MTU and MAC it
+ * has now. A slow periodic check (and any EMSGSIZE) catches MTU and MAC changes while up.
  */
 import { AoegwError } from '../errors.js';
 import { BatchedFrameLink } from './batched-frame-link.js';
-import type { BatchOptions } from './batched-link.js';
+import { type BatchOptions, errnoName } from './batched-link.js';
+import type { LinkStateEvent } from './frame-link.js';
 import { fromNative, type NativeInterfaceInfo, nativeAddon, netnsPath } from './native.js';
 
 export const AOE_ETHERTYPE = 0x88a2;
+
+const ENXIO = 6;
+const ENODEV = 19;
+const ENETDOWN = 100;
+/** How often a down link looks for its interface. */
+const DOWN_PROBE_MS = 200;
+/** How often an up link re-reads its MTU and MAC (cheap: a few ioctls). */
+const CHANGE_PROBE_MS = 1000;
 
 export interface PacketLinkOptions extends BatchOptions {
   /** Interface name, e.g. "eth0". */
@@ -28,9 +43,13 @@ export function interfaceInfo(iface: string, netns?: string): NativeInterfaceInf
 
 export class PacketLink extends BatchedFrameLink {
   readonly name: string;
-  readonly mac: Buffer;
-  readonly mtu: number;
-  readonly maxFrame: number;
+  mac: Buffer;
+  mtu: number;
+  maxFrame: number;
+  private linkState: 'up' | 'down' = 'up';
+  private ifindex: number;
+  private downProbe: NodeJS.Timeout | undefined;
+  private changeProbe: NodeJS.Timeout | undefined;
 
   private constructor(opts: PacketLinkOptions, info: NativeInterfaceInfo) {
     // Slots fit the largest frame the interface can carry, rounded up to a cache line.
@@ -39,6 +58,87 @@ export class PacketLink extends BatchedFrameLink {
     this.mac = Buffer.from(info.mac);
     this.mtu = info.mtu;
     this.maxFrame = info.mtu + 14;
+    this.ifindex = info.index;
+  }
+
+  override get state(): 'up' | 'down' {
+    return this.linkState;
+  }
+
+  protected override receiveError(errno: number): void {
+    if (errno === ENETDOWN || errno === ENODEV || errno === ENXIO) this.goDown(errnoName(errno));
+    else super.receiveError(errno);
+  }
+
+  protected override sendFault(err: AoegwError): boolean {
+    this.goDown(err.message);
+    return true;
+  }
+
+  protected override linkChanged(): void {
+    this.probe();
+  }
+
+  private goDown(reason: string): void {
+    if (this.linkState === 'down' || !this.handle) return;
+    this.linkState = 'down';
+    this.linkDowns++;
+    this.txDroppedDown += this.txPending;
+    this.txPending = 0;
+    this.report(
+      new AoegwError('ERR_LINK_DOWN', `${this.name} is down (${reason}); waiting for it to return`),
+    );
+    this.emit('down', reason);
+    // Ref'd on purpose: a daemon whose only link is gone must stay and wait for it.
+    this.downProbe ??= setInterval(() => this.probe(), DOWN_PROBE_MS);
+  }
+
+  /** Looks at the interface now: returns, re-binds, MTU/MAC changes, or a silent admin down. */
+  private probe(): void {
+    if (!this.handle) return;
+    let info: NativeInterfaceInfo;
+    try {
+      info = this.native.linkInfo(this.handle) as NativeInterfaceInfo;
+    } catch {
+      // No interface by that name (deleted, not re-created yet).
+      if (this.linkState === 'up') this.goDown('interface is gone');
+      return;
+    }
+    if (!info.up || !info.running) {
+      if (this.linkState === 'up') this.goDown(info.up ? 'no carrier' : 'interface is down');
+      return;
+    }
+    if (info.index !== this.ifindex) {
+      try {
+        info = this.native.rebind(this.handle);
+      } catch (e) {
+        this.report(fromNative(e));
+        return;
+      }
+      this.ifindex = info.index;
+    }
+    const mtu = Math.min(info.mtu, this.slotSize - 14);
+    const changed = mtu !== this.mtu || !info.mac.equals(this.mac);
+    if (this.linkState === 'up' && !changed) return;
+    const reason = this.linkState === 'down' ? 'up' : 'changed';
+    this.mtu = mtu;
+    this.maxFrame = mtu + 14;
+    this.mac = Buffer.from(info.mac);
+    this.linkState = 'up';
+    if (this.downProbe) clearInterval(this.downProbe);
+    this.downProbe = undefined;
+    this.emit('up', reason);
+  }
+
+  private emit(state: LinkStateEvent['state'], reason: string): void {
+    this.emitLinkState({ state, mtu: this.mtu, mac: this.mac, reason });
+  }
+
+  override close(): void {
+    if (this.downProbe) clearInterval(this.downProbe);
+    if (this.changeProbe) clearInterval(this.changeProbe);
+    this.downProbe = this.changeProbe = undefined;
+    super.close();
   }
 
   static open(opts: PacketLinkOptions): PacketLink {
@@ -67,6 +167,8 @@ export class PacketLink extends BatchedFrameLink {
     } catch (e) {
       throw fromNative(e);
     }
+    // Unref'd: it only notices changes, it is no reason to keep a process alive.
+    link.changeProbe = setInterval(() => link.probe(), CHANGE_PROBE_MS).unref();
     return link;
   }
 

@@ -7,7 +7,7 @@
 import { macFromString } from '../aoe/mac.js';
 import type { ExportConfig as ExportSettings, LinkConfig, TargetConfig } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
-import type { FrameLink } from '../io/frame-link.js';
+import type { FrameLink, LinkStateEvent } from '../io/frame-link.js';
 import { PacketLink } from '../io/packet-link.js';
 import type { BlockStore } from './block-store.js';
 import type { EngineStatsSnapshot } from './counters.js';
@@ -122,7 +122,30 @@ export class TargetServer {
       const n = this.engine.announce(id, link);
       link.flush();
       this.log(`link ${name}: serving ${n} exports, mtu ${link.mtu}`);
+      link.onLinkState((ev) => this.onLinkState(id, name, link, ev));
     }
+  }
+
+  /**
+   * A link went down (nothing to do: it drops what is sent and waits) or is back / changed: the
+   * engine learns its MAC and MTU again (sectors per frame follow the MTU) and the exports are
+   * re-announced, so initiators re-learn the target after an outage or an MTU change.
+   */
+  private onLinkState(id: number, name: string, link: FrameLink, ev: LinkStateEvent): void {
+    if (this.stopped) return;
+    if (ev.state === 'down') {
+      this.log(`link ${name}: down (${ev.reason}), waiting for it to return`);
+      return;
+    }
+    try {
+      this.engine.addLink(id, { mac: ev.mac, mtu: ev.mtu, name });
+    } catch (e) {
+      this.log(`link ${name}: ${(e as Error).message}; not serving on it`);
+      return;
+    }
+    const n = this.engine.announce(id, link);
+    link.flush();
+    this.log(`link ${name}: up (${ev.reason}), mtu ${ev.mtu}, re-announced ${n} exports`);
   }
 
   stats(): ServerStats {

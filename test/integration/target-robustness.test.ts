@@ -175,6 +175,10 @@ describe.skipIf(skip)('built-in target robustness', () => {
       } finally {
         ini.close();
       }
+      // SIGTERM to strace only detaches it: stop the traced daemon itself (by the PID it printed),
+      // or it outlives the test now that a vanished link no longer makes it exit.
+      const pid = Number(/ready: .*\(pid (\d+)\)/.exec(server.output())?.[1]);
+      if (pid > 0) process.kill(pid, 'SIGTERM');
       await server.stop('SIGTERM');
       const calls = readFileSync(trace, 'utf8')
         .split('\n')
