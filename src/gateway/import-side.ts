@@ -278,8 +278,13 @@ export class ImportSide {
     this.refresh(now);
   }
 
-  private announce(imp: ImportRuntime): void {
-    for (const id of imp.linkIds) {
+  /** A link came back (or changed MTU/MAC): tell its initiators about every usable import again. */
+  linkUp(linkId: number): void {
+    for (const imp of this.byLink[linkId]?.values() ?? []) if (imp.usable) this.announce(imp, [linkId]);
+  }
+
+  private announce(imp: ImportRuntime, linkIds: readonly number[] = imp.linkIds): void {
+    for (const id of linkIds) {
       const link = this.links[id]!;
       const slot = link.txSlot();
       const len = this.writeConfigReply(slot, link, imp, BROADCAST, 0, 0, ConfigCmd.READ);

@@ -8,7 +8,13 @@
  * sees the same initiator identity a local link would show it.
  */
 import { ETH_HEADER_SIZE } from '../aoe/constants.js';
-import type { BatchHandler, FrameLink, LinkStats } from '../io/frame-link.js';
+import {
+  type BatchHandler,
+  emptyLinkStats,
+  type FrameLink,
+  type LinkStateHandler,
+  type LinkStats,
+} from '../io/frame-link.js';
 import { writeFrame } from './pdu.js';
 import { RECORD_AOE_RESPONSE } from './peer-messages.js';
 import type { PeerPort } from './peer-port.js';
@@ -28,18 +34,7 @@ export class TunnelPeerLink implements FrameLink {
   private errorHandler: (err: Error) => void = () => {};
   private paused = false;
   private closed = false;
-  private readonly s: LinkStats = {
-    rxFrames: 0,
-    rxBatches: 0,
-    rxTruncated: 0,
-    rxErrors: 0,
-    txFrames: 0,
-    txBatches: 0,
-    txDropped: 0,
-    txErrors: 0,
-    kernelDrops: 0,
-    handlerErrors: 0,
-  };
+  private readonly s: LinkStats = emptyLinkStats();
 
   /**
    * `mtu`: the largest PDU a record carries each way (the Ethernet payload the engine may fill).
@@ -105,6 +100,13 @@ export class TunnelPeerLink implements FrameLink {
 
   onError(handler: (err: Error) => void): void {
     this.errorHandler = handler;
+  }
+
+  /** A peer link has no interface to lose: reachability is the import side's business (adverts). */
+  readonly state = 'up' as const;
+
+  onLinkState(_handler: LinkStateHandler): () => void {
+    return () => {};
   }
 
   txSlot(): Buffer {

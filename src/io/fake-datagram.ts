@@ -10,7 +10,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { AoegwError } from '../errors.js';
 import type { DatagramBind, DatagramHandler, DatagramLink, DatagramLinkFactory } from './datagram-link.js';
-import type { LinkStats } from './frame-link.js';
+import { emptyLinkStats, type LinkStats } from './frame-link.js';
 import { ADDR_SLOT, encodeUdpAddress, readUdpAddress } from './udp-address.js';
 
 export interface DatagramFaults {
@@ -190,18 +190,7 @@ export class FakeDatagramLink implements DatagramLink {
   private errorHandler: (e: Error) => void = () => {};
   private deliveryScheduled = false;
   private flushScheduled = false;
-  private readonly s: LinkStats = {
-    rxFrames: 0,
-    rxBatches: 0,
-    rxTruncated: 0,
-    rxErrors: 0,
-    txFrames: 0,
-    txBatches: 0,
-    txDropped: 0,
-    txErrors: 0,
-    kernelDrops: 0,
-    handlerErrors: 0,
-  };
+  private readonly s: LinkStats = emptyLinkStats();
 
   /** @internal Created by FakeDatagramNetwork.open(). */
   constructor(

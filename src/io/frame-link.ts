@@ -48,6 +48,26 @@ export interface LinkStats {
   linkDowns: number;
 }
 
+/** All counters zero: for links that start their own. */
+export function emptyLinkStats(): LinkStats {
+  return {
+    rxFrames: 0,
+    rxBatches: 0,
+    rxTruncated: 0,
+    rxErrors: 0,
+    txFrames: 0,
+    txBatches: 0,
+    txDropped: 0,
+    txErrors: 0,
+    kernelDrops: 0,
+    handlerErrors: 0,
+    rxVlanDropped: 0,
+    rxOtherHostDropped: 0,
+    txOversized: 0,
+    linkDowns: 0,
+  };
+}
+
 export interface FrameLink {
   readonly name: string;
   readonly mac: Buffer;

@@ -8,7 +8,7 @@
  * run one last time, then the links close (sending what is queued).
  */
 import { AoegwError } from '../errors.js';
-import type { BatchHandler, FrameLink, LinkStats } from './frame-link.js';
+import type { BatchHandler, FrameLink, LinkStateHandler, LinkStats } from './frame-link.js';
 
 interface Entry {
   readonly name: string;
@@ -111,6 +111,7 @@ export class LinkSet {
 class LinkView implements FrameLink {
   private handler: BatchHandler | null = null;
   private errorHandler: ((err: Error) => void) | null = null;
+  private readonly stateSubscriptions: (() => void)[] = [];
 
   constructor(private readonly entry: Entry) {}
 
@@ -125,6 +126,15 @@ class LinkView implements FrameLink {
   }
   get maxFrame(): number {
     return this.entry.link.maxFrame;
+  }
+  get state(): 'up' | 'down' {
+    return this.entry.link.state;
+  }
+
+  onLinkState(handler: LinkStateHandler): () => void {
+    const off = this.entry.link.onLinkState(handler);
+    this.stateSubscriptions.push(off);
+    return off;
   }
 
   onBatch(handler: BatchHandler): void {
@@ -171,6 +181,7 @@ class LinkView implements FrameLink {
   /** Unsubscribes; the LinkSet closes the link itself. */
   close(): void {
     this.unsubscribe();
+    for (const off of this.stateSubscriptions.splice(0)) off();
   }
 
   private unsubscribe(): void {
