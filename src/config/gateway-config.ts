@@ -15,7 +15,13 @@ import type {
   PeerSpec,
   TargetRef,
 } from '../gateway/gateway-spec.js';
-import { type ExportConfig, type LinkConfig, validateExports, validateLinks } from './target-config.js';
+import {
+  DEFAULT_BUSY_POLL_US,
+  type ExportConfig,
+  type LinkConfig,
+  validateExports,
+  validateLinks,
+} from './target-config.js';
 import {
   ConfigError,
   checkKeys,
@@ -234,8 +240,11 @@ export function validateGateway(raw: Raw): GatewaySpec {
   const forwards = validateForwards(raw.forwards, links, exports);
   const peers = validatePeers(raw.peers, links, exports, forwards);
   const t = obj(raw.tunnel, 'tunnel');
-  checkKeys(t, 'tunnel', ['mtu']);
-  const tunnel = { mtu: int(t, 'mtu', 'tunnel', 576, 65507, DEFAULT_TUNNEL_MTU) };
+  checkKeys(t, 'tunnel', ['mtu', 'busyPollUs']);
+  const tunnel = {
+    mtu: int(t, 'mtu', 'tunnel', 576, 65507, DEFAULT_TUNNEL_MTU),
+    busyPollUs: int(t, 'busyPollUs', 'tunnel', 0, 1000, DEFAULT_BUSY_POLL_US),
+  };
   let listen: GatewaySpec['listen'];
   if (raw.listen !== '') {
     listen = parseHostPort(raw.listen, true) ?? fail('listen', raw.listen, '"IPv4:PORT" or "[IPv6]:PORT"');

@@ -36,6 +36,8 @@ export interface PeerSpec {
 export interface TunnelSpec {
   /** Largest UDP payload sent (the routed path's MTU minus IP and UDP headers). */
   readonly mtu: number;
+  /** Busy-poll window of the tunnel socket (µs, 0 = off). */
+  readonly busyPollUs: number;
 }
 
 export interface GatewaySpec {

@@ -67,6 +67,8 @@ export interface UdpTunnelOptions {
   /** recvmmsg/sendmmsg vector length. Default 64. */
   readonly batch?: number;
   readonly maxBatchesPerWakeup?: number;
+  /** Keep polling the socket this many µs after the last datagram before sleeping (0 = off). */
+  readonly busyPollUs?: number;
   readonly rcvbuf?: number;
   readonly sndbuf?: number;
   /** Protocol timer period (ms). Default 250 (the endpoint wants 100 ms..1 s). */
@@ -241,6 +243,7 @@ export class UdpTunnel {
       ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
       ...(opts.batch !== undefined ? { batch: opts.batch } : {}),
       ...(opts.maxBatchesPerWakeup !== undefined ? { maxBatchesPerWakeup: opts.maxBatchesPerWakeup } : {}),
+      ...(opts.busyPollUs !== undefined ? { busyPollUs: opts.busyPollUs } : {}),
       ...(opts.rcvbuf !== undefined ? { rcvbuf: opts.rcvbuf } : {}),
       ...(opts.sndbuf !== undefined ? { sndbuf: opts.sndbuf } : {}),
     });
