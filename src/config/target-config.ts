@@ -6,40 +6,7 @@
 import convict from 'convict';
 import { isMacString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
-
-export type Durability = 'sync' | 'writeback' | 'direct';
-
-export interface LinkConfig {
-  name: string;
-  iface: string;
-  netns?: string;
-  batch: number;
-  /** Keep polling this many µs after the last frame before sleeping (0 = off). */
-  busyPollUs: number;
-}
-
-export interface ExportConfig {
-  shelf: number;
-  slot: number;
-  path: string;
-  readOnly: boolean;
-  durability: Durability;
-  offset: number;
-  length?: number;
-  bufferCount: number;
-  /** Link names this export is served on; empty = all links. */
-  links: string[];
-  /** Static MAC allow-list; empty = everyone (the AoE mask list still applies). */
-  allowMacs: string[];
-  serial?: string;
-  model?: string;
-}
-
-export interface TargetConfig {
-  stateFile: string;
-  links: LinkConfig[];
-  exports: ExportConfig[];
-}
+import type { Durability, ExportSpec, LinkSpec, TargetSpec } from '../target/spec.js';
 
 const DURABILITY: Durability[] = ['sync', 'writeback', 'direct'];
 
@@ -89,7 +56,7 @@ function checkKeys(o: Record<string, unknown>, path: string, allowed: string[]):
   }
 }
 
-export function validateLinks(value: unknown): LinkConfig[] {
+export function validateLinks(value: unknown): LinkSpec[] {
   if (!Array.isArray(value) || value.length === 0) fail('links', value, 'a non-empty list of links');
   const names = new Set<string>();
   return value.map((raw, i) => {
@@ -101,7 +68,7 @@ export function validateLinks(value: unknown): LinkConfig[] {
     const name = o.name === undefined ? iface : str(o, 'name', path);
     if (names.has(name)) fail(`${path}.name`, name, 'a name not used by another link');
     names.add(name);
-    const link: LinkConfig = {
+    const link: LinkSpec = {
       name,
       iface,
       batch: int(o, 'batch', path, 1, 1024, 64),
@@ -112,7 +79,7 @@ export function validateLinks(value: unknown): LinkConfig[] {
   });
 }
 
-export function validateExports(value: unknown, linkNames?: string[]): ExportConfig[] {
+export function validateExports(value: unknown, linkNames?: string[]): ExportSpec[] {
   if (!Array.isArray(value) || value.length === 0) fail('exports', value, 'a non-empty list of exports');
   const seen = new Set<string>();
   return value.map((raw, i) => {
@@ -159,7 +126,7 @@ export function validateExports(value: unknown, linkNames?: string[]): ExportCon
     for (const [j, mac] of (allow as unknown[]).entries()) {
       if (!isMacString(mac)) fail(`${path}.allowMacs[${j}]`, mac, 'a MAC address like 52:54:00:12:34:56');
     }
-    const e: ExportConfig = {
+    const e: ExportSpec = {
       shelf: Number(m[1]),
       slot: Number(m[2]),
       path: str(o, 'path', path),
@@ -203,7 +170,7 @@ const schema = {
 };
 
 /** Loads and validates a JSON config file. */
-export function loadTargetConfig(file: string): TargetConfig {
+export function loadTargetConfig(file: string): TargetSpec {
   let conf: convict.Config<{ stateFile: string; links: unknown[]; exports: unknown[] }>;
   try {
     conf = convict(schema);
@@ -229,7 +196,7 @@ export function loadTargetConfig(file: string): TargetConfig {
 /**
  * `1.2=/path/disk.img[,ro][,sync|writeback|direct][,bufcnt=N][,offset=N][,length=N]`
  */
-export function parseExportSpec(spec: string): ExportConfig {
+export function parseExportSpec(spec: string): ExportSpec {
   return wrap(() => {
     const eq = spec.indexOf('=');
     if (eq < 0) fail('--export', spec, 'SHELF.SLOT=PATH[,ro][,sync|writeback|direct][,bufcnt=N]');

@@ -83,7 +83,7 @@ import {
   snapshotInitiators,
   snapshotLink,
 } from './counters.js';
-import { type ExportConfig, ExportRuntime, type PersistentExportState } from './export-state.js';
+import { type ExportOptions, ExportRuntime, type PersistentExportState } from './export-state.js';
 import { macHi, macLo } from './mac-list.js';
 import {
   addressedToLink,
@@ -105,7 +105,7 @@ export interface LinkInfo {
 }
 
 export interface TargetEngineOptions {
-  exports?: readonly ExportConfig[];
+  exports?: readonly ExportOptions[];
   /**
    * Called synchronously whenever an export's config string, mask list or reservations change
    * (with fresh copies). Keep it quick: schedule the state-file write, do not do it inline.
@@ -207,7 +207,7 @@ export class TargetEngine {
   }
 
   /** Adds an export; returns its key. Throws ERR_TARGET_CONFIG on bad config or a duplicate address/key. */
-  addExport(cfg: ExportConfig): string {
+  addExport(cfg: ExportOptions): string {
     const exp = new ExportRuntime(cfg, this.nextOrdinal);
     if (this.byAddress.has(exp.address)) {
       throw new AoegwError('ERR_TARGET_CONFIG', `e${exp.shelf}.${exp.slot} is exported twice`);

@@ -30,7 +30,7 @@ export interface PersistentExportState {
   reserve: Buffer[];
 }
 
-export interface ExportConfig {
+export interface ExportOptions {
   /** 0..65534 (0xFFFF is the broadcast shelf). */
   shelf: number;
   /** 0..254 (0xFF is the broadcast slot). */
@@ -119,7 +119,7 @@ export class ExportRuntime {
   batchSynced = false;
   batchCommitFailed = false;
 
-  constructor(cfg: ExportConfig, ordinal: number) {
+  constructor(cfg: ExportOptions, ordinal: number) {
     if (typeof cfg !== 'object' || cfg === null) throw fail('export config must be an object');
     if (cfg.shelf === undefined || cfg.slot === undefined) throw fail('export needs a shelf and a slot');
     this.shelf = intIn('shelf', cfg.shelf, 0, BROADCAST_MAJOR - 1, 0);

@@ -28,8 +28,7 @@ import { SECTOR_SIZE } from '../aoe/constants.js';
 import { AoegwError } from '../errors.js';
 import { nativeAddon } from '../io/native.js';
 import type { BlockStore } from './block-store.js';
-
-export type Durability = 'sync' | 'writeback' | 'direct';
+import type { Durability } from './spec.js';
 
 export interface FileStoreOptions {
   path: string;

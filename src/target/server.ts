@@ -1,11 +1,10 @@
 /**
- * The target's thin driver: opens the links and the file stores from a TargetConfig, wires every
+ * The target's thin driver: opens the links and the file stores from a TargetSpec, wires every
  * link's receive batches into the one TargetEngine, persists protocol state, announces the exports
  * and shuts down cleanly. All protocol behaviour is in the engine.
  */
 
 import { macFromString } from '../aoe/mac.js';
-import type { ExportConfig as ExportSettings, LinkConfig, TargetConfig } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
 import { PacketLink } from '../io/packet-link.js';
@@ -14,6 +13,7 @@ import type { EngineStatsSnapshot } from './counters.js';
 import { TargetEngine } from './engine.js';
 import { FileStore } from './file-store.js';
 import { MemoryStore } from './memory-store.js';
+import type { ExportSpec, LinkSpec, TargetSpec } from './spec.js';
 import { StateFile } from './state-file.js';
 
 export interface ServerStats {
@@ -24,7 +24,7 @@ export interface ServerStats {
 
 export interface TargetServerOptions {
   /** Opens a link by config (tests inject fakes); default: PacketLink. */
-  openLink?: (link: LinkConfig) => FrameLink;
+  openLink?: (link: LinkSpec) => FrameLink;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -38,7 +38,7 @@ export class TargetServer {
   stateWriteErrors = 0;
 
   private constructor(
-    private readonly cfg: TargetConfig,
+    private readonly cfg: TargetSpec,
     private readonly opts: TargetServerOptions,
   ) {
     this.state = new StateFile(cfg.stateFile);
@@ -51,7 +51,7 @@ export class TargetServer {
     });
   }
 
-  static start(cfg: TargetConfig, opts: TargetServerOptions = {}): TargetServer {
+  static start(cfg: TargetSpec, opts: TargetServerOptions = {}): TargetServer {
     const s = new TargetServer(cfg, opts);
     try {
       s.open();
@@ -69,7 +69,7 @@ export class TargetServer {
   private open(): void {
     const openLink =
       this.opts.openLink ??
-      ((l: LinkConfig) =>
+      ((l: LinkSpec) =>
         PacketLink.open({
           iface: l.iface,
           batch: l.batch,
@@ -162,7 +162,7 @@ export class TargetServer {
  * `memory:SIZE` (e.g. memory:1g) is a volatile RAM disk — for tests and as a benchmark ceiling;
  * anything else is a file or block device.
  */
-function openStore(e: ExportSettings): BlockStore {
+function openStore(e: ExportSpec): BlockStore {
   const mem = /^memory:(\d+)([kmg]?)$/i.exec(e.path);
   if (mem) {
     const bytes =
@@ -188,6 +188,6 @@ function openStore(e: ExportSettings): BlockStore {
 }
 
 /** A stable serial per export so initiators can tell exports apart. */
-function serialFor(e: ExportSettings): string {
+function serialFor(e: ExportSpec): string {
   return `AOEGW-${e.shelf}-${e.slot}`;
 }

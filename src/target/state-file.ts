@@ -18,12 +18,7 @@ import {
 import { dirname } from 'node:path';
 import { formatMac, macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
-
-export interface ExportState {
-  config: Buffer;
-  masks: Buffer[];
-  reserve: Buffer[];
-}
+import type { PersistentExportState } from './export-state.js';
 
 interface StateFileJson {
   version: 1;
@@ -31,7 +26,7 @@ interface StateFileJson {
 }
 
 export class StateFile {
-  private readonly states = new Map<string, ExportState>();
+  private readonly states = new Map<string, PersistentExportState>();
   private dirty = false;
   writes = 0;
 
@@ -67,12 +62,12 @@ export class StateFile {
     }
   }
 
-  get(key: string): ExportState | undefined {
+  get(key: string): PersistentExportState | undefined {
     return this.states.get(key);
   }
 
   /** Records the new state of one export and rewrites the file atomically. */
-  set(key: string, state: ExportState): void {
+  set(key: string, state: PersistentExportState): void {
     this.stage(key, state);
     this.save();
   }
@@ -81,7 +76,7 @@ export class StateFile {
    * Records the new state without writing: the driver calls saveIfDirty() once per receive batch,
    * so a burst of state-changing frames costs one atomic write, not one per frame.
    */
-  stage(key: string, state: ExportState): void {
+  stage(key: string, state: PersistentExportState): void {
     this.states.set(key, {
       config: Buffer.from(state.config),
       masks: state.masks.map((m) => Buffer.from(m)),

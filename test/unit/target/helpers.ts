@@ -14,7 +14,7 @@ import {
   type ReserveMessage,
 } from '../../../src/aoe/index.js';
 import { TargetEngine, type TargetEngineOptions } from '../../../src/target/engine.js';
-import type { ExportConfig, PersistentExportState } from '../../../src/target/export-state.js';
+import type { ExportOptions, PersistentExportState } from '../../../src/target/export-state.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../../src/target/memory-store.js';
 import type { TxSink } from '../../../src/target/tx-sink.js';
 
@@ -198,7 +198,7 @@ export function setup(
   o: {
     sectors?: number;
     storeOpts?: MemoryStoreOptions;
-    exp?: Partial<ExportConfig>;
+    exp?: Partial<ExportOptions>;
     engine?: TargetEngineOptions;
     mtu?: number;
     zeroCopy?: boolean;
