@@ -147,11 +147,15 @@ export function validateExports(value: unknown, linkNames?: string[]): ExportSpe
   });
 }
 
-function wrap<T>(fn: () => T): T {
+/** Validation errors as ERR_CONFIG (a config file, named by `file`) or ERR_USAGE (a command-line flag). */
+function wrap<T>(fn: () => T, file?: string): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof ConfigError) throw new AoegwError('ERR_USAGE', e.message);
+    if (e instanceof ConfigError) {
+      if (file !== undefined) throw new AoegwError('ERR_CONFIG', `config ${file}: ${e.message}`);
+      throw new AoegwError('ERR_USAGE', e.message);
+    }
     throw e;
   }
 }
@@ -178,7 +182,7 @@ export function loadTargetConfig(file: string): TargetSpec {
     conf.validate({ allowed: 'strict' });
   } catch (e) {
     const msg = (e as Error).message.replace(/\n/g, '; ');
-    throw new AoegwError('ERR_USAGE', `config ${file}: ${msg}`, { cause: e });
+    throw new AoegwError('ERR_CONFIG', `config ${file}: ${msg}`, { cause: e });
   }
   return wrap(() => {
     const links = validateLinks(conf.get('links'));
@@ -190,7 +194,7 @@ export function loadTargetConfig(file: string): TargetSpec {
         links.map((l) => l.name),
       ),
     };
-  });
+  }, file);
 }
 
 /**

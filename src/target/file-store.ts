@@ -61,7 +61,7 @@ export class FileStore implements BlockStore {
     const offset = o.offset ?? 0;
     if (offset % SECTOR_SIZE !== 0 || offset < 0) {
       throw new AoegwError(
-        'ERR_USAGE',
+        'ERR_STORE_OPEN',
         `export offset ${offset} of ${o.path} is not a non-negative multiple of 512`,
       );
     }
@@ -75,14 +75,14 @@ export class FileStore implements BlockStore {
         err.code === 'EINVAL' && this.durability === 'direct'
           ? 'the file system does not support O_DIRECT (use sync)'
           : err.message;
-      throw new AoegwError('ERR_USAGE', `cannot open export backing ${o.path}: ${why}`, { cause: e });
+      throw new AoegwError('ERR_STORE_OPEN', `cannot open export backing ${o.path}: ${why}`, { cause: e });
     }
     try {
       const size = deviceSize(this.fd, o.path);
       const length = o.length ?? size - offset;
       if (length % SECTOR_SIZE !== 0 || length <= 0 || offset + length > size) {
         throw new AoegwError(
-          'ERR_USAGE',
+          'ERR_STORE_OPEN',
           `export of ${o.path}: offset ${offset} + length ${length} does not fit its ${size} bytes in whole sectors`,
         );
       }
@@ -97,22 +97,45 @@ export class FileStore implements BlockStore {
     this.description = `${o.path}${offset ? `@${offset}` : ''} (${this.durability}${this.readOnly ? ', read-only' : ''})`;
   }
 
+  /**
+   * Bytes of bufs[0..count) after the BlockStore checks: the store is the last guard against I/O
+   * outside the export's window (offset, length), whatever its caller checked.
+   */
+  private check(op: 'readv' | 'writev', lba: number, bufs: readonly Uint8Array[], count: number): number {
+    if (this.fd < 0) throw new AoegwError('ERR_CLOSED', `${this.description} is closed`);
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      const n = bufs[i]!.length;
+      if (n % SECTOR_SIZE !== 0)
+        throw new AoegwError('ERR_STORE_IO', `${op}: buffer of ${n} bytes is not whole sectors`);
+      bytes += n;
+    }
+    const sectors = bytes / SECTOR_SIZE;
+    if (!Number.isInteger(lba) || lba < 0 || lba + sectors > this.sectors) {
+      throw new AoegwError(
+        'ERR_STORE_RANGE',
+        `${op} of ${sectors} sectors at LBA ${lba} is outside the ${this.sectors} sectors of ${this.description}`,
+      );
+    }
+    return bytes;
+  }
+
   readv(lba: number, bufs: readonly Uint8Array[], count: number): void {
+    const want = this.check('readv', lba, bufs, count);
     const list = count === bufs.length ? bufs : bufs.slice(0, count);
     const pos = this.base + lba * SECTOR_SIZE;
     if (this.bounce) {
       this.directRead(pos, list);
       return;
     }
-    let want = 0;
-    for (const b of list) want += b.length;
     const got = readvSync(this.fd, list as Uint8Array[], pos);
     if (got !== want)
-      throw new AoegwError('ERR_SYSCALL', `short read at LBA ${lba}: ${got} of ${want} bytes`);
+      throw new AoegwError('ERR_STORE_IO', `short read at LBA ${lba}: ${got} of ${want} bytes`);
   }
 
   writev(lba: number, bufs: readonly Uint8Array[], count: number): void {
-    if (this.readOnly) throw new AoegwError('ERR_USAGE', 'write to a read-only store');
+    if (this.readOnly) throw new AoegwError('ERR_READ_ONLY', `${this.description} is read-only`);
+    const want = this.check('writev', lba, bufs, count);
     const list = count === bufs.length ? bufs : bufs.slice(0, count);
     const pos = this.base + lba * SECTOR_SIZE;
     this.dirty = true;
@@ -120,11 +143,9 @@ export class FileStore implements BlockStore {
       this.directWrite(pos, list);
       return;
     }
-    let want = 0;
-    for (const b of list) want += b.length;
     const done = writevSync(this.fd, list as Uint8Array[], pos);
     if (done !== want)
-      throw new AoegwError('ERR_SYSCALL', `short write at LBA ${lba}: ${done} of ${want} bytes`);
+      throw new AoegwError('ERR_STORE_IO', `short write at LBA ${lba}: ${done} of ${want} bytes`);
   }
 
   /** End of a batch that wrote: durable now in sync and direct modes. */
@@ -160,9 +181,9 @@ export class FileStore implements BlockStore {
       let bytes = 0;
       let j = i;
       while (j < list.length && bytes + list[j]!.length <= bounce.length) bytes += list[j++]!.length;
-      if (j === i) throw new AoegwError('ERR_USAGE', 'direct I/O request larger than the bounce buffer');
+      if (j === i) throw new AoegwError('ERR_STORE_IO', 'direct I/O buffer larger than the bounce buffer');
       const got = readvSync(this.fd, [bounce.subarray(0, bytes)], pos);
-      if (got !== bytes) throw new AoegwError('ERR_SYSCALL', `short direct read: ${got} of ${bytes} bytes`);
+      if (got !== bytes) throw new AoegwError('ERR_STORE_IO', `short direct read: ${got} of ${bytes} bytes`);
       let off = 0;
       for (; i < j; i++) {
         const dst = list[i]!;
@@ -182,10 +203,11 @@ export class FileStore implements BlockStore {
         bounce.set(list[i]!, bytes);
         bytes += list[i++]!.length;
       }
-      if (bytes === 0) throw new AoegwError('ERR_USAGE', 'direct I/O request larger than the bounce buffer');
+      if (bytes === 0)
+        throw new AoegwError('ERR_STORE_IO', 'direct I/O buffer larger than the bounce buffer');
       const done = writevSync(this.fd, [bounce.subarray(0, bytes)], pos);
       if (done !== bytes)
-        throw new AoegwError('ERR_SYSCALL', `short direct write: ${done} of ${bytes} bytes`);
+        throw new AoegwError('ERR_STORE_IO', `short direct write: ${done} of ${bytes} bytes`);
       pos += bytes;
     }
   }
@@ -201,5 +223,5 @@ function deviceSize(fd: number, path: string): number {
     const sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
     return sectors * 512;
   }
-  throw new AoegwError('ERR_USAGE', `${path} is neither a regular file nor a block device`);
+  throw new AoegwError('ERR_STORE_OPEN', `${path} is neither a regular file nor a block device`);
 }

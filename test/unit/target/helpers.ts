@@ -191,7 +191,7 @@ export interface Setup {
   sink: RecordingSink;
   changes: { key: string; state: PersistentExportState }[];
   log: string[];
-  run(frames: Buffer[], opts?: { linkId?: number; sink?: TxSink }): AoeMessage[];
+  run(frames: Buffer[], opts?: { linkId?: number; sink?: TxSink; now?: number }): AoeMessage[];
 }
 
 export function setup(
@@ -226,7 +226,7 @@ export function setup(
     changes,
     log,
     run(frames, ro = {}) {
-      runBatch(engine, frames, ro.sink ?? sink, ro.linkId ?? LINK);
+      runBatch(engine, frames, ro.sink ?? sink, ro.linkId ?? LINK, ro.now ?? 0);
       return sink.take();
     },
   };
