@@ -15,6 +15,7 @@
  * buffer, which makes the next group commit bigger), never reorders an acknowledgement.
  */
 import {
+  type BigIntStats,
   closeSync,
   constants,
   fdatasyncSync,
@@ -40,6 +41,26 @@ export interface FileStoreOptions {
   length?: number;
 }
 
+/**
+ * What a store's bytes are: the same file (st_dev, st_ino) or block device (st_rdev) reached
+ * through any path or symlink has the same identity. `start`/`end` are the exported byte window.
+ */
+export interface StoreIdentity {
+  kind: 'file' | 'block';
+  dev: bigint;
+  ino: bigint;
+  rdev: bigint;
+  start: number;
+  end: number;
+}
+
+/** True when two identities are the same bytes with overlapping windows. */
+export function overlaps(a: StoreIdentity, b: StoreIdentity): boolean {
+  const same =
+    a.kind === b.kind && (a.kind === 'block' ? a.rdev === b.rdev : a.dev === b.dev && a.ino === b.ino);
+  return same && a.start < b.end && b.start < a.end;
+}
+
 /** Largest single request the bounce buffer serves in direct mode (one coalesced run). */
 const DIRECT_BOUNCE_BYTES = 4 << 20;
 
@@ -48,6 +69,7 @@ export class FileStore implements BlockStore {
   readonly readOnly: boolean;
   readonly durability: Durability;
   readonly description: string;
+  readonly identity: StoreIdentity;
   commits = 0;
   flushes = 0;
   private fd: number;
@@ -78,7 +100,7 @@ export class FileStore implements BlockStore {
       throw new AoegwError('ERR_STORE_OPEN', `cannot open export backing ${o.path}: ${why}`, { cause: e });
     }
     try {
-      const size = deviceSize(this.fd, o.path);
+      const { size, st } = deviceSize(this.fd, o.path);
       const length = o.length ?? size - offset;
       if (length % SECTOR_SIZE !== 0 || length <= 0 || offset + length > size) {
         throw new AoegwError(
@@ -88,6 +110,14 @@ export class FileStore implements BlockStore {
       }
       this.base = offset;
       this.sectors = length / SECTOR_SIZE;
+      this.identity = {
+        kind: st.isBlockDevice() ? 'block' : 'file',
+        dev: st.dev,
+        ino: st.ino,
+        rdev: st.rdev,
+        start: offset,
+        end: offset + length,
+      };
     } catch (e) {
       closeSync(this.fd);
       throw e;
@@ -214,14 +244,15 @@ export class FileStore implements BlockStore {
 }
 
 /** Size in bytes of a regular file, or of a block device (from sysfs: fstat reports 0 for those). */
-function deviceSize(fd: number, path: string): number {
-  const st = fstatSync(fd);
-  if (st.isFile()) return st.size;
+function deviceSize(fd: number, path: string): { size: number; st: BigIntStats } {
+  const st = fstatSync(fd, { bigint: true });
+  if (st.isFile()) return { size: Number(st.size), st };
   if (st.isBlockDevice()) {
-    const major = Math.floor(st.rdev / 256) & 0xfff;
-    const minor = (st.rdev & 0xff) | ((Math.floor(st.rdev / 4096) & 0xfff00) >>> 0);
+    const rdev = Number(st.rdev);
+    const major = Math.floor(rdev / 256) & 0xfff;
+    const minor = (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00) >>> 0);
     const sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
-    return sectors * 512;
+    return { size: sectors * 512, st };
   }
   throw new AoegwError('ERR_STORE_OPEN', `${path} is neither a regular file nor a block device`);
 }

@@ -2,8 +2,19 @@
  * The target's thin driver: opens the links and the file stores from a TargetSpec, wires every
  * link's receive batches into the one TargetEngine, persists protocol state, announces the exports
  * and shuts down cleanly. All protocol behaviour is in the engine.
+ *
+ * Start-up checks before any link opens: the state file loads (ERR_STATE_FILE) and its directory
+ * is writable (ERR_STATE_FILE), every export opens (ERR_STORE_OPEN), and no two writable exports
+ * overlap on the same file or device (ERR_STORE_OPEN).
+ *
+ * Persisting protocol state: the engine stages each change in the StateFile and hands the change's
+ * reply back (holdReply) instead of sending it. After each batch that changed something the
+ * server asks for a write (off the event loop, at most one in flight, later changes ride the next
+ * one) and sends the held replies when it completed; if it failed, they go out as AoE error 3
+ * (device unavailable) instead: no change is acknowledged before it is durable.
  */
 
+import { AoeErrorCode, Flag, Off } from '../aoe/constants.js';
 import { macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
@@ -11,7 +22,7 @@ import { PacketLink } from '../io/packet-link.js';
 import type { BlockStore } from './block-store.js';
 import type { EngineStatsSnapshot } from './counters.js';
 import { TargetEngine } from './engine.js';
-import { FileStore } from './file-store.js';
+import { FileStore, overlaps } from './file-store.js';
 import { MemoryStore } from './memory-store.js';
 import type { ExportSpec, LinkSpec, TargetSpec } from './spec.js';
 import { StateFile } from './state-file.js';
@@ -19,7 +30,16 @@ import { StateFile } from './state-file.js';
 export interface ServerStats {
   engine: EngineStatsSnapshot;
   links: Record<string, ReturnType<FrameLink['stats']>>;
+  stateWrites: number;
   stateWriteErrors: number;
+  /** Replies to state changes sent after their write completed, and sent as errors after it failed. */
+  heldRepliesSent: number;
+  heldRepliesFailed: number;
+}
+
+interface HeldReply {
+  linkId: number;
+  frame: Buffer;
 }
 
 export interface TargetServerOptions {
@@ -35,7 +55,11 @@ export class TargetServer {
   private readonly stores: BlockStore[] = [];
   private readonly state: StateFile;
   private stopped = false;
+  /** Replies held during the current batch (see holdReply). */
+  private held: HeldReply[] = [];
   stateWriteErrors = 0;
+  heldRepliesSent = 0;
+  heldRepliesFailed = 0;
 
   private constructor(
     private readonly cfg: TargetSpec,
@@ -43,17 +67,18 @@ export class TargetServer {
   ) {
     this.state = new StateFile(cfg.stateFile);
     this.engine = new TargetEngine({
-      // Staged here, written once at the end of the receive batch (see open()), before that
-      // batch's replies leave: an acknowledged change is on disk, and a flood of state-changing
-      // frames costs one atomic write per batch, not one per frame.
+      // Staged here; written after the batch (persist()), and the change's reply is held until then.
       onStateChange: (key, st) => this.state.stage(key, st),
-      onError: (e) => this.log(`state file write failed: ${e.message}`),
+      onError: (e) => this.log(`state change failed: ${e.message}`),
+      holdReply: (linkId, frame) => this.held.push({ linkId, frame }),
     });
   }
 
   static start(cfg: TargetSpec, opts: TargetServerOptions = {}): TargetServer {
     const s = new TargetServer(cfg, opts);
     try {
+      s.state.checkWritable();
+      s.openExports();
       s.open();
     } catch (e) {
       s.stop();
@@ -76,17 +101,43 @@ export class TargetServer {
           busyPollUs: l.busyPollUs,
           ...(l.netns ? { netns: l.netns } : {}),
         }));
-    const linkIds = new Map<string, number>();
     for (const [id, l] of this.cfg.links.entries()) {
       const link = openLink(l);
       this.links.push({ name: l.name, link });
-      linkIds.set(l.name, id);
       this.engine.addLink(id, { mac: link.mac, mtu: link.mtu, name: l.name });
     }
+    const now = this.opts.now ?? (() => performance.now());
+    for (const [id, { name, link }] of this.links.entries()) {
+      link.onError((err) => this.log(`link ${name}: ${err.message}`));
+      link.onBatch((frames, lens, count) => {
+        this.engine.handleBatch(id, frames, lens, count, link, now());
+        if (this.held.length > 0 || this.state.isDirty) this.persist();
+      });
+      const n = this.engine.announce(id, link);
+      link.flush();
+      this.log(`link ${name}: serving ${n} exports, mtu ${link.mtu}`);
+    }
+  }
+
+  /** Opens every export's store and registers it; refuses overlapping writable exports. */
+  private openExports(): void {
+    const linkIds = new Map(this.cfg.links.map((l, i) => [l.name, i] as const));
+    const files: { key: string; spec: ExportSpec; store: FileStore }[] = [];
     for (const e of this.cfg.exports) {
       const store = openStore(e);
       this.stores.push(store);
       const key = `e${e.shelf}.${e.slot}`;
+      if (store instanceof FileStore && !store.readOnly) {
+        for (const o of files) {
+          if (overlaps(o.store.identity, store.identity)) {
+            throw new AoegwError(
+              'ERR_STORE_OPEN',
+              `exports ${o.key} (${o.spec.path}) and ${key} (${e.path}) are both writable and overlap on the same ${store.identity.kind === 'block' ? 'device' : 'file'}: each would overwrite the other's data`,
+            );
+          }
+        }
+        files.push({ key, spec: e, store });
+      }
       const initial = this.state.get(key);
       this.engine.addExport({
         shelf: e.shelf,
@@ -106,29 +157,66 @@ export class TargetServer {
         `export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`,
       );
     }
-    const now = this.opts.now ?? (() => performance.now());
-    for (const [id, { name, link }] of this.links.entries()) {
-      link.onError((err) => this.log(`link ${name}: ${err.message}`));
-      link.onBatch((frames, lens, count) => {
-        this.engine.handleBatch(id, frames, lens, count, link, now());
-        try {
-          this.state.saveIfDirty();
-        } catch (e) {
-          // The change is in effect in memory and its reply is already built; say so loudly.
-          this.stateWriteErrors++;
-          this.log(`${(e as Error).message} (protocol state changes are NOT persisted)`);
-        }
-      });
-      const n = this.engine.announce(id, link);
-      link.flush();
-      this.log(`link ${name}: serving ${n} exports, mtu ${link.mtu}`);
+  }
+
+  /** Writes the staged state (coalesced, off the event loop), then releases this batch's held replies. */
+  private persist(): void {
+    const replies = this.held;
+    if (replies.length > 0) this.held = [];
+    this.state.flush().then(
+      () => this.release(replies, 0),
+      (e: Error) => {
+        this.stateWriteErrors++;
+        this.log(
+          `${e.message} (the change is in effect until restart; its request was answered with an error)`,
+        );
+        this.release(replies, AoeErrorCode.DEVICE_UNAVAILABLE);
+      },
+    );
+  }
+
+  /** Sends held replies, or AoE error `error` in their place (the reply with E set and the code). */
+  private release(replies: HeldReply[], error: number): void {
+    if (this.stopped || replies.length === 0) return;
+    const touched = new Set<FrameLink>();
+    for (const r of replies) {
+      const link = this.links[r.linkId]?.link;
+      if (link === undefined) continue;
+      if (error !== 0) {
+        r.frame[Off.VER_FLAGS] = r.frame[Off.VER_FLAGS]! | Flag.ERROR;
+        r.frame[Off.ERROR] = error;
+        this.heldRepliesFailed++;
+      } else this.heldRepliesSent++;
+      try {
+        const slot = link.txSlot();
+        if (r.frame.length > slot.length) continue;
+        r.frame.copy(slot);
+        link.txCommit(r.frame.length);
+        touched.add(link);
+      } catch (e) {
+        this.log(`sending a held reply: ${(e as Error).message}`);
+      }
+    }
+    for (const link of touched) {
+      try {
+        link.flush();
+      } catch (e) {
+        this.log(`sending held replies: ${(e as Error).message}`);
+      }
     }
   }
 
   stats(): ServerStats {
     const links: ServerStats['links'] = {};
     for (const { name, link } of this.links) links[name] = link.stats();
-    return { engine: this.engine.stats(), links, stateWriteErrors: this.stateWriteErrors };
+    return {
+      engine: this.engine.stats(),
+      links,
+      stateWrites: this.state.writes,
+      stateWriteErrors: this.stateWriteErrors,
+      heldRepliesSent: this.heldRepliesSent,
+      heldRepliesFailed: this.heldRepliesFailed,
+    };
   }
 
   /**
@@ -145,6 +233,12 @@ export class TargetServer {
       } catch (e) {
         this.log(`closing link: ${(e as Error).message}`);
       }
+    }
+    // Changes in effect but not yet written (their replies were never sent): keep them anyway.
+    try {
+      this.state.saveIfDirty();
+    } catch (e) {
+      this.log((e as Error).message);
     }
     let failure: unknown;
     for (const s of this.stores) {
@@ -169,7 +263,7 @@ function openStore(e: ExportSpec): BlockStore {
       Number(mem[1]) *
       { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[mem[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
     if (bytes < 512 || bytes % 512 !== 0 || bytes > 64 * 1024 ** 3) {
-      throw new AoegwError('ERR_USAGE', `export ${e.path}: size must be a multiple of 512 up to 64g`);
+      throw new AoegwError('ERR_STORE_OPEN', `export ${e.path}: size must be a multiple of 512 up to 64g`);
     }
     // Touch every page now: a RAM disk should own its RAM, and first-touch page faults would
     // otherwise be billed to the first writes (they made RAM writes look slower than tmpfs).
