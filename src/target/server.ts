@@ -57,6 +57,8 @@ export class TargetServer {
   private stopped = false;
   /** Replies held during the current batch (see holdReply). */
   private held: HeldReply[] = [];
+  /** A change was staged since the last persist() (after a failed write, only a new change retries). */
+  private changed = false;
   stateWriteErrors = 0;
   heldRepliesSent = 0;
   heldRepliesFailed = 0;
@@ -68,7 +70,10 @@ export class TargetServer {
     this.state = new StateFile(cfg.stateFile);
     this.engine = new TargetEngine({
       // Staged here; written after the batch (persist()), and the change's reply is held until then.
-      onStateChange: (key, st) => this.state.stage(key, st),
+      onStateChange: (key, st) => {
+        this.state.stage(key, st);
+        this.changed = true;
+      },
       onError: (e) => this.log(`state change failed: ${e.message}`),
       holdReply: (linkId, frame) => this.held.push({ linkId, frame }),
     });
@@ -111,7 +116,7 @@ export class TargetServer {
       link.onError((err) => this.log(`link ${name}: ${err.message}`));
       link.onBatch((frames, lens, count) => {
         this.engine.handleBatch(id, frames, lens, count, link, now());
-        if (this.held.length > 0 || this.state.isDirty) this.persist();
+        if (this.changed) this.persist();
       });
       const n = this.engine.announce(id, link);
       link.flush();
@@ -161,6 +166,7 @@ export class TargetServer {
 
   /** Writes the staged state (coalesced, off the event loop), then releases this batch's held replies. */
   private persist(): void {
+    this.changed = false;
     const replies = this.held;
     if (replies.length > 0) this.held = [];
     this.state.flush().then(

@@ -289,6 +289,9 @@ describe.skipIf(skip)('built-in target against a raw-socket attacker', () => {
     );
     await waitFor(() => /cannot write state file/.test(server.output()), 2000);
     expect(server.output()).toContain(statePath);
+    // Traffic that changes nothing does not retry the failed write (no retry storm, no log flood).
+    for (let i = 0; i < 5; i++) expect(await ini.queryConfig(100, { major: 1, minor: 2 })).toHaveLength(1);
+    expect(server.output().match(/cannot write state file/g)).toHaveLength(1);
 
     // Start-up on the read-only file system: refused at once, exit status 4, the path named.
     const r = spawnSync(
