@@ -242,7 +242,7 @@ export class TargetServer {
     }
     // Changes in effect but not yet written (their replies were never sent): keep them anyway.
     try {
-      this.state.saveIfDirty();
+      this.state.close();
     } catch (e) {
       this.log((e as Error).message);
     }

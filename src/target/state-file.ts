@@ -42,6 +42,7 @@ export class StateFile {
   private seq = 0;
   private inFlight: Promise<void> | null = null;
   private next: Promise<void> | null = null;
+  private closed = false;
   /** Completed writes. */
   writes = 0;
 
@@ -214,6 +215,11 @@ export class StateFile {
       } finally {
         await fh.close();
       }
+      if (this.closed) {
+        // close() wrote the newest state synchronously: an older rename must not land after it.
+        await rm(tmp, { force: true });
+        return;
+      }
       await rename(tmp, this.path);
       const dh = await open(dir, 'r');
       try {
@@ -227,6 +233,16 @@ export class StateFile {
       throw this.error(e);
     }
     this.writes++;
+  }
+
+  /**
+   * Stops async writes (one in flight does not rename any more, unless its rename already began)
+   * and writes what is staged or in flight synchronously, so the file ends with the newest state.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.dirty || this.inFlight !== null) this.saveSync();
   }
 
   /** Synchronous atomic write (start-up, stop, tests). */

@@ -269,6 +269,21 @@ describe('StateFile', () => {
     expect(readdirSync(join(dir, 'async'))).toEqual(['state.json']);
   });
 
+  it('close() writes the newest state synchronously; a write in flight does not overwrite it', async () => {
+    const path = join(dir, 'closing', 'state.json');
+    const s = new StateFile(path);
+    s.checkWritable();
+    s.stage('1.1', { config: Buffer.from('old'), masks: [], reserve: [] });
+    const inFlight = s.flush();
+    s.stage('1.1', { config: Buffer.from('new'), masks: [], reserve: [] });
+    s.close();
+    await inFlight;
+    await new Promise((r) => setTimeout(r, 50));
+    const json = JSON.parse(readFileSync(path, 'utf8'));
+    expect(Buffer.from(json.exports['1.1'].config, 'base64').toString()).toBe('new');
+    expect(readdirSync(join(dir, 'closing'))).toEqual(['state.json']);
+  });
+
   it('flush() rejects with ERR_STATE_FILE when the write fails, and the change stays staged', async () => {
     const d = join(dir, 'gone');
     const s = new StateFile(join(d, 'state.json'));
