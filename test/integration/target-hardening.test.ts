@@ -23,7 +23,7 @@ import { sparseImage } from '../helpers/images.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
 import type { Spawned } from '../helpers/processes.js';
 import { sleep, waitFor } from '../helpers/wait.js';
-import { mac, qc } from '../unit/target/helpers.js';
+import { mac, mask, qc } from '../unit/target/helpers.js';
 
 const skip = netnsSkipReason();
 const WILD = { dst: 'ff:ff:ff:ff:ff:ff', major: 0xffff, minor: 0xff };
@@ -145,10 +145,82 @@ describe.skipIf(skip)('built-in target against a raw-socket attacker', () => {
     const adverts = await ini.queryConfig(700);
     expect(new Set(adverts.map((a) => a.minor)).size).toBe(64);
 
-    const st = await stats(server);
+    let st = await stats(server);
     const link = Object.values(st.engine.links)[0]!;
     expect(link.groupSource).toBe(120);
     expect(link.broadcastRateLimited).toBeGreaterThan(380);
+
+    // 4. Spoofed MACs do not grow the per-initiator stats: 1500 MACs × 8 exports (directed reads).
+    const dst = adverts[0]!.mac.toString('hex').replace(/(..)(?!$)/g, '$1:');
+    for (let m = 0; m < 1500; m++) {
+      const src = `02:55:00:00:${((m >> 8) & 0xff).toString(16).padStart(2, '0')}:${(m & 0xff).toString(16).padStart(2, '0')}`;
+      for (let e = 0; e < 8; e++) attacker.send(qc({ dst, src, major: 1, minor: e }));
+      if (m % 50 === 49) {
+        attacker.flush();
+        await sleep(5);
+      }
+    }
+    attacker.flush();
+    await sleep(300);
+    st = await stats(server);
+    const line = server
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{"engine"'))
+      .at(-1)!;
+    const e0 = st.engine.exports['e1.0']!;
+    expect(e0.requests.queryConfig).toBeGreaterThan(1500);
+    expect(Object.keys(e0.initiators).length).toBeLessThanOrEqual(33);
+    expect(e0.initiators.other!.requests).toBeGreaterThan(1400);
+    // Unbounded (1024 MACs per export before) this line was ~0.8 MB; now a few dozen KB.
+    expect(line.length).toBeLessThan(300_000);
+  });
+
+  it('an unlisted MAC cannot edit a non-empty Mac Mask List (reads stay open)', async () => {
+    const v = vethPair(nsI, nsT, 1500);
+    const statePath = join(dir, 'mask.json');
+    const server = await startServe([
+      '--iface',
+      v.b,
+      '--netns',
+      nsT.name,
+      '--export',
+      '1.4=memory:64k',
+      '--state',
+      statePath,
+    ]);
+    servers.push(server);
+    const admin = open(v.a);
+    const replies = sniff(admin).frames;
+    const ini = new Initiator(open(v.a));
+    const [advert] = await ini.queryConfig(500, { major: 1, minor: 4 });
+    const dst = advert!.mac.toString('hex').replace(/(..)(?!$)/g, '$1:');
+    const me = admin.mac.toString('hex').replace(/(..)(?!$)/g, '$1:');
+    const intruder = '02:99:00:00:00:01';
+    const ask = async (
+      src: string,
+      mcmd: number,
+      directives: { dcmd: number; mac: string }[],
+      tag: number,
+    ) => {
+      admin.send(mask({ dst, src, major: 1, minor: 4, mcmd, directives, tag }));
+      admin.flush();
+      await waitFor(() => replies.some((f) => f.readUInt32BE(20) === tag), 500);
+      const f = replies.find((r) => r.readUInt32BE(20) === tag);
+      if (!f) return undefined;
+      const d = decodeFrame(f);
+      return d.ok ? d.value : undefined;
+    };
+    // The administrator lists itself.
+    expect(await ask(me, 1, [{ dcmd: 1, mac: me }], 9001)).toMatchObject({ merror: 0 });
+    // The intruder's edits (delete the admin, add itself) draw nothing and change nothing.
+    expect(await ask(intruder, 1, [{ dcmd: 2, mac: me }], 9002)).toBeUndefined();
+    expect(await ask(intruder, 1, [{ dcmd: 1, mac: intruder }], 9003)).toBeUndefined();
+    // A read is still answered, and shows the admin's list unchanged.
+    expect(await ask(intruder, 0, [], 9004)).toMatchObject({ directives: [{ dcmd: 0, mac: me }] });
+    expect(JSON.parse(readFileSync(statePath, 'utf8')).exports['e1.4'].masks).toEqual([me]);
+    const st = await stats(server);
+    expect(st.engine.exports['e1.4']!.drops.masked).toBe(2);
   });
 
   it('a state-toggle flood does not starve I/O; a state change is acked only once it is in the file', async () => {
