@@ -35,9 +35,17 @@
  * Mask List and Reserve/Release to a broadcast address are served by every matching export (a
  * broadcast set therefore sets every matching export, as the protocol says).
  *
+ * Dropped before any export sees them (counted on the link): frames from a group-bit source MAC
+ * (an answer would go to the whole group: reflection), requests with the E flag (only responses
+ * carry errors), and requests to the broadcast shelf or slot over the per-source rate limit (one
+ * request draws one answer per export: amplification; one token per request, so a discovery that
+ * is let through sees every export).
+ *
  * Access filters, in order: the static allow-list (configuration; every command from another MAC
- * is dropped), then the Mac Mask List (ATA, Reserve/Release and Query Config set only; see
- * config-handler.ts for why discovery and the list itself stay reachable), then reservations.
+ * is dropped), then the Mac Mask List (ATA, Reserve/Release, Query Config set and Mac Mask List
+ * edits; see config-handler.ts for why discovery and list reads stay reachable), then
+ * reservations. Changes of persistent state are rate-limited per source, and with holdReply set
+ * their replies are handed to the driver, which sends them once the change is durable.
  * Each reply carries the export's real shelf/slot and the receiving link's MAC as source.
  *
  * Allocation: after warm-up (first batch of each size, first MAC of each initiator, first slot of
