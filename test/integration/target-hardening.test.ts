@@ -21,7 +21,7 @@ import type { ServerStats } from '../../src/target/server.js';
 import { AOEGW, startServe } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
-import type { Spawned } from '../helpers/processes.js';
+import { hasCommand, type Spawned, spawnTracked } from '../helpers/processes.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { mac, mask, qc } from '../unit/target/helpers.js';
 
@@ -274,10 +274,12 @@ describe.skipIf(skip)('built-in target against a raw-socket attacker', () => {
       const flood = (async () => {
         const end = performance.now() + 10_000;
         for (let k = 0; flooding && performance.now() < end; k++) {
-          for (let j = 0; j < 60; j++) attacker.send(frames[(k * 60 + j) % frames.length]!);
+          // Spread out (6 frames a millisecond, not 60 every 10 ms): each lands in its own
+          // receive batch, as a steady attacker's would, so batching cannot hide the cost.
+          for (let j = 0; j < 6; j++) attacker.send(frames[(k * 6 + j) % frames.length]!);
           attacker.flush();
-          sent += 60;
-          await sleep(10);
+          sent += 6;
+          await sleep(1);
         }
       })();
       try {
@@ -330,6 +332,86 @@ describe.skipIf(skip)('built-in target against a raw-socket attacker', () => {
     }
     expect(checked).toEqual(Array(10).fill(true));
   });
+
+  it.skipIf(!hasCommand('strace'))(
+    'under a toggle flood, state files are written off the event loop, coalesced and rate-limited',
+    async () => {
+      const v = vethPair(nsI, nsT, 1500);
+      const statePath = join(dir, 'traced', 'state.json');
+      const trace = join(dir, 'state-strace.txt');
+      const server = spawnTracked('ip', [
+        'netns',
+        'exec',
+        nsT.name,
+        'strace',
+        '-f',
+        '-qq',
+        '-e',
+        'trace=execve,fsync,fdatasync,rename,renameat,renameat2',
+        '-o',
+        trace,
+        process.execPath,
+        AOEGW,
+        'serve',
+        '--iface',
+        v.b,
+        '--export',
+        '1.5=memory:64k',
+        '--state',
+        statePath,
+      ]);
+      servers.push(server);
+      expect(await waitFor(() => /ready: /.test(server.output()), 15_000)).toBe(true);
+      const ini = new Initiator(open(v.a));
+      const [advert] = await ini.queryConfig(500, { major: 1, minor: 5 });
+      const dst = advert!.mac.toString('hex').replace(/(..)(?!$)/g, '$1:');
+      const attacker = open(v.a);
+      const frames = Array.from({ length: 600 }, (_, i) =>
+        qc({
+          dst,
+          src: `02:78:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`,
+          major: 1,
+          minor: 5,
+          ccmd: 4,
+          config: i % 2 ? 'A' : 'B',
+        }),
+      );
+      // ~6,000 toggles a second for 2 s.
+      const end = performance.now() + 2000;
+      let sent = 0;
+      for (let k = 0; performance.now() < end; k++) {
+        for (let j = 0; j < 6; j++) attacker.send(frames[(k * 6 + j) % frames.length]!);
+        attacker.flush();
+        sent += 6;
+        await sleep(1);
+      }
+      await sleep(500);
+      // Still serving: a directed query is answered at once.
+      expect(await ini.queryConfig(500, { major: 1, minor: 5 })).toHaveLength(1);
+      await server.stop('SIGTERM');
+      const lines = readFileSync(trace, 'utf8').split('\n');
+      const main = /^(\d+) +execve\(/.exec(lines.find((l) => /^\d+ +execve\(/.test(l)) ?? '')?.[1];
+      expect(main).toBeDefined();
+      let mainSyncs = 0;
+      let poolSyncs = 0;
+      let renames = 0;
+      for (const l of lines) {
+        const m = /^(\d+) +(fsync|fdatasync|rename|renameat|renameat2)\(/.exec(l);
+        if (!m) continue;
+        if (m[2]!.startsWith('rename')) {
+          if (l.includes('state.json.tmp-')) renames++;
+        } else if (m[1] === main) mainSyncs++;
+        else poolSyncs++;
+      }
+      expect(sent).toBeGreaterThan(6000);
+      // Writes happened (on libuv's thread pool), far fewer than the toggles sent.
+      expect(renames).toBeGreaterThan(2);
+      expect(poolSyncs).toBeGreaterThan(2);
+      expect(renames).toBeLessThan(sent / 20);
+      // On the event loop: only the start-up probe (1 fsync) and the final save at stop (2).
+      expect(mainSyncs).toBeLessThanOrEqual(3);
+    },
+  );
 
   it('a change that cannot be persisted is answered with AoE error 3; an unwritable state path stops start-up', async () => {
     const v = vethPair(nsI, nsT, 1500);
