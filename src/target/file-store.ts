@@ -76,6 +76,7 @@ export class FileStore implements BlockStore {
   private readonly base: number;
   private dirty = false;
   private readonly bounce: Buffer | undefined;
+  private readonly vectors: Uint8Array[][] = [];
 
   constructor(o: FileStoreOptions) {
     this.readOnly = o.readOnly ?? false;
@@ -152,7 +153,7 @@ export class FileStore implements BlockStore {
 
   readv(lba: number, bufs: readonly Uint8Array[], count: number): void {
     const want = this.check('readv', lba, bufs, count);
-    const list = count === bufs.length ? bufs : bufs.slice(0, count);
+    const list = this.vector(bufs, count);
     const pos = this.base + lba * SECTOR_SIZE;
     if (this.bounce) {
       this.directRead(pos, list);
@@ -166,7 +167,7 @@ export class FileStore implements BlockStore {
   writev(lba: number, bufs: readonly Uint8Array[], count: number): void {
     if (this.readOnly) throw new AoegwError('ERR_READ_ONLY', `${this.description} is read-only`);
     const want = this.check('writev', lba, bufs, count);
-    const list = count === bufs.length ? bufs : bufs.slice(0, count);
+    const list = this.vector(bufs, count);
     const pos = this.base + lba * SECTOR_SIZE;
     this.dirty = true;
     if (this.bounce) {
@@ -176,6 +177,21 @@ export class FileStore implements BlockStore {
     const done = writevSync(this.fd, list as Uint8Array[], pos);
     if (done !== want)
       throw new AoegwError('ERR_STORE_IO', `short write at LBA ${lba}: ${done} of ${want} bytes`);
+  }
+
+  /**
+   * bufs[0..count) as an array of exactly `count` (readvSync/writevSync use the whole array): one
+   * reused array per count instead of a slice per call (the engine passes its longer reusable array).
+   */
+  private vector(bufs: readonly Uint8Array[], count: number): readonly Uint8Array[] {
+    if (count === bufs.length) return bufs;
+    let v = this.vectors[count];
+    if (v === undefined) {
+      v = new Array<Uint8Array>(count);
+      this.vectors[count] = v;
+    }
+    for (let i = 0; i < count; i++) v[i] = bufs[i]!;
+    return v;
   }
 
   /** End of a batch that wrote: durable now in sync and direct modes. */
