@@ -43,8 +43,6 @@ export const ErrorCodes = [
   // tunnel
   'ERR_CRYPTO',
   'ERR_HANDSHAKE',
-  'ERR_REPLAY',
-  'ERR_TUNNEL_DECODE',
   'ERR_CRYPTO_UNAVAILABLE',
   'ERR_NONCE_EXHAUSTED',
   'ERR_TUNNEL_CONFIG',

@@ -1,12 +1,8 @@
 import type { Command } from 'commander';
-import {
-  DEFAULT_BUSY_POLL_US,
-  loadTargetConfig,
-  parseExportSpec,
-  type TargetConfig,
-} from '../config/target-config.js';
+import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
 import { TargetServer } from '../target/server.js';
+import type { TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
 
 interface ServeOpts {
@@ -20,7 +16,7 @@ interface ServeOpts {
 }
 
 /** Builds a config from --iface/--export when no --config file is given. */
-function configFromFlags(o: ServeOpts): TargetConfig {
+function configFromFlags(o: ServeOpts): TargetSpec {
   if (o.iface.length === 0)
     throw new AoegwError('ERR_USAGE', 'serve needs --config FILE, or at least one --iface');
   if (o.export.length === 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** aoegw: the AoE gateway's command-line entry point. */
 import { Command, CommanderError } from 'commander';
-import { AoegwError } from '../errors.js';
+import { AoegwError, type ErrorCode } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
 import { registerDiscover } from './cmd-discover.js';
 import { registerKeys } from './cmd-keys.js';
@@ -24,6 +24,17 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Exit statuses (README, Commands): 0 ok, 1 any other error, 2 usage (bad flags), and one each for
+ * the operator errors a service manager or a script should tell apart without parsing stderr.
+ */
+const EXIT_STATUS: Partial<Record<ErrorCode, number>> = {
+  ERR_USAGE: 2,
+  ERR_CONFIG: 3,
+  ERR_STATE_FILE: 4,
+  ERR_STORE_OPEN: 5,
+};
+
 async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
@@ -32,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof AoegwError) {
       process.stderr.write(`aoegw: ${e.message} [${e.code}]\n`);
-      return e.code === 'ERR_USAGE' ? 2 : 1;
+      return EXIT_STATUS[e.code] ?? 1;
     }
     process.stderr.write(`aoegw: unexpected error: ${(e as Error)?.stack ?? e}\n`);
     return 1;

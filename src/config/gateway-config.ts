@@ -15,13 +15,8 @@ import type {
   PeerSpec,
   TargetRef,
 } from '../gateway/gateway-spec.js';
-import {
-  DEFAULT_BUSY_POLL_US,
-  type ExportConfig,
-  type LinkConfig,
-  validateExports,
-  validateLinks,
-} from './target-config.js';
+import type { ExportSpec, LinkSpec } from '../target/spec.js';
+import { DEFAULT_BUSY_POLL_US, validateExports, validateLinks } from './target-config.js';
 import {
   ConfigError,
   checkKeys,
@@ -49,8 +44,8 @@ function refLabel(r: TargetRef): string {
 
 function validateForwards(
   value: unknown,
-  links: readonly LinkConfig[],
-  exports: readonly ExportConfig[],
+  links: readonly LinkSpec[],
+  exports: readonly ExportSpec[],
 ): ForwardSpec[] {
   const seen = new Set<number>();
   const linkNames = links.map((l) => l.name);
@@ -92,8 +87,8 @@ function validatePublicKey(v: unknown, path: string): Uint8Array {
 
 function validatePeers(
   value: unknown,
-  links: readonly LinkConfig[],
-  exports: readonly ExportConfig[],
+  links: readonly LinkSpec[],
+  exports: readonly ExportSpec[],
   forwards: readonly ForwardSpec[],
 ): PeerSpec[] {
   const names = new Set<string>();

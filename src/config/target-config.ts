@@ -6,42 +6,8 @@
 import convict from 'convict';
 import { isMacString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
-
-export type Durability = 'sync' | 'writeback' | 'direct';
-
-export interface LinkConfig {
-  name: string;
-  iface: string;
-  netns?: string;
-  batch: number;
-  /** Keep polling this many µs after the last frame before sleeping (0 = off). */
-  busyPollUs: number;
-}
-
-export interface ExportConfig {
-  shelf: number;
-  slot: number;
-  path: string;
-  readOnly: boolean;
-  durability: Durability;
-  offset: number;
-  length?: number;
-  bufferCount: number;
-  /** Link names this export is served on; empty = all links. */
-  links: string[];
-  /** Static MAC allow-list; empty = everyone (the AoE mask list still applies). */
-  allowMacs: string[];
-  serial?: string;
-  model?: string;
-  /** Stable name that follows the export through gateways (IDENTIFY serial when no serial is set). */
-  name?: string;
-}
-
-export interface TargetConfig {
-  stateFile: string;
-  links: LinkConfig[];
-  exports: ExportConfig[];
-}
+import type { Durability, ExportSpec, LinkSpec, TargetSpec } from '../target/spec.js';
+import { ConfigError, checkKeys, fail, int, obj, str } from './validate.js';
 
 const DURABILITY: Durability[] = ['sync', 'writeback', 'direct'];
 
@@ -53,45 +19,7 @@ const DURABILITY: Durability[] = ['sync', 'writeback', 'direct'];
  */
 export const DEFAULT_BUSY_POLL_US = 30;
 
-class ConfigError extends Error {}
-
-function fail(path: string, value: unknown, expected: string): never {
-  throw new ConfigError(`${path} = ${JSON.stringify(value)}: expected ${expected}`);
-}
-
-function obj(v: unknown, path: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, v, 'an object');
-  return v as Record<string, unknown>;
-}
-
-function int(
-  o: Record<string, unknown>,
-  key: string,
-  path: string,
-  min: number,
-  max: number,
-  dflt?: number,
-): number {
-  const v = o[key] ?? dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    fail(`${path}.${key}`, o[key], `an integer in ${min}..${max}`);
-  }
-  return v;
-}
-
-function str(o: Record<string, unknown>, key: string, path: string, dflt?: string): string {
-  const v = o[key] ?? dflt;
-  if (typeof v !== 'string' || v.length === 0) fail(`${path}.${key}`, o[key], 'a non-empty string');
-  return v;
-}
-
-function checkKeys(o: Record<string, unknown>, path: string, allowed: string[]): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) fail(`${path}.${k}`, o[k], `one of the known keys (${allowed.join(', ')})`);
-  }
-}
-
-export function validateLinks(value: unknown): LinkConfig[] {
+export function validateLinks(value: unknown): LinkSpec[] {
   if (!Array.isArray(value) || value.length === 0) fail('links', value, 'a non-empty list of links');
   const names = new Set<string>();
   return value.map((raw, i) => {
@@ -103,7 +31,7 @@ export function validateLinks(value: unknown): LinkConfig[] {
     const name = o.name === undefined ? iface : str(o, 'name', path);
     if (names.has(name)) fail(`${path}.name`, name, 'a name not used by another link');
     names.add(name);
-    const link: LinkConfig = {
+    const link: LinkSpec = {
       name,
       iface,
       batch: int(o, 'batch', path, 1, 1024, 64),
@@ -114,7 +42,7 @@ export function validateLinks(value: unknown): LinkConfig[] {
   });
 }
 
-export function validateExports(value: unknown, linkNames?: string[]): ExportConfig[] {
+export function validateExports(value: unknown, linkNames?: string[]): ExportSpec[] {
   if (!Array.isArray(value) || value.length === 0) fail('exports', value, 'a non-empty list of exports');
   const seen = new Set<string>();
   const names = new Set<string>();
@@ -163,7 +91,7 @@ export function validateExports(value: unknown, linkNames?: string[]): ExportCon
     for (const [j, mac] of (allow as unknown[]).entries()) {
       if (!isMacString(mac)) fail(`${path}.allowMacs[${j}]`, mac, 'a MAC address like 52:54:00:12:34:56');
     }
-    const e: ExportConfig = {
+    const e: ExportSpec = {
       shelf: Number(m[1]),
       slot: Number(m[2]),
       path: str(o, 'path', path),
@@ -196,11 +124,15 @@ export function validateExports(value: unknown, linkNames?: string[]): ExportCon
   });
 }
 
-function wrap<T>(fn: () => T): T {
+/** Validation errors as ERR_CONFIG (a config file, named by `file`) or ERR_USAGE (a command-line flag). */
+function wrap<T>(fn: () => T, file?: string): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof ConfigError) throw new AoegwError('ERR_USAGE', e.message);
+    if (e instanceof ConfigError) {
+      if (file !== undefined) throw new AoegwError('ERR_CONFIG', `config ${file}: ${e.message}`);
+      throw new AoegwError('ERR_USAGE', e.message);
+    }
     throw e;
   }
 }
@@ -219,7 +151,7 @@ const schema = {
 };
 
 /** Loads and validates a JSON config file. */
-export function loadTargetConfig(file: string): TargetConfig {
+export function loadTargetConfig(file: string): TargetSpec {
   let conf: convict.Config<{ stateFile: string; links: unknown[]; exports: unknown[] }>;
   try {
     conf = convict(schema);
@@ -227,7 +159,7 @@ export function loadTargetConfig(file: string): TargetConfig {
     conf.validate({ allowed: 'strict' });
   } catch (e) {
     const msg = (e as Error).message.replace(/\n/g, '; ');
-    throw new AoegwError('ERR_USAGE', `config ${file}: ${msg}`, { cause: e });
+    throw new AoegwError('ERR_CONFIG', `config ${file}: ${msg}`, { cause: e });
   }
   return wrap(() => {
     const links = validateLinks(conf.get('links'));
@@ -239,13 +171,13 @@ export function loadTargetConfig(file: string): TargetConfig {
         links.map((l) => l.name),
       ),
     };
-  });
+  }, file);
 }
 
 /**
  * `1.2=/path/disk.img[,ro][,sync|writeback|direct][,bufcnt=N][,offset=N][,length=N]`
  */
-export function parseExportSpec(spec: string): ExportConfig {
+export function parseExportSpec(spec: string): ExportSpec {
   return wrap(() => {
     const eq = spec.indexOf('=');
     if (eq < 0) fail('--export', spec, 'SHELF.SLOT=PATH[,ro][,sync|writeback|direct][,bufcnt=N]');

@@ -5,12 +5,13 @@
  * further consumers, and one UDP tunnel for all peers. All protocol behaviour is in the sans-I/O
  * sides; this file only wires them, runs the timers and sends advertisements.
  */
-import type { ExportConfig, LinkConfig } from '../config/target-config.js';
+
 import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
 import { LinkSet } from '../io/link-set.js';
 import { PacketLink } from '../io/packet-link.js';
 import { TargetServer } from '../target/server.js';
+import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
 import { Send } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
@@ -39,7 +40,7 @@ export interface GatewayOptions {
   readonly crypto?: CryptoBackend;
   readonly log?: (line: string) => void;
   /** Opens a link by config (tests inject fakes); default PacketLink. */
-  readonly openLink?: (l: LinkConfig) => FrameLink;
+  readonly openLink?: (l: LinkSpec) => FrameLink;
   /** Period of the gateway's own timer (expiry, usability, reconnects). Default 100 ms. */
   readonly tickMs?: number;
   /** Advertisements are re-sent this often (and at once when they change). Default 10 s. */
@@ -82,7 +83,7 @@ export class Gateway {
     this.advertEveryMs = opts.advertEveryMs ?? 10_000;
     const openLink =
       opts.openLink ??
-      ((l: LinkConfig) =>
+      ((l: LinkSpec) =>
         PacketLink.open({
           iface: l.iface,
           batch: l.batch,
@@ -219,7 +220,7 @@ export class Gateway {
   }
 
   private startTarget(): TargetServer {
-    const peerLinkConfigs: LinkConfig[] = [...this.peerLinks.keys()].map((name) => ({
+    const peerLinkConfigs: LinkSpec[] = [...this.peerLinks.keys()].map((name) => ({
       name,
       iface: name,
       batch: 64,
@@ -227,7 +228,7 @@ export class Gateway {
     }));
     const peerNames = peerLinkConfigs.map((l) => l.name);
     // An export limited to some local links is still reachable by the peers granted it.
-    const exports: ExportConfig[] = this.spec.exports.map((e) =>
+    const exports: ExportSpec[] = this.spec.exports.map((e) =>
       e.links.length ? { ...e, links: [...e.links, ...peerNames] } : e,
     );
     return TargetServer.start(

@@ -3,7 +3,7 @@
  * exports, forwards to native targets, and peers with what each may use here (grants) and what we
  * use there (imports).
  */
-import type { ExportConfig, LinkConfig } from '../config/target-config.js';
+import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { ForwardSpec } from './forward-side.js';
 
 /** A target named by shelf.slot or by its export name. */
@@ -46,8 +46,8 @@ export interface GatewaySpec {
   readonly privateKeyFile?: string;
   readonly listen?: { readonly address: string; readonly port: number };
   readonly stateFile: string;
-  readonly links: readonly LinkConfig[];
-  readonly exports: readonly ExportConfig[];
+  readonly links: readonly LinkSpec[];
+  readonly exports: readonly ExportSpec[];
   readonly forwards: readonly ForwardSpec[];
   readonly peers: readonly PeerSpec[];
   readonly tunnel: TunnelSpec;

@@ -7,10 +7,15 @@
  * - Query Config read/test (ccmd 0/1/2) is answered for everyone: it only reveals what discovery
  *   reveals anyway, and an administrator on an unlisted host (or `aoegw discover`) can see that
  *   the export exists and why it does not serve them, instead of a silent nothing.
- * - Mac Mask List itself is served for everyone: otherwise an edit that leaves out the editor's
- *   own MAC locks every AoE administrator out until the state file is edited. Masks are spoofable
- *   anyway (AOE-FACTS): they prevent mistakes, not attacks; the static allow-list (configuration,
- *   not protocol) is the stricter filter and applies to every command.
+ * - Mac Mask List reads are answered for everyone; edits from unlisted MACs are dropped (counted)
+ *   like the other commands: an open edit let any host empty the list or, by a toggle flood,
+ *   persistently lock everyone out. An edit that leaves out the editor's own MAC locks that
+ *   editor out too: recovery is editing the state file while the target is stopped (see
+ *   docs/target.md). Masks are spoofable anyway (AOE-FACTS): they prevent mistakes, not attacks;
+ *   the static allow-list (configuration, not protocol) is the stricter filter for every command.
+ * - Changes of persistent state are rate-limited per source (ctx.mayChange): over the limit the
+ *   request is dropped unanswered (the initiator retries), so a toggle flood cannot drive the
+ *   state file.
  */
 import { writeU16 } from '../aoe/bytes.js';
 import {
@@ -89,8 +94,7 @@ function masked(exp: ExportRuntime, ctx: BatchContext): boolean {
 export function handleQueryConfig(ctx: BatchContext, exp: ExportRuntime, buf: Buffer, len: number): void {
   exp.c.queryConfig++;
   let e = decodeQueryConfig(buf, len, qc);
-  // The decoder skips these checks when E is set (it reads E as "error reply"); a request with E
-  // set is still a request here.
+  // (Requests with E set never get here: the engine drops them.)
   if (e === DecodeError.OK && qc.aoeVersion > AOE_VERSION) e = DecodeError.BAD_VERSION;
   else if (e === DecodeError.OK && qc.ccmd > ConfigCmd.FORCE_SET) e = DecodeError.BAD_ARGUMENT;
   // Error replies echo the argument and the string (the decoder has bounded it), except an
@@ -142,6 +146,10 @@ export function handleQueryConfig(ctx: BatchContext, exp: ExportRuntime, buf: Bu
         return;
       }
       if (!same) {
+        if (!ctx.mayChange()) {
+          exp.c.dropStateRate++;
+          return;
+        }
         exp.config = Buffer.from(buf.subarray(qc.configOffset, qc.configOffset + qc.configLength));
         ctx.stateChanged(exp);
       }
@@ -192,11 +200,19 @@ export function handleMacMask(ctx: BatchContext, exp: ExportRuntime, buf: Buffer
     sendAoeError(ctx, exp, buf, MAC_MASK_LIST_OFFSET, AoeErrorCode.BAD_ARGUMENT);
     return;
   }
+  if (mcmd === MaskCmd.EDIT && masked(exp, ctx)) {
+    exp.c.dropMasked++;
+    return;
+  }
   let merror = e === DecodeError.BAD_ARGUMENT ? MaskError.BAD_DIRECTIVE : 0;
   if (merror === 0 && mcmd === MaskCmd.EDIT && mm.count > 0) {
     const next = exp.masks.toArray();
     merror = applyDirectives(buf, mm.count, next, exp.maxMasks);
     if (merror === 0 && !exp.masks.equals(next)) {
+      if (!ctx.mayChange()) {
+        exp.c.dropStateRate++;
+        return;
+      }
       exp.masks.setAll(next);
       ctx.stateChanged(exp);
     }
@@ -253,6 +269,10 @@ export function handleReserve(ctx: BatchContext, exp: ExportRuntime, buf: Buffer
       if (!next.includes(mac)) next.push(mac);
     }
     if (!exp.reserve.equals(next)) {
+      if (!ctx.mayChange()) {
+        exp.c.dropStateRate++;
+        return;
+      }
       exp.reserve.setAll(next);
       ctx.stateChanged(exp);
     }

@@ -3,7 +3,7 @@
  * hot path, nothing allocated per frame) and plain snapshot objects for stats().
  */
 import { formatMac } from '../aoe/mac.js';
-import { type MacTable, macFromNumber } from './mac-list.js';
+import { macFromNumber } from './mac-list.js';
 
 export class LinkCounters {
   batches = 0;
@@ -17,13 +17,107 @@ export class LinkCounters {
   responses = 0;
   /** Unicast to another MAC, or for a shelf/slot no export on this link has. */
   notForUs = 0;
+  /** Source MAC with the group bit (multicast/broadcast): never a real sender; answering it reflects. */
+  groupSource = 0;
+  /** Replies to state changes handed to the driver to send once durable (not in framesOut). */
+  framesHeld = 0;
+  /** Requests with the E (error) flag set: only responses carry errors. */
+  errorFlag = 0;
+  /** Requests to the broadcast shelf or slot refused by the per-source rate limit (amplification). */
+  broadcastRateLimited = 0;
 }
 
 export class InitiatorCounters {
+  /** The MAC as halves (see mac-list.ts); meaningless for the aggregate. */
+  hi = -1;
+  lo = -1;
   requests = 0;
   bytesRead = 0;
   bytesWritten = 0;
   lastSeen = 0;
+
+  reset(hi: number, lo: number): void {
+    this.hi = hi;
+    this.lo = lo;
+    this.requests = 0;
+    this.bytesRead = 0;
+    this.bytesWritten = 0;
+    this.lastSeen = 0;
+  }
+}
+
+/** Default per-export initiators tracked by MAC, and how long one may be idle before it is aged out. */
+export const DEFAULT_MAX_INITIATORS = 32;
+export const MAX_INITIATORS = 256;
+export const DEFAULT_INITIATOR_IDLE_MS = 600_000;
+
+/**
+ * Per-initiator counters of one export, bounded whatever the number of (spoofed) source MACs: at
+ * most `capacity` MACs, preallocated; when full, the entry idle longest is folded into `other` and
+ * reused if it was idle for `idleMs`, else the new MAC counts in `other`. After the table filled,
+ * a new MAC allocates nothing. Lookups scan (capacity ≤ 256) behind a last-hit cache: a batch
+ * usually comes from one initiator.
+ */
+export class InitiatorTable {
+  private readonly entries: InitiatorCounters[];
+  private n = 0;
+  private last = -1;
+  readonly other = new InitiatorCounters();
+  /** True once anything was counted in `other`. */
+  otherUsed = false;
+  /** Entries aged out into `other`. */
+  agedOut = 0;
+
+  constructor(
+    readonly capacity: number,
+    private readonly idleMs = DEFAULT_INITIATOR_IDLE_MS,
+  ) {
+    this.entries = [];
+    for (let i = 0; i < capacity; i++) this.entries.push(new InitiatorCounters());
+  }
+
+  get size(): number {
+    return this.n;
+  }
+
+  get(hi: number, lo: number, now: number): InitiatorCounters {
+    const es = this.entries;
+    const l = this.last;
+    if (l >= 0 && es[l]!.hi === hi && es[l]!.lo === lo) return es[l]!;
+    for (let i = 0; i < this.n; i++) {
+      const e = es[i]!;
+      if (e.hi === hi && e.lo === lo) {
+        this.last = i;
+        return e;
+      }
+    }
+    if (this.n < this.capacity) {
+      const e = es[this.n]!;
+      e.reset(hi, lo);
+      this.last = this.n++;
+      return e;
+    }
+    let idle = -1;
+    for (let i = 0; i < this.n; i++) if (idle < 0 || es[i]!.lastSeen < es[idle]!.lastSeen) idle = i;
+    this.otherUsed = true;
+    if (idle < 0 || now - es[idle]!.lastSeen < this.idleMs) return this.other;
+    const e = es[idle]!;
+    const o = this.other;
+    o.requests += e.requests;
+    o.bytesRead += e.bytesRead;
+    o.bytesWritten += e.bytesWritten;
+    o.lastSeen = Math.max(o.lastSeen, e.lastSeen);
+    this.agedOut++;
+    e.reset(hi, lo);
+    this.last = idle;
+    return e;
+  }
+
+  /** Entries by requests, busiest first (off the hot path). */
+  forEach(fn: (c: InitiatorCounters) => void): void {
+    const list = this.entries.slice(0, this.n).sort((a, b) => b.requests - a.requests);
+    for (const c of list) fn(c);
+  }
 }
 
 export class ExportCounters {
@@ -64,6 +158,8 @@ export class ExportCounters {
   /** Query Config test (ccmd 1/2) that did not match: no answer, as the protocol says. */
   configTestMiss = 0;
   stateChanges = 0;
+  /** State-changing requests refused by the per-source rate limit (dropped, not answered). */
+  dropStateRate = 0;
 }
 
 export interface LinkStatsSnapshot {
@@ -77,6 +173,10 @@ export interface LinkStatsSnapshot {
   notAoe: number;
   responses: number;
   notForUs: number;
+  groupSource: number;
+  framesHeld: number;
+  errorFlag: number;
+  broadcastRateLimited: number;
 }
 
 export interface InitiatorStatsSnapshot {
@@ -100,10 +200,20 @@ export interface ExportStatsSnapshot {
   bytesWritten: number;
   store: { readv: number; writev: number; commits: number; flushes: number };
   errors: { ata: number; aoe: number; store: number };
-  drops: { allowList: number; masked: number; bufferFull: number; broadcastAta: number; malformed: number };
+  drops: {
+    allowList: number;
+    masked: number;
+    bufferFull: number;
+    broadcastAta: number;
+    malformed: number;
+    stateRate: number;
+  };
   configTestMiss: number;
   stateChanges: number;
-  /** Keyed by MAC ('aa:bb:cc:dd:ee:ff'); 'other' aggregates MACs beyond the per-export limit. */
+  /**
+   * Keyed by MAC ('aa:bb:cc:dd:ee:ff'), busiest first, at most the per-export limit; 'other'
+   * aggregates MACs beyond it and entries aged out after being idle.
+   */
   initiators: Record<string, InitiatorStatsSnapshot>;
 }
 
@@ -125,13 +235,14 @@ export function snapshotLink(name: string, mac: Uint8Array, mtu: number, c: Link
     notAoe: c.notAoe,
     responses: c.responses,
     notForUs: c.notForUs,
+    groupSource: c.groupSource,
+    framesHeld: c.framesHeld,
+    errorFlag: c.errorFlag,
+    broadcastRateLimited: c.broadcastRateLimited,
   };
 }
 
-export function snapshotInitiators(
-  table: MacTable<InitiatorCounters>,
-  other: InitiatorCounters | null,
-): Record<string, InitiatorStatsSnapshot> {
+export function snapshotInitiators(table: InitiatorTable): Record<string, InitiatorStatsSnapshot> {
   const out: Record<string, InitiatorStatsSnapshot> = {};
   const mac = Buffer.alloc(6);
   const put = (name: string, c: InitiatorCounters) => {
@@ -142,11 +253,11 @@ export function snapshotInitiators(
       lastSeen: c.lastSeen,
     };
   };
-  table.forEach((n, c) => {
-    macFromNumber(n, mac);
+  table.forEach((c) => {
+    macFromNumber(c.hi * 0x100_0000 + c.lo, mac);
     put(formatMac(mac), c);
   });
-  if (other) put('other', other);
+  if (table.otherUsed) put('other', table.other);
   return out;
 }
 
@@ -181,6 +292,7 @@ export function snapshotExportCounters(
       bufferFull: c.dropBufferFull,
       broadcastAta: c.dropBroadcastAta,
       malformed: c.dropMalformed,
+      stateRate: c.dropStateRate,
     },
     configTestMiss: c.configTestMiss,
     stateChanges: c.stateChanges,

@@ -35,9 +35,17 @@
  * Mask List and Reserve/Release to a broadcast address are served by every matching export (a
  * broadcast set therefore sets every matching export, as the protocol says).
  *
+ * Dropped before any export sees them (counted on the link): frames from a group-bit source MAC
+ * (an answer would go to the whole group: reflection), requests with the E flag (only responses
+ * carry errors), and requests to the broadcast shelf or slot over the per-source rate limit (one
+ * request draws one answer per export: amplification; one token per request, so a discovery that
+ * is let through sees every export).
+ *
  * Access filters, in order: the static allow-list (configuration; every command from another MAC
- * is dropped), then the Mac Mask List (ATA, Reserve/Release and Query Config set only; see
- * config-handler.ts for why discovery and the list itself stay reachable), then reservations.
+ * is dropped), then the Mac Mask List (ATA, Reserve/Release, Query Config set and Mac Mask List
+ * edits; see config-handler.ts for why discovery and list reads stay reachable), then
+ * reservations. Changes of persistent state are rate-limited per source, and with holdReply set
+ * their replies are handed to the driver, which sends them once the change is durable.
  * Each reply carries the export's real shelf/slot and the receiving link's MAC as source.
  *
  * Allocation: after warm-up (first batch of each size, first MAC of each initiator, first slot of
@@ -83,8 +91,9 @@ import {
   snapshotInitiators,
   snapshotLink,
 } from './counters.js';
-import { type ExportConfig, ExportRuntime, type PersistentExportState } from './export-state.js';
+import { type ExportOptions, ExportRuntime, type PersistentExportState } from './export-state.js';
 import { macHi, macLo } from './mac-list.js';
+import { type RateLimit, SourceRateLimiter } from './rate-limit.js';
 import {
   addressedToLink,
   type BatchContext,
@@ -117,7 +126,7 @@ export interface ExportInfo {
 }
 
 export interface TargetEngineOptions {
-  exports?: readonly ExportConfig[];
+  exports?: readonly ExportOptions[];
   /**
    * Called synchronously whenever an export's config string, mask list or reservations change
    * (with fresh copies). Keep it quick: schedule the state-file write, do not do it inline.
@@ -125,7 +134,36 @@ export interface TargetEngineOptions {
   onStateChange?: (exportKey: string, state: PersistentExportState) => void;
   /** Receives errors thrown by onStateChange (counted in stats().stateChangeErrors). */
   onError?: (err: Error) => void;
+  /**
+   * When set, the reply to a request that changed persistent state is not put in the sink: a copy
+   * (whole frame, padded) is handed here, for the driver to send once the change is durable (or to
+   * turn into an AoE error if persisting it failed). Without it such replies go out at once.
+   */
+  holdReply?: (linkId: number, frame: Buffer) => void;
+  /**
+   * Requests to the broadcast shelf or slot (one request, one answer per export: amplification),
+   * per source MAC; null = unlimited. One token per request, whatever the number of exports, so
+   * a discovery still sees every export. Default: DEFAULT_BROADCAST_LIMIT.
+   */
+  broadcastLimit?: RateLimit | null;
+  /** Requests that change persistent state, per source MAC; null = unlimited. Default: DEFAULT_STATE_CHANGE_LIMIT. */
+  stateChangeLimit?: RateLimit | null;
 }
+
+/**
+ * Linux broadcasts one Query Config per interface every 60 s and on load (aoe-discover does the
+ * same on demand): a burst of 8 per source and one a second more leave discovery untouched, while
+ * a flood from one MAC draws at most one answer per export a second, and from every source
+ * together at most 64 broadcast requests a second.
+ */
+export const DEFAULT_BROADCAST_LIMIT: RateLimit = { rate: 1, burst: 8, globalRate: 64, globalBurst: 128 };
+/** Administrators change config strings, masks and reservations rarely; a toggle flood is an attack. */
+export const DEFAULT_STATE_CHANGE_LIMIT: RateLimit = {
+  rate: 10,
+  burst: 20,
+  globalRate: 50,
+  globalBurst: 100,
+};
 
 const OP_READ = 1;
 const OP_WRITE = 2;
@@ -145,6 +183,14 @@ export class TargetEngine {
   private nextOrdinal = 0;
   private readonly onStateChange: TargetEngineOptions['onStateChange'];
   private readonly onError: TargetEngineOptions['onError'];
+  private readonly holdReply: TargetEngineOptions['holdReply'];
+  private readonly bcastLimit: SourceRateLimiter | null;
+  private readonly changeLimit: SourceRateLimiter | null;
+  private now = 0;
+  /** Frames seen (a sequence number, so a frame that changes several exports takes one token). */
+  private frameSeq = 0;
+  private changeSeq = -1;
+  private changeOk = false;
   private stateChangeErrors = 0;
   private readonly hdr = new AoeHeader();
   private readonly ata = new AtaArg();
@@ -174,6 +220,11 @@ export class TargetEngine {
   constructor(opts: TargetEngineOptions = {}) {
     this.onStateChange = opts.onStateChange;
     this.onError = opts.onError;
+    this.holdReply = opts.holdReply;
+    const bl = opts.broadcastLimit === undefined ? DEFAULT_BROADCAST_LIMIT : opts.broadcastLimit;
+    this.bcastLimit = bl === null ? null : new SourceRateLimiter(bl);
+    const cl = opts.stateChangeLimit === undefined ? DEFAULT_STATE_CHANGE_LIMIT : opts.stateChangeLimit;
+    this.changeLimit = cl === null ? null : new SourceRateLimiter(cl);
     this.ctx = {
       link: undefined as unknown as LinkState,
       sink: undefined as unknown as TxSink,
@@ -181,7 +232,23 @@ export class TargetEngine {
       linkSectors: 0,
       srcHi: 0,
       srcLo: 0,
-      stateChanged: (exp) => this.stateChanged(exp),
+      hold: false,
+      stateChanged: (exp) => {
+        this.stateChanged(exp);
+        if (this.holdReply !== undefined) this.ctx.hold = true;
+      },
+      mayChange: () => {
+        if (this.changeSeq !== this.frameSeq) {
+          this.changeSeq = this.frameSeq;
+          const c = this.ctx;
+          this.changeOk = this.changeLimit === null || this.changeLimit.take(c.srcHi, c.srcLo, this.now);
+        }
+        return this.changeOk;
+      },
+      held: (slot, len) => {
+        this.ctx.link.c.framesHeld++;
+        this.holdReply!(this.ctx.link.id, Buffer.from(slot.subarray(0, len)));
+      },
       malformed: (exp) => {
         exp.c.dropMalformed++;
         this.frameMalformed = true;
@@ -219,7 +286,7 @@ export class TargetEngine {
   }
 
   /** Adds an export; returns its key. Throws ERR_TARGET_CONFIG on bad config or a duplicate address/key. */
-  addExport(cfg: ExportConfig): string {
+  addExport(cfg: ExportOptions): string {
     const exp = new ExportRuntime(cfg, this.nextOrdinal);
     if (this.byAddress.has(exp.address)) {
       throw new AoegwError('ERR_TARGET_CONFIG', `e${exp.shelf}.${exp.slot} is exported twice`);
@@ -321,6 +388,7 @@ export class TargetEngine {
     this.ensureCapacity(n);
     this.frames = frames;
     this.nOps = 0;
+    this.now = now;
     try {
       for (let i = 0; i < n; i++) this.frame(i, frames[i]!, lengths[i]!, now);
       if (this.nOps > 0) this.serveData();
@@ -381,7 +449,7 @@ export class TargetEngine {
         storeDescription: e.store.description,
         readOnly: e.readOnly,
         ...snapshotExportCounters(e.c),
-        initiators: snapshotInitiators(e.initiators, e.otherInitiators),
+        initiators: snapshotInitiators(e.initiators),
       };
     }
     return { links, exports, stateChangeErrors: this.stateChangeErrors };
@@ -393,6 +461,7 @@ export class TargetEngine {
     const ctx = this.ctx;
     ctx.link = link;
     ctx.sink = sink;
+    ctx.hold = false;
     ctx.slotCap = Math.min(sink.txSlot().length, link.mtu + ETH_HEADER_SIZE);
     ctx.linkSectors = Math.max(
       0,
@@ -450,8 +519,19 @@ export class TargetEngine {
       return;
     }
     // From here every header field is valid, even for a bad version or unknown command.
+    // A group (multicast/broadcast) source is never a real sender: answering it would send the
+    // reply to the whole group (reflection). Nothing legitimate is lost by dropping it.
+    if ((buf[Off.SRC]! & 1) !== 0) {
+      c.groupSource++;
+      return;
+    }
     if ((h.flags & Flag.RESPONSE) !== 0) {
       c.responses++;
+      return;
+    }
+    // E without R: only responses carry errors; a request claiming one is not served.
+    if ((h.flags & Flag.ERROR) !== 0) {
+      c.errorFlag++;
       return;
     }
     const link = this.ctx.link;
@@ -462,6 +542,7 @@ export class TargetEngine {
     const major = h.major;
     const minor = h.minor;
     this.frameMalformed = false;
+    this.frameSeq++;
     if (major !== BROADCAST_MAJOR && minor !== BROADCAST_MINOR) {
       const exp = this.byAddress.get(major * 256 + minor);
       if (exp === undefined || !exp.servedOn(link.id)) {
@@ -470,6 +551,16 @@ export class TargetEngine {
       }
       this.serve(exp, i, buf, len, e, false, now);
       if (this.frameMalformed) c.malformed++;
+      return;
+    }
+    // One request, one answer per matching export: rate-limited per source (ATA to a broadcast
+    // address is never answered, see ataRequest).
+    if (
+      h.command !== Command.ATA &&
+      this.bcastLimit !== null &&
+      !this.bcastLimit.take(macHi(buf, Off.SRC), macLo(buf, Off.SRC), now)
+    ) {
+      c.broadcastRateLimited++;
       return;
     }
     let matched = false;
@@ -507,7 +598,7 @@ export class TargetEngine {
       exp.c.dropAllowList++;
       return;
     }
-    const ini = exp.initiator(hi, lo);
+    const ini = exp.initiator(hi, lo, now);
     ini.requests++;
     ini.lastSeen = now;
     if (headerError === DecodeError.BAD_VERSION) {
@@ -519,14 +610,18 @@ export class TargetEngine {
       case Command.ATA:
         this.ataRequest(exp, i, buf, len, broadcast, ini);
         return;
+      // ctx.hold turns true when the handler changed persistent state: its reply is held.
       case Command.QUERY_CONFIG:
         handleQueryConfig(ctx, exp, buf, len);
+        ctx.hold = false;
         return;
       case Command.MAC_MASK:
         handleMacMask(ctx, exp, buf, len);
+        ctx.hold = false;
         return;
       case Command.RESERVE:
         handleReserve(ctx, exp, buf, len);
+        ctx.hold = false;
         return;
       default:
         // Unknown (4..0xEF) and vendor (0xF0..0xFF) commands: we implement no vendor command.

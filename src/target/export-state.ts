@@ -13,12 +13,18 @@ import {
 import { buildIdentify, IDENTIFY_SIZE } from '../aoe/identify.js';
 import { AoegwError } from '../errors.js';
 import type { BlockStore } from './block-store.js';
-import { ExportCounters, InitiatorCounters } from './counters.js';
-import { MacList, MacTable, macSet, macToNumber } from './mac-list.js';
+import {
+  DEFAULT_INITIATOR_IDLE_MS,
+  DEFAULT_MAX_INITIATORS,
+  ExportCounters,
+  type InitiatorCounters,
+  InitiatorTable,
+  MAX_INITIATORS,
+} from './counters.js';
+import { MacList, type MacTable, macSet, macToNumber } from './mac-list.js';
 
 export const DEFAULT_BUFFER_COUNT = 64;
 export const DEFAULT_MAX_MASK_ENTRIES = 64;
-export const DEFAULT_MAX_INITIATORS = 1024;
 
 /** The state an export keeps across restarts. Buffers are copies: the engine never keeps them. */
 export interface PersistentExportState {
@@ -30,7 +36,7 @@ export interface PersistentExportState {
   reserve: Buffer[];
 }
 
-export interface ExportConfig {
+export interface ExportOptions {
   /** 0..65534 (0xFFFF is the broadcast shelf). */
   shelf: number;
   /** 0..254 (0xFF is the broadcast slot). */
@@ -56,8 +62,10 @@ export interface ExportConfig {
   firmwareVersion?: number;
   /** Mac Mask List capacity, 1..255 (vblade: 32). Default 64, which fits a reply on any link. */
   maxMaskEntries?: number;
-  /** Per-initiator counters kept (beyond: aggregated as 'other'). Default 1024. */
+  /** Per-initiator counters kept, 0..256 (beyond: aggregated as 'other'). Default 32. */
   maxInitiators?: number;
+  /** An initiator idle this long (ms) may be aged out into 'other' when the table is full. Default 10 min. */
+  initiatorIdleMs?: number;
   /** State loaded from the state file. */
   initialState?: PersistentExportState;
 }
@@ -100,7 +108,6 @@ export class ExportRuntime {
   readonly maxSectors: number;
   readonly firmwareVersion: number;
   readonly maxMasks: number;
-  readonly maxInitiators: number;
   readonly identify: Buffer = Buffer.alloc(IDENTIFY_SIZE);
   readonly allow: MacTable<true> | null;
   readonly linkIds: Set<number> | null;
@@ -108,9 +115,7 @@ export class ExportRuntime {
   readonly masks = new MacList();
   readonly reserve = new MacList();
   readonly c = new ExportCounters();
-  readonly initiators = new MacTable<InitiatorCounters>();
-  /** Initiators beyond maxInitiators, aggregated. */
-  otherInitiators: InitiatorCounters | null = null;
+  readonly initiators: InitiatorTable;
   // Per-batch scratch (valid while batchGen equals the engine's generation).
   batchGen = -1;
   batchUsed = 0;
@@ -119,7 +124,7 @@ export class ExportRuntime {
   batchSynced = false;
   batchCommitFailed = false;
 
-  constructor(cfg: ExportConfig, ordinal: number) {
+  constructor(cfg: ExportOptions, ordinal: number) {
     if (typeof cfg !== 'object' || cfg === null) throw fail('export config must be an object');
     if (cfg.shelf === undefined || cfg.slot === undefined) throw fail('export needs a shelf and a slot');
     this.shelf = intIn('shelf', cfg.shelf, 0, BROADCAST_MAJOR - 1, 0);
@@ -143,7 +148,10 @@ export class ExportRuntime {
     this.maxSectors = intIn('maxSectorsPerFrame', cfg.maxSectorsPerFrame, 1, 255, 255);
     this.firmwareVersion = intIn('firmwareVersion', cfg.firmwareVersion, 0, 0xffff, 1);
     this.maxMasks = intIn('maxMaskEntries', cfg.maxMaskEntries, 1, 255, DEFAULT_MAX_MASK_ENTRIES);
-    this.maxInitiators = intIn('maxInitiators', cfg.maxInitiators, 0, 1 << 20, DEFAULT_MAX_INITIATORS);
+    this.initiators = new InitiatorTable(
+      intIn('maxInitiators', cfg.maxInitiators, 0, MAX_INITIATORS, DEFAULT_MAX_INITIATORS),
+      intIn('initiatorIdleMs', cfg.initiatorIdleMs, 0, 2 ** 31, DEFAULT_INITIATOR_IDLE_MS),
+    );
     if (cfg.allowMacs && cfg.allowMacs.length > 0) {
       macNumbers('allowMacs', cfg.allowMacs); // validates
       this.allow = macSet(cfg.allowMacs);
@@ -178,17 +186,9 @@ export class ExportRuntime {
     return this.linkIds === null || this.linkIds.has(linkId);
   }
 
-  /** Counter of one initiator; allocates only the first time a MAC is seen (bounded). */
-  initiator(hi: number, lo: number): InitiatorCounters {
-    let c = this.initiators.get(hi, lo);
-    if (c !== undefined) return c;
-    if (this.initiators.size >= this.maxInitiators) {
-      this.otherInitiators ??= new InitiatorCounters();
-      return this.otherInitiators;
-    }
-    c = new InitiatorCounters();
-    this.initiators.set(hi, lo, c);
-    return c;
+  /** Counters of one initiator (bounded table, preallocated: see InitiatorTable). */
+  initiator(hi: number, lo: number, now: number): InitiatorCounters {
+    return this.initiators.get(hi, lo, now);
   }
 
   /** Fresh copies of the persistent state. */

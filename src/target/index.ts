@@ -13,7 +13,7 @@ export { type LinkInfo, TargetEngine, type TargetEngineOptions } from './engine.
 export {
   DEFAULT_BUFFER_COUNT,
   DEFAULT_MAX_MASK_ENTRIES,
-  type ExportConfig,
+  type ExportOptions,
   exportKeyOf,
   type PersistentExportState,
 } from './export-state.js';

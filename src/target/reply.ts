@@ -34,6 +34,15 @@ export interface BatchContext {
   srcLo: number;
   /** Called after an export's config string, mask list or reservations changed. */
   stateChanged(exp: ExportRuntime): void;
+  /**
+   * Whether the current frame's sender may change persistent state now (rate limit per source;
+   * asked once per frame, the answer is kept for every export the frame addresses).
+   */
+  mayChange(): boolean;
+  /** Set by stateChanged when the driver holds such replies: commitReply hands the reply to held(). */
+  hold: boolean;
+  /** Takes a held reply: slot[0, len), padded. */
+  held(slot: Buffer, len: number): void;
   /** A frame addressed to `exp` is malformed for its command (counted once per frame on the link). */
   malformed(exp: ExportRuntime): void;
 }
@@ -55,6 +64,11 @@ export function prepareReply(
 /** Zero-pads to 60 bytes, commits, counts. */
 export function commitReply(ctx: BatchContext, slot: Buffer, len: number): void {
   if (len < MIN_FRAME) slot.fill(0, len, MIN_FRAME);
+  if (ctx.hold) {
+    // Not committed: the slot is reused by the next reply.
+    ctx.held(slot, len < MIN_FRAME ? MIN_FRAME : len);
+    return;
+  }
   ctx.sink.txCommit(len < MIN_FRAME ? MIN_FRAME : len);
   ctx.link.c.framesOut++;
 }

@@ -1,30 +1,50 @@
 /**
- * The target's thin driver: opens the links and the file stores from a TargetConfig, wires every
+ * The target's thin driver: opens the links and the file stores from a TargetSpec, wires every
  * link's receive batches into the one TargetEngine, persists protocol state, announces the exports
  * and shuts down cleanly. All protocol behaviour is in the engine.
+ *
+ * Start-up checks before any link opens: the state file loads (ERR_STATE_FILE) and its directory
+ * is writable (ERR_STATE_FILE), every export opens (ERR_STORE_OPEN), and no two writable exports
+ * overlap on the same file or device (ERR_STORE_OPEN).
+ *
+ * Persisting protocol state: the engine stages each change in the StateFile and hands the change's
+ * reply back (holdReply) instead of sending it. After each batch that changed something the
+ * server asks for a write (off the event loop, at most one in flight, later changes ride the next
+ * one) and sends the held replies when it completed; if it failed, they go out as AoE error 3
+ * (device unavailable) instead: no change is acknowledged before it is durable.
  */
 
+import { AoeErrorCode, Flag, Off } from '../aoe/constants.js';
 import { macFromString } from '../aoe/mac.js';
-import type { ExportConfig as ExportSettings, LinkConfig, TargetConfig } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink, LinkStateEvent } from '../io/frame-link.js';
 import { PacketLink } from '../io/packet-link.js';
 import type { BlockStore } from './block-store.js';
 import type { EngineStatsSnapshot } from './counters.js';
 import { TargetEngine } from './engine.js';
-import { FileStore } from './file-store.js';
+import { FileStore, overlaps } from './file-store.js';
 import { MemoryStore } from './memory-store.js';
+import type { ExportSpec, LinkSpec, TargetSpec } from './spec.js';
 import { StateFile } from './state-file.js';
 
 export interface ServerStats {
   engine: EngineStatsSnapshot;
   links: Record<string, ReturnType<FrameLink['stats']>>;
+  stateWrites: number;
   stateWriteErrors: number;
+  /** Replies to state changes sent after their write completed, and sent as errors after it failed. */
+  heldRepliesSent: number;
+  heldRepliesFailed: number;
+}
+
+interface HeldReply {
+  linkId: number;
+  frame: Buffer;
 }
 
 export interface TargetServerOptions {
   /** Opens a link by config (tests inject fakes); default: PacketLink. */
-  openLink?: (link: LinkConfig) => FrameLink;
+  openLink?: (link: LinkSpec) => FrameLink;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -35,25 +55,35 @@ export class TargetServer {
   private readonly stores: BlockStore[] = [];
   private readonly state: StateFile;
   private stopped = false;
+  /** Replies held during the current batch (see holdReply). */
+  private held: HeldReply[] = [];
+  /** A change was staged since the last persist() (after a failed write, only a new change retries). */
+  private changed = false;
   stateWriteErrors = 0;
+  heldRepliesSent = 0;
+  heldRepliesFailed = 0;
 
   private constructor(
-    private readonly cfg: TargetConfig,
+    private readonly cfg: TargetSpec,
     private readonly opts: TargetServerOptions,
   ) {
     this.state = new StateFile(cfg.stateFile);
     this.engine = new TargetEngine({
-      // Staged here, written once at the end of the receive batch (see open()), before that
-      // batch's replies leave: an acknowledged change is on disk, and a flood of state-changing
-      // frames costs one atomic write per batch, not one per frame.
-      onStateChange: (key, st) => this.state.stage(key, st),
-      onError: (e) => this.log(`state file write failed: ${e.message}`),
+      // Staged here; written after the batch (persist()), and the change's reply is held until then.
+      onStateChange: (key, st) => {
+        this.state.stage(key, st);
+        this.changed = true;
+      },
+      onError: (e) => this.log(`state change failed: ${e.message}`),
+      holdReply: (linkId, frame) => this.held.push({ linkId, frame }),
     });
   }
 
-  static start(cfg: TargetConfig, opts: TargetServerOptions = {}): TargetServer {
+  static start(cfg: TargetSpec, opts: TargetServerOptions = {}): TargetServer {
     const s = new TargetServer(cfg, opts);
     try {
+      s.state.checkWritable();
+      s.openExports();
       s.open();
     } catch (e) {
       s.stop();
@@ -69,55 +99,24 @@ export class TargetServer {
   private open(): void {
     const openLink =
       this.opts.openLink ??
-      ((l: LinkConfig) =>
+      ((l: LinkSpec) =>
         PacketLink.open({
           iface: l.iface,
           batch: l.batch,
           busyPollUs: l.busyPollUs,
           ...(l.netns ? { netns: l.netns } : {}),
         }));
-    const linkIds = new Map<string, number>();
     for (const [id, l] of this.cfg.links.entries()) {
       const link = openLink(l);
       this.links.push({ name: l.name, link });
-      linkIds.set(l.name, id);
       this.engine.addLink(id, { mac: link.mac, mtu: link.mtu, name: l.name });
-    }
-    for (const e of this.cfg.exports) {
-      const store = openStore(e);
-      this.stores.push(store);
-      const key = `e${e.shelf}.${e.slot}`;
-      const initial = this.state.get(key);
-      this.engine.addExport({
-        shelf: e.shelf,
-        slot: e.slot,
-        key,
-        store,
-        readOnly: e.readOnly,
-        bufferCount: e.bufferCount,
-        allowMacs: e.allowMacs.map((m) => macFromString(m)!),
-        ...(e.links.length ? { linkIds: e.links.map((n) => linkIds.get(n)!) } : {}),
-        serial: e.serial ?? serialFor(e),
-        model: e.model ?? 'aoegw built-in target',
-        firmware: '0.1.0',
-        ...(initial ? { initialState: initial } : {}),
-      });
-      this.log(
-        `export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`,
-      );
     }
     const now = this.opts.now ?? (() => performance.now());
     for (const [id, { name, link }] of this.links.entries()) {
       link.onError((err) => this.log(`link ${name}: ${err.message}`));
       link.onBatch((frames, lens, count) => {
         this.engine.handleBatch(id, frames, lens, count, link, now());
-        try {
-          this.state.saveIfDirty();
-        } catch (e) {
-          // The change is in effect in memory and its reply is already built; say so loudly.
-          this.stateWriteErrors++;
-          this.log(`${(e as Error).message} (protocol state changes are NOT persisted)`);
-        }
+        if (this.changed) this.persist();
       });
       const n = this.engine.announce(id, link);
       link.flush();
@@ -148,10 +147,105 @@ export class TargetServer {
     this.log(`link ${name}: up (${ev.reason}), mtu ${ev.mtu}, re-announced ${n} exports`);
   }
 
+  /** Opens every export's store and registers it; refuses overlapping writable exports. */
+  private openExports(): void {
+    const linkIds = new Map(this.cfg.links.map((l, i) => [l.name, i] as const));
+    const files: { key: string; spec: ExportSpec; store: FileStore }[] = [];
+    for (const e of this.cfg.exports) {
+      const store = openStore(e);
+      this.stores.push(store);
+      const key = `e${e.shelf}.${e.slot}`;
+      if (store instanceof FileStore && !store.readOnly) {
+        for (const o of files) {
+          if (overlaps(o.store.identity, store.identity)) {
+            throw new AoegwError(
+              'ERR_STORE_OPEN',
+              `exports ${o.key} (${o.spec.path}) and ${key} (${e.path}) are both writable and overlap on the same ${store.identity.kind === 'block' ? 'device' : 'file'}: each would overwrite the other's data`,
+            );
+          }
+        }
+        files.push({ key, spec: e, store });
+      }
+      const initial = this.state.get(key);
+      this.engine.addExport({
+        shelf: e.shelf,
+        slot: e.slot,
+        key,
+        store,
+        readOnly: e.readOnly,
+        bufferCount: e.bufferCount,
+        allowMacs: e.allowMacs.map((m) => macFromString(m)!),
+        ...(e.links.length ? { linkIds: e.links.map((n) => linkIds.get(n)!) } : {}),
+        serial: e.serial ?? serialFor(e),
+        model: e.model ?? 'aoegw built-in target',
+        firmware: '0.1.0',
+        ...(initial ? { initialState: initial } : {}),
+      });
+      this.log(
+        `export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`,
+      );
+    }
+  }
+
+  /** Writes the staged state (coalesced, off the event loop), then releases this batch's held replies. */
+  private persist(): void {
+    this.changed = false;
+    const replies = this.held;
+    if (replies.length > 0) this.held = [];
+    this.state.flush().then(
+      () => this.release(replies, 0),
+      (e: Error) => {
+        this.stateWriteErrors++;
+        this.log(
+          `${e.message} (the change is in effect until restart; its request was answered with an error)`,
+        );
+        this.release(replies, AoeErrorCode.DEVICE_UNAVAILABLE);
+      },
+    );
+  }
+
+  /** Sends held replies, or AoE error `error` in their place (the reply with E set and the code). */
+  private release(replies: HeldReply[], error: number): void {
+    if (this.stopped || replies.length === 0) return;
+    const touched = new Set<FrameLink>();
+    for (const r of replies) {
+      const link = this.links[r.linkId]?.link;
+      if (link === undefined) continue;
+      if (error !== 0) {
+        r.frame[Off.VER_FLAGS] = r.frame[Off.VER_FLAGS]! | Flag.ERROR;
+        r.frame[Off.ERROR] = error;
+        this.heldRepliesFailed++;
+      } else this.heldRepliesSent++;
+      try {
+        const slot = link.txSlot();
+        if (r.frame.length > slot.length) continue;
+        r.frame.copy(slot);
+        link.txCommit(r.frame.length);
+        touched.add(link);
+      } catch (e) {
+        this.log(`sending a held reply: ${(e as Error).message}`);
+      }
+    }
+    for (const link of touched) {
+      try {
+        link.flush();
+      } catch (e) {
+        this.log(`sending held replies: ${(e as Error).message}`);
+      }
+    }
+  }
+
   stats(): ServerStats {
     const links: ServerStats['links'] = {};
     for (const { name, link } of this.links) links[name] = link.stats();
-    return { engine: this.engine.stats(), links, stateWriteErrors: this.stateWriteErrors };
+    return {
+      engine: this.engine.stats(),
+      links,
+      stateWrites: this.state.writes,
+      stateWriteErrors: this.stateWriteErrors,
+      heldRepliesSent: this.heldRepliesSent,
+      heldRepliesFailed: this.heldRepliesFailed,
+    };
   }
 
   /**
@@ -169,6 +263,12 @@ export class TargetServer {
         this.log(`closing link: ${(e as Error).message}`);
       }
     }
+    // Changes in effect but not yet written (their replies were never sent): keep them anyway.
+    try {
+      this.state.close();
+    } catch (e) {
+      this.log((e as Error).message);
+    }
     let failure: unknown;
     for (const s of this.stores) {
       try {
@@ -185,14 +285,14 @@ export class TargetServer {
  * `memory:SIZE` (e.g. memory:1g) is a volatile RAM disk — for tests and as a benchmark ceiling;
  * anything else is a file or block device.
  */
-function openStore(e: ExportSettings): BlockStore {
+function openStore(e: ExportSpec): BlockStore {
   const mem = /^memory:(\d+)([kmg]?)$/i.exec(e.path);
   if (mem) {
     const bytes =
       Number(mem[1]) *
       { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[mem[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
     if (bytes < 512 || bytes % 512 !== 0 || bytes > 64 * 1024 ** 3) {
-      throw new AoegwError('ERR_USAGE', `export ${e.path}: size must be a multiple of 512 up to 64g`);
+      throw new AoegwError('ERR_STORE_OPEN', `export ${e.path}: size must be a multiple of 512 up to 64g`);
     }
     // Touch every page now: a RAM disk should own its RAM, and first-touch page faults would
     // otherwise be billed to the first writes (they made RAM writes look slower than tmpfs).
@@ -211,7 +311,7 @@ function openStore(e: ExportSettings): BlockStore {
 }
 
 /** A stable serial per export so initiators can tell exports apart. */
-function serialFor(e: ExportSettings): string {
+function serialFor(e: ExportSpec): string {
   // A named export keeps its serial when its shelf.slot changes (and through gateways).
   return e.name ? e.name.slice(0, 20) : `AOEGW-${e.shelf}-${e.slot}`;
 }

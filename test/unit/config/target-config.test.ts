@@ -107,8 +107,10 @@ describe('target config', () => {
     ['{ not json', /config .*/],
   ])('rejects bad input with the key, the value and what is expected (%#)', (content, msg) => {
     expect(() => load(content)).toThrow(
-      expect.objectContaining({ code: 'ERR_USAGE', message: expect.stringMatching(msg) }),
+      expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(msg) }),
     );
+    // The message names the file, so an operator knows which one to fix.
+    expect(() => load(content)).toThrow(/config \S+\.json: /);
   });
 
   it('parses the --export shorthand', () => {
@@ -129,5 +131,7 @@ describe('target config', () => {
     expect(() => parseExportSpec('1.2')).toThrow(/SHELF\.SLOT=PATH/);
     expect(() => parseExportSpec('1.2=/x,fast')).toThrow(/--export = "fast": expected ro, rw, sync/);
     expect(() => parseExportSpec('70000.1=/x')).toThrow(/shelf 0\.\.65534/);
+    // A bad flag is a usage error, not a config-file error.
+    expect(() => parseExportSpec('1.2=/x,fast')).toThrow(expect.objectContaining({ code: 'ERR_USAGE' }));
   });
 });

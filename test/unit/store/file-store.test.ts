@@ -2,6 +2,7 @@ import {
   closeSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -11,7 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileStore } from '../../../src/target/file-store.js';
+import { FileStore, overlaps } from '../../../src/target/file-store.js';
 import { StateFile } from '../../../src/target/state-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aoegw-fs-'));
@@ -89,6 +90,56 @@ describe('FileStore', () => {
     expect(() => ro.writev(0, [sectorsOf(1, 1)], 1)).toThrow(/read-only/);
     ro.close();
   });
+
+  it('keeps the BlockStore contract: ERR_STORE_OPEN, ERR_STORE_RANGE (nothing written), ERR_READ_ONLY', () => {
+    const code = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return 'no error';
+    };
+    expect(code(() => new FileStore({ path: join(dir, 'missing2.img') }))).toBe('ERR_STORE_OPEN');
+    expect(code(() => new FileStore({ path: image('odd2.img', 1000) }))).toBe('ERR_STORE_OPEN');
+    expect(code(() => new FileStore({ path: dir }))).toBe('ERR_STORE_OPEN');
+    for (const durability of ['sync', 'direct'] as const) {
+      // A 16-sector window in the middle of a 64-sector file: the store alone guards its edges.
+      const p = image(`win-${durability}.img`, 64 * 512);
+      const st = new FileStore({ path: p, offset: 16 * 512, length: 16 * 512, durability });
+      expect(code(() => st.writev(15, [sectorsOf(7, 2)], 1))).toBe('ERR_STORE_RANGE');
+      expect(code(() => st.writev(16, [sectorsOf(7, 1)], 1))).toBe('ERR_STORE_RANGE');
+      expect(code(() => st.writev(-1, [sectorsOf(7, 1)], 1))).toBe('ERR_STORE_RANGE');
+      expect(code(() => st.writev(0.5, [sectorsOf(7, 1)], 1))).toBe('ERR_STORE_RANGE');
+      expect(code(() => st.writev(10, [sectorsOf(7, 4), sectorsOf(7, 4)], 2))).toBe('ERR_STORE_RANGE');
+      expect(code(() => st.readv(16, [Buffer.alloc(512)], 1))).toBe('ERR_STORE_RANGE');
+      expect(code(() => st.writev(0, [Buffer.alloc(100)], 1))).toBe('ERR_STORE_IO');
+      st.writev(14, [sectorsOf(7, 2)], 1); // the last two sectors: fine
+      st.close();
+      expect(code(() => st.readv(0, [Buffer.alloc(512)], 1))).toBe('ERR_CLOSED');
+      const raw = readFileSync(p);
+      expect(raw.subarray(32 * 512).equals(Buffer.alloc(32 * 512))).toBe(true);
+      expect(raw.subarray(0, 16 * 512).equals(Buffer.alloc(16 * 512))).toBe(true);
+      expect(raw.subarray(30 * 512, 32 * 512).equals(sectorsOf(7, 2))).toBe(true);
+    }
+    const ro = new FileStore({ path: image('ro2.img', 4096), readOnly: true });
+    expect(code(() => ro.writev(0, [sectorsOf(1, 1)], 1))).toBe('ERR_READ_ONLY');
+    ro.close();
+  });
+
+  it('identifies the bytes behind a path: same file through a symlink, distinct files apart', () => {
+    const p = image('ident.img', 64 * 512);
+    const link = join(dir, 'ident-link.img');
+    symlinkSync(p, link);
+    const a = new FileStore({ path: p, offset: 0, length: 32 * 512 });
+    const b = new FileStore({ path: link, offset: 31 * 512, length: 8 * 512 });
+    const c = new FileStore({ path: link, offset: 32 * 512 });
+    const d = new FileStore({ path: image('ident2.img', 64 * 512) });
+    expect(overlaps(a.identity, b.identity)).toBe(true);
+    expect(overlaps(a.identity, c.identity)).toBe(false); // adjacent windows
+    expect(overlaps(a.identity, d.identity)).toBe(false);
+    for (const s of [a, b, c, d]) s.close();
+  });
 });
 
 describe('StateFile', () => {
@@ -121,7 +172,8 @@ describe('StateFile', () => {
     // A symlink planted where the temp file goes must not redirect the write.
     const victim = join(dir, 'victim.txt');
     writeFileSync(victim, 'keep me');
-    symlinkSync(victim, `${path}.tmp-${process.pid}`);
+    // Temp names are path.tmp-PID-SEQ: plant links at the next few.
+    for (let i = 0; i < 20; i++) symlinkSync(victim, `${path}.tmp-${process.pid}-${i}`);
     s.stage('2.0', { config: Buffer.from('x'), masks: [], reserve: [] });
     s.saveIfDirty();
     expect(readFileSync(victim, 'utf8')).toBe('keep me');
@@ -138,5 +190,111 @@ describe('StateFile', () => {
     closeSync(fd);
     writeFileSync(join(dir, 'v2.json'), '{"version":2}');
     expect(() => new StateFile(join(dir, 'v2.json'))).toThrow(/expected \{"version":1/);
+    // Every content error is ERR_STATE_FILE and names the file.
+    for (const text of [
+      'garbage',
+      '{"version":1,"exports":{"1.2":null}}',
+      '{"version":1,"exports":{"1.2":{"config":5,"masks":[],"reserve":[]}}}',
+      '{"version":1,"exports":{"1.2":{"config":"","masks":"x","reserve":[]}}}',
+      '{"version":1,"exports":[]}',
+    ]) {
+      writeFileSync(path, text);
+      expect(() => new StateFile(path)).toThrow(
+        expect.objectContaining({ code: 'ERR_STATE_FILE', message: expect.stringContaining(path) }),
+      );
+    }
+  });
+
+  it('refuses a symlinked state file (it is not followed, nor replaced by the first save)', () => {
+    const real = join(dir, 'real-state.json');
+    writeFileSync(real, '{"version":1,"exports":{}}');
+    const link = join(dir, 'link-state.json');
+    symlinkSync(real, link);
+    expect(() => new StateFile(link)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STATE_FILE',
+        message: expect.stringMatching(/link-state\.json: is a symbolic link/),
+      }),
+    );
+    // A dangling link too.
+    const dangling = join(dir, 'dangling-state.json');
+    symlinkSync(join(dir, 'nowhere.json'), dangling);
+    expect(() => new StateFile(dangling)).toThrow(/symbolic link/);
+  });
+
+  it('checkWritable names the path when its directory cannot be written', () => {
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, 'x');
+    expect(() => new StateFile(join(file, 'state.json'))).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STATE_FILE',
+        message: expect.stringContaining(join(file, 'state.json')),
+      }),
+    );
+    // procfs: the directory exists, but no file can be created in it (not even by root).
+    const s = new StateFile('/proc/aoegw-test-state.json');
+    expect(() => s.checkWritable()).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STATE_FILE',
+        message: expect.stringMatching(/\/proc\/aoegw-test-state\.json: cannot write in \/proc/),
+      }),
+    );
+    const ok = new StateFile(join(dir, 'w', 'state.json'));
+    ok.checkWritable();
+    expect(readdirSync(join(dir, 'w'))).toEqual([]); // the probe is gone
+  });
+
+  it('flush(): at most one write in flight, later changes ride the next one', async () => {
+    const path = join(dir, 'async', 'state.json');
+    const s = new StateFile(path);
+    s.checkWritable();
+    const done: number[] = [];
+    const waits: Promise<void>[] = [];
+    for (let i = 0; i < 100; i++) {
+      s.stage(`1.${i}`, { config: Buffer.from(`v${i}`), masks: [], reserve: [] });
+      const seen = i;
+      waits.push(
+        s.flush().then(() => {
+          // When a flush resolves, the file holds that change.
+          const json = JSON.parse(readFileSync(path, 'utf8'));
+          expect(Buffer.from(json.exports[`1.${seen}`].config, 'base64').toString()).toBe(`v${seen}`);
+          done.push(seen);
+        }),
+      );
+    }
+    await Promise.all(waits);
+    expect(done).toHaveLength(100);
+    expect(s.writes).toBe(2); // the first change alone, then the 99 staged during it
+    expect(s.isDirty).toBe(false);
+    expect(readdirSync(join(dir, 'async'))).toEqual(['state.json']);
+  });
+
+  it('close() writes the newest state synchronously; a write in flight does not overwrite it', async () => {
+    const path = join(dir, 'closing', 'state.json');
+    const s = new StateFile(path);
+    s.checkWritable();
+    s.stage('1.1', { config: Buffer.from('old'), masks: [], reserve: [] });
+    const inFlight = s.flush();
+    s.stage('1.1', { config: Buffer.from('new'), masks: [], reserve: [] });
+    s.close();
+    await inFlight;
+    await new Promise((r) => setTimeout(r, 50));
+    const json = JSON.parse(readFileSync(path, 'utf8'));
+    expect(Buffer.from(json.exports['1.1'].config, 'base64').toString()).toBe('new');
+    expect(readdirSync(join(dir, 'closing'))).toEqual(['state.json']);
+  });
+
+  it('flush() rejects with ERR_STATE_FILE when the write fails, and the change stays staged', async () => {
+    const d = join(dir, 'gone');
+    const s = new StateFile(join(d, 'state.json'));
+    s.checkWritable();
+    rmSync(d, { recursive: true });
+    writeFileSync(d, 'now a file'); // the directory is gone: open() fails with ENOTDIR
+    s.stage('1.1', { config: Buffer.from('x'), masks: [], reserve: [] });
+    await expect(s.flush()).rejects.toMatchObject({
+      code: 'ERR_STATE_FILE',
+      message: expect.stringContaining(d),
+    });
+    expect(s.isDirty).toBe(true);
   });
 });

@@ -113,4 +113,55 @@ describe('steady-state allocation', () => {
       expect(engine.stats().exports['e1.0']!.reads).toBe(25_000 * 3);
     });
   }
+
+  it('a flood from ever-new (spoofed) source MACs allocates nothing after warm-up', async () => {
+    const engine = new TargetEngine({ exports: [{ shelf: 1, slot: 0, store: nullStore }] });
+    engine.addExport({ shelf: 1, slot: 1, store: nullStore });
+    engine.addLink(1, { mac: mac(TARGET_MAC), mtu: 9000, name: 't' });
+    const reqs = [
+      read(0, 8),
+      qc(),
+      qc({ dst: 'ff:ff:ff:ff:ff:ff', major: 0xffff, minor: 0xff }),
+      qc({ ccmd: 4, config: 'x' }),
+      qc({ ccmd: 4, config: 'y' }),
+    ];
+    const frames = reqs.map((f) => {
+      const b = Buffer.alloc(9014);
+      f.copy(b);
+      return b;
+    });
+    const lens = Int32Array.from(reqs.map((f) => f.length));
+    const sink = sinkOf(true);
+    let n = 0;
+    // A new source MAC for every frame, written in place (the test itself allocates nothing).
+    const batch = (now: number) => {
+      for (const f of frames) {
+        n++;
+        f[9] = (n >>> 16) & 0xff;
+        f[10] = (n >>> 8) & 0xff;
+        f[11] = n & 0xff;
+      }
+      engine.handleBatch(1, frames, lens, frames.length, sink, now);
+    };
+    for (let i = 0; i < 5000; i++) batch(i);
+    const s = new Session();
+    s.connect();
+    try {
+      await post(s, 'HeapProfiler.enable');
+      await post(s, 'HeapProfiler.startSampling', {
+        samplingInterval: 128,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      for (let i = 0; i < 20_000; i++) batch(5000 + i);
+      const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
+      // 100k frames from 100k MACs: one table entry per new MAC would be megabytes.
+      expect(bytesUnderHandleBatch(profile.head)).toBeLessThan(64 * 1024);
+    } finally {
+      s.disconnect();
+    }
+    const st = engine.stats().exports['e1.0']!;
+    expect(Object.keys(st.initiators).length).toBeLessThanOrEqual(33);
+    expect(st.drops.stateRate).toBeGreaterThan(0);
+  });
 });

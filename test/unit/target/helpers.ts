@@ -14,7 +14,7 @@ import {
   type ReserveMessage,
 } from '../../../src/aoe/index.js';
 import { TargetEngine, type TargetEngineOptions } from '../../../src/target/engine.js';
-import type { ExportConfig, PersistentExportState } from '../../../src/target/export-state.js';
+import type { ExportOptions, PersistentExportState } from '../../../src/target/export-state.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../../src/target/memory-store.js';
 import type { TxSink } from '../../../src/target/tx-sink.js';
 
@@ -191,14 +191,14 @@ export interface Setup {
   sink: RecordingSink;
   changes: { key: string; state: PersistentExportState }[];
   log: string[];
-  run(frames: Buffer[], opts?: { linkId?: number; sink?: TxSink }): AoeMessage[];
+  run(frames: Buffer[], opts?: { linkId?: number; sink?: TxSink; now?: number }): AoeMessage[];
 }
 
 export function setup(
   o: {
     sectors?: number;
     storeOpts?: MemoryStoreOptions;
-    exp?: Partial<ExportConfig>;
+    exp?: Partial<ExportOptions>;
     engine?: TargetEngineOptions;
     mtu?: number;
     zeroCopy?: boolean;
@@ -226,7 +226,7 @@ export function setup(
     changes,
     log,
     run(frames, ro = {}) {
-      runBatch(engine, frames, ro.sink ?? sink, ro.linkId ?? LINK);
+      runBatch(engine, frames, ro.sink ?? sink, ro.linkId ?? LINK, ro.now ?? 0);
       return sink.take();
     },
   };

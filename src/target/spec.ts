@@ -1,0 +1,41 @@
+/**
+ * What the target driver is asked to serve: links and exports as plain, validated data. The config
+ * layer (config/target-config.ts) produces these from a file or command-line flags; the target
+ * owns the types, so nothing in target/ imports from the layers above it.
+ */
+
+export type Durability = 'sync' | 'writeback' | 'direct';
+
+export interface LinkSpec {
+  name: string;
+  iface: string;
+  netns?: string;
+  batch: number;
+  /** Keep polling this many µs after the last frame before sleeping (0 = off). */
+  busyPollUs: number;
+}
+
+export interface ExportSpec {
+  shelf: number;
+  slot: number;
+  path: string;
+  readOnly: boolean;
+  durability: Durability;
+  offset: number;
+  length?: number;
+  bufferCount: number;
+  /** Link names this export is served on; empty = all links. */
+  links: string[];
+  /** Static MAC allow-list; empty = everyone (the AoE mask list still applies). */
+  allowMacs: string[];
+  serial?: string;
+  model?: string;
+  /** Stable name that follows the export through gateways (IDENTIFY serial when no serial is set). */
+  name?: string;
+}
+
+export interface TargetSpec {
+  stateFile: string;
+  links: LinkSpec[];
+  exports: ExportSpec[];
+}

@@ -1,0 +1,70 @@
+/**
+ * FileStore on the hot path: the engine passes its long reusable vector with a count; serving a
+ * call must not allocate a sliced copy of it per call (V8 heap sampling, as engine-alloc does).
+ */
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FileStore } from '../../../src/target/file-store.js';
+
+interface ProfileNode {
+  callFrame: { functionName: string };
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
+  return new Promise((resolve, reject) =>
+    s.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
+  );
+}
+
+/** Bytes sampled in frames named `names` (anywhere), not descending into `skip`. */
+function selfBytes(n: ProfileNode, names: string[], skip: string[]): number {
+  if (skip.includes(n.callFrame.functionName)) return 0;
+  let total = names.includes(n.callFrame.functionName) ? n.selfSize : 0;
+  for (const c of n.children) total += selfBytes(c, names, skip);
+  return total;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'aoegw-fsa-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('FileStore allocation', () => {
+  it('readv/writev with count < bufs.length allocate no vector per call', async () => {
+    const p = join(dir, 'a.img');
+    writeFileSync(p, '');
+    truncateSync(p, 1 << 20);
+    const store = new FileStore({ path: p, durability: 'writeback' });
+    const bufs = Array.from({ length: 64 }, () => Buffer.alloc(4096, 1));
+    for (let i = 0; i < 2000; i++) {
+      store.writev(i % 200, bufs, 1 + (i % 8));
+      store.readv(i % 200, bufs, 1 + (i % 8));
+    }
+    const s = new Session();
+    s.connect();
+    try {
+      await post(s, 'HeapProfiler.enable');
+      await post(s, 'HeapProfiler.startSampling', {
+        samplingInterval: 128,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      for (let i = 0; i < 20_000; i++) {
+        store.writev(i % 200, bufs, 1 + (i % 8));
+        store.readv(i % 200, bufs, 1 + (i % 8));
+      }
+      const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
+      // 40k calls: a slice (≥ 32 bytes + elements) per call would be over a megabyte. Node's own
+      // readvSync/writevSync are not ours to fix: only FileStore's frames are counted.
+      expect(
+        selfBytes(profile.head, ['readv', 'writev', 'vector', 'check', 'slice'], ['readvSync', 'writevSync']),
+      ).toBeLessThan(64 * 1024);
+    } finally {
+      s.disconnect();
+      store.close();
+    }
+  });
+});
