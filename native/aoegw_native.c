@@ -100,6 +100,8 @@ typedef struct link {
   uint64_t tx_frames, tx_batches, tx_dropped, tx_errors, tx_waits;
   uint64_t kernel_packets, kernel_drops;
   uint64_t rx_vlan_dropped, rx_otherhost_dropped, tx_oversized, link_errors;
+  /* Capture mode (tests, diagnostics): deliver every frame, other VLANs and other hosts included. */
+  bool monitor;
 } link_t;
 
 /* ---------- error helpers ---------- */
@@ -606,6 +608,7 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   get_string(env, opts, "ifname", l->ifname, sizeof l->ifname);
   if (!get_netns(env, opts, ns, sizeof ns)) goto fail;
   int ethertype = (int)get_int(env, opts, "ethertype", 0x88A2);
+  l->monitor = get_int(env, opts, "monitor", 0) != 0;
   if (!link_setup_arenas(env, l, opts)) goto fail;
 
   int saved = netns_enter(ns);
@@ -853,6 +856,7 @@ static int packet_filter(link_t *l, int n) {
     struct msghdr *mh = &l->rx_msgs[i].msg_hdr;
     const struct sockaddr_ll *sll = (const struct sockaddr_ll *)&l->rx_sa[i];
     uint32_t len = l->rx_msgs[i].msg_len;
+    if (l->monitor) goto keep;
     if (frame_was_tagged(mh)) {
       l->rx_vlan_dropped++;
       continue;
@@ -869,6 +873,7 @@ static int packet_filter(link_t *l, int n) {
       else l->rx_otherhost_dropped++;
       continue;
     }
+  keep:;
     bool trunc = len > l->slot_size || (mh->msg_flags & MSG_TRUNC);
     if (trunc) l->rx_truncated++;
     if (k != i && !trunc) memcpy(l->rx + (size_t)k * l->slot_size, l->rx + (size_t)i * l->slot_size, len);

@@ -1,7 +1,10 @@
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import { DEFAULT_TUNNEL_MTU } from '../config/gateway-config.js';
 import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
-import { TargetServer } from '../target/server.js';
+import { Gateway } from '../gateway/daemon.js';
+import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import type { TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
 
@@ -31,6 +34,19 @@ function configFromFlags(o: ServeOpts): TargetSpec {
       ...(o.netns ? { netns: o.netns } : {}),
     })),
     exports: o.export.map(parseExportSpec),
+  };
+}
+
+/** A gateway with links and exports only. */
+function targetOnly(cfg: TargetSpec): GatewaySpec {
+  return {
+    name: hostname(),
+    stateFile: cfg.stateFile,
+    links: cfg.links,
+    exports: cfg.exports,
+    forwards: [],
+    peers: [],
+    tunnel: { mtu: DEFAULT_TUNNEL_MTU, busyPollUs: 0 },
   };
 }
 
@@ -64,9 +80,12 @@ export function registerServe(program: Command): void {
       }
       const cfg = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
       const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
-      const server = TargetServer.start(cfg, { log });
+      // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
+      const gw = Gateway.start(targetOnly(cfg), { log });
+      const server = gw;
       log(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
-      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(server.stats())}\n`));
+      // The target's own counters, as before (scripts and tests read .engine.exports).
+      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.target?.stats() ?? {})}\n`));
       return new Promise<void>((resolve) => {
         let stopping = false;
         // A daemon's event loop empties only if every link stopped receiving: that is a failure,

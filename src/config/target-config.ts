@@ -25,9 +25,16 @@ export function validateLinks(value: unknown): LinkSpec[] {
   return value.map((raw, i) => {
     const path = `links[${i}]`;
     const o = obj(raw, path);
-    checkKeys(o, path, ['name', 'iface', 'netns', 'batch', 'busyPollUs']);
-    const iface = str(o, 'iface', path);
-    if (iface.length > 15) fail(`${path}.iface`, iface, 'an interface name of at most 15 characters');
+    checkKeys(o, path, ['name', 'iface', 'tap', 'mtu', 'netns', 'batch', 'busyPollUs']);
+    // Either an existing interface (AF_PACKET) or a TAP device this process creates and owns.
+    if ((o.iface === undefined) === (o.tap === undefined)) {
+      fail(path, raw, 'exactly one of "iface" (an existing interface) or "tap" (a TAP device to create)');
+    }
+    const key = o.tap !== undefined ? 'tap' : 'iface';
+    const iface = str(o, key, path);
+    if (iface.length > 15) fail(`${path}.${key}`, iface, 'an interface name of at most 15 characters');
+    if (o.mtu !== undefined && key !== 'tap')
+      fail(`${path}.mtu`, o.mtu, 'no mtu for an existing interface (its own MTU is used)');
     const name = o.name === undefined ? iface : str(o, 'name', path);
     if (names.has(name)) fail(`${path}.name`, name, 'a name not used by another link');
     names.add(name);
@@ -37,6 +44,10 @@ export function validateLinks(value: unknown): LinkSpec[] {
       batch: int(o, 'batch', path, 1, 1024, 64),
       busyPollUs: int(o, 'busyPollUs', path, 0, 1000, DEFAULT_BUSY_POLL_US),
     };
+    if (key === 'tap') {
+      link.tap = true;
+      link.mtu = int(o, 'mtu', path, 576, 65521, 1500);
+    }
     if (o.netns !== undefined) link.netns = str(o, 'netns', path);
     return link;
   });

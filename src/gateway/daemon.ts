@@ -10,6 +10,7 @@ import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
 import { LinkSet } from '../io/link-set.js';
 import { PacketLink } from '../io/packet-link.js';
+import { TapLink } from '../io/tap-link.js';
 import { TargetServer } from '../target/server.js';
 import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
@@ -84,12 +85,20 @@ export class Gateway {
     const openLink =
       opts.openLink ??
       ((l: LinkSpec) =>
-        PacketLink.open({
-          iface: l.iface,
-          batch: l.batch,
-          busyPollUs: l.busyPollUs,
-          ...(l.netns ? { netns: l.netns } : {}),
-        }));
+        l.tap
+          ? TapLink.open({
+              name: l.iface,
+              mtu: l.mtu ?? 1500,
+              batch: l.batch,
+              busyPollUs: l.busyPollUs,
+              ...(l.netns ? { netns: l.netns } : {}),
+            })
+          : PacketLink.open({
+              iface: l.iface,
+              batch: l.batch,
+              busyPollUs: l.busyPollUs,
+              ...(l.netns ? { netns: l.netns } : {}),
+            }));
     // Everything opened so far is closed again if a later step fails.
     try {
       for (const l of spec.links) this.links.add(l.name, openLink(l));
@@ -118,6 +127,9 @@ export class Gateway {
       throw e;
     }
     this.timer = setInterval(() => this.tick(), opts.tickMs ?? 100);
+    // Links and the tunnel socket keep the process alive; a loop with only this timer left has
+    // lost them all, and the CLI treats that as the failure it is.
+    this.timer.unref();
     for (const p of this.peers.values()) if (p.spec.endpoint) this.connect(p, performance.now());
     this.tick();
   }

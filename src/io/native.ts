@@ -65,7 +65,9 @@ export interface NativeAddon {
   CTL_WORDS: number;
   interfaceInfo(name: string, netns?: string): NativeInterfaceInfo;
   setInterface(name: string, opts: { up?: boolean; mtu?: number }, netns?: string): void;
-  openPacket(opts: ArenaOptions & { ifname: string; netns?: string; ethertype?: number }): NativeHandle;
+  openPacket(
+    opts: ArenaOptions & { ifname: string; netns?: string; ethertype?: number; monitor?: number },
+  ): NativeHandle;
   openTap(opts: ArenaOptions & { name?: string; netns?: string }): NativeHandle;
   openUdp(
     opts: ArenaOptions & { family: 4 | 6; address?: string; port: number; netns?: string },

@@ -30,6 +30,11 @@ export interface PacketLinkOptions extends BatchOptions {
   netns?: string;
   /** EtherType to bind (default 0x88A2). */
   ethertype?: number;
+  /**
+   * Capture mode, for tests and diagnostics only: deliver every frame, including frames of other
+   * VLANs and for other hosts that a serving link drops. Never for a link that answers frames.
+   */
+  monitor?: boolean;
 }
 
 /** Reads index, MAC, MTU and state of an interface (optionally inside a namespace). */
@@ -161,6 +166,7 @@ export class PacketLink extends BatchedFrameLink {
         ...link.arenaOptions(opts),
         ifname: opts.iface,
         ethertype: opts.ethertype ?? AOE_ETHERTYPE,
+        monitor: opts.monitor ? 1 : 0,
       };
       const ns = netnsPath(opts.netns);
       link.handle = link.native.openPacket(ns ? { ...o, netns: ns } : o);

@@ -13,6 +13,10 @@ export interface LinkSpec {
   batch: number;
   /** Keep polling this many µs after the last frame before sleeping (0 = off). */
   busyPollUs: number;
+  /** `iface` names a TAP device this process creates (for an initiator on the same host). */
+  tap?: boolean;
+  /** MTU of a TAP device. */
+  mtu?: number;
 }
 
 export interface ExportSpec {

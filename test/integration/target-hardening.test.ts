@@ -91,8 +91,9 @@ describe.skipIf(skip)('built-in target against a raw-socket attacker', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  // The attacker also watches replies sent to the MACs it spoofs: capture mode sees them.
   function open(iface: string): PacketLink {
-    const l = PacketLink.open({ iface, netns: nsI.name });
+    const l = PacketLink.open({ iface, netns: nsI.name, monitor: true });
     links.push(l);
     return l;
   }
