@@ -83,7 +83,9 @@ export interface GatewayPair extends GatewayConfigs {
 /** Why `aoegw run` cannot be used: the built CLI has no `run` command yet. */
 export function gatewayRunSkipReason(): string | undefined {
   const r = spawnSync(process.execPath, [AOEGW, 'run', '--help'], { encoding: 'utf8', timeout: 10_000 });
-  return r.status === 0 ? undefined : 'aoegw run not built';
+  // Exit status alone is not enough: for an unknown command commander prints the top-level help
+  // and exits 0, so look for run's own usage line.
+  return r.status === 0 && /Usage: aoegw run\b/.test(r.stdout) ? undefined : 'aoegw run not built';
 }
 
 function readKeyLine(path: string): string {

@@ -134,6 +134,18 @@ export interface WireguardTunnel {
 }
 
 const UAPI_DIR = '/var/run/wireguard';
+// Sockets of our wireguard-go processes: a SIGKILLed process (exit hook of processes.ts) leaves
+// its socket behind, so the exit hook removes the ones still listed (only names we made).
+const liveSockets = new Set<string>();
+let exitHook = false;
+function trackSocket(path: string): void {
+  liveSockets.add(path);
+  if (exitHook) return;
+  exitHook = true;
+  process.on('exit', () => {
+    for (const s of liveSockets) if (existsSync(s)) unlinkSync(s);
+  });
+}
 
 /**
  * wireguard-go on gwA and gwB, peered over the WAN with fresh keys (`wg genkey`), addresses
@@ -151,7 +163,10 @@ export async function wireguardTunnel(site: TwoSite, o: { mtu?: number } = {}): 
   const sockets: string[] = [];
   const close = async () => {
     for (const p of procs.splice(0)) await p.stop();
-    for (const s of sockets.splice(0)) if (existsSync(s)) unlinkSync(s);
+    for (const s of sockets.splice(0)) {
+      if (existsSync(s)) unlinkSync(s);
+      liveSockets.delete(s);
+    }
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -179,6 +194,7 @@ export async function wireguardTunnel(site: TwoSite, o: { mtu?: number } = {}): 
     };
     for (const s of [a, b]) {
       sockets.push(join(UAPI_DIR, `${s.ifname}.sock`));
+      trackSocket(sockets[sockets.length - 1]!);
       // -f: stay in the foreground, so the PID we hold (ip netns exec execs) is wireguard-go's.
       const p = spawnTracked('ip', ['netns', 'exec', s.ns.name, 'wireguard-go', '-f', s.ifname], {
         env: { ...process.env, LOG_LEVEL: 'error' },
