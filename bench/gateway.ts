@@ -17,7 +17,12 @@ import { type BenchResult, type RwMode, runBench } from '../src/initiator/bench.
 import { Initiator } from '../src/initiator/initiator.js';
 import { identify } from '../src/initiator/operations.js';
 import { PacketLink } from '../src/io/packet-link.js';
-import { gatewayRunSkipReason, startGatewayPair } from '../support/gateway-pair.js';
+import {
+  type GatewayPairOptions,
+  type GatewaySideOptions,
+  gatewayRunSkipReason,
+  startGatewayPair,
+} from '../support/gateway-pair.js';
 import { Netns, vethPair } from '../support/netns.js';
 import {
   VXLAN_OVERHEAD,
@@ -40,6 +45,13 @@ const VBLADE_BUFCNT = 64;
 /** WAN MTU above the LAN MTU for every tunneled stack: fits VXLAN (50) inside WireGuard (60). */
 const WAN_EXTRA = 160;
 const MTUS = [1500, 9000];
+/**
+ * The gateway's tunnel datagram size: by default it fills the same WAN MTU the VXLAN rows use
+ * (minus IPv4 + UDP headers), so every stack gets the same path; BENCH_GW_TUNNEL_MTU=default
+ * leaves the daemon's own default (no `tunnel` key in the config), a number sets it.
+ */
+const GW_TUNNEL_MTU = process.env.BENCH_GW_TUNNEL_MTU ?? 'wan';
+const IPV4_UDP_HEADERS = 28;
 
 type StackId = 'direct' | 'vxlan' | 'wg' | 'gw-vblade' | 'gw-export';
 const STACKS: { id: StackId; label: string }[] = [
@@ -187,7 +199,7 @@ class Bench {
       const vb = this.vblade(site.ns.tgt.name, site.iface.tgt);
       const dir = join(this.dir, `gw-${mtu}`);
       mkdirSync(dir);
-      const pair = await startGatewayPair(site, {
+      const opts: GatewayPairOptions & { a: GatewaySideOptions; b: GatewaySideOptions } = {
         dir,
         a: {
           imports: [
@@ -200,7 +212,12 @@ class Bench {
           forwards: [{ link: 'lan', targets: ['1.0'] }],
           allow: [{ targets: ['1.0', '1.1'], access: 'rw' }],
         },
-      });
+      };
+      if (GW_TUNNEL_MTU !== 'default') {
+        const mtu = GW_TUNNEL_MTU === 'wan' ? site.wanMtu - IPV4_UDP_HEADERS : Number(GW_TUNNEL_MTU);
+        for (const side of [opts.a, opts.b]) side.extra = { tunnel: { mtu } };
+      }
+      const pair = await startGatewayPair(site, opts);
       this.closers.push(() => pair.stop());
       const tunnel: Daemon[] = [
         { role: 'tunnel', pid: pair.a.child.pid! },
@@ -499,6 +516,11 @@ async function main() {
     '  reference figures were measured with.',
     `- wireguard-go: Debian's ${'`wireguard-go`'} (userspace, no kernel module here), keys from ${'`wg genkey`'}.`,
   ];
+  notes.push(
+    GW_TUNNEL_MTU === 'default'
+      ? "- Gateway: the daemon's default tunnel MTU (no `tunnel` key in the configs)."
+      : `- Gateway: \`tunnel.mtu\` = ${GW_TUNNEL_MTU === 'wan' ? `WAN MTU − ${IPV4_UDP_HEADERS} (IPv4 + UDP), the same path the VXLAN rows get` : GW_TUNNEL_MTU} (BENCH_GW_TUNNEL_MTU=default: the daemon's own).`,
+  );
   if (b.gatewaySkip)
     notes.push(`- Gateway rows: ${b.gatewaySkip} in this build (detected with \`aoegw run --help\`).`);
   for (const [k, why] of b.failed)
