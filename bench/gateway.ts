@@ -307,6 +307,8 @@ interface Cell {
   tunnelCpuPerGB: number[];
   initiatorCpuPerGB: number;
   errors: number;
+  /** Initiator retransmissions per GB moved (lost or late frames on the path). */
+  rexmitPerGB: number;
 }
 
 function cell(ss: Sample[] | undefined): Cell | undefined {
@@ -322,6 +324,7 @@ function cell(ss: Sample[] | undefined): Cell | undefined {
     tunnelCpuPerGB: ss[0]!.tunnelCpuS.map((_, i) => m((s) => perGB(s, s.tunnelCpuS[i]!))),
     initiatorCpuPerGB: m((s) => s.r.cpu.secondsPerGB),
     errors: ss.reduce((n, s) => n + s.r.errors, 0),
+    rexmitPerGB: m((s) => s.r.retransmits / (s.r.bytes / 1e9)),
   };
 }
 
@@ -341,7 +344,7 @@ function report(b: Bench, notes: string[]): string {
         const c = cells.get(key(s.id, mtu, w.label));
         if (!c) {
           const why = b.failed.get(`${s.id}|${mtu}`) ?? 'no samples';
-          rows.push([mtu, w.label, s.label, why, '–', '–', '–', '–', '–', '–', '–', '–', '–']);
+          rows.push([mtu, w.label, s.label, why, '–', '–', '–', '–', '–', '–', '–', '–', '–', '–']);
           continue;
         }
         const ratio = (base: Cell | undefined) => (base ? `${(c.mbps / base.mbps).toFixed(2)}×` : '–');
@@ -362,6 +365,7 @@ function report(b: Bench, notes: string[]): string {
           s.id === 'gw-export' ? '–' : c.vbladeCpuPerGB.toFixed(2),
           tunnel,
           c.initiatorCpuPerGB.toFixed(2),
+          Math.round(c.rexmitPerGB).toLocaleString('en'),
           s.id === 'wg' ? '1.00×' : ratio(wg),
           s.id === 'vxlan' ? '1.00×' : ratio(vx),
           direct ? `${Math.round(c.p50 - direct.p50)}` : '–',
@@ -387,6 +391,7 @@ function report(b: Bench, notes: string[]): string {
         'vblade CPU s/GB',
         'tunnel CPU s/GB (A + B)',
         'initiator CPU s/GB',
+        'rexmit/GB',
         'vs wireguard-go',
         'vs plain VXLAN',
         'added p50 vs direct µs',
@@ -511,7 +516,8 @@ async function main() {
     '  depth 16 the p50 is mostly queueing (16 MiB in flight / throughput); the 4 KiB rows show per-request latency.',
     '- Kernel VXLAN has no process: its cost is softirq time charged to whichever task sends, mostly the initiator',
     '  (this benchmark process) and vblade, so it shows up in those columns. wireguard-go and aoegw CPU is per side',
-    '  (A + B), from /proc/PID/stat over the cell.',
+    '  (A + B), from /proc/PID/stat over the cell. rexmit/GB: initiator retransmissions (frames lost or later than',
+    '  its timeout on the path) per GB moved; each costs the I/O a retransmit timeout.',
     "- The initiator is aoegw's (src/initiator), in this process, not the independent C initiator the issue's",
     '  reference figures were measured with.',
     `- wireguard-go: Debian's ${'`wireguard-go`'} (userspace, no kernel module here), keys from ${'`wg genkey`'}.`,
