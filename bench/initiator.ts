@@ -10,9 +10,9 @@ import { type BenchResult, type RwMode, runBench } from '../src/initiator/bench.
 import { Initiator } from '../src/initiator/initiator.js';
 import { identify } from '../src/initiator/operations.js';
 import { PacketLink } from '../src/io/packet-link.js';
-import { Netns, vethPair } from '../test/helpers/netns.js';
-import { startVblade } from '../test/helpers/processes.js';
-import { sleep } from '../test/helpers/wait.js';
+import { Netns, vethPair } from '../support/netns.js';
+import { startVblade } from '../support/processes.js';
+import { sleep } from '../support/wait.js';
 import { machineLine, median, processCpuSeconds, table, writeSection } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);

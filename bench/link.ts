@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { PacketLink } from '../src/io/packet-link.js';
-import { Netns, vethPair } from '../test/helpers/netns.js';
+import { Netns, vethPair } from '../support/netns.js';
 import { machineLine, median, repoRoot, table, writeSection } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);

@@ -12,10 +12,10 @@ import { type BenchResult, type RwMode, runBench } from '../src/initiator/bench.
 import { Initiator } from '../src/initiator/initiator.js';
 import { identify } from '../src/initiator/operations.js';
 import { PacketLink } from '../src/io/packet-link.js';
-import { startServe } from '../test/helpers/aoegw.js';
-import { Netns, vethPair } from '../test/helpers/netns.js';
-import { type Spawned, startVblade } from '../test/helpers/processes.js';
-import { sleep } from '../test/helpers/wait.js';
+import { startServe } from '../support/aoegw.js';
+import { Netns, vethPair } from '../support/netns.js';
+import { type Spawned, startVblade } from '../support/processes.js';
+import { sleep } from '../support/wait.js';
 import { machineLine, median, processCpuSeconds, processRssMiB, table, writeSection } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);

@@ -24,7 +24,7 @@ import { INIT_LEN, INIT_MAC1, INIT_SENDER } from '../src/tunnel/messages.js';
 import type { Peer } from '../src/tunnel/peer.js';
 import { RECORD_AOE } from '../src/tunnel/records.js';
 import { UdpTunnel } from '../src/tunnel/udp-tunnel.js';
-import { Netns, vethPair } from '../test/helpers/netns.js';
+import { Netns, vethPair } from '../support/netns.js';
 import { machineLine, median, repoRoot, table, writeSection } from './lib.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

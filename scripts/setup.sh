@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the demo and the tests use.
-PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps strace util-linux)
+# tcpdump: captures on the routed hop; wireguard-go + wireguard-tools: the baseline bench:gateway compares with.
+PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps strace util-linux tcpdump wireguard-go wireguard-tools)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npx tsc -p tsconfig.json --noEmit
-npx biome check src test bench
+npx biome check src test bench support
 export LI_CACHE_DIR="${LI_CACHE_DIR:-/var/cache/aoegw-li}"
 exec npx vitest run "$@"
