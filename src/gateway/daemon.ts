@@ -153,8 +153,8 @@ export class Gateway {
       address: listen.address,
       port: listen.port,
       mtu: this.spec.tunnel.mtu,
-      // Request/reply traffic: spinning briefly after a datagram saves a wakeup per reply, as on
-      // the links (it starts only after a datagram arrived, so an idle gateway sleeps).
+      // Spinning after a datagram saves a wakeup per reply, at the cost of CPU the other processes
+      // on the path may need (see DEFAULT_TUNNEL_BUSY_POLL_US).
       busyPollUs: this.spec.tunnel.busyPollUs,
       onError: (e) => this.log(`tunnel: ${e.message}`),
       // Requests of one UDP receive batch reach the engine as one batch; their replies leave in
