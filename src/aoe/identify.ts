@@ -15,6 +15,8 @@ export interface IdentifyInfo {
   serial: string;
   model: string;
   firmware: string;
+  /** World wide name (64 bits; words 108-111), or absent. */
+  wwn?: bigint;
 }
 
 export interface IdentifyParsed {
@@ -25,6 +27,8 @@ export interface IdentifyParsed {
   firmware: string;
   flushCache: boolean;
   flushCacheExt: boolean;
+  /** World wide name when words 84/87 bit 8 say it is present. */
+  wwn: bigint | null;
 }
 
 /** [first word, word count] of each string field. */
@@ -35,6 +39,8 @@ const MODEL: readonly [number, number] = [27, 20];
 const W83_W86_LBA48 = 1 << 10;
 const W83_W86_FLUSH = 1 << 12;
 const W83_W86_FLUSH_EXT = 1 << 13;
+/** Words 84 and 87 bit 8: the world wide name in words 108-111 is supported / valid. */
+const W84_W87_WWN = 1 << 8;
 
 /** Fixed words: [word, value]. */
 const WORDS: readonly (readonly [number, number])[] = [
@@ -98,6 +104,15 @@ export function buildIdentify(out: Uint8Array, info: IdentifyInfo, off = 0): voi
   setWord(out, off, 101, lo >>> 16);
   setWord(out, off, 102, hi & 0xffff);
   setWord(out, off, 103, 0);
+  if (info.wwn !== undefined) {
+    if (info.wwn < 0n || info.wwn >= 1n << 64n)
+      throw new AoegwError('ERR_AOE_BAD_ARGUMENT', 'WWN must be 64 bits');
+    setWord(out, off, 84, getWord(out, off, 84) | W84_W87_WWN);
+    setWord(out, off, 87, getWord(out, off, 87) | W84_W87_WWN);
+    // Most significant word first.
+    for (let i = 0; i < 4; i++)
+      setWord(out, off, 108 + i, Number((info.wwn >> BigInt(48 - 16 * i)) & 0xffffn));
+  }
 }
 
 /** Reads what an initiator needs. Like Linux, LBA48 (and the capacity words used) from (w83|w86) bit 10. */
@@ -121,5 +136,9 @@ export function parseIdentify(data: Uint8Array, off = 0): IdentifyParsed {
     firmware: getString(data, off, FIRMWARE),
     flushCache: (features & W83_W86_FLUSH) !== 0,
     flushCacheExt: (features & W83_W86_FLUSH_EXT) !== 0,
+    wwn:
+      (getWord(data, off, 87) & W84_W87_WWN) !== 0
+        ? [108, 109, 110, 111].reduce((acc, w) => (acc << 16n) | BigInt(getWord(data, off, w)), 0n)
+        : null,
   };
 }

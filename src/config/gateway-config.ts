@@ -4,6 +4,7 @@
  * privateKeyFile, listen, forwards, peers and tunnel. Every error names the key path, the value
  * and what is expected; unknown keys are errors.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import convict from 'convict';
 import { AoegwError } from '../errors.js';
@@ -107,6 +108,10 @@ function validatePeers(
         forwards.some((f) => f.targets.some((t) => t.shelf === r.shelf && t.slot === r.slot));
   // Local addresses taken per link: exports (on their links, or all) and imports so far.
   const taken = new Map<string, string>();
+  for (const f of forwards) {
+    for (const t of f.targets)
+      taken.set(`${f.link}/${t.shelf}.${t.slot}`, `forwards (native target e${t.shelf}.${t.slot})`);
+  }
   for (const e of exports) {
     for (const l of e.links.length ? e.links : linkNames)
       taken.set(`${l}/${e.shelf}.${e.slot}`, `exports (e${e.shelf}.${e.slot})`);
@@ -207,14 +212,35 @@ const schema = {
 
 type Raw = { [K in keyof typeof schema]: unknown };
 
+const LIST_KEYS = ['links', 'exports', 'forwards', 'peers'] as const;
+
+/**
+ * The file's top-level shape, before convict merges it with the defaults (which would take an
+ * object where a list belongs as an empty list, or fail without naming the key).
+ */
+function checkShapes(file: string): void {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`cannot read it as JSON: ${(e as Error).message}`);
+  }
+  const o = obj(doc, '(top level)');
+  for (const k of LIST_KEYS) if (o[k] !== undefined) list(o[k], k, k);
+  if (o.tunnel !== undefined) obj(o.tunnel, 'tunnel');
+}
+
 /** Loads and validates a gateway config file. Throws ERR_CONFIG naming the file, key, value and expectation. */
 export function loadGatewayConfig(file: string): GatewaySpec {
   let conf: convict.Config<Raw>;
   try {
+    checkShapes(file);
     conf = convict(schema) as unknown as convict.Config<Raw>;
     conf.loadFile(file);
     conf.validate({ allowed: 'strict' });
   } catch (e) {
+    if (e instanceof ConfigError)
+      throw new AoegwError('ERR_CONFIG', `config ${file}: ${e.message}`, { cause: e });
     const msg = (e as Error).message.replace(/\n/g, '; ');
     throw new AoegwError('ERR_CONFIG', `config ${file}: ${msg}`, { cause: e });
   }
@@ -251,6 +277,15 @@ export function validateGateway(raw: Raw): GatewaySpec {
     listen = parseHostPort(raw.listen, true) ?? fail('listen', raw.listen, '"IPv4:PORT" or "[IPv6]:PORT"');
   }
   const keyFile = raw.privateKeyFile as string;
+  for (const [i, p] of peers.entries()) {
+    if (listen && p.endpoint && p.endpoint.address.includes(':') !== listen.address.includes(':')) {
+      fail(
+        `peers[${i}].endpoint`,
+        `${p.endpoint.address}:${p.endpoint.port}`,
+        `an address of the same IP family as listen (${raw.listen})`,
+      );
+    }
+  }
   if (peers.length > 0) {
     if (keyFile === '')
       fail(

@@ -21,6 +21,7 @@ import { ExportSide, type Grant } from './export-side.js';
 import { ForwardSide } from './forward-side.js';
 import type { GatewaySpec, PeerSpec, TargetRef } from './gateway-spec.js';
 import { ImportSide, type ImportSpec } from './import-side.js';
+import { PDU_ATA_HEADER } from './pdu.js';
 import { TunnelPeerLink } from './peer-link.js';
 import {
   advertChunks,
@@ -341,7 +342,11 @@ export class Gateway {
           bufferCount: info.bufferCount,
           sectors: BigInt(info.sectors),
           configString: info.config,
-          maxSectors: info.maxSectors,
+          // What one AOE_RESPONSE record from here can carry, whatever the importer's MTU.
+          maxSectors: Math.max(
+            1,
+            Math.min(info.maxSectors, Math.floor((this.tunnel!.endpoint.maxRecord - PDU_ATA_HEADER) / 512)),
+          ),
           name: e.name ?? '',
           readOnly: g.readOnly || info.readOnly,
           firmware: info.firmwareVersion,

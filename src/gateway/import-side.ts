@@ -94,6 +94,7 @@ interface PeerAdverts {
 class ImportRuntime {
   advert: TargetAdvert | null = null;
   usable = false;
+  reportedMissing = false;
   /** Config string as last learned (advert, or a relayed set's reply). */
   config: Uint8Array = new Uint8Array(0);
   readonly linkIds: number[];
@@ -247,6 +248,11 @@ export class ImportSide {
       if (imp.spec.peer !== peer) continue;
       const r = imp.spec.remote;
       const adv = ('name' in r ? byName.get(r.name) : byAddress.get(r.shelf * 256 + r.slot)) ?? null;
+      if (adv === null && !imp.reportedMissing) {
+        // A typo in the import, or a grant the peer does not give us: say so once.
+        this.log(`${imp.label}: peer ${peer} does not offer this target (not granted, or no such target)`);
+      }
+      imp.reportedMissing = adv === null;
       imp.advert = adv;
       if (adv) imp.config = adv.configString;
     }

@@ -293,8 +293,15 @@ export function advertChunks(
       adverts: { generation, chunk: 0, chunks: 1, targets: [...cur, t] },
     });
     // Room for the chunk fields growing by a few bytes once the real counts are in.
-    if (trial.length + 8 > maxBytes && cur.length > 0) groups.push([t]);
+    if ((trial.length + 8 > maxBytes || cur.length >= PEER_LIMITS.targetsPerChunk) && cur.length > 0)
+      groups.push([t]);
     else cur.push(t);
+  }
+  if (groups.length > PEER_LIMITS.chunks) {
+    throw new AoegwError(
+      'ERR_GATEWAY',
+      `${targets.length} targets need more than ${PEER_LIMITS.chunks} advertisement chunks`,
+    );
   }
   return groups.map((g, i) =>
     encodePeerMessage({

@@ -56,6 +56,8 @@ export interface ExportOptions {
   linkIds?: readonly number[];
   /** IDENTIFY strings (ASCII; 20 / 40 / 8 characters). */
   serial?: string;
+  /** IDENTIFY world wide name (64 bits), e.g. derived from a stable export name. */
+  wwn?: bigint;
   model?: string;
   firmware?: string;
   /** Query Config firmware version field (16 bits). Default 1. */
@@ -164,6 +166,7 @@ export class ExportRuntime {
       serial: cfg.serial ?? `AOEGW-E${this.shelf}.${this.slot}`,
       model: cfg.model ?? 'aoegw built-in target',
       firmware: cfg.firmware ?? '0.1',
+      ...(cfg.wwn !== undefined ? { wwn: cfg.wwn } : {}),
     });
     const st = cfg.initialState;
     this.config = Buffer.alloc(0);

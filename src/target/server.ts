@@ -14,6 +14,7 @@
  * (device unavailable) instead: no change is acknowledged before it is durable.
  */
 
+import { createHash } from 'node:crypto';
 import { AoeErrorCode, Flag, Off } from '../aoe/constants.js';
 import { macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
@@ -177,6 +178,7 @@ export class TargetServer {
         allowMacs: e.allowMacs.map((m) => macFromString(m)!),
         ...(e.links.length ? { linkIds: e.links.map((n) => linkIds.get(n)!) } : {}),
         serial: e.serial ?? serialFor(e),
+        ...(e.name ? { wwn: wwnFor(e.name) } : {}),
         model: e.model ?? 'aoegw built-in target',
         firmware: '0.1.0',
         ...(initial ? { initialState: initial } : {}),
@@ -308,6 +310,15 @@ function openStore(e: ExportSpec): BlockStore {
     offset: e.offset,
     ...(e.length !== undefined ? { length: e.length } : {}),
   });
+}
+
+/**
+ * A named export's world wide name: NAA 3 (locally assigned) and 60 bits of SHA-256 of the name, so
+ * the disk keeps its WWN wherever it is served and under any shelf.slot.
+ */
+function wwnFor(name: string): bigint {
+  const h = createHash('sha256').update(`aoegw export ${name}`).digest();
+  return (3n << 60n) | (h.readBigUInt64BE(0) & ((1n << 60n) - 1n));
 }
 
 /** A stable serial per export so initiators can tell exports apart. */

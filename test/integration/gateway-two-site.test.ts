@@ -282,6 +282,12 @@ for (const mtu of [1500, 9000]) {
       expect(id.sectors).toBe(IMAGE / SECTOR_SIZE);
       // The named export's serial follows it through the gateway.
       expect(id.serial).toBe('disk-b1');
+      // And so does its world wide name (NAA 3, from the name).
+      const wwn =
+        (3n << 60n) |
+        (createHash('sha256').update('aoegw export disk-b1').digest().readBigUInt64BE(0) &
+          ((1n << 60n) - 1n));
+      expect(id.wwn).toBe(wwn);
     });
 
     it('our initiator writes and verifies vblade and a built-in export through the pair; the routed hop carries only ciphertext', async () => {

@@ -17,6 +17,22 @@ function printable(maxLength: number) {
 }
 
 describe('IDENTIFY DEVICE', () => {
+  it('carries a world wide name in words 108-111 (most significant first) and flags it in 84/87', () => {
+    const b = Buffer.alloc(IDENTIFY_SIZE);
+    buildIdentify(b, info);
+    expect(parseIdentify(b).wwn).toBeNull();
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (wwn) => {
+        buildIdentify(b, { ...info, wwn });
+        expect(word(b, 84) & 0x100).toBe(0x100);
+        expect(word(b, 87) & 0x100).toBe(0x100);
+        expect(word(b, 108)).toBe(Number(wwn >> 48n));
+        expect(parseIdentify(b).wwn).toBe(wwn);
+      }),
+    );
+    expect(() => buildIdentify(b, { ...info, wwn: 1n << 64n })).toThrow();
+  });
+
   it('writes the fixed words Linux and vblade expect', () => {
     const b = Buffer.alloc(IDENTIFY_SIZE, 0xee);
     buildIdentify(b, info);
@@ -72,6 +88,7 @@ describe('IDENTIFY DEVICE', () => {
             firmware,
             flushCache: true,
             flushCacheExt: true,
+            wwn: null,
           });
         },
       ),
