@@ -53,10 +53,15 @@ interface Site {
   gwB: Spawned;
   configA: string;
   configB: string;
+  /** A's TAP device (in A's namespace) for an initiator on A's host. */
+  tapName: string;
 }
 
 /** The five namespaces, addresses and routes; every link at `mtu` (the routed path too). */
-function topology(mtu: number): Omit<Site, 'gwA' | 'gwB' | 'procs' | 'images' | 'configA' | 'configB'> & {
+function topology(mtu: number): Omit<
+  Site,
+  'gwA' | 'gwB' | 'procs' | 'images' | 'configA' | 'configB' | 'tapName'
+> & {
   aLan: string;
   bLan: string;
   tgtIf: string;
@@ -174,6 +179,7 @@ async function buildSite(mtu: number): Promise<Site> {
     }),
   );
   const configA = join(t.dir, 'a.json');
+  const tapName = `aoegwt${Math.floor(Math.random() * 1e6)}`;
   writeFileSync(
     configA,
     JSON.stringify({
@@ -181,7 +187,11 @@ async function buildSite(mtu: number): Promise<Site> {
       privateKeyFile: key(t.dir, 'a'),
       listen: '10.91.1.2:7788',
       stateFile: join(t.dir, 'a-state.json'),
-      links: [{ name: 'lan', iface: t.aLan }],
+      // The initiator segment, and a TAP device A creates for an initiator on A's own host.
+      links: [
+        { name: 'lan', iface: t.aLan },
+        { name: 'local', tap: tapName, mtu },
+      ],
       peers: [
         {
           name: 'b',
@@ -205,7 +215,7 @@ async function buildSite(mtu: number): Promise<Site> {
   const usable = await waitFor(() => /import e7\.1 .*: usable/.test(gwA.output()), 15_000);
   if (!usable) throw new Error(`imports never became usable:\n${gwA.output()}\n${gwB.output()}`);
   await waitFor(() => /import e7\.0 .*: usable/.test(gwA.output()), 15_000);
-  return { ...t, images, procs, gwA, gwB, configA, configB };
+  return { ...t, images, procs, gwA, gwB, configA, configB, tapName };
 }
 
 async function teardown(s: Site | undefined): Promise<void> {
@@ -359,6 +369,40 @@ for (const mtu of [1500, 9000]) {
           const onDisk = readFileSync(img).subarray(1 << 20, (1 << 20) + 262144);
           expect(sha(onDisk), t).toBe(r.data[`final.${t}`]);
         }
+      },
+    );
+
+    it('an initiator on the gateway host uses the imports through the TAP device A owns', async () => {
+      const local = new Initiator(PacketLink.open({ iface: s!.tapName, netns: s!.ns.gwa.name }));
+      try {
+        const adverts = await local.queryConfig(1500);
+        expect(adverts.map((a) => `e${a.major}.${a.minor}`).sort()).toEqual(['e7.0', 'e7.1', 'e7.3']);
+        const a = adverts.find((x) => x.minor === 1)!;
+        const c = local.client(a);
+        const identity = await identify(local, c);
+        const r = await verifyPattern(local, c, { startLba: 30000, sectors: 2048, seed: 77, identity });
+        expect(r.mismatches).toBe(0);
+      } finally {
+        local.close();
+      }
+    });
+
+    it.runIf(mtu === 1500 && !liSkip)(
+      'the real Linux aoe initiator on the gateway host, attached to its TAP device',
+      { timeout: 240_000 },
+      async () => {
+        const r = await runLinuxInitiator({
+          netns: s!.ns.gwa.name,
+          iface: s!.tapName,
+          mtu,
+          script: readFileSync(join(import.meta.dirname, '..', 'fixtures', 'li', 'gateway-check.sh'), 'utf8'),
+          env: { LI_TARGETS: 'e7.1', LI_EXPECT_SECTORS: IMAGE / SECTOR_SIZE, LI_WRITE_OFFSET: 8 << 20 },
+          timeoutS: 200,
+        });
+        expect(r.failed, r.log.slice(-4000)).toEqual([]);
+        expect(r.result).toBe('PASS');
+        const onDisk = readFileSync(s!.images.disk).subarray(8 << 20, (8 << 20) + 262144);
+        expect(sha(onDisk)).toBe(r.data['final.e7.1']);
       },
     );
 
