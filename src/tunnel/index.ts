@@ -1,6 +1,5 @@
 /** The tunnel's public API (docs/protocol.md is the normative protocol spec). */
 export * from './constants.js';
-export * from './control.js';
 export { CookieChecker, CookieMaker } from './cookie.js';
 export { type BackendName, type CryptoBackend, loadCrypto, type X25519KeyPair } from './crypto.js';
 export * from './endpoint.js';

@@ -10,9 +10,9 @@
  */
 
 export const RECORD_PADDING = 0;
-/** One AoE frame (from the AoE header on; the Ethernet header is not carried). */
+/** Opaque application data (tests and benchmarks); the gateway uses types 2-4 (peer-messages.ts). */
 export const RECORD_AOE = 1;
-/** One protobuf ControlMessage (control.ts). */
+/** The gateway's peer messages (src/gateway/peer-messages.ts); opaque to the tunnel. */
 export const RECORD_CONTROL = 2;
 
 export const RECORD_HEADER_LEN = 3;

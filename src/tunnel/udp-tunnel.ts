@@ -18,7 +18,6 @@ import type { LinkStats } from '../io/frame-link.js';
 import { ADDR_SLOT, readUdpAddress, type UdpEndpoint, writeUdpAddress } from '../io/udp-address.js';
 import { UdpLink } from '../io/udp-link.js';
 import { DEFAULT_LOAD_THRESHOLD, DEFAULT_MTU } from './constants.js';
-import { type ControlMessage, encodeControl } from './control.js';
 import type { CryptoBackend, X25519KeyPair } from './crypto.js';
 import {
   type DatagramSink,
@@ -31,7 +30,7 @@ import {
 import { INIT_LEN, RESP_LEN } from './messages.js';
 import type { Peer, PeerOptions } from './peer.js';
 import { type RateLimitOptions, sourceKey } from './ratelimit.js';
-import { RECORD_AOE, RECORD_CONTROL } from './records.js';
+import { RECORD_AOE } from './records.js';
 
 /**
  * When the driver forces the endpoint's "under load" (cookie) mode, on top of the endpoint's own
@@ -339,14 +338,6 @@ export class UdpTunnel {
    */
   sendAoe(peer: Peer, frame: Uint8Array, off = 0, len = frame.length - off): SendResult {
     return this.send(peer, RECORD_AOE, frame, off, len);
-  }
-
-  /**
-   * @deprecated The peer messages belong to the gateway layer (control.ts is moving there): encode
-   * there and use send(). This is the driver's only dependency on control.ts; the core has none.
-   */
-  sendControl(peer: Peer, msg: ControlMessage): SendResult {
-    return this.send(peer, RECORD_CONTROL, encodeControl(msg));
   }
 
   /** Seal everything queued and hand it to the kernel now (instead of at the end of the microtask). */

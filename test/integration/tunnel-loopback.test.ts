@@ -4,8 +4,8 @@
  * garbage that never breaks the receive loop, bind errors, and a close that zeroes the keys.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodePeerMessage, encodePeerMessage, type PeerMessage } from '../../src/gateway/peer-messages.js';
 import { UdpLink } from '../../src/io/udp-link.js';
-import { type ControlMessage, decodeControl } from '../../src/tunnel/control.js';
 import { type CryptoBackend, loadCrypto } from '../../src/tunnel/crypto.js';
 import { Rx, Send } from '../../src/tunnel/endpoint.js';
 import type { Peer } from '../../src/tunnel/peer.js';
@@ -101,26 +101,38 @@ describe.skipIf(skip)('UdpTunnel over loopback', () => {
         expect(a.t.sendAoe(a.peer, aToB[i]!)).toBe(Send.OK);
         expect(b.t.sendAoe(b.peer, bToA[i]!)).toBe(Send.OK);
       }
-      const controls: ControlMessage[] = [
+      // Small records of another type (the gateway's peer messages) share the same datagrams.
+      const controls: PeerMessage[] = [
         {
           kind: 'hello',
           hello: { protocolVersion: 1, capabilities: ['aoe', 'targets'], gatewayName: 'gw-a' },
         },
         { kind: 'error', error: { code: 4, message: 'no such target e1.2' } },
         {
-          kind: 'targetAdvert',
-          targetAdvert: {
-            shelf: 1,
-            slot: 2,
-            bufferCount: 64,
-            sectors: 2n ** 40n,
-            configString: new TextEncoder().encode('cfg'),
+          kind: 'adverts',
+          adverts: {
+            generation: 7,
+            chunk: 0,
+            chunks: 1,
+            targets: [
+              {
+                shelf: 1,
+                slot: 2,
+                bufferCount: 64,
+                sectors: 2n ** 40n,
+                configString: new TextEncoder().encode('cfg'),
+                maxSectors: 2,
+                name: 'disk',
+                readOnly: false,
+                firmware: 1,
+              },
+            ],
           },
         },
       ];
       for (const m of controls) {
-        expect(a.t.sendControl(a.peer, m)).toBe(Send.OK);
-        expect(b.t.sendControl(b.peer, m)).toBe(Send.OK);
+        expect(a.t.send(a.peer, RECORD_CONTROL, encodePeerMessage(m))).toBe(Send.OK);
+        expect(b.t.send(b.peer, RECORD_CONTROL, encodePeerMessage(m))).toBe(Send.OK);
       }
       const n = sizes.length + controls.length;
       expect(await waitFor(() => a.got.length >= n && b.got.length >= n, 5000, 5)).toBe(true);
@@ -132,7 +144,7 @@ describe.skipIf(skip)('UdpTunnel over loopback', () => {
         const aoe = side.got.filter((g) => g.type === RECORD_AOE);
         expect(aoe.map((g) => g.data.length)).toEqual(sizes);
         expect(aoe.every((g, i) => g.data.equals(sent[i]!))).toBe(true);
-        const ctl = side.got.filter((g) => g.type === RECORD_CONTROL).map((g) => decodeControl(g.data));
+        const ctl = side.got.filter((g) => g.type === RECORD_CONTROL).map((g) => decodePeerMessage(g.data));
         expect(ctl).toEqual(controls);
       }
       // Small records were packed: fewer transport messages than records.
