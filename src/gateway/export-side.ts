@@ -71,7 +71,8 @@ export class ExportSide {
   };
   private readonly peers = new Map<string, PeerEntry>();
   private readonly dirty: TunnelPeerLink[] = [];
-  private readonly reply = Buffer.alloc(PDU_ATA_HEADER + 8);
+  /** Room to echo the largest control request: a Mac Mask List of 255 directives. */
+  private readonly reply = Buffer.alloc(PDU_COMMON_HEADER + 4 + 255 * 8);
 
   /**
    * `exports`: addresses (shelf*256+slot) of built-in exports; `forwards`: native targets, or null.
@@ -170,17 +171,17 @@ export class ExportSide {
         if (len < PDU_COMMON_HEADER + 8) return false;
         const ccmd = buf[p + PDU.QC_VERSION_CCMD]! & 0x0f;
         if (ccmd < ConfigCmd.SET_IF_EMPTY) return false;
-        this.sendAoeError(port, buf, p, PDU_COMMON_HEADER + 8, AoeErrorCode.CONFIG_STRING_PRESENT);
+        this.sendAoeError(port, buf, p, len, AoeErrorCode.CONFIG_STRING_PRESENT);
         return true;
       }
       case Command.MAC_MASK: {
         if (len < PDU_COMMON_HEADER + 4 || buf[p + PDU.MM_MCMD] === MaskCmd.READ) return false;
-        this.sendAoeError(port, buf, p, PDU_COMMON_HEADER + 4, AoeErrorCode.BAD_ARGUMENT);
+        this.sendAoeError(port, buf, p, len, AoeErrorCode.BAD_ARGUMENT);
         return true;
       }
       case Command.RESERVE: {
         if (len < PDU_COMMON_HEADER + 2 || buf[p + PDU.RR_RCMD] === ReserveCmd.READ) return false;
-        this.sendAoeError(port, buf, p, PDU_COMMON_HEADER + 2, AoeErrorCode.TARGET_RESERVED);
+        this.sendAoeError(port, buf, p, len, AoeErrorCode.TARGET_RESERVED);
         return true;
       }
       default:
@@ -198,11 +199,16 @@ export class ExportSide {
     port.send(RECORD_AOE_RESPONSE, r, 0, PDU_ATA_HEADER);
   }
 
-  private sendAoeError(port: PeerPort, buf: Uint8Array, p: number, argEnd: number, code: number): void {
+  /**
+   * An AoE error echoes the request (as vblade and our engine do): the argument's counts and
+   * lengths must match what follows them, or the reply does not even decode.
+   */
+  private sendAoeError(port: PeerPort, buf: Uint8Array, p: number, len: number, code: number): void {
     const r = this.reply;
-    r.set(buf.subarray(p, p + argEnd), 0);
+    const n = Math.min(len, r.length);
+    r.set(buf.subarray(p, p + n), 0);
     r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE | Flag.ERROR;
     r[PDU.ERROR] = code;
-    port.send(RECORD_AOE_RESPONSE, r, 0, argEnd);
+    port.send(RECORD_AOE_RESPONSE, r, 0, n);
   }
 }
