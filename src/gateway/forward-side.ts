@@ -282,12 +282,10 @@ export class ForwardSide {
 
   private reply(s: number, f: Buffer, len: number): void {
     const t = this.targets[this.pTarget[s]!]!;
-    const port = this.portList[this.pPort[s]!];
-    this.table.release(s);
-    if (t.outstanding > 0) t.outstanding--;
-    if (port === undefined) return;
     const p = ETH_HEADER_SIZE;
-    // The reply must come from the target we sent to, for the address we sent to.
+    // The reply must come from the target we sent to, for the address we sent to. Checked before
+    // the slot is freed: a forged reply (tags are guessable) must neither cancel the real one nor
+    // free the target's buffer while the request is still there.
     if (
       t.mac === null ||
       !macEquals(f, Off.SRC, t.mac) ||
@@ -297,6 +295,10 @@ export class ForwardSide {
       this.stats.staleReplies++;
       return;
     }
+    const port = this.portList[this.pPort[s]!];
+    this.table.release(s);
+    if (t.outstanding > 0) t.outstanding--;
+    if (port === undefined) return;
     setPduTag(f, p, this.pRequest[s]!);
     if (port.send(RECORD_AOE_RESPONSE, f, p, len - p)) this.stats.replies++;
     else this.stats.sendFailed++;
