@@ -4,6 +4,7 @@
  * privateKeyFile, listen, forwards, peers and tunnel. Every error names the key path, the value
  * and what is expected; unknown keys are errors.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import convict from 'convict';
 import { AoegwError } from '../errors.js';
@@ -200,10 +201,30 @@ const schema = {
 
 type Raw = { [K in keyof typeof schema]: unknown };
 
+/**
+ * convict merges a file's value into the schema default, so an object where a list belongs
+ * ({"peers": {...}}) silently became the empty default: a config that loses its peers or links
+ * without a word. The list-valued keys are checked on the file's own JSON first.
+ */
+function checkListShapes(file: string): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return; // unreadable or not JSON: convict reports it
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return;
+  const o = parsed as Record<string, unknown>;
+  for (const key of ['links', 'exports', 'forwards', 'peers'] as const) {
+    if (o[key] !== undefined && !Array.isArray(o[key])) fail(key, o[key], `a list of ${key}`);
+  }
+}
+
 /** Loads and validates a gateway config file. Throws ERR_CONFIG naming the file, key, value and expectation. */
 export function loadGatewayConfig(file: string): GatewaySpec {
   let conf: convict.Config<Raw>;
   try {
+    checkListShapes(file);
     conf = convict(schema) as unknown as convict.Config<Raw>;
     conf.loadFile(file);
     conf.validate({ allowed: 'strict' });
