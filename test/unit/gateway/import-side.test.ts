@@ -273,6 +273,24 @@ describe('ImportSide: local answers and usability', () => {
   });
 });
 
+describe('ImportSide: hostile advertisements', () => {
+  it('a config string too long for the local link is counted, never thrown out of the handlers', async () => {
+    // Link MTU 1000: a 1024-byte string (any initiator at the exporter may set one) cannot fit.
+    const s = site({ mtu: 1000 });
+    expect(() => s.offer([advert({ configString: new Uint8Array(1024).fill(0x41) })])).not.toThrow();
+    expect(s.side.status()[0]!.usable).toBe(true);
+    expect(s.side.stats.announcements).toBe(0);
+    await s.send(qc({ dst: GW, src: INI, major: 7, minor: 3 }));
+    expect(s.replies()).toEqual([]);
+    expect(s.side.stats.tooLarge).toBe(2);
+    expect(s.gw.stats().handlerErrors).toBe(0);
+    // A string that fits is answered on the same link.
+    s.offer([advert({ configString: new Uint8Array(900).fill(0x42) })], 2);
+    await s.send(qc({ dst: GW, src: INI, major: 7, minor: 3 }));
+    expect((s.replies()[0] as QueryConfigMessage).config.length).toBe(900);
+  });
+});
+
 describe('ImportSide: relayed requests', () => {
   async function usable(o: Parameters<typeof site>[0] = {}) {
     const s = site(o);
