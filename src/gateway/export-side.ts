@@ -118,6 +118,12 @@ export class ExportSide {
       st.denied++;
       return;
     }
+    if (grant.readOnly && tooShort(buf, p, pduLen)) {
+      // What a read-only request would do cannot be judged without its argument, and a native
+      // target may fill the missing bytes from its previous frame: dropped, not passed on.
+      st.malformed++;
+      return;
+    }
     if (grant.readOnly && this.refuseWrite(entry.port, buf, p, pduLen)) {
       st.readOnlyRefused++;
       return;
@@ -148,13 +154,12 @@ export class ExportSide {
 
   /**
    * For a read-only grant: answers and returns true when the request would change anything.
-   * The PDU at buf[p, p + len).
+   * The PDU at buf[p, p + len), at least its command's argument long (tooShort).
    */
   private refuseWrite(port: PeerPort, buf: Uint8Array, p: number, len: number): boolean {
     const command = buf[p + PDU.COMMAND]!;
     switch (command) {
       case Command.ATA: {
-        if (len < PDU_ATA_HEADER) return false; // malformed: the target answers it
         const op = buf[p + PDU.ATA_CMD_STATUS]!;
         const reads =
           op === AtaOp.READ_SECTORS ||
@@ -168,19 +173,18 @@ export class ExportSide {
         return true;
       }
       case Command.QUERY_CONFIG: {
-        if (len < PDU_COMMON_HEADER + 8) return false;
         const ccmd = buf[p + PDU.QC_VERSION_CCMD]! & 0x0f;
         if (ccmd < ConfigCmd.SET_IF_EMPTY) return false;
         this.sendAoeError(port, buf, p, len, AoeErrorCode.CONFIG_STRING_PRESENT);
         return true;
       }
       case Command.MAC_MASK: {
-        if (len < PDU_COMMON_HEADER + 4 || buf[p + PDU.MM_MCMD] === MaskCmd.READ) return false;
+        if (buf[p + PDU.MM_MCMD] === MaskCmd.READ) return false;
         this.sendAoeError(port, buf, p, len, AoeErrorCode.BAD_ARGUMENT);
         return true;
       }
       case Command.RESERVE: {
-        if (len < PDU_COMMON_HEADER + 2 || buf[p + PDU.RR_RCMD] === ReserveCmd.READ) return false;
+        if (buf[p + PDU.RR_RCMD] === ReserveCmd.READ) return false;
         this.sendAoeError(port, buf, p, len, AoeErrorCode.TARGET_RESERVED);
         return true;
       }
@@ -210,5 +214,21 @@ export class ExportSide {
     r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE | Flag.ERROR;
     r[PDU.ERROR] = code;
     port.send(RECORD_AOE_RESPONSE, r, 0, n);
+  }
+}
+
+/** Shorter than its command's argument (ATA 12, Query Config 8, Mac Mask 4, Reserve 2 bytes). */
+function tooShort(buf: Uint8Array, p: number, len: number): boolean {
+  switch (buf[p + PDU.COMMAND]) {
+    case Command.ATA:
+      return len < PDU_ATA_HEADER;
+    case Command.QUERY_CONFIG:
+      return len < PDU_COMMON_HEADER + 8;
+    case Command.MAC_MASK:
+      return len < PDU_COMMON_HEADER + 4;
+    case Command.RESERVE:
+      return len < PDU_COMMON_HEADER + 2;
+    default:
+      return false;
   }
 }
