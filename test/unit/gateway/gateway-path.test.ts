@@ -24,7 +24,7 @@ import { Initiator } from '../../../src/initiator/initiator.js';
 import type { TargetClient } from '../../../src/initiator/target-client.js';
 import { type FakeLink, FakeSegment } from '../../../src/io/fake-link.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
-import { mac, pattern, qc, read } from '../target/helpers.js';
+import { mac, mask, pattern, qc, read, reserve } from '../target/helpers.js';
 import { decode, engineWith, PipePort, requestRecord, serveEngine, settle } from './helpers.js';
 
 const INI = '52:54:00:00:00:01';
@@ -459,6 +459,34 @@ describe('ForwardSide', () => {
     expect(sniff).toEqual([]);
     expect(s.exportSide.stats.denied).toBe(1);
     expect(s.fwd.stats.relayed).toBe(0);
+  });
+
+  it('a read-only peer’s requests too short for their argument never reach the native target', async () => {
+    const s = siteB();
+    await s.discover();
+    s.exportSide.addPeer(s.toA, [{ shelf: 2, slot: 0, readOnly: true }], null);
+    const sniff: Buffer[] = [];
+    const spy = s.segB.attach({ promiscuous: true, mac: '02:00:00:00:0b:ed' });
+    spy.onBatch((f, l, n) => {
+      for (let i = 0; i < n; i++) sniff.push(Buffer.from(f[i]!.subarray(0, l[i]!)));
+    });
+    // Common header plus part of the argument: the native target would read the rest from
+    // whatever its buffer held before (a write opcode, a config set...).
+    const cut = (f: Buffer, pduLen: number) => f.subarray(0, 14 + pduLen);
+    s.ask([
+      cut(read(0, 1, to20), 12),
+      cut(qc({ ...to20 }), 14),
+      cut(mask({ ...to20, mcmd: 0 }), 12),
+      cut(reserve({ ...to20, rcmd: 0 }), 11),
+    ]);
+    await settle();
+    expect(sniff).toEqual([]);
+    expect(s.fwd.stats.relayed).toBe(0);
+    expect(s.exportSide.stats.malformed).toBe(4);
+    // Whole requests still pass.
+    s.ask([read(0, 1, { ...to20, tag: 0x99 })]);
+    await settle();
+    expect(s.replies().map((r) => r.tag)).toEqual([0x99]);
   });
 
   it('never throws on garbage from the segment', async () => {
