@@ -479,3 +479,63 @@ describe('ImportSide: relayed requests', () => {
     expect(s.side.stats.framesIn).toBeGreaterThan(250);
   });
 });
+
+describe('ImportSide: several links and peers', () => {
+  it('presents an import only on its links, and each peer answers only its own imports', async () => {
+    const segA = new FakeSegment();
+    const segB = new FakeSegment();
+    const iniA = segA.attach({ mac: INI });
+    const iniB = segB.attach({ mac: '52:54:00:00:00:02' });
+    const gwA = segA.attach({ mac: GW });
+    const gwB = segB.attach({ mac: '02:00:00:00:0a:02' });
+    const gotA = capture(iniA);
+    const gotB = capture(iniB);
+    const side = new ImportSide({
+      imports: [
+        { peer: 'B', remote: { shelf: 1, slot: 0 }, localShelf: 7, localSlot: 0, links: ['a'] },
+        { peer: 'C', remote: { shelf: 1, slot: 0 }, localShelf: 7, localSlot: 1, links: ['a', 'b'] },
+      ],
+      maxRecord: 8000,
+    });
+    const ia = side.addLink('a', gwA);
+    const ib = side.addLink('b', gwB);
+    gwA.onBatch((f, l, n) => side.handleFrames(ia, f, l, n, 0));
+    gwB.onBatch((f, l, n) => side.handleFrames(ib, f, l, n, 0));
+    const portB = new PipePort('B');
+    const portC = new PipePort('C');
+    side.addPeer(portB);
+    side.addPeer(portC);
+    expect(side.peersUsed().sort()).toEqual(['B', 'C']);
+    side.handleAdverts('B', { generation: 1, chunk: 0, chunks: 1, targets: [advert()] }, 0);
+    side.handleAdverts('C', { generation: 1, chunk: 0, chunks: 1, targets: [advert()] }, 0);
+    await settle();
+    // Announcements: 7.0 on a; 7.1 on a and b.
+    expect(
+      gotA
+        .splice(0)
+        .map((f) => decode(f).minor)
+        .sort(),
+    ).toEqual([0, 1]);
+    expect(gotB.splice(0).map((f) => decode(f).minor)).toEqual([1]);
+    iniB.send(qc({ dst: BCAST, src: '52:54:00:00:00:02', major: 0xffff, minor: 0xff }));
+    await settle();
+    expect(gotB.splice(0).map((f) => decode(f).minor)).toEqual([1]);
+    // A request to C's import over link b; B holds a valid-looking id but must not answer it.
+    iniB.send(read(0, 1, { dst: '02:00:00:00:0a:02', src: '52:54:00:00:00:02', major: 7, minor: 1, tag: 3 }));
+    await settle();
+    const [rec] = portC.take().filter((r) => r.type === RECORD_AOE_REQUEST);
+    expect(portB.take()).toEqual([]);
+    const resp = answer(rec!.bytes);
+    side.handleResponse('B', resp, 0, resp.length);
+    await settle();
+    expect(gotB).toEqual([]);
+    expect(side.stats.foreignReplies).toBe(1);
+    side.handleResponse('C', resp, 0, resp.length);
+    await settle();
+    const r = gotB.splice(0).map(decode);
+    expect(r.map((x) => [x.tag, x.major, x.minor, x.dst, x.src])).toEqual([
+      [3, 7, 1, '52:54:00:00:00:02', '02:00:00:00:0a:02'],
+    ]);
+    expect(gotA).toEqual([]); // the reply left on the link the request came from
+  });
+});
