@@ -71,7 +71,8 @@ export class ExportSide {
   };
   private readonly peers = new Map<string, PeerEntry>();
   private readonly dirty: TunnelPeerLink[] = [];
-  private readonly reply = Buffer.alloc(PDU_ATA_HEADER + 8);
+  /** Room to echo the largest control request: a Mac Mask List of 255 directives. */
+  private readonly reply = Buffer.alloc(PDU_COMMON_HEADER + 4 + 255 * 8);
 
   /**
    * `exports`: addresses (shelf*256+slot) of built-in exports; `forwards`: native targets, or null.
@@ -117,6 +118,12 @@ export class ExportSide {
       st.denied++;
       return;
     }
+    if (grant.readOnly && tooShort(buf, p, pduLen)) {
+      // What a read-only request would do cannot be judged without its argument, and a native
+      // target may fill the missing bytes from its previous frame: dropped, not passed on.
+      st.malformed++;
+      return;
+    }
     if (grant.readOnly && this.refuseWrite(entry.port, buf, p, pduLen)) {
       st.readOnlyRefused++;
       return;
@@ -147,13 +154,12 @@ export class ExportSide {
 
   /**
    * For a read-only grant: answers and returns true when the request would change anything.
-   * The PDU at buf[p, p + len).
+   * The PDU at buf[p, p + len), at least its command's argument long (tooShort).
    */
   private refuseWrite(port: PeerPort, buf: Uint8Array, p: number, len: number): boolean {
     const command = buf[p + PDU.COMMAND]!;
     switch (command) {
       case Command.ATA: {
-        if (len < PDU_ATA_HEADER) return false; // malformed: the target answers it
         const op = buf[p + PDU.ATA_CMD_STATUS]!;
         const reads =
           op === AtaOp.READ_SECTORS ||
@@ -167,20 +173,19 @@ export class ExportSide {
         return true;
       }
       case Command.QUERY_CONFIG: {
-        if (len < PDU_COMMON_HEADER + 8) return false;
         const ccmd = buf[p + PDU.QC_VERSION_CCMD]! & 0x0f;
         if (ccmd < ConfigCmd.SET_IF_EMPTY) return false;
-        this.sendAoeError(port, buf, p, PDU_COMMON_HEADER + 8, AoeErrorCode.CONFIG_STRING_PRESENT);
+        this.sendAoeError(port, buf, p, len, AoeErrorCode.CONFIG_STRING_PRESENT);
         return true;
       }
       case Command.MAC_MASK: {
-        if (len < PDU_COMMON_HEADER + 4 || buf[p + PDU.MM_MCMD] === MaskCmd.READ) return false;
-        this.sendAoeError(port, buf, p, PDU_COMMON_HEADER + 4, AoeErrorCode.BAD_ARGUMENT);
+        if (buf[p + PDU.MM_MCMD] === MaskCmd.READ) return false;
+        this.sendAoeError(port, buf, p, len, AoeErrorCode.BAD_ARGUMENT);
         return true;
       }
       case Command.RESERVE: {
-        if (len < PDU_COMMON_HEADER + 2 || buf[p + PDU.RR_RCMD] === ReserveCmd.READ) return false;
-        this.sendAoeError(port, buf, p, PDU_COMMON_HEADER + 2, AoeErrorCode.TARGET_RESERVED);
+        if (buf[p + PDU.RR_RCMD] === ReserveCmd.READ) return false;
+        this.sendAoeError(port, buf, p, len, AoeErrorCode.TARGET_RESERVED);
         return true;
       }
       default:
@@ -198,11 +203,32 @@ export class ExportSide {
     port.send(RECORD_AOE_RESPONSE, r, 0, PDU_ATA_HEADER);
   }
 
-  private sendAoeError(port: PeerPort, buf: Uint8Array, p: number, argEnd: number, code: number): void {
+  /**
+   * An AoE error echoes the request (as vblade and our engine do): the argument's counts and
+   * lengths must match what follows them, or the reply does not even decode.
+   */
+  private sendAoeError(port: PeerPort, buf: Uint8Array, p: number, len: number, code: number): void {
     const r = this.reply;
-    r.set(buf.subarray(p, p + argEnd), 0);
+    const n = Math.min(len, r.length);
+    r.set(buf.subarray(p, p + n), 0);
     r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE | Flag.ERROR;
     r[PDU.ERROR] = code;
-    port.send(RECORD_AOE_RESPONSE, r, 0, argEnd);
+    port.send(RECORD_AOE_RESPONSE, r, 0, n);
+  }
+}
+
+/** Shorter than its command's argument (ATA 12, Query Config 8, Mac Mask 4, Reserve 2 bytes). */
+function tooShort(buf: Uint8Array, p: number, len: number): boolean {
+  switch (buf[p + PDU.COMMAND]) {
+    case Command.ATA:
+      return len < PDU_ATA_HEADER;
+    case Command.QUERY_CONFIG:
+      return len < PDU_COMMON_HEADER + 8;
+    case Command.MAC_MASK:
+      return len < PDU_COMMON_HEADER + 4;
+    case Command.RESERVE:
+      return len < PDU_COMMON_HEADER + 2;
+    default:
+      return false;
   }
 }

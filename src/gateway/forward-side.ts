@@ -283,8 +283,9 @@ export class ForwardSide {
   private reply(s: number, f: Buffer, len: number): void {
     const t = this.targets[this.pTarget[s]!]!;
     const p = ETH_HEADER_SIZE;
-    // The reply must come from the target we sent to, for the address we sent to; a forged one
-    // must not use up the entry the genuine reply needs.
+    // The reply must come from the target we sent to, for the address we sent to. Checked before
+    // the slot is freed: a forged reply (tags are guessable) must neither cancel the real one nor
+    // free the target's buffer while the request is still there.
     if (
       t.mac === null ||
       !macEquals(f, Off.SRC, t.mac) ||

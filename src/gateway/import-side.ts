@@ -294,6 +294,7 @@ export class ImportSide {
       const link = this.links[id]!;
       const slot = link.txSlot();
       const len = this.writeConfigReply(slot, link, imp, BROADCAST, 0, 0, ConfigCmd.READ);
+      if (len === 0) continue;
       link.txCommit(len);
       this.stats.announcements++;
     }
@@ -419,11 +420,16 @@ export class ImportSide {
       0;
     const slot = link.txSlot();
     const n = this.writeConfigReply(slot, link, imp, f, Off.SRC, tag, ccmd);
+    if (n === 0) return;
     link.txCommit(n);
     this.stats.answeredLocally++;
   }
 
-  /** A Query Config response for an import, from this gateway's MAC on `link`. */
+  /**
+   * A Query Config response for an import, from this gateway's MAC on `link`; 0 (counted) when
+   * the config string does not fit the link's frame: the string comes from the peer, and writing
+   * past the slot would throw out of the record or receive handler.
+   */
   private writeConfigReply(
     out: Buffer,
     link: FrameLink,
@@ -434,6 +440,10 @@ export class ImportSide {
     ccmd: number,
   ): number {
     const adv = imp.advert!;
+    if (ETH_HEADER_SIZE + PDU.ARG + 8 + imp.config.length > Math.min(link.maxFrame, out.length)) {
+      this.stats.tooLarge++;
+      return 0;
+    }
     for (let i = 0; i < MAC_SIZE; i++) {
       out[i] = dst[dstOff + i]!;
       out[MAC_SIZE + i] = link.mac[i]!;

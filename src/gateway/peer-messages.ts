@@ -288,6 +288,11 @@ export function advertChunks(
   const groups: TargetAdvert[][] = [[]];
   for (const t of targets) {
     const cur = groups[groups.length - 1]!;
+    // Receivers also bound the count per chunk: small targets under a big record bound hit it first.
+    if (cur.length === PEER_LIMITS.targetsPerChunk) {
+      groups.push([t]);
+      continue;
+    }
     const trial = encodePeerMessage({
       kind: 'adverts',
       adverts: { generation, chunk: 0, chunks: 1, targets: [...cur, t] },
