@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
+  existsSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -460,13 +461,45 @@ for (const mtu of [1500, 9000]) {
           t.send(peer, RECORD_AOE_REQUEST, request(1, 3, AtaOp.WRITE_SECTORS_EXT, 103, true));
           // Granted read: answered (proves the channel works).
           t.send(peer, RECORD_AOE_REQUEST, request(1, 3, AtaOp.READ_SECTORS_EXT, 104, false));
-          expect(await waitFor(() => replies.length >= 2, 3000)).toBe(true);
+          // Read-only grant: a config-string set, a mask edit and a reservation get AoE errors 4, 2, 6.
+          const control = (command: number, tag: number, arg: number[]) => {
+            const r = Buffer.alloc(REQUEST_PREFIX + 10 + arg.length);
+            Buffer.from([0x02, 0, 0, 0, 0, 0x77]).copy(r, 0);
+            const p = REQUEST_PREFIX;
+            r[p] = 0x10;
+            r.writeUInt16BE(1, p + 2);
+            r[p + 4] = 3;
+            r[p + 5] = command;
+            r.writeUInt32BE(tag, p + 6);
+            Buffer.from(arg).copy(r, p + 10);
+            return r;
+          };
+          // Query Config force-set of "x"; Mac Mask edit adding 02:..:77; Reserve set of 02:..:77.
+          t.send(peer, RECORD_AOE_REQUEST, control(1, 105, [0, 0, 0, 0, 0, 0x14, 0, 1, 0x78]));
+          t.send(peer, RECORD_AOE_REQUEST, control(2, 106, [0, 1, 0, 1, 0, 1, 2, 0, 0, 0, 0, 0x77]));
+          t.send(peer, RECORD_AOE_REQUEST, control(3, 107, [1, 1, 2, 0, 0, 0, 0, 0x77]));
+          expect(await waitFor(() => replies.length >= 5, 3000)).toBe(true);
           await sleep(300);
           const tags = replies.map((r) => r.readUInt32BE(6)).sort();
-          expect(tags).toEqual([103, 104]);
+          expect(tags).toEqual([103, 104, 105, 106, 107]);
           const abrt = replies.find((r) => r.readUInt32BE(6) === 103)!;
           expect(abrt[13]! & AtaStatus.ERR).toBe(AtaStatus.ERR);
           expect(abrt[11]).toBe(0x04);
+          for (const [tag, code] of [
+            [105, 4],
+            [106, 2],
+            [107, 6],
+          ] as const) {
+            const r = replies.find((x) => x.readUInt32BE(6) === tag)!;
+            expect(r[0]! & 0x0c, `tag ${tag}: R and E set`).toBe(0x0c);
+            expect(r[1], `tag ${tag}`).toBe(code);
+          }
+          // Nothing of it reached B's state file.
+          const statePath = join(s!.dir, 'b-state.json');
+          const state = existsSync(statePath)
+            ? readFileSync(statePath, 'utf8').toLowerCase().replace(/[:-]/g, '')
+            : '';
+          expect(state).not.toContain('020000000077');
           const after = await gatewayStats(s!.gwB);
           expect(after.exportSide.denied - before.exportSide.denied).toBe(2);
           expect(readFileSync(s!.images.secret).subarray(0, 512).equals(Buffer.alloc(512))).toBe(true);
