@@ -76,6 +76,7 @@ export class Gateway {
   private localGeneration = 1;
   private forwardGeneration = 0;
   private stopped = false;
+  private readonly openLink: (l: LinkSpec) => FrameLink;
 
   private constructor(
     private readonly spec: GatewaySpec,
@@ -83,7 +84,7 @@ export class Gateway {
   ) {
     this.log = opts.log ?? (() => {});
     this.advertEveryMs = opts.advertEveryMs ?? 10_000;
-    const openLink =
+    this.openLink =
       opts.openLink ??
       ((l: LinkSpec) =>
         l.tap
@@ -100,9 +101,9 @@ export class Gateway {
               busyPollUs: l.busyPollUs,
               ...(l.netns ? { netns: l.netns } : {}),
             }));
-    // Everything opened so far is closed again if a later step fails.
+    // Everything opened so far is closed again if a later step fails. Links open on first use,
+    // so the target's start-up checks (state file, stores, overlaps) run before any link does.
     try {
-      for (const l of spec.links) this.links.add(l.name, openLink(l));
       this.tunnel = spec.peers.length > 0 ? this.openTunnel(opts) : null;
       this.forwards =
         spec.forwards.length > 0 ? new ForwardSide({ forwards: spec.forwards, log: this.log }) : null;
@@ -113,7 +114,7 @@ export class Gateway {
       this.imports = this.startImports();
       if (this.forwards) {
         for (const f of new Set(spec.forwards.map((x) => x.link))) {
-          const id = this.forwards.addLink(f, this.links.link(f));
+          const id = this.forwards.addLink(f, this.link(f));
           this.links
             .view(f)
             .onBatch((frames, lens, n) =>
@@ -122,6 +123,8 @@ export class Gateway {
         }
         for (const p of this.peers.values()) this.forwards.addPeer(p.port);
       }
+      // A configured link nobody uses yet is still opened: a missing interface is a start-up error.
+      for (const l of spec.links) this.link(l.name);
     } catch (e) {
       (this as { tunnel: UdpTunnel | null }).tunnel?.close();
       this.links.close();
@@ -133,6 +136,22 @@ export class Gateway {
     this.timer.unref();
     for (const p of this.peers.values()) if (p.spec.endpoint) this.connect(p, performance.now());
     this.tick();
+  }
+
+  /** The shared link `name`, opened on first use. */
+  private link(name: string): FrameLink {
+    if (!this.links.has(name)) {
+      const spec = this.spec.links.find((l) => l.name === name);
+      if (!spec) throw new AoegwError('ERR_GATEWAY_CONFIG', `no link named ${name}`);
+      this.links.add(name, this.openLink(spec));
+    }
+    return this.links.link(name);
+  }
+
+  /** A consumer's view of the shared link `name` (opened on first use). */
+  private view(name: string): FrameLink {
+    this.link(name);
+    return this.links.view(name);
   }
 
   /** Opens everything the spec names. Throws AoegwError (ERR_BIND, ERR_NO_SUCH_INTERFACE, ...) and leaves nothing open. */
@@ -248,7 +267,7 @@ export class Gateway {
       { stateFile: this.spec.stateFile, links: [...this.spec.links, ...peerLinkConfigs], exports },
       {
         log: this.log,
-        openLink: (l) => this.peerLinks.get(l.name) ?? this.links.view(l.name),
+        openLink: (l) => this.peerLinks.get(l.name) ?? this.view(l.name),
       },
     );
   }
@@ -269,7 +288,7 @@ export class Gateway {
     if (specs.length === 0 || !this.tunnel) return null;
     const side = new ImportSide({ imports: specs, maxRecord: this.tunnel.endpoint.maxRecord, log: this.log });
     for (const name of new Set(specs.flatMap((s) => s.links))) {
-      const id = side.addLink(name, this.links.link(name));
+      const id = side.addLink(name, this.link(name));
       this.links
         .view(name)
         .onBatch((frames, lens, n) => side.handleFrames(id, frames, lens, n, performance.now()));

@@ -176,6 +176,7 @@ describe('other ATA commands', () => {
       firmware: 'FW1',
       flushCache: true,
       flushCacheExt: true,
+      wwn: null,
     });
   });
 
