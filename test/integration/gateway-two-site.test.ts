@@ -265,6 +265,9 @@ function etherTypes(pcap: Buffer): Map<number, number> {
   return out;
 }
 
+/** Registers nothing: tests that need only one MTU run once, at 1500, instead of reporting a skip. */
+const SKIP_AT_THIS_MTU = (..._args: unknown[]): void => {};
+
 for (const mtu of [1500, 9000]) {
   describe.skipIf(skip)(`gateway pair across a router at MTU ${mtu}`, () => {
     let s: (Site & { rIfs: string[] }) | undefined;
@@ -388,7 +391,7 @@ for (const mtu of [1500, 9000]) {
       }
     });
 
-    it.runIf(mtu === 1500 && !liSkip)(
+    (mtu === 1500 ? it.skipIf(liSkip) : SKIP_AT_THIS_MTU)(
       'the real Linux aoe initiator on the gateway host, attached to its TAP device',
       { timeout: 240_000 },
       async () => {
@@ -407,7 +410,7 @@ for (const mtu of [1500, 9000]) {
       },
     );
 
-    it.runIf(mtu === 1500)(
+    (mtu === 1500 ? it : SKIP_AT_THIS_MTU)(
       'an authenticated peer cannot reach what it is not granted, even with hand-crafted records; an unknown key gets no answer',
       async () => {
         const crypto = await loadCrypto();
