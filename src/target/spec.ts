@@ -13,6 +13,11 @@ export interface LinkSpec {
   batch: number;
   /** Keep polling this many µs after the last frame before sleeping (0 = off). */
   busyPollUs: number;
+  /**
+   * Principal namespace of the initiators on this link (engine LinkInfo.principal): absent or ''
+   * for a local segment; a peer gateway's public key in hex for that peer's link.
+   */
+  principal?: string;
 }
 
 export interface ExportSpec {
