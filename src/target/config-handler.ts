@@ -204,9 +204,9 @@ function applyDirectives(
 }
 
 /**
- * Mac Mask List. Read: the list (the requester's namespace only). Edit: directives applied in order, atomically — on the first
- * failing directive (bad dcmd → merror 2, list full → merror 3) nothing changes and the reply
- * echoes the request with merror set. Success replies list the resulting MACs as entries with
+ * Mac Mask List. Read: the list (the requester's namespace only). Edit: directives applied in
+ * order, atomically — on the first failing directive (bad dcmd → merror 2, list full → merror 3)
+ * nothing changes and the reply echoes the request with merror set. Success replies list the resulting MACs as entries with
  * dcmd 0 (they are list entries, not directives). Adding a listed MAC or deleting an unlisted one
  * is a no-op, so retransmitted edits are harmless.
  */
