@@ -252,11 +252,14 @@ export class Gateway {
   }
 
   private startTarget(): TargetServer {
-    const peerLinkConfigs: LinkSpec[] = [...this.peerLinks.keys()].map((name) => ({
+    const peerLinkConfigs: LinkSpec[] = [...this.peerLinks].map(([name, link]) => ({
       name,
       iface: name,
       batch: 64,
       busyPollUs: 0,
+      // Initiators behind a peer are principals of its namespace (its key): their masks and
+      // reservations are not those of the same MAC behind another peer or on a local link.
+      principal: Buffer.from(this.peers.get(link.peerName)!.spec.publicKey).toString('hex'),
     }));
     const peerNames = peerLinkConfigs.map((l) => l.name);
     // An export limited to some local links is still reachable by the peers granted it.

@@ -63,6 +63,11 @@ export class TunnelPeerLink implements FrameLink {
     this.tx = Array.from({ length: batch }, () => Buffer.alloc(this.maxFrame));
   }
 
+  /** The peer's name (its PeerPort's). */
+  get peerName(): string {
+    return this.port.name;
+  }
+
   /** Adds one request from the peer to the current batch (delivering a full batch first). */
   push(initiatorMac: Uint8Array, macOff: number, pdu: Uint8Array, pduOff: number, pduLen: number): boolean {
     if (this.closed || ETH_HEADER_SIZE + pduLen > this.maxFrame) {

@@ -13,6 +13,13 @@
  *   editor out too: recovery is editing the state file while the target is stopped (see
  *   docs/target.md). Masks are spoofable anyway (AOE-FACTS): they prevent mistakes, not attacks;
  *   the static allow-list (configuration, not protocol) is the stricter filter for every command.
+ * - Principals: every check and edit is per (namespace of the receiving link, MAC); see engine.ts.
+ *   The mask list is one list of principals: non-empty, it drops the commands above from every
+ *   principal not on it, whatever its namespace. An edit adds and deletes MACs in the editor's own
+ *   namespace and leaves the other namespaces' entries in place; a read lists the MACs of the
+ *   reader's own namespace only (another site's initiator MACs are not disclosed), so a reader
+ *   may see an empty list while entries of other namespaces exclude it. The capacity
+ *   (maxMaskEntries) is shared by every namespace.
  * - Changes of persistent state are rate-limited per source (ctx.mayChange): over the limit the
  *   request is dropped unanswered (the initiator retries), so a toggle flood cannot drive the
  *   state file.
@@ -88,7 +95,7 @@ function configEquals(
 }
 
 function masked(exp: ExportRuntime, ctx: BatchContext): boolean {
-  return exp.masks.size > 0 && !exp.masks.hasMac(ctx.srcHi, ctx.srcLo);
+  return exp.masks.size > 0 && !exp.masks.has(ctx.srcNs, ctx.srcHi, ctx.srcLo);
 }
 
 export function handleQueryConfig(ctx: BatchContext, exp: ExportRuntime, buf: Buffer, len: number): void {
@@ -161,19 +168,34 @@ export function handleQueryConfig(ctx: BatchContext, exp: ExportRuntime, buf: Bu
   commitReply(ctx, slot, end);
 }
 
-/** Edits `list` (a copy) per the request's directives; returns 0 or a MaskError. */
-function applyDirectives(buf: Buffer, count: number, list: number[], max: number): number {
+/**
+ * Edits the principal list (nss/macs, copies) per the request's directives, every MAC taken in
+ * namespace `ns`; returns 0 or a MaskError. `max` bounds the whole list (all namespaces).
+ */
+function applyDirectives(
+  buf: Buffer,
+  count: number,
+  ns: number,
+  nss: number[],
+  macs: number[],
+  max: number,
+): number {
   for (let i = 0; i < count; i++) {
     const o = directiveOffset(i);
     const dcmd = buf[o + 1]!;
     const mac = macToNumber(buf, o + 2);
-    const at = list.indexOf(mac);
+    let at = -1;
+    for (let j = 0; j < macs.length && at < 0; j++) if (macs[j] === mac && nss[j] === ns) at = j;
     if (dcmd === DirectiveCmd.ADD) {
       if (at >= 0) continue;
-      if (list.length >= max) return MaskError.LIST_FULL;
-      list.push(mac);
+      if (macs.length >= max) return MaskError.LIST_FULL;
+      nss.push(ns);
+      macs.push(mac);
     } else if (dcmd === DirectiveCmd.DELETE) {
-      if (at >= 0) list.splice(at, 1);
+      if (at >= 0) {
+        nss.splice(at, 1);
+        macs.splice(at, 1);
+      }
     } else if (dcmd !== DirectiveCmd.NONE) {
       return MaskError.BAD_DIRECTIVE;
     }
@@ -182,9 +204,9 @@ function applyDirectives(buf: Buffer, count: number, list: number[], max: number
 }
 
 /**
- * Mac Mask List. Read: the list. Edit: directives applied in order, atomically — on the first
- * failing directive (bad dcmd → merror 2, list full → merror 3) nothing changes and the reply
- * echoes the request with merror set. Success replies list the resulting MACs as entries with
+ * Mac Mask List. Read: the list (the requester's namespace only). Edit: directives applied in
+ * order, atomically — on the first failing directive (bad dcmd → merror 2, list full → merror 3)
+ * nothing changes and the reply echoes the request with merror set. Success replies list the resulting MACs as entries with
  * dcmd 0 (they are list entries, not directives). Adding a listed MAC or deleting an unlisted one
  * is a no-op, so retransmitted edits are harmless.
  */
@@ -206,14 +228,14 @@ export function handleMacMask(ctx: BatchContext, exp: ExportRuntime, buf: Buffer
   }
   let merror = e === DecodeError.BAD_ARGUMENT ? MaskError.BAD_DIRECTIVE : 0;
   if (merror === 0 && mcmd === MaskCmd.EDIT && mm.count > 0) {
-    const next = exp.masks.toArray();
-    merror = applyDirectives(buf, mm.count, next, exp.maxMasks);
-    if (merror === 0 && !exp.masks.equals(next)) {
+    const next = exp.masks.toArrays();
+    merror = applyDirectives(buf, mm.count, ctx.srcNs, next.nss, next.macs, exp.maxMasks);
+    if (merror === 0 && !exp.masks.equals(next.nss, next.macs)) {
       if (!ctx.mayChange()) {
         exp.c.dropStateRate++;
         return;
       }
-      exp.masks.setAll(next);
+      exp.masks.setAll(next.nss, next.macs);
       ctx.stateChanged(exp);
     }
   }
@@ -227,21 +249,26 @@ export function handleMacMask(ctx: BatchContext, exp: ExportRuntime, buf: Buffer
   }
   prepareReply(slot, ctx, exp, buf, ARG_OFFSET + 2);
   const fit = Math.floor((ctx.slotCap - MAC_MASK_LIST_OFFSET) / MAC_MASK_DIRECTIVE_SIZE);
-  const n = Math.min(exp.masks.size, fit);
   slot[A + 2] = 0;
-  slot[A + 3] = n;
-  for (let i = 0; i < n; i++) {
-    const o = directiveOffset(i);
+  // Entries of the requester's namespace only: a reply never discloses other sites' MACs.
+  const list = exp.masks;
+  let n = 0;
+  for (let i = 0; i < list.size && n < fit; i++) {
+    if (list.nsAt(i) !== ctx.srcNs) continue;
+    const o = directiveOffset(n++);
     slot[o] = 0;
     slot[o + 1] = DirectiveCmd.NONE;
-    macFromNumber(exp.masks.at(i), slot, o + 2);
+    macFromNumber(list.macAt(i), slot, o + 2);
   }
+  slot[A + 3] = n;
   commitReply(ctx, slot, directiveOffset(n));
 }
 
 /**
- * Reserve/Release. Read: the list. Set: allowed when the list is empty or the sender is on it,
- * else AoE error 6; force set: always. A set with no MACs releases. Duplicates are dropped.
+ * Reserve/Release. Read: the list (the requester's namespace only). Set: allowed when the list is
+ * empty or the sender (principal) is on it, else AoE error 6; force set: always. A set replaces
+ * the whole list by the listed MACs in the sender's namespace; one with no MACs releases.
+ * Duplicates are dropped.
  */
 export function handleReserve(ctx: BatchContext, exp: ExportRuntime, buf: Buffer, len: number): void {
   exp.c.reserve++;
@@ -259,7 +286,11 @@ export function handleReserve(ctx: BatchContext, exp: ExportRuntime, buf: Buffer
     return;
   }
   if (rv.rcmd === ReserveCmd.SET || rv.rcmd === ReserveCmd.FORCE_SET) {
-    if (rv.rcmd === ReserveCmd.SET && exp.reserve.size > 0 && !exp.reserve.hasMac(ctx.srcHi, ctx.srcLo)) {
+    if (
+      rv.rcmd === ReserveCmd.SET &&
+      exp.reserve.size > 0 &&
+      !exp.reserve.has(ctx.srcNs, ctx.srcHi, ctx.srcLo)
+    ) {
       sendAoeError(ctx, exp, buf, Math.min(len, reserveMacOffset(rv.nmacs)), AoeErrorCode.TARGET_RESERVED);
       return;
     }
@@ -268,20 +299,28 @@ export function handleReserve(ctx: BatchContext, exp: ExportRuntime, buf: Buffer
       const mac = macToNumber(buf, reserveMacOffset(i));
       if (!next.includes(mac)) next.push(mac);
     }
-    if (!exp.reserve.equals(next)) {
+    // (A loop, not next.map(() => ctx.srcNs): a closure over ctx would allocate a context on
+    // every call of this function, reads included.)
+    const nss: number[] = [];
+    for (let i = 0; i < next.length; i++) nss.push(ctx.srcNs);
+    if (!exp.reserve.equals(nss, next)) {
       if (!ctx.mayChange()) {
         exp.c.dropStateRate++;
         return;
       }
-      exp.reserve.setAll(next);
+      exp.reserve.setAll(nss, next);
       ctx.stateChanged(exp);
     }
   }
   const slot = ctx.sink.txSlot();
   prepareReply(slot, ctx, exp, buf, ARG_OFFSET + 1);
   const fit = Math.floor((ctx.slotCap - RESERVE_LIST_OFFSET) / MAC_SIZE);
-  const n = Math.min(exp.reserve.size, fit);
+  // The requester's namespace only, as for the mask list.
+  const list = exp.reserve;
+  let n = 0;
+  for (let i = 0; i < list.size && n < fit; i++) {
+    if (list.nsAt(i) === ctx.srcNs) macFromNumber(list.macAt(i), slot, reserveMacOffset(n++));
+  }
   slot[A + 1] = n;
-  for (let i = 0; i < n; i++) macFromNumber(exp.reserve.at(i), slot, reserveMacOffset(i));
   commitReply(ctx, slot, reserveMacOffset(n));
 }

@@ -28,7 +28,8 @@ export class LinkCounters {
 }
 
 export class InitiatorCounters {
-  /** The MAC as halves (see mac-list.ts); meaningless for the aggregate. */
+  /** The principal: namespace id and MAC halves (see mac-list.ts); meaningless for the aggregate. */
+  ns = -1;
   hi = -1;
   lo = -1;
   requests = 0;
@@ -36,7 +37,8 @@ export class InitiatorCounters {
   bytesWritten = 0;
   lastSeen = 0;
 
-  reset(hi: number, lo: number): void {
+  reset(ns: number, hi: number, lo: number): void {
+    this.ns = ns;
     this.hi = hi;
     this.lo = lo;
     this.requests = 0;
@@ -80,20 +82,21 @@ export class InitiatorTable {
     return this.n;
   }
 
-  get(hi: number, lo: number, now: number): InitiatorCounters {
+  /** Counters of principal (ns, hi, lo); ns 0 = the local namespace. */
+  get(hi: number, lo: number, now: number, ns = 0): InitiatorCounters {
     const es = this.entries;
     const l = this.last;
-    if (l >= 0 && es[l]!.hi === hi && es[l]!.lo === lo) return es[l]!;
+    if (l >= 0 && es[l]!.hi === hi && es[l]!.lo === lo && es[l]!.ns === ns) return es[l]!;
     for (let i = 0; i < this.n; i++) {
       const e = es[i]!;
-      if (e.hi === hi && e.lo === lo) {
+      if (e.hi === hi && e.lo === lo && e.ns === ns) {
         this.last = i;
         return e;
       }
     }
     if (this.n < this.capacity) {
       const e = es[this.n]!;
-      e.reset(hi, lo);
+      e.reset(ns, hi, lo);
       this.last = this.n++;
       return e;
     }
@@ -108,7 +111,7 @@ export class InitiatorTable {
     o.bytesWritten += e.bytesWritten;
     o.lastSeen = Math.max(o.lastSeen, e.lastSeen);
     this.agedOut++;
-    e.reset(hi, lo);
+    e.reset(ns, hi, lo);
     this.last = idle;
     return e;
   }
@@ -242,7 +245,14 @@ export function snapshotLink(name: string, mac: Uint8Array, mtu: number, c: Link
   };
 }
 
-export function snapshotInitiators(table: InitiatorTable): Record<string, InitiatorStatsSnapshot> {
+/**
+ * Keyed by MAC for the local namespace and by "namespace/MAC" (peer key hex / MAC) for the others:
+ * one MAC behind two peers is two initiators.
+ */
+export function snapshotInitiators(
+  table: InitiatorTable,
+  nsName: (id: number) => string = () => '',
+): Record<string, InitiatorStatsSnapshot> {
   const out: Record<string, InitiatorStatsSnapshot> = {};
   const mac = Buffer.alloc(6);
   const put = (name: string, c: InitiatorCounters) => {
@@ -255,7 +265,8 @@ export function snapshotInitiators(table: InitiatorTable): Record<string, Initia
   };
   table.forEach((c) => {
     macFromNumber(c.hi * 0x100_0000 + c.lo, mac);
-    put(formatMac(mac), c);
+    const ns = nsName(c.ns);
+    put(ns === '' ? formatMac(mac) : `${ns}/${formatMac(mac)}`, c);
   });
   if (table.otherUsed) put('other', table.other);
   return out;

@@ -41,10 +41,15 @@
  * request draws one answer per export: amplification; one token per request, so a discovery that
  * is let through sees every export).
  *
- * Access filters, in order: the static allow-list (configuration; every command from another MAC
- * is dropped), then the Mac Mask List (ATA, Reserve/Release, Query Config set and Mac Mask List
- * edits; see config-handler.ts for why discovery and list reads stay reachable), then
- * reservations. Changes of persistent state are rate-limited per source, and with holdReply set
+ * Access state is per principal: (namespace of the receiving link, source MAC). Local links share
+ * the local namespace; a peer gateway's link has the peer's key, so one MAC behind two peers (or
+ * behind a peer and on a local segment) is two principals. Namespaces are interned per engine as
+ * small integers (mac-list.ts): a check compares three Smis.
+ *
+ * Access filters, in order: the static allow-list (configuration, local namespace only; every
+ * command from another local MAC is dropped), then the Mac Mask List (ATA, Reserve/Release, Query
+ * Config set and Mac Mask List edits; see config-handler.ts for why discovery and list reads stay
+ * reachable), then reservations. Changes of persistent state are rate-limited per source, and with holdReply set
  * their replies are handed to the driver, which sends them once the change is durable.
  * Each reply carries the export's real shelf/slot and the receiving link's MAC as source.
  *
@@ -91,8 +96,13 @@ import {
   snapshotInitiators,
   snapshotLink,
 } from './counters.js';
-import { type ExportOptions, ExportRuntime, type PersistentExportState } from './export-state.js';
-import { macHi, macLo } from './mac-list.js';
+import {
+  type ExportOptions,
+  ExportRuntime,
+  type ExportStateInput,
+  type PersistentExportState,
+} from './export-state.js';
+import { isNamespace, macHi, macLo, Namespaces } from './mac-list.js';
 import { type RateLimit, SourceRateLimiter } from './rate-limit.js';
 import {
   addressedToLink,
@@ -111,6 +121,13 @@ export interface LinkInfo {
   /** Interface MTU; must carry at least one sector (≥ 548). */
   mtu: number;
   name: string;
+  /**
+   * Principal namespace of the initiators on this link: '' (default) for a local segment, a peer
+   * gateway's public key (lowercase hex) for that peer's link. Mask lists, reservations,
+   * rate limits and initiator stats key on (namespace, MAC); the static allow-list applies to
+   * the local namespace only.
+   */
+  principal?: string;
 }
 
 /** An export as advertised to peer gateways. */
@@ -177,6 +194,7 @@ const BROADCAST = Buffer.alloc(MAC_SIZE, 0xff);
 
 export class TargetEngine {
   private readonly links = new Map<number, LinkState>();
+  private readonly namespaces = new Namespaces();
   private readonly byAddress = new Map<number, ExportRuntime>();
   private readonly byKey = new Map<string, ExportRuntime>();
   private exportList: ExportRuntime[] = [];
@@ -230,6 +248,7 @@ export class TargetEngine {
       sink: undefined as unknown as TxSink,
       slotCap: 0,
       linkSectors: 0,
+      srcNs: 0,
       srcHi: 0,
       srcLo: 0,
       hold: false,
@@ -241,7 +260,8 @@ export class TargetEngine {
         if (this.changeSeq !== this.frameSeq) {
           this.changeSeq = this.frameSeq;
           const c = this.ctx;
-          this.changeOk = this.changeLimit === null || this.changeLimit.take(c.srcHi, c.srcLo, this.now);
+          this.changeOk =
+            this.changeLimit === null || this.changeLimit.take(c.srcHi, c.srcLo, this.now, c.srcNs);
         }
         return this.changeOk;
       },
@@ -270,12 +290,20 @@ export class TargetEngine {
     if (maxSectors < 1) {
       throw new AoegwError('ERR_TARGET_CONFIG', `link ${info.name}: MTU ${info.mtu} cannot carry one sector`);
     }
+    const principal = info.principal ?? '';
+    if (!isNamespace(principal)) {
+      throw new AoegwError(
+        'ERR_TARGET_CONFIG',
+        `link ${info.name}: principal namespace must be '' or lowercase hex, got ${JSON.stringify(principal)}`,
+      );
+    }
     const old = this.links.get(linkId);
     this.links.set(linkId, {
       id: linkId,
       name: info.name,
       mac: Buffer.from(info.mac),
       mtu: info.mtu,
+      ns: this.namespaces.intern(principal),
       maxSectors,
       c: old?.c ?? new LinkCounters(),
     });
@@ -287,7 +315,7 @@ export class TargetEngine {
 
   /** Adds an export; returns its key. Throws ERR_TARGET_CONFIG on bad config or a duplicate address/key. */
   addExport(cfg: ExportOptions): string {
-    const exp = new ExportRuntime(cfg, this.nextOrdinal);
+    const exp = new ExportRuntime(cfg, this.nextOrdinal, this.namespaces);
     if (this.byAddress.has(exp.address)) {
       throw new AoegwError('ERR_TARGET_CONFIG', `e${exp.shelf}.${exp.slot} is exported twice`);
     }
@@ -339,7 +367,7 @@ export class TargetEngine {
    * Replaces parts of an export's persistent state (control API: e.g. clear a reservation).
    * Validated like initial state; calls onStateChange.
    */
-  setExportState(key: string, state: Partial<PersistentExportState>): void {
+  setExportState(key: string, state: Partial<ExportStateInput>): void {
     const exp = this.byKey.get(key);
     if (!exp) throw new AoegwError('ERR_TARGET_CONFIG', `no export ${key}`);
     const cur = exp.state();
@@ -358,10 +386,13 @@ export class TargetEngine {
         initialState: next,
       },
       -1,
+      this.namespaces,
     );
     exp.config = probe.config;
-    exp.masks.setAll(probe.masks.toArray());
-    exp.reserve.setAll(probe.reserve.toArray());
+    const m = probe.masks.toArrays();
+    exp.masks.setAll(m.nss, m.macs);
+    const r = probe.reserve.toArrays();
+    exp.reserve.setAll(r.nss, r.macs);
     this.stateChanged(exp);
   }
 
@@ -449,7 +480,7 @@ export class TargetEngine {
         storeDescription: e.store.description,
         readOnly: e.readOnly,
         ...snapshotExportCounters(e.c),
-        initiators: snapshotInitiators(e.initiators),
+        initiators: snapshotInitiators(e.initiators, (id) => this.namespaces.name(id)),
       };
     }
     return { links, exports, stateChangeErrors: this.stateChangeErrors };
@@ -558,7 +589,7 @@ export class TargetEngine {
     if (
       h.command !== Command.ATA &&
       this.bcastLimit !== null &&
-      !this.bcastLimit.take(macHi(buf, Off.SRC), macLo(buf, Off.SRC), now)
+      !this.bcastLimit.take(macHi(buf, Off.SRC), macLo(buf, Off.SRC), now, link.ns)
     ) {
       c.broadcastRateLimited++;
       return;
@@ -592,13 +623,17 @@ export class TargetEngine {
     const ctx = this.ctx;
     const hi = macHi(buf, Off.SRC);
     const lo = macLo(buf, Off.SRC);
+    const ns = ctx.link.ns;
+    ctx.srcNs = ns;
     ctx.srcHi = hi;
     ctx.srcLo = lo;
-    if (exp.allow !== null && exp.allow.get(hi, lo) === undefined) {
+    // The allow-list names local MACs: a peer link's initiators are another namespace, admitted
+    // by the peer's grant (checked before the engine), neither admitted nor blocked by it.
+    if (ns === 0 && exp.allow !== null && exp.allow.get(hi, lo) === undefined) {
       exp.c.dropAllowList++;
       return;
     }
-    const ini = exp.initiator(hi, lo, now);
+    const ini = exp.initiator(hi, lo, now, ns);
     ini.requests++;
     ini.lastSeen = now;
     if (headerError === DecodeError.BAD_VERSION) {
@@ -656,12 +691,16 @@ export class TargetEngine {
       ctx.malformed(exp);
       return;
     }
-    if (exp.masks.size > 0 && !exp.masks.hasMac(ctx.srcHi, ctx.srcLo)) {
+    if (exp.masks.size > 0 && !exp.masks.has(ctx.srcNs, ctx.srcHi, ctx.srcLo)) {
       c.dropMasked++;
       return;
     }
     const op = a.cmdStatus;
-    if (exp.reserve.size > 0 && op !== AtaOp.IDENTIFY_DEVICE && !exp.reserve.hasMac(ctx.srcHi, ctx.srcLo)) {
+    if (
+      exp.reserve.size > 0 &&
+      op !== AtaOp.IDENTIFY_DEVICE &&
+      !exp.reserve.has(ctx.srcNs, ctx.srcHi, ctx.srcLo)
+    ) {
       sendAoeError(ctx, exp, buf, ATA_HEADER_END, AoeErrorCode.TARGET_RESERVED);
       return;
     }

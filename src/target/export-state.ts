@@ -21,19 +21,46 @@ import {
   InitiatorTable,
   MAX_INITIATORS,
 } from './counters.js';
-import { MacList, type MacTable, macSet, macToNumber } from './mac-list.js';
+import {
+  isNamespace,
+  LOCAL_NS,
+  type MacTable,
+  macBuffer,
+  macSet,
+  macToNumber,
+  Namespaces,
+  PrincipalList,
+} from './mac-list.js';
 
 export const DEFAULT_BUFFER_COUNT = 64;
 export const DEFAULT_MAX_MASK_ENTRIES = 64;
+
+/**
+ * An initiator as the target's access state knows it: the principal namespace of the link it
+ * came in on ('' = local links, a peer gateway's public key in hex for that peer's link) and its
+ * MAC. The same MAC in two namespaces is two principals.
+ */
+export interface Principal {
+  ns: string;
+  /** 6 bytes. */
+  mac: Buffer;
+}
 
 /** The state an export keeps across restarts. Buffers are copies: the engine never keeps them. */
 export interface PersistentExportState {
   /** Query Config string, ≤ 1024 bytes. */
   config: Buffer;
-  /** Mac Mask List, 6-byte MACs in list order. */
-  masks: Buffer[];
-  /** Reserve/Release list, 6-byte MACs. */
-  reserve: Buffer[];
+  /** Mac Mask List, in list order. */
+  masks: Principal[];
+  /** Reserve/Release list. */
+  reserve: Principal[];
+}
+
+/** Initial state as given: a bare 6-byte MAC is a principal of the local namespace. */
+export interface ExportStateInput {
+  config: Buffer;
+  masks?: readonly (Principal | Uint8Array)[];
+  reserve?: readonly (Principal | Uint8Array)[];
 }
 
 export interface ExportOptions {
@@ -50,7 +77,11 @@ export interface ExportOptions {
   bufferCount?: number;
   /** Max sectors per ATA command (1..255); the link MTU limits it further. Default 255. */
   maxSectorsPerFrame?: number;
-  /** Static allow-list: frames from other MACs are dropped (counted). Empty/undefined = everyone. */
+  /**
+   * Static allow-list of local MACs: frames on local links from other MACs are dropped (counted).
+   * It does not apply to peer links (another principal namespace: a peer's grant is its list).
+   * Empty/undefined = everyone.
+   */
   allowMacs?: readonly Uint8Array[];
   /** Links this export is served on; undefined = every link. */
   linkIds?: readonly number[];
@@ -69,7 +100,7 @@ export interface ExportOptions {
   /** An initiator idle this long (ms) may be aged out into 'other' when the table is full. Default 10 min. */
   initiatorIdleMs?: number;
   /** State loaded from the state file. */
-  initialState?: PersistentExportState;
+  initialState?: ExportStateInput;
 }
 
 function fail(msg: string): AoegwError {
@@ -88,6 +119,26 @@ function macNumbers(name: string, macs: readonly Uint8Array[]): number[] {
     if (!(m instanceof Uint8Array) || m.length !== MAC_SIZE) throw fail(`${name}[${i}] is not a 6-byte MAC`);
     return macToNumber(m);
   });
+}
+
+function principals(
+  name: string,
+  list: readonly (Principal | Uint8Array)[],
+  namespaces: Namespaces,
+): { nss: number[]; macs: number[] } {
+  const nss: number[] = [];
+  const macs: number[] = [];
+  list.forEach((p, i) => {
+    const bare = p instanceof Uint8Array;
+    const ns = bare ? LOCAL_NS : (p as Principal | null)?.ns;
+    const mac = bare ? p : (p as Principal | null)?.mac;
+    if (!isNamespace(ns)) throw fail(`${name}[${i}]: namespace must be '' or lowercase hex`);
+    if (!(mac instanceof Uint8Array) || mac.length !== MAC_SIZE)
+      throw fail(`${name}[${i}] is not a 6-byte MAC`);
+    nss.push(namespaces.intern(ns));
+    macs.push(macToNumber(mac));
+  });
+  return { nss, macs };
 }
 
 export function exportKeyOf(shelf: number, slot: number): string {
@@ -114,8 +165,10 @@ export class ExportRuntime {
   readonly allow: MacTable<true> | null;
   readonly linkIds: Set<number> | null;
   config: Buffer;
-  readonly masks = new MacList();
-  readonly reserve = new MacList();
+  /** Principals (namespace id, MAC): see Namespaces. */
+  readonly masks = new PrincipalList();
+  readonly reserve = new PrincipalList();
+  private readonly namespaces: Namespaces;
   readonly c = new ExportCounters();
   readonly initiators: InitiatorTable;
   // Per-batch scratch (valid while batchGen equals the engine's generation).
@@ -126,7 +179,9 @@ export class ExportRuntime {
   batchSynced = false;
   batchCommitFailed = false;
 
-  constructor(cfg: ExportOptions, ordinal: number) {
+  /** `namespaces`: the engine's (shared by its exports and links); a private one by default. */
+  constructor(cfg: ExportOptions, ordinal: number, namespaces = new Namespaces()) {
+    this.namespaces = namespaces;
     if (typeof cfg !== 'object' || cfg === null) throw fail('export config must be an object');
     if (cfg.shelf === undefined || cfg.slot === undefined) throw fail('export needs a shelf and a slot');
     this.shelf = intIn('shelf', cfg.shelf, 0, BROADCAST_MAJOR - 1, 0);
@@ -175,13 +230,13 @@ export class ExportRuntime {
         throw fail(`export ${this.key}: config string must be a Buffer of at most 1024 bytes`);
       }
       this.config = Buffer.from(st.config);
-      const masks = macNumbers('masks', st.masks ?? []);
-      if (masks.length > this.maxMasks)
-        throw fail(`export ${this.key}: ${masks.length} masks exceed ${this.maxMasks}`);
-      this.masks.setAll(masks);
-      const reserve = macNumbers('reserve', st.reserve ?? []);
-      if (reserve.length > 255) throw fail(`export ${this.key}: more than 255 reserve entries`);
-      this.reserve.setAll(reserve);
+      const masks = principals('masks', st.masks ?? [], namespaces);
+      if (masks.macs.length > this.maxMasks)
+        throw fail(`export ${this.key}: ${masks.macs.length} masks exceed ${this.maxMasks}`);
+      this.masks.setAll(masks.nss, masks.macs);
+      const reserve = principals('reserve', st.reserve ?? [], namespaces);
+      if (reserve.macs.length > 255) throw fail(`export ${this.key}: more than 255 reserve entries`);
+      this.reserve.setAll(reserve.nss, reserve.macs);
     }
   }
 
@@ -190,16 +245,28 @@ export class ExportRuntime {
   }
 
   /** Counters of one initiator (bounded table, preallocated: see InitiatorTable). */
-  initiator(hi: number, lo: number, now: number): InitiatorCounters {
-    return this.initiators.get(hi, lo, now);
+  initiator(hi: number, lo: number, now: number, ns: number): InitiatorCounters {
+    return this.initiators.get(hi, lo, now, ns);
+  }
+
+  /** Name of a namespace id (stats, persistence). */
+  nsName(id: number): string {
+    return this.namespaces.name(id);
   }
 
   /** Fresh copies of the persistent state. */
   state(): PersistentExportState {
     return {
       config: Buffer.from(this.config),
-      masks: this.masks.toBuffers(),
-      reserve: this.reserve.toBuffers(),
+      masks: this.list(this.masks),
+      reserve: this.list(this.reserve),
     };
+  }
+
+  private list(l: PrincipalList): Principal[] {
+    const out: Principal[] = [];
+    for (let i = 0; i < l.size; i++)
+      out.push({ ns: this.namespaces.name(l.nsAt(i)), mac: macBuffer(l.macAt(i)) });
+    return out;
   }
 }

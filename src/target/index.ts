@@ -14,9 +14,11 @@ export {
   DEFAULT_BUFFER_COUNT,
   DEFAULT_MAX_MASK_ENTRIES,
   type ExportOptions,
+  type ExportStateInput,
   exportKeyOf,
   type PersistentExportState,
+  type Principal,
 } from './export-state.js';
-export { macFromNumber, macToNumber } from './mac-list.js';
+export { LOCAL_NS, macFromNumber, macToNumber } from './mac-list.js';
 export { MemoryStore, type MemoryStoreOptions, type StoreOp } from './memory-store.js';
 export { DataViews, type TxSink } from './tx-sink.js';

@@ -40,49 +40,103 @@ export function macBuffer(n: number): Buffer {
   return b;
 }
 
-/** Ordered set of MACs (insertion order is the order replies list them in). Small: ≤ 255 entries. */
-export class MacList {
-  private items: number[] = [];
+/** The principal namespace of local links (an initiator on a segment the target is on). */
+export const LOCAL_NS = '';
+
+/** '' (local) or lowercase hex (a peer gateway's public key): what a link may name as its namespace. */
+export function isNamespace(ns: unknown): ns is string {
+  return typeof ns === 'string' && (ns === LOCAL_NS || /^(?:[0-9a-f]{2}){1,64}$/.test(ns));
+}
+
+/**
+ * Principal namespaces interned as small integers (local = 0), so a principal on the hot path is
+ * three Smis (namespace id, MAC halves) and comparing one allocates nothing. Ids are never reused:
+ * the set is bounded by the configured peers and the state file.
+ */
+export class Namespaces {
+  private readonly ids = new Map<string, number>([[LOCAL_NS, 0]]);
+  private readonly names: string[] = [LOCAL_NS];
+
+  intern(ns: string): number {
+    let id = this.ids.get(ns);
+    if (id === undefined) {
+      id = this.names.length;
+      this.ids.set(ns, id);
+      this.names.push(ns);
+    }
+    return id;
+  }
+
+  name(id: number): string {
+    return this.names[id] ?? LOCAL_NS;
+  }
+}
+
+/**
+ * Ordered set of principals (namespace id, MAC); insertion order is the order replies list them
+ * in. Small: ≤ 255 entries.
+ */
+export class PrincipalList {
+  private nss: number[] = [];
+  private macs: number[] = [];
   private his: number[] = [];
   private los: number[] = [];
 
   get size(): number {
-    return this.items.length;
+    return this.macs.length;
   }
 
-  /** Allocation-free membership test by halves. */
-  hasMac(hi: number, lo: number): boolean {
+  /** Allocation-free membership test. */
+  has(ns: number, hi: number, lo: number): boolean {
+    const n = this.nss;
     const h = this.his;
     const l = this.los;
-    for (let i = 0; i < h.length; i++) if (h[i] === hi && l[i] === lo) return true;
+    for (let i = 0; i < h.length; i++) if (h[i] === hi && l[i] === lo && n[i] === ns) return true;
     return false;
   }
 
-  at(i: number): number {
-    return this.items[i]!;
+  nsAt(i: number): number {
+    return this.nss[i]!;
+  }
+
+  macAt(i: number): number {
+    return this.macs[i]!;
+  }
+
+  /** Entries in namespace `ns`. */
+  countIn(ns: number): number {
+    let k = 0;
+    for (let i = 0; i < this.nss.length; i++) if (this.nss[i] === ns) k++;
+    return k;
   }
 
   /** Replaces the content (duplicates dropped, first occurrence kept). */
-  setAll(macs: readonly number[]): void {
-    const next: number[] = [];
-    for (const m of macs) if (!next.includes(m)) next.push(m);
-    this.items = next;
-    this.his = next.map((m) => Math.floor(m / HALF));
-    this.los = next.map((m) => m % HALF);
+  setAll(nss: readonly number[], macs: readonly number[]): void {
+    const n: number[] = [];
+    const m: number[] = [];
+    for (let i = 0; i < macs.length; i++) {
+      let dup = false;
+      for (let j = 0; j < m.length && !dup; j++) dup = m[j] === macs[i] && n[j] === nss[i];
+      if (dup) continue;
+      n.push(nss[i]!);
+      m.push(macs[i]!);
+    }
+    this.nss = n;
+    this.macs = m;
+    this.his = m.map((x) => Math.floor(x / HALF));
+    this.los = m.map((x) => x % HALF);
   }
 
-  toArray(): number[] {
-    return this.items.slice();
+  /** Copies of the namespace ids and MACs (off the hot path). */
+  toArrays(): { nss: number[]; macs: number[] } {
+    return { nss: this.nss.slice(), macs: this.macs.slice() };
   }
 
-  equals(macs: readonly number[]): boolean {
-    if (macs.length !== this.items.length) return false;
-    for (let i = 0; i < macs.length; i++) if (macs[i] !== this.items[i]) return false;
+  equals(nss: readonly number[], macs: readonly number[]): boolean {
+    if (macs.length !== this.macs.length) return false;
+    for (let i = 0; i < macs.length; i++)
+      if (macs[i] !== this.macs[i] || nss[i] !== this.nss[i]) return false;
     return true;
-  }
-
-  toBuffers(): Buffer[] {
-    return this.items.map(macBuffer);
   }
 }
 

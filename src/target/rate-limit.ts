@@ -25,6 +25,7 @@ export interface RateLimit {
 
 export class SourceRateLimiter {
   private readonly sets: number;
+  private readonly nss: Int32Array;
   private readonly his: Int32Array;
   private readonly los: Int32Array;
   private readonly tokens: Float64Array;
@@ -43,6 +44,7 @@ export class SourceRateLimiter {
     while (sets * WAYS < (limit.sources ?? 1024)) sets *= 2;
     this.sets = sets;
     const n = sets * WAYS;
+    this.nss = new Int32Array(n);
     this.his = new Int32Array(n);
     this.los = new Int32Array(n);
     this.tokens = new Float64Array(n);
@@ -58,8 +60,11 @@ export class SourceRateLimiter {
     return this.sets * WAYS;
   }
 
-  /** Takes one token for the source (MAC halves, see mac-list.ts) at `now` ms; false = refused. */
-  take(hi: number, lo: number, now: number): boolean {
+  /**
+   * Takes one token for the source (MAC halves and principal namespace id, see mac-list.ts) at
+   * `now` ms; false = refused. The same MAC in another namespace is another source.
+   */
+  take(hi: number, lo: number, now: number, ns = 0): boolean {
     const l = this.limit;
     if (now > this.globalStamp) {
       this.global =
@@ -68,7 +73,7 @@ export class SourceRateLimiter {
           : Math.min(l.globalBurst, this.global + (now - this.globalStamp) * this.globalPerMs);
       this.globalStamp = now;
     }
-    const i = this.slot(hi, lo, now);
+    const i = this.slot(ns, hi, lo, now);
     const t = Math.min(l.burst, this.tokens[i]! + (now - this.stamp[i]!) * this.perMs);
     this.tokens[i] = t;
     this.stamp[i] = now;
@@ -86,9 +91,11 @@ export class SourceRateLimiter {
   }
 
   /** The way that holds the source, claimed (full bucket) if it is new. */
-  private slot(hi: number, lo: number, now: number): number {
+  private slot(ns: number, hi: number, lo: number, now: number): number {
     // Multiplicative hash of both halves; the low bits of a MAC vary most, but spoofers pick them.
-    const h = (Math.imul(hi ^ Math.imul(lo, 0x9e3779b1), 0x85ebca6b) >>> 16) & (this.sets - 1);
+    const h =
+      (Math.imul(hi ^ Math.imul(lo ^ Math.imul(ns, 0x27d4eb2d), 0x9e3779b1), 0x85ebca6b) >>> 16) &
+      (this.sets - 1);
     const base = h * WAYS;
     let victim = base;
     for (let w = base; w < base + WAYS; w++) {
@@ -96,10 +103,11 @@ export class SourceRateLimiter {
         victim = w;
         break;
       }
-      if (this.his[w] === hi && this.los[w] === lo) return w;
+      if (this.his[w] === hi && this.los[w] === lo && this.nss[w] === ns) return w;
       if (this.stamp[w]! < this.stamp[victim]!) victim = w;
     }
     this.used[victim] = 1;
+    this.nss[victim] = ns;
     this.his[victim] = hi;
     this.los[victim] = lo;
     this.tokens[victim] = this.limit.burst;

@@ -16,6 +16,8 @@ export interface LinkState {
   readonly name: string;
   readonly mac: Buffer;
   readonly mtu: number;
+  /** Principal namespace of the initiators on this link, interned (0 = local; see mac-list.ts). */
+  readonly ns: number;
   /** floor((mtu − 36) / 512), ≥ 1. */
   readonly maxSectors: number;
   readonly c: LinkCounters;
@@ -29,7 +31,8 @@ export interface BatchContext {
   slotCap: number;
   /** Sectors per ATA frame on this link now: min(link MTU, slot capacity). */
   linkSectors: number;
-  /** Source MAC of the frame being served, as halves (see mac-list.ts). */
+  /** The principal of the frame being served: the link's namespace id and the source MAC as halves. */
+  srcNs: number;
   srcHi: number;
   srcLo: number;
   /** Called after an export's config string, mask list or reservations changed. */

@@ -110,7 +110,7 @@ export class TargetServer {
     for (const [id, l] of this.cfg.links.entries()) {
       const link = openLink(l);
       this.links.push({ name: l.name, link });
-      this.engine.addLink(id, { mac: link.mac, mtu: link.mtu, name: l.name });
+      this.engine.addLink(id, { mac: link.mac, mtu: link.mtu, name: l.name, principal: l.principal ?? '' });
     }
     const now = this.opts.now ?? (() => performance.now());
     for (const [id, { name, link }] of this.links.entries()) {
@@ -138,7 +138,12 @@ export class TargetServer {
       return;
     }
     try {
-      this.engine.addLink(id, { mac: ev.mac, mtu: ev.mtu, name });
+      this.engine.addLink(id, {
+        mac: ev.mac,
+        mtu: ev.mtu,
+        name,
+        principal: this.cfg.links[id]?.principal ?? '',
+      });
     } catch (e) {
       this.log(`link ${name}: ${(e as Error).message}; not serving on it`);
       return;

@@ -17,6 +17,11 @@ export interface LinkSpec {
   tap?: boolean;
   /** MTU of a TAP device. */
   mtu?: number;
+  /**
+   * Principal namespace of the initiators on this link (engine LinkInfo.principal): absent or ''
+   * for a local segment; a peer gateway's public key in hex for that peer's link.
+   */
+  principal?: string;
 }
 
 export interface ExportSpec {

@@ -7,6 +7,12 @@
  * changes staged meanwhile ride the next write), so a flood of state changes costs at most one
  * write per write duration and never stalls the data path. saveSync() is for start-up and stop.
  *
+ * Format (version 2): {"version":2,"exports":{"eS.L":{"config":BASE64,"masks":[P...],"reserve":[P...]}}}
+ * where P = {"ns": "" | PEER_KEY_HEX, "mac": "52:54:00:12:34:56"}: entries are principals (the
+ * namespace of the link the initiator came in on, and its MAC; see engine.ts). Version 1 files
+ * (MAC strings only, from before principals) load as principals of the local namespace, and
+ * are rewritten as version 2 by the next save.
+ *
  * The path must name a regular file (or nothing yet): a symbolic link is refused (ERR_STATE_FILE)
  * rather than followed or silently replaced by the first rename. Every error names the file.
  */
@@ -27,11 +33,26 @@ import { dirname } from 'node:path';
 import { MAX_CONFIG_STRING } from '../aoe/constants.js';
 import { formatMac, macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
-import type { PersistentExportState } from './export-state.js';
+import type { PersistentExportState, Principal } from './export-state.js';
+import { isNamespace, LOCAL_NS } from './mac-list.js';
+
+export const STATE_FILE_VERSION = 2;
+
+interface PrincipalJson {
+  ns: string;
+  mac: string;
+}
 
 interface StateFileJson {
-  version: 1;
-  exports: Record<string, { config: string; masks: string[]; reserve: string[] }>;
+  version: 1 | 2;
+  exports: Record<
+    string,
+    { config: string; masks: (string | PrincipalJson)[]; reserve: (string | PrincipalJson)[] }
+  >;
+}
+
+function copy(list: readonly Principal[]): Principal[] {
+  return list.map((p) => ({ ns: p.ns, mac: Buffer.from(p.mac) }));
 }
 
 const TMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -71,21 +92,40 @@ export class StateFile {
     if (
       typeof json !== 'object' ||
       json === null ||
-      json.version !== 1 ||
+      (json.version !== 1 && json.version !== 2) ||
       typeof json.exports !== 'object' ||
       json.exports === null ||
       Array.isArray(json.exports)
     ) {
-      throw fail('expected {"version":1,"exports":{...}}');
+      throw fail('expected {"version":2,"exports":{...}} (or a version 1 file)');
     }
+    const v1 = json.version === 1;
     for (const [key, s] of Object.entries(json.exports)) {
       if (typeof s !== 'object' || s === null) throw fail(`${key} must be an object`);
-      const macs = (list: unknown, what: string): Buffer[] => {
+      const macs = (list: unknown, what: string): Principal[] => {
         if (!Array.isArray(list)) throw fail(`${key}.${what} must be a list`);
-        return list.map((m) => {
-          const b = typeof m === 'string' ? macFromString(m) : null;
-          if (!b) throw fail(`${key}.${what} has '${m}', not a MAC`);
-          return b;
+        return list.map((m: unknown, i) => {
+          // Version 1: a MAC string, from before namespaces: the local one.
+          if (v1) {
+            const b = typeof m === 'string' ? macFromString(m) : null;
+            if (!b) throw fail(`${key}.${what} has '${m}', not a MAC`);
+            return { ns: LOCAL_NS, mac: b };
+          }
+          const e = m as Partial<PrincipalJson> | null;
+          if (
+            typeof e !== 'object' ||
+            e === null ||
+            Array.isArray(e) ||
+            Object.keys(e).some((k) => k !== 'ns' && k !== 'mac')
+          )
+            throw fail(`${key}.${what}[${i}] must be {"ns": "", "mac": "52:54:00:12:34:56"}`);
+          if (!isNamespace(e.ns))
+            throw fail(
+              `${key}.${what}[${i}].ns is ${JSON.stringify(e.ns)}: expected "" (local) or a peer key in lowercase hex`,
+            );
+          const b = typeof e.mac === 'string' ? macFromString(e.mac) : null;
+          if (!b) throw fail(`${key}.${what}[${i}].mac has '${e.mac}', not a MAC`);
+          return { ns: e.ns, mac: b };
         });
       };
       if (typeof s.config !== 'string') throw fail(`${key}.config must be a base64 string`);
@@ -141,8 +181,8 @@ export class StateFile {
   stage(key: string, state: PersistentExportState): void {
     this.states.set(key, {
       config: Buffer.from(state.config),
-      masks: state.masks.map((m) => Buffer.from(m)),
-      reserve: state.reserve.map((m) => Buffer.from(m)),
+      masks: copy(state.masks),
+      reserve: copy(state.reserve),
     });
     this.dirty = true;
   }
@@ -183,12 +223,12 @@ export class StateFile {
   }
 
   private content(): string {
-    const json: StateFileJson = { version: 1, exports: {} };
+    const json: StateFileJson = { version: STATE_FILE_VERSION, exports: {} };
     for (const [key, st] of [...this.states].sort(([a], [b]) => a.localeCompare(b))) {
       json.exports[key] = {
         config: st.config.toString('base64'),
-        masks: st.masks.map((m) => formatMac(m)),
-        reserve: st.reserve.map((m) => formatMac(m)),
+        masks: st.masks.map((p) => ({ ns: p.ns, mac: formatMac(p.mac) })),
+        reserve: st.reserve.map((p) => ({ ns: p.ns, mac: formatMac(p.mac) })),
       };
     }
     return `${JSON.stringify(json, null, 2)}\n`;

@@ -219,7 +219,7 @@ describe.skipIf(skip)('built-in target against a raw-socket attacker', () => {
     expect(await ask(intruder, 1, [{ dcmd: 1, mac: intruder }], 9003)).toBeUndefined();
     // A read is still answered, and shows the admin's list unchanged.
     expect(await ask(intruder, 0, [], 9004)).toMatchObject({ directives: [{ dcmd: 0, mac: me }] });
-    expect(JSON.parse(readFileSync(statePath, 'utf8')).exports['e1.4'].masks).toEqual([me]);
+    expect(JSON.parse(readFileSync(statePath, 'utf8')).exports['e1.4'].masks).toEqual([{ ns: '', mac: me }]);
     const st = await stats(server);
     expect(st.engine.exports['e1.4']!.drops.masked).toBe(2);
   });

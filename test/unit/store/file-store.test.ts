@@ -149,15 +149,23 @@ describe('StateFile', () => {
     expect(s.get('1.2')).toBeUndefined();
     s.set('1.2', {
       config: Buffer.from('hello\u0000\xff', 'latin1'),
-      masks: [Buffer.from('525400123456', 'hex')],
-      reserve: [Buffer.from('020000000001', 'hex'), Buffer.from('020000000002', 'hex')],
+      masks: [{ ns: '', mac: Buffer.from('525400123456', 'hex') }],
+      reserve: [
+        { ns: '', mac: Buffer.from('020000000001', 'hex') },
+        { ns: 'ab'.repeat(32), mac: Buffer.from('020000000002', 'hex') },
+      ],
     });
     const again = new StateFile(path);
     const st = again.get('1.2')!;
     expect(st.config.equals(Buffer.from('hello\u0000\xff', 'latin1'))).toBe(true);
-    expect(st.masks.map((m) => m.toString('hex'))).toEqual(['525400123456']);
-    expect(st.reserve.map((m) => m.toString('hex'))).toEqual(['020000000001', '020000000002']);
-    expect(JSON.parse(readFileSync(path, 'utf8')).exports['1.2'].masks).toEqual(['52:54:00:12:34:56']);
+    expect(st.masks.map((m) => m.mac.toString('hex'))).toEqual(['525400123456']);
+    expect(st.reserve.map((m) => [m.ns, m.mac.toString('hex')])).toEqual([
+      ['', '020000000001'],
+      ['ab'.repeat(32), '020000000002'],
+    ]);
+    const json = JSON.parse(readFileSync(path, 'utf8'));
+    expect(json.version).toBe(2);
+    expect(json.exports['1.2'].masks).toEqual([{ ns: '', mac: '52:54:00:12:34:56' }]);
   });
 
   it('stages many changes and writes them once; a stale temp file or symlink is not followed', () => {
@@ -188,8 +196,8 @@ describe('StateFile', () => {
     expect(() => new StateFile(path)).toThrow(/not valid JSON/);
     const fd = openSync(join(dir, 'v2.json'), 'w');
     closeSync(fd);
-    writeFileSync(join(dir, 'v2.json'), '{"version":2}');
-    expect(() => new StateFile(join(dir, 'v2.json'))).toThrow(/expected \{"version":1/);
+    writeFileSync(join(dir, 'v2.json'), '{"version":3}');
+    expect(() => new StateFile(join(dir, 'v2.json'))).toThrow(/expected \{"version":2/);
     // Every content error is ERR_STATE_FILE and names the file.
     for (const text of [
       'garbage',

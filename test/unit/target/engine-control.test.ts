@@ -232,7 +232,7 @@ describe('Mac Mask List', () => {
       { dcmd: 0, mac: INI_MAC },
       { dcmd: 0, mac: INI2_MAC },
     ]);
-    expect(s.changes.at(-1)!.state.masks.map((b) => b.toString('hex'))).toEqual([
+    expect(s.changes.at(-1)!.state.masks.map((p) => p.mac.toString('hex'))).toEqual([
       '525400000001',
       '525400000002',
     ]);
@@ -395,15 +395,15 @@ describe('state', () => {
     expect(sink.take()).toEqual([expect.objectContaining({ errorFlag: true, error: 6 })]);
     expect(engine.exportState('disk')).toEqual({
       config: Buffer.from('cfg'),
-      masks: [mac(INI_MAC)],
-      reserve: [mac(INI2_MAC)],
+      masks: [{ ns: '', mac: mac(INI_MAC) }],
+      reserve: [{ ns: '', mac: mac(INI2_MAC) }],
     });
   });
 
   it('setExportState validates, applies and persists', () => {
     const s = setup();
     s.engine.setExportState('e1.0', { reserve: [mac(INI2_MAC)] });
-    expect(s.changes.at(-1)!.state.reserve).toEqual([mac(INI2_MAC)]);
+    expect(s.changes.at(-1)!.state.reserve).toEqual([{ ns: '', mac: mac(INI2_MAC) }]);
     expect(s.run([read(0, 1)])[0]).toMatchObject({ errorFlag: true, error: 6 });
     expect(() => s.engine.setExportState('e1.0', { config: Buffer.alloc(1025) })).toThrow(
       expect.objectContaining({ code: 'ERR_TARGET_CONFIG' }),
