@@ -6,7 +6,13 @@
  * down and returning (possibly with another MTU or MAC), like PacketLink reports it.
  */
 import { AoegwError } from '../errors.js';
-import type { BatchHandler, FrameLink, LinkStateHandler, LinkStats } from './frame-link.js';
+import {
+  type BatchHandler,
+  emptyLinkStats,
+  type FrameLink,
+  type LinkStateHandler,
+  type LinkStats,
+} from './frame-link.js';
 
 export interface FakeLinkOptions {
   name?: string;
@@ -66,22 +72,7 @@ export class FakeLink implements FrameLink {
   private paused = false;
   private deliveryScheduled = false;
   private flushScheduled = false;
-  private readonly s: LinkStats = {
-    rxFrames: 0,
-    rxBatches: 0,
-    rxTruncated: 0,
-    rxErrors: 0,
-    txFrames: 0,
-    txBatches: 0,
-    txDropped: 0,
-    txErrors: 0,
-    kernelDrops: 0,
-    handlerErrors: 0,
-    rxVlanDropped: 0,
-    rxOtherHostDropped: 0,
-    txOversized: 0,
-    linkDowns: 0,
-  };
+  private readonly s: LinkStats = emptyLinkStats();
 
   constructor(
     private readonly segment: FakeSegment,
