@@ -269,7 +269,8 @@ export function validateGateway(raw: Raw): GatewaySpec {
   const t = obj(raw.tunnel, 'tunnel');
   checkKeys(t, 'tunnel', ['mtu', 'busyPollUs']);
   const tunnel = {
-    mtu: int(t, 'mtu', 'tunnel', 576, 65507, DEFAULT_TUNNEL_MTU),
+    // 1280 (IPv6's minimum) carries the largest advertisement of one target (1 KiB config string).
+    mtu: int(t, 'mtu', 'tunnel', 1280, 65507, DEFAULT_TUNNEL_MTU),
     busyPollUs: int(t, 'busyPollUs', 'tunnel', 0, 1000, DEFAULT_TUNNEL_BUSY_POLL_US),
   };
   let listen: GatewaySpec['listen'];

@@ -36,6 +36,9 @@ export function validateLinks(value: unknown): LinkSpec[] {
     if (o.mtu !== undefined && key !== 'tap')
       fail(`${path}.mtu`, o.mtu, 'no mtu for an existing interface (its own MTU is used)');
     const name = o.name === undefined ? iface : str(o, 'name', path);
+    // The gateway names each peer's engine link "peer:NAME".
+    if (name.startsWith('peer:'))
+      fail(`${path}.name`, name, 'a name that does not start with "peer:" (reserved)');
     if (names.has(name)) fail(`${path}.name`, name, 'a name not used by another link');
     names.add(name);
     const link: LinkSpec = {

@@ -365,10 +365,7 @@ export class Gateway {
           sectors: BigInt(info.sectors),
           configString: info.config,
           // What one AOE_RESPONSE record from here can carry, whatever the importer's MTU.
-          maxSectors: Math.max(
-            1,
-            Math.min(info.maxSectors, Math.floor((this.tunnel!.endpoint.maxRecord - PDU_ATA_HEADER) / 512)),
-          ),
+          maxSectors: Math.max(1, Math.min(info.maxSectors, this.recordSectors())),
           name: e.name ?? '',
           readOnly: g.readOnly || info.readOnly,
           firmware: info.firmwareVersion,
@@ -376,9 +373,19 @@ export class Gateway {
         continue;
       }
       const f = forwarded.get(addr);
-      if (f) out.push({ ...f, readOnly: g.readOnly });
+      if (f)
+        out.push({
+          ...f,
+          maxSectors: Math.max(1, Math.min(f.maxSectors, this.recordSectors())),
+          readOnly: g.readOnly,
+        });
     }
     return out;
+  }
+
+  /** Sectors one AOE_RESPONSE record from here can carry, whatever the importer's MTU. */
+  private recordSectors(): number {
+    return this.tunnel ? Math.floor((this.tunnel.endpoint.maxRecord - PDU_ATA_HEADER) / 512) : 255;
   }
 
   private sendAdverts(p: PeerRuntime, now: number): void {
@@ -412,8 +419,16 @@ export class Gateway {
       const generation = (this.localGeneration + this.forwardGeneration) >>> 0;
       for (const p of this.peers.values()) {
         if (p.port.connected(now)) {
-          if (p.advertGeneration !== generation || now - p.lastAdvertAt >= this.advertEveryMs)
-            this.sendAdverts(p, now);
+          if (p.advertGeneration !== generation || now - p.lastAdvertAt >= this.advertEveryMs) {
+            // One peer whose advertisement cannot be built must not stop the others'.
+            try {
+              this.sendAdverts(p, now);
+            } catch (e) {
+              p.lastAdvertAt = now;
+              p.advertGeneration = generation;
+              this.log(`peer ${p.spec.name}: advertisement not sent: ${(e as Error).message}`);
+            }
+          }
         } else if (p.spec.endpoint && !p.peer.handshakeInProgress && now - p.lastConnectAt >= 5000) {
           this.connect(p, now);
         }

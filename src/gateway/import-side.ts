@@ -95,6 +95,12 @@ class ImportRuntime {
   advert: TargetAdvert | null = null;
   usable = false;
   reportedMissing = false;
+  /** Requests of this import in the pending table (bounded: one import cannot take them all). */
+  pending = 0;
+  /** Last usability change: flapping is not logged or announced more than once a second. */
+  lastFlipAt = Number.NEGATIVE_INFINITY;
+  /** Usability changed and is not yet logged/announced. */
+  changed = false;
   /** Config string as last learned (advert, or a relayed set's reply). */
   config: Uint8Array = new Uint8Array(0);
   readonly linkIds: number[];
@@ -270,16 +276,26 @@ export class ImportSide {
         port.connected(now) &&
         st !== undefined &&
         now - st.receivedAt <= this.advertMaxAgeMs;
-      if (usable === imp.usable) continue;
-      imp.usable = usable;
-      this.log(`${imp.label}: ${usable ? 'usable' : 'not usable'}`);
-      if (usable) this.announce(imp);
+      if (usable !== imp.usable) {
+        imp.usable = usable;
+        imp.changed = true;
+      }
+      // A peer that flaps its advertisements must not turn into a broadcast and log storm here:
+      // a change is logged and announced at most once a second (a later tick catches up).
+      if (!imp.changed || now - imp.lastFlipAt < 1000) continue;
+      imp.changed = false;
+      imp.lastFlipAt = now;
+      this.log(`${imp.label}: ${imp.usable ? 'usable' : 'not usable'}`);
+      if (imp.usable) this.announce(imp);
     }
   }
 
   /** Periodic work: expire requests, re-evaluate usability. */
   tick(now: number): void {
-    const n = this.table.expire(now - this.timeoutMs);
+    const n = this.table.expire(now - this.timeoutMs, (slot) => {
+      const imp = this.imports[this.pImport[slot]!];
+      if (imp && imp.pending > 0) imp.pending--;
+    });
     this.stats.expired += n;
     this.refresh(now);
   }
@@ -500,12 +516,19 @@ export class ImportSide {
       st.tooLarge++;
       return;
     }
+    // One import (one initiator flooding it, or one peer that never answers) may hold a share of
+    // the table, not all of it: the other imports keep working.
+    if (imp.pending >= Math.max(16, Math.min(4 * adv.bufferCount, this.table.capacity >> 2))) {
+      st.tableFull++;
+      return;
+    }
     const s = this.table.take(now);
     if (s === NO_SLOT) {
       st.tableFull++;
       return;
     }
     this.pImport[s] = imp.index;
+    imp.pending++;
     this.pLink[s] = linkId;
     this.pTag[s] = pduTag(f, ETH_HEADER_SIZE);
     this.pCommand[s] = command;
@@ -517,11 +540,17 @@ export class ImportSide {
     setPduTag(out, REQUEST_PREFIX, this.table.tagOf(s));
     setPduAddress(out, REQUEST_PREFIX, adv.shelf, adv.slot);
     if (!port.send(RECORD_AOE_REQUEST, out, 0, REQUEST_PREFIX + pduLen)) {
-      this.table.release(s);
+      this.releaseSlot(s);
       st.sendFailed++;
       return;
     }
     st.relayed++;
+  }
+
+  private releaseSlot(s: number): void {
+    const imp = this.imports[this.pImport[s]!];
+    if (imp && imp.pending > 0) imp.pending--;
+    this.table.release(s);
   }
 
   // ---- replies from the exporter ------------------------------------------------------------
@@ -548,7 +577,7 @@ export class ImportSide {
     const link = this.links[this.pLink[s]!]!;
     if (ETH_HEADER_SIZE + len > link.maxFrame) {
       st.tooLarge++;
-      this.table.release(s);
+      this.releaseSlot(s);
       return;
     }
     const out = link.txSlot();
@@ -563,7 +592,7 @@ export class ImportSide {
       }
     }
     link.txCommit(n);
-    this.table.release(s);
+    this.releaseSlot(s);
     st.replies++;
   }
 }

@@ -157,6 +157,16 @@ const cases: Case[] = [
     'known keys',
   ],
   [
+    'a link named like a peer link',
+    siteA,
+    (c) => {
+      (c.links as Json[])[0]!.name = 'peer:b';
+    },
+    'links[0].name',
+    '"peer:b"',
+    'reserved',
+  ],
+  [
     'mtu on an existing interface',
     siteA,
     (c) => {
@@ -244,7 +254,7 @@ const cases: Case[] = [
     },
     'tunnel.mtu',
     '100',
-    'integer in 576..65507',
+    'integer in 1280..65507',
   ],
   [
     'publicKey not base64 of 32 bytes',

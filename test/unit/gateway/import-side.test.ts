@@ -223,6 +223,11 @@ describe('ImportSide: local answers and usability', () => {
     s.port.up = true;
     s.side.tick(s.clock.now);
     await settle();
+    // Announcements are at most once a second per import: this one waits for the next second.
+    expect(s.replies()).toEqual([]);
+    s.clock.now += 1000;
+    s.side.tick(s.clock.now);
+    await settle();
     expect(s.replies()).toHaveLength(1); // announced again
     await probe();
     expect(s.replies()).toHaveLength(1);
@@ -414,6 +419,45 @@ describe('ImportSide: relayed requests', () => {
     s.port.accept = false;
     await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 4 }));
     expect(s.side.stats.sendFailed).toBe(1);
+    expect(s.side.pending).toBe(0);
+  });
+
+  it('a peer flapping its advertisement draws at most one announcement a second', async () => {
+    const s = site();
+    for (let i = 0; i < 200; i++) {
+      s.offer(i % 2 === 0 ? [advert()] : [], i + 1);
+      s.clock.now += 1;
+    }
+    await settle();
+    expect(s.replies()).toHaveLength(1);
+    expect(s.side.stats.announcements).toBe(1);
+  });
+
+  it('one flooded import holds a bounded share of the pending table: the others keep working', async () => {
+    const s = site({
+      imports: [
+        { peer: 'B', remote: { shelf: 1, slot: 0 }, localShelf: 7, localSlot: 3, links: ['lan'] },
+        { peer: 'B', remote: { shelf: 1, slot: 1 }, localShelf: 7, localSlot: 4, links: ['lan'] },
+      ],
+    });
+    s.offer([advert({ bufferCount: 16 }), advert({ slot: 1, bufferCount: 16 })]);
+    await settle();
+    s.replies();
+    for (let k = 0; k < 10; k++) {
+      await s.send(
+        ...Array.from({ length: 100 }, (_, i) =>
+          read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: k * 100 + i }),
+        ),
+      );
+    }
+    // 4 x the buffer count is the most one import may have in flight.
+    expect(s.requests()).toHaveLength(64);
+    expect(s.side.stats.tableFull).toBe(1000 - 64);
+    await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 4, tag: 5000 }));
+    const other = s.requests();
+    expect(other).toHaveLength(1);
+    expect(other[0]!.bytes[REQUEST_PREFIX + PDU.MINOR]).toBe(1);
+    s.side.tick(s.clock.now + 20_000);
     expect(s.side.pending).toBe(0);
   });
 
