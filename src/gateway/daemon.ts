@@ -57,6 +57,7 @@ interface PeerRuntime {
   lastAdvertAt: number;
   advertGeneration: number;
   lastConnectAt: number;
+  lastErrorLogAt: number;
 }
 
 const HELLO_CAPABILITIES = ['aoe-request-v1', 'adverts-v1'];
@@ -223,6 +224,7 @@ export class Gateway {
         lastAdvertAt: Number.NEGATIVE_INFINITY,
         advertGeneration: -1,
         lastConnectAt: Number.NEGATIVE_INFINITY,
+        lastErrorLogAt: Number.NEGATIVE_INFINITY,
       });
       peer.userData = spec.name;
     }
@@ -322,7 +324,11 @@ export class Gateway {
         if (msg.kind === 'adverts') this.imports?.handleAdverts(p.spec.name, msg.adverts, performance.now());
         else if (msg.kind === 'hello') {
           if (performance.now() - p.lastAdvertAt > 1000) this.sendAdverts(p, performance.now());
-        } else this.log(`peer ${p.spec.name}: error ${msg.error.code}: ${msg.error.message}`);
+        } else if (performance.now() - p.lastErrorLogAt >= 1000) {
+          // A peer cannot flood the log: one of its errors a second is shown.
+          p.lastErrorLogAt = performance.now();
+          this.log(`peer ${p.spec.name}: error ${msg.error.code}: ${msg.error.message.slice(0, 200)}`);
+        }
         return;
       }
       default:

@@ -16,6 +16,7 @@ import {
   isResponsePdu,
   macEquals,
   PDU,
+  PDU_ATA_HEADER,
   PDU_COMMON_HEADER,
   pduMajor,
   pduMinor,
@@ -50,12 +51,16 @@ export interface ForwardStats {
   replies: number;
   staleReplies: number;
   noTarget: number;
+  malformed: number;
   bufferFull: number;
   tableFull: number;
   tooLarge: number;
   sendFailed: number;
   expired: number;
 }
+
+/** Most requests relayed to one native target at once, whatever it advertises. */
+const MAX_NATIVE_BUFFER_COUNT = 256;
 
 /** Tag of our discovery queries; the table never hands it out. */
 const DISCOVERY_TAG = 0x7fffffff;
@@ -84,6 +89,7 @@ export class ForwardSide {
     replies: 0,
     staleReplies: 0,
     noTarget: 0,
+    malformed: 0,
     bufferFull: 0,
     tableFull: 0,
     tooLarge: 0,
@@ -223,6 +229,15 @@ export class ForwardSide {
       st.bufferFull++;
       return;
     }
+    // A native target may read a short write's missing data from an earlier frame (another
+    // peer's): only whole requests are relayed.
+    if (buf[off + PDU.COMMAND] === Command.ATA) {
+      const write = (buf[off + PDU.ATA_AFLAGS]! & 0x01) !== 0;
+      if (len < PDU_ATA_HEADER || (write && len !== PDU_ATA_HEADER + buf[off + PDU.ATA_SECTORS]! * 512)) {
+        st.malformed++;
+        return;
+      }
+    }
     const link = this.links[t.linkId]!;
     if (ETH_HEADER_SIZE + len > link.maxFrame) {
       st.tooLarge++;
@@ -274,7 +289,13 @@ export class ForwardSide {
         this.reply(s, f, len);
         continue;
       }
-      if (f[p + PDU.COMMAND] === Command.QUERY_CONFIG && !isErrorPdu(f, p))
+      // Discovery: answers to our query, or a target's unsolicited announcement (tag 0). Any
+      // other tag is not ours to learn from.
+      if (
+        f[p + PDU.COMMAND] === Command.QUERY_CONFIG &&
+        !isErrorPdu(f, p) &&
+        (tag === DISCOVERY_TAG || tag === 0)
+      )
         this.discoveredFrom(linkId, f, len, now);
       else st.staleReplies++;
     }
@@ -332,7 +353,8 @@ export class ForwardSide {
   private learnConfig(t: NativeTarget, f: Buffer, len: number): boolean {
     const a = ETH_HEADER_SIZE + PDU.ARG;
     if (len < a + 8 || (f[ETH_HEADER_SIZE]! & Flag.ERROR) !== 0) return false;
-    const bufcnt = (f[a]! << 8) | f[a + 1]!;
+    // Bounded: a forged count must not lift the per-target limit on outstanding requests.
+    const bufcnt = Math.min((f[a]! << 8) | f[a + 1]!, MAX_NATIVE_BUFFER_COUNT);
     const fw = (f[a + 2]! << 8) | f[a + 3]!;
     const scnt = f[a + 4]! || 2;
     const strLen = (f[a + 6]! << 8) | f[a + 7]!;

@@ -24,7 +24,7 @@ import { Initiator } from '../../../src/initiator/initiator.js';
 import type { TargetClient } from '../../../src/initiator/target-client.js';
 import { type FakeLink, FakeSegment } from '../../../src/io/fake-link.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
-import { mac, mask, pattern, qc, read, reserve } from '../target/helpers.js';
+import { mac, mask, pattern, qc, read, reserve, write } from '../target/helpers.js';
 import { decode, engineWith, PipePort, requestRecord, serveEngine, settle } from './helpers.js';
 
 const INI = '52:54:00:00:00:01';
@@ -487,6 +487,44 @@ describe('ForwardSide', () => {
     s.ask([read(0, 1, { ...to20, tag: 0x99 })]);
     await settle();
     expect(s.replies().map((r) => r.tag)).toEqual([0x99]);
+  });
+
+  it('relays only whole writes to a native target (a short one could pick up stale data)', async () => {
+    const s = siteB();
+    await s.discover();
+    const whole = write(3, pattern(2, 7), { ...to20, tag: 0x51 });
+    // The same write with its last sector cut off: sector count 2, one sector of data.
+    s.ask([whole.subarray(0, whole.length - 512)]);
+    await settle();
+    expect(s.fwd.stats.malformed).toBe(1);
+    expect(s.fwd.stats.relayed).toBe(0);
+    s.ask([whole]);
+    await settle();
+    expect(s.replies().map((r) => r.tag)).toEqual([0x51]);
+    expect(s.vbladeStore.data.subarray(3 * 512, 5 * 512)).toEqual(pattern(2, 7));
+  });
+
+  it('learns a target only from discovery replies or announcements, and bounds its buffer count', async () => {
+    const s = siteB(4);
+    await s.discover();
+    const forged = qc({
+      dst: 'ff:ff:ff:ff:ff:ff',
+      src: VBLADE,
+      major: 2,
+      minor: 0,
+      tag: 0x1234,
+      config: 'evil',
+    });
+    forged[14] = 0x18; // a response
+    forged.writeUInt16BE(0xffff, 24); // buffer count
+    const forger = s.segB.attach({ mac: '02:00:00:00:0b:ec' });
+    forger.send(forged);
+    await settle();
+    expect(s.fwd.adverts()[0]).toMatchObject({ bufferCount: 4 });
+    forged.writeUInt32BE(0, 20); // tag 0: an unsolicited announcement is accepted, bounded
+    forger.send(forged);
+    await settle();
+    expect(s.fwd.adverts()[0]!.bufferCount).toBe(256);
   });
 
   it('never throws on garbage from the segment', async () => {
