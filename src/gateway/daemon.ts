@@ -74,8 +74,10 @@ export class Gateway {
   private readonly log: (line: string) => void;
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly advertEveryMs: number;
-  private localGeneration = 1;
-  private forwardGeneration = 0;
+  /** Advertisement generation: bumped whenever what we offer changes (a config string, a forward). */
+  private generation = 1;
+  private lastConfigHash = 0;
+  private lastForwardGeneration = 0;
   private stopped = false;
   private readonly openLink: (l: LinkSpec) => FrameLink;
 
@@ -397,7 +399,7 @@ export class Gateway {
   private sendAdverts(p: PeerRuntime, now: number): void {
     const tunnel = this.tunnel;
     if (!tunnel || !p.port.connected(now)) return;
-    const generation = (this.localGeneration + this.forwardGeneration) >>> 0;
+    const generation = this.generation;
     for (const chunk of advertChunks(generation, this.advertsFor(p), tunnel.endpoint.maxRecord)) {
       tunnel.send(p.peer, RECORD_CONTROL, chunk);
     }
@@ -417,12 +419,15 @@ export class Gateway {
     try {
       const now = performance.now();
       this.imports?.tick(now);
-      if (this.forwards) {
-        this.forwards.tick(now);
-        this.forwardGeneration = this.forwards.generation;
+      this.forwards?.tick(now);
+      const configHash = this.configHash();
+      const forwardGeneration = this.forwards?.generation ?? 0;
+      if (configHash !== this.lastConfigHash || forwardGeneration !== this.lastForwardGeneration) {
+        this.lastConfigHash = configHash;
+        this.lastForwardGeneration = forwardGeneration;
+        this.generation = (this.generation + 1) >>> 0;
       }
-      this.localGeneration = this.configGeneration();
-      const generation = (this.localGeneration + this.forwardGeneration) >>> 0;
+      const generation = this.generation;
       for (const p of this.peers.values()) {
         if (p.port.connected(now)) {
           if (p.advertGeneration !== generation || now - p.lastAdvertAt >= this.advertEveryMs) {
@@ -445,7 +450,7 @@ export class Gateway {
   }
 
   /** Changes when an export's config string changes (a set over any link), so peers learn it. */
-  private configGeneration(): number {
+  private configHash(): number {
     if (!this.target) return 1;
     let g = 1;
     for (const e of this.spec.exports) {

@@ -10,6 +10,7 @@
  * Allowed requests go to a built-in export through the peer's TunnelPeerLink (batched; the
  * daemon calls endBatch() after each UDP receive batch), or to a native target via ForwardSide.
  */
+import { copyBytes } from '../aoe/bytes.js';
 import {
   AOE_VERSION,
   AoeErrorCode,
@@ -195,7 +196,7 @@ export class ExportSide {
 
   private sendAtaAbort(port: PeerPort, buf: Uint8Array, p: number): void {
     const r = this.reply;
-    r.set(buf.subarray(p, p + PDU_ATA_HEADER), 0);
+    copyBytes(buf, p, r, 0, PDU_ATA_HEADER);
     r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE;
     r[PDU.ERROR] = 0;
     r[PDU.ATA_ERR_FEATURE] = AtaErrorBit.ABRT;
@@ -210,7 +211,7 @@ export class ExportSide {
   private sendAoeError(port: PeerPort, buf: Uint8Array, p: number, len: number, code: number): void {
     const r = this.reply;
     const n = Math.min(len, r.length);
-    r.set(buf.subarray(p, p + n), 0);
+    copyBytes(buf, p, r, 0, n);
     r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE | Flag.ERROR;
     r[PDU.ERROR] = code;
     port.send(RECORD_AOE_RESPONSE, r, 0, n);

@@ -8,8 +8,23 @@
  * so a target never sees more than it said it can take. Discovery repeats periodically; a target
  * that stops answering it is withdrawn from the advertisements.
  */
-import { AOE_VERSION, Command, ETH_HEADER_SIZE, Flag, MAC_SIZE, Off } from '../aoe/constants.js';
+import {
+  BROADCAST_MAJOR,
+  BROADCAST_MINOR,
+  Command,
+  ETH_HEADER_SIZE,
+  Flag,
+  MAC_SIZE,
+  Off,
+} from '../aoe/constants.js';
+import { DecodeError } from '../aoe/decode-error.js';
 import { formatMac } from '../aoe/mac.js';
+import {
+  decodeQueryConfig,
+  encodeQueryConfig,
+  QueryConfigArg,
+  type QueryConfigFields,
+} from '../aoe/query-config.js';
 import type { FrameLink } from '../io/frame-link.js';
 import {
   isErrorPdu,
@@ -58,6 +73,15 @@ export interface ForwardStats {
   sendFailed: number;
   expired: number;
 }
+
+/** Linux-style discovery: the whole argument zero. */
+const DISCOVERY_ARG: QueryConfigFields = {
+  bufferCount: 0,
+  firmwareVersion: 0,
+  sectorCount: 0,
+  aoeVersion: 0,
+  ccmd: 0,
+};
 
 /** Most requests relayed to one native target at once, whatever it advertises. */
 const MAX_NATIVE_BUFFER_COUNT = 256;
@@ -113,6 +137,18 @@ export class ForwardSide {
   private readonly pRequest: Uint32Array;
   /** Bumped whenever what we can advertise changes (a target appeared, vanished or changed). */
   generation = 0;
+  private readonly qc = new QueryConfigArg();
+  /** Our broadcast discovery query (its source is set per link). */
+  private readonly query = {
+    dst: BROADCAST as Uint8Array,
+    src: BROADCAST as Uint8Array,
+    flags: 0,
+    error: 0,
+    major: BROADCAST_MAJOR,
+    minor: BROADCAST_MINOR,
+    command: Command.QUERY_CONFIG as number,
+    tag: DISCOVERY_TAG,
+  };
 
   constructor(opts: ForwardSideOptions) {
     this.specs = opts.forwards;
@@ -200,19 +236,9 @@ export class ForwardSide {
     for (const [id, link] of this.links.entries()) {
       if (!this.targets.some((t) => t.linkId === id)) continue;
       const f = link.txSlot();
-      BROADCAST.copy(f, 0);
-      link.mac.copy(f, MAC_SIZE);
-      f[12] = 0x88;
-      f[13] = 0xa2;
-      const p = ETH_HEADER_SIZE;
-      f.fill(0, p, 60);
-      f[p + PDU.VER_FLAGS] = AOE_VERSION << 4;
-      f[p + PDU.MAJOR] = 0xff;
-      f[p + PDU.MAJOR + 1] = 0xff;
-      f[p + PDU.MINOR] = 0xff;
-      f[p + PDU.COMMAND] = Command.QUERY_CONFIG;
-      setPduTag(f, p, DISCOVERY_TAG);
-      link.txCommit(60);
+      this.query.src = link.mac;
+      const n = encodeQueryConfig(f, this.query, DISCOVERY_ARG);
+      link.txCommit(n);
     }
   }
 
@@ -351,24 +377,22 @@ export class ForwardSide {
 
   /** Takes buffer count, sectors, firmware and config string from a config response; true if any changed. */
   private learnConfig(t: NativeTarget, f: Buffer, len: number): boolean {
-    const a = ETH_HEADER_SIZE + PDU.ARG;
-    if (len < a + 8 || (f[ETH_HEADER_SIZE]! & Flag.ERROR) !== 0) return false;
+    const q = this.qc;
+    if ((f[ETH_HEADER_SIZE]! & Flag.ERROR) !== 0 || decodeQueryConfig(f, len, q) !== DecodeError.OK)
+      return false;
     // Bounded: a forged count must not lift the per-target limit on outstanding requests.
-    const bufcnt = Math.min((f[a]! << 8) | f[a + 1]!, MAX_NATIVE_BUFFER_COUNT);
-    const fw = (f[a + 2]! << 8) | f[a + 3]!;
-    const scnt = f[a + 4]! || 2;
-    const strLen = (f[a + 6]! << 8) | f[a + 7]!;
-    if (strLen > 1024 || a + 8 + strLen > len) return false;
-    const cfg = f.subarray(a + 8, a + 8 + strLen);
+    const bufcnt = Math.min(q.bufferCount, MAX_NATIVE_BUFFER_COUNT);
+    const scnt = q.sectorCount || 2;
+    const cfg = f.subarray(q.configOffset, q.configOffset + q.configLength);
     const changed =
       bufcnt !== t.bufferCount ||
       scnt !== t.maxSectors ||
-      fw !== t.firmware ||
+      q.firmwareVersion !== t.firmware ||
       !Buffer.from(t.config).equals(cfg);
     if (changed) {
       t.bufferCount = bufcnt;
       t.maxSectors = scnt;
-      t.firmware = fw;
+      t.firmware = q.firmwareVersion;
       t.config = Uint8Array.from(cfg);
     }
     return changed;

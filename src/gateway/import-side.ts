@@ -11,8 +11,10 @@
  * Frames come in per link batch (views valid during the call); replies are written into the link's
  * transmit slots; records go out through a PeerPort. Time is an argument.
  */
+import { copyBytes } from '../aoe/bytes.js';
 import {
   AOE_VERSION,
+  CONFIG_STRING_OFFSET,
   Command,
   ConfigCmd,
   ETH_HEADER_SIZE,
@@ -21,6 +23,13 @@ import {
   Off,
   sectorsPerFrame,
 } from '../aoe/constants.js';
+import { DecodeError } from '../aoe/decode-error.js';
+import {
+  decodeQueryConfig,
+  encodeQueryConfig,
+  QueryConfigArg,
+  type QueryConfigFields,
+} from '../aoe/query-config.js';
 import type { FrameLink } from '../io/frame-link.js';
 import {
   isErrorPdu,
@@ -162,6 +171,34 @@ export class ImportSide {
   private readonly pCommand: Uint8Array;
   private readonly pMac: Uint8Array;
   private readonly scratch: Buffer;
+  /** Decoded Query Config of the frame being handled, and the reused parts of local answers. */
+  private readonly qc = new QueryConfigArg();
+  private readonly replyHeader: {
+    dst: Buffer;
+    src: Uint8Array;
+    flags: number;
+    error: number;
+    major: number;
+    minor: number;
+    command: number;
+    tag: number;
+  } = {
+    dst: Buffer.alloc(MAC_SIZE),
+    src: Buffer.alloc(MAC_SIZE),
+    flags: Flag.RESPONSE,
+    error: 0,
+    major: 0,
+    minor: 0,
+    command: Command.QUERY_CONFIG,
+    tag: 0,
+  };
+  private readonly replyArg: QueryConfigFields = {
+    bufferCount: 0,
+    firmwareVersion: 0,
+    sectorCount: 0,
+    aoeVersion: AOE_VERSION,
+    ccmd: 0,
+  };
 
   constructor(opts: ImportSideOptions) {
     this.maxRecord = opts.maxRecord;
@@ -396,13 +433,12 @@ export class ImportSide {
     const p = ETH_HEADER_SIZE;
     const command = f[p + PDU.COMMAND]!;
     if (command === Command.QUERY_CONFIG) {
-      if (len < p + PDU_COMMON_HEADER + 8) {
+      if (decodeQueryConfig(f, len, this.qc) !== DecodeError.OK) {
         st.dropped++;
         return;
       }
-      const ccmd = f[p + PDU.QC_VERSION_CCMD]! & 0x0f;
-      if (ccmd <= ConfigCmd.TEST_PREFIX) {
-        this.answerQuery(imp, link, f, len, ccmd);
+      if (this.qc.ccmd <= ConfigCmd.TEST_PREFIX) {
+        this.answerQuery(imp, link, f);
         return;
       }
     } else if (command === Command.ATA && broadcast) {
@@ -413,29 +449,17 @@ export class ImportSide {
     this.relay(imp, linkId, f, len, command, now);
   }
 
-  /** Query Config read / test exact / test prefix, answered from the advertisement. */
-  private answerQuery(imp: ImportRuntime, link: FrameLink, f: Buffer, len: number, ccmd: number): void {
-    const p = ETH_HEADER_SIZE;
-    const strLen = (f[p + 16]! << 8) | f[p + 17]!;
-    const strOff = p + PDU.ARG + 8;
-    if (strLen > 1024 || strOff + strLen > len) {
-      this.stats.dropped++;
-      return;
-    }
+  /** Query Config read / test exact / test prefix (decoded into this.qc), answered from the advertisement. */
+  private answerQuery(imp: ImportRuntime, link: FrameLink, f: Buffer): void {
+    const q = this.qc;
     const cfg = imp.config;
-    if (ccmd === ConfigCmd.TEST_EXACT || ccmd === ConfigCmd.TEST_PREFIX) {
-      const exact = ccmd === ConfigCmd.TEST_EXACT;
-      if (exact ? strLen !== cfg.length : strLen > cfg.length) return;
-      for (let i = 0; i < strLen; i++) if (f[strOff + i] !== cfg[i]) return;
+    if (q.ccmd === ConfigCmd.TEST_EXACT || q.ccmd === ConfigCmd.TEST_PREFIX) {
+      const exact = q.ccmd === ConfigCmd.TEST_EXACT;
+      if (exact ? q.configLength !== cfg.length : q.configLength > cfg.length) return;
+      for (let i = 0; i < q.configLength; i++) if (f[q.configOffset + i] !== cfg[i]) return;
     }
-    const tag =
-      ((f[p + PDU.TAG]! << 24) |
-        (f[p + PDU.TAG + 1]! << 16) |
-        (f[p + PDU.TAG + 2]! << 8) |
-        f[p + PDU.TAG + 3]!) >>>
-      0;
     const slot = link.txSlot();
-    const n = this.writeConfigReply(slot, link, imp, f, Off.SRC, tag, ccmd);
+    const n = this.writeConfigReply(slot, link, imp, f, Off.SRC, pduTag(f, ETH_HEADER_SIZE), q.ccmd);
     if (n === 0) return;
     link.txCommit(n);
     this.stats.answeredLocally++;
@@ -456,37 +480,22 @@ export class ImportSide {
     ccmd: number,
   ): number {
     const adv = imp.advert!;
-    if (ETH_HEADER_SIZE + PDU.ARG + 8 + imp.config.length > Math.min(link.maxFrame, out.length)) {
+    if (CONFIG_STRING_OFFSET + imp.config.length > Math.min(link.maxFrame, out.length)) {
       this.stats.tooLarge++;
       return 0;
     }
-    for (let i = 0; i < MAC_SIZE; i++) {
-      out[i] = dst[dstOff + i]!;
-      out[MAC_SIZE + i] = link.mac[i]!;
-    }
-    out[12] = 0x88;
-    out[13] = 0xa2;
-    const p = ETH_HEADER_SIZE;
-    out[p + PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE;
-    out[p + PDU.ERROR] = 0;
-    setPduAddress(out, p, imp.spec.localShelf, imp.spec.localSlot);
-    out[p + PDU.COMMAND] = Command.QUERY_CONFIG;
-    setPduTag(out, p, tag);
-    const a = p + PDU.ARG;
-    const bufcnt = Math.max(2, Math.min(adv.bufferCount, 0xffff));
-    out[a] = bufcnt >>> 8;
-    out[a + 1] = bufcnt & 0xff;
-    out[a + 2] = adv.firmware >>> 8;
-    out[a + 3] = adv.firmware & 0xff;
-    out[a + 4] = this.sectorsFor(imp, link);
-    out[a + 5] = (AOE_VERSION << 4) | (ccmd & 0x0f);
-    const cfg = imp.config;
-    out[a + 6] = cfg.length >>> 8;
-    out[a + 7] = cfg.length & 0xff;
-    out.set(cfg, a + 8);
-    const end = a + 8 + cfg.length;
-    if (end < 60) out.fill(0, end, 60);
-    return Math.max(end, 60);
+    const h = this.replyHeader;
+    for (let i = 0; i < MAC_SIZE; i++) h.dst[i] = dst[dstOff + i]!;
+    h.src = link.mac;
+    h.major = imp.spec.localShelf;
+    h.minor = imp.spec.localSlot;
+    h.tag = tag;
+    const r = this.replyArg;
+    r.bufferCount = Math.max(2, Math.min(adv.bufferCount, 0xffff));
+    r.firmwareVersion = adv.firmware;
+    r.sectorCount = this.sectorsFor(imp, link);
+    r.ccmd = ccmd;
+    return encodeQueryConfig(out, h, r, imp.config);
   }
 
   /** Sectors per frame: the exporter's, the local link's and the tunnel record's, whichever is least. */
@@ -536,7 +545,7 @@ export class ImportSide {
     for (let i = 0; i < MAC_SIZE; i++) this.pMac[mo + i] = f[Off.SRC + i]!;
     const out = this.scratch;
     for (let i = 0; i < MAC_SIZE; i++) out[i] = f[Off.SRC + i]!;
-    out.set(f.subarray(ETH_HEADER_SIZE, len), REQUEST_PREFIX);
+    copyBytes(f, ETH_HEADER_SIZE, out, REQUEST_PREFIX, pduLen);
     setPduTag(out, REQUEST_PREFIX, this.table.tagOf(s));
     setPduAddress(out, REQUEST_PREFIX, adv.shelf, adv.slot);
     if (!port.send(RECORD_AOE_REQUEST, out, 0, REQUEST_PREFIX + pduLen)) {
@@ -584,12 +593,15 @@ export class ImportSide {
     const n = writeFrame(out, this.pMac, s * MAC_SIZE, link.mac, 0, buf, off, len);
     setPduTag(out, ETH_HEADER_SIZE, this.pTag[s]!);
     setPduAddress(out, ETH_HEADER_SIZE, imp.spec.localShelf, imp.spec.localSlot);
-    if (this.pCommand[s] === Command.QUERY_CONFIG && !isErrorPdu(buf, off) && len >= PDU_COMMON_HEADER + 8) {
-      // A relayed set changed the string: later local answers must say so.
-      const strLen = (buf[off + 16]! << 8) | buf[off + 17]!;
-      if (strLen <= 1024 && PDU_COMMON_HEADER + 8 + strLen <= len) {
-        imp.config = Uint8Array.from(buf.subarray(off + 18, off + 18 + strLen));
-      }
+    // A relayed set changed the string: later local answers must say so.
+    if (
+      this.pCommand[s] === Command.QUERY_CONFIG &&
+      !isErrorPdu(buf, off) &&
+      decodeQueryConfig(out, n, this.qc) === DecodeError.OK
+    ) {
+      imp.config = Uint8Array.from(
+        out.subarray(this.qc.configOffset, this.qc.configOffset + this.qc.configLength),
+      );
     }
     link.txCommit(n);
     this.releaseSlot(s);

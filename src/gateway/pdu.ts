@@ -4,6 +4,7 @@
  * decrypted buffers, local frames are views into link arenas), and the one place that turns a
  * PDU back into a frame.
  */
+import { copyBytes, readU16, readU32, writeU16, writeU32 } from '../aoe/bytes.js';
 import { AOE_ETHERTYPE, ETH_HEADER_SIZE, Flag, MAC_SIZE } from '../aoe/constants.js';
 
 export const PDU = {
@@ -32,24 +33,15 @@ export const PDU_ATA_HEADER = 22;
 export const PDU_COMMON_HEADER = 10;
 
 export function pduTag(b: Uint8Array, o: number): number {
-  return (
-    ((b[o + PDU.TAG]! << 24) |
-      (b[o + PDU.TAG + 1]! << 16) |
-      (b[o + PDU.TAG + 2]! << 8) |
-      b[o + PDU.TAG + 3]!) >>>
-    0
-  );
+  return readU32(b, o + PDU.TAG);
 }
 
 export function setPduTag(b: Uint8Array, o: number, tag: number): void {
-  b[o + PDU.TAG] = tag >>> 24;
-  b[o + PDU.TAG + 1] = (tag >>> 16) & 0xff;
-  b[o + PDU.TAG + 2] = (tag >>> 8) & 0xff;
-  b[o + PDU.TAG + 3] = tag & 0xff;
+  writeU32(b, o + PDU.TAG, tag);
 }
 
 export function pduMajor(b: Uint8Array, o: number): number {
-  return (b[o + PDU.MAJOR]! << 8) | b[o + PDU.MAJOR + 1]!;
+  return readU16(b, o + PDU.MAJOR);
 }
 
 export function pduMinor(b: Uint8Array, o: number): number {
@@ -57,9 +49,8 @@ export function pduMinor(b: Uint8Array, o: number): number {
 }
 
 export function setPduAddress(b: Uint8Array, o: number, major: number, minor: number): void {
-  b[o + PDU.MAJOR] = major >>> 8;
-  b[o + PDU.MAJOR + 1] = major & 0xff;
-  b[o + PDU.MINOR] = minor;
+  writeU16(b, o + PDU.MAJOR, major);
+  b[o + PDU.MINOR] = minor & 0xff;
 }
 
 export function isResponsePdu(b: Uint8Array, o: number): boolean {
@@ -75,10 +66,7 @@ export function isGroupMac(b: Uint8Array, o: number): boolean {
   return (b[o]! & 1) === 1;
 }
 
-/**
- * Writes [dst][src][0x88A2][pdu] into `out` and returns the frame length. Byte loops: Buffer#copy
- * of a partial source allocates a view.
- */
+/** Writes [dst][src][0x88A2][pdu] into `out` and returns the frame length (no allocation). */
 export function writeFrame(
   out: Uint8Array,
   dst: Uint8Array,
@@ -93,9 +81,8 @@ export function writeFrame(
     out[i] = dst[dstOff + i]!;
     out[MAC_SIZE + i] = src[srcOff + i]!;
   }
-  out[12] = AOE_ETHERTYPE >>> 8;
-  out[13] = AOE_ETHERTYPE & 0xff;
-  out.set(pdu.subarray(pduOff, pduOff + pduLen), ETH_HEADER_SIZE);
+  writeU16(out, 12, AOE_ETHERTYPE);
+  copyBytes(pdu, pduOff, out, ETH_HEADER_SIZE, pduLen);
   return ETH_HEADER_SIZE + pduLen;
 }
 
