@@ -4,10 +4,9 @@
  * has a new ifindex), re-announces, and a write stream from our initiator resumes and verifies.
  * And an event loop that empties while serving is an error exit, never exit 0.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SECTOR_SIZE } from '../../src/aoe/constants.js';
 import { formatMac } from '../../src/aoe/mac.js';
 import { Initiator } from '../../src/initiator/initiator.js';
@@ -18,50 +17,34 @@ import type { LinkStateEvent } from '../../src/io/frame-link.js';
 import { interfaceInfo, PacketLink } from '../../src/io/packet-link.js';
 import { AOEGW, startServe } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
-import { ip, Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
-import { type Spawned, spawnTracked } from '../helpers/processes.js';
+import { ip, netnsSkipReason, vethPair } from '../helpers/netns.js';
+import { spawnTracked } from '../helpers/processes.js';
+import { useServePair } from '../helpers/serve-pair.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const skip = netnsSkipReason();
 
 describe.skipIf(skip)('link down and back during a write stream', () => {
-  let dir: string;
-  let nsI: Netns;
-  let nsT: Netns;
-  const servers: Spawned[] = [];
-  const inis: Initiator[] = [];
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'aoegw-lnk-'));
-    nsI = new Netns('ldi');
-    nsT = new Netns('ldt');
-  });
-  afterAll(async () => {
-    for (const i of inis) i.close();
-    for (const s of servers) await s.stop();
-    nsI?.delete();
-    nsT?.delete();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const site = useServePair('ld');
 
   it('survives down/up and del/re-add: the daemon stays, I/O resumes, the data verifies', async () => {
-    const v = vethPair(nsI, nsT, 1500);
-    const img = sparseImage(dir, 'd.img', 16 << 20);
+    const v = vethPair(site.nsI, site.nsT, 1500);
+    const img = sparseImage(site.dir, 'd.img', 16 << 20);
     const srv = await startServe([
       '--iface',
       v.b,
       '--netns',
-      nsT.name,
+      site.nsT.name,
       '--export',
       `5.1=${img}`,
       '--state',
-      join(dir, 'st.json'),
+      join(site.dir, 'st.json'),
     ]);
-    servers.push(srv);
-    const link = PacketLink.open({ iface: v.a, netns: nsI.name });
+    site.servers.push(srv);
+    const link = PacketLink.open({ iface: v.a, netns: site.nsI.name });
     const events: LinkStateEvent[] = [];
     const ini = new Initiator(link);
-    inis.push(ini);
+    site.track(ini);
     link.onLinkState((e) => events.push(e));
     const [t] = await discover(ini, 300);
     expect(t?.target).toBe('e5.1');
@@ -101,20 +84,20 @@ describe.skipIf(skip)('link down and back during a write stream', () => {
     await progressAfter('before');
 
     // 1. Down, then up: same interface, same ifindex.
-    nsT.ip('link', 'set', v.b, 'down');
+    site.nsT.ip('link', 'set', v.b, 'down');
     await sleep(800);
     expect(srv.child.exitCode, srv.output()).toBeNull();
-    nsT.ip('link', 'set', v.b, 'up');
+    site.nsT.ip('link', 'set', v.b, 'up');
     await progressAfter('after down/up');
     expect(srv.output()).toMatch(/link .*down/);
 
     // 2. Delete the pair (both ends go), re-create it with the same names and MACs (like a
     // re-plugged NIC): new ifindexes, so both sockets must be re-bound. (A new MAC would need the
     // initiator to re-discover: its clients address the target's MAC.)
-    const macA = interfaceInfo(v.a, nsI.name).mac;
-    const macB = interfaceInfo(v.b, nsT.name).mac;
-    const indexB = interfaceInfo(v.b, nsT.name).index;
-    nsT.ip('link', 'del', v.b);
+    const macA = interfaceInfo(v.a, site.nsI.name).mac;
+    const macB = interfaceInfo(v.b, site.nsT.name).mac;
+    const indexB = interfaceInfo(v.b, site.nsT.name).index;
+    site.nsT.ip('link', 'del', v.b);
     await sleep(800);
     expect(srv.child.exitCode, srv.output()).toBeNull();
     ip(
@@ -122,7 +105,7 @@ describe.skipIf(skip)('link down and back during a write stream', () => {
       'add',
       v.a,
       'netns',
-      nsI.name,
+      site.nsI.name,
       'address',
       formatMac(macA),
       'type',
@@ -131,13 +114,13 @@ describe.skipIf(skip)('link down and back during a write stream', () => {
       'name',
       v.b,
       'netns',
-      nsT.name,
+      site.nsT.name,
       'address',
       formatMac(macB),
     );
-    nsI.ip('link', 'set', v.a, 'up');
-    nsT.ip('link', 'set', v.b, 'up');
-    expect(interfaceInfo(v.b, nsT.name).index).not.toBe(indexB);
+    site.nsI.ip('link', 'set', v.a, 'up');
+    site.nsT.ip('link', 'set', v.b, 'up');
+    expect(interfaceInfo(v.b, site.nsT.name).index).not.toBe(indexB);
     await progressAfter('after del/re-add');
     expect(srv.child.exitCode, srv.output()).toBeNull();
     // Our own initiator link went down and came back too, through the same machinery.
@@ -165,50 +148,50 @@ describe.skipIf(skip)('link down and back during a write stream', () => {
   }, 90_000);
 
   it('an idle link: down/up and del/re-add, the daemon answers discovery again', async () => {
-    const v = vethPair(nsI, nsT, 1500);
-    const img = sparseImage(dir, 'i.img', 1 << 20);
+    const v = vethPair(site.nsI, site.nsT, 1500);
+    const img = sparseImage(site.dir, 'i.img', 1 << 20);
     const srv = await startServe([
       '--iface',
       v.b,
       '--netns',
-      nsT.name,
+      site.nsT.name,
       '--export',
       `5.2=${img}`,
       '--state',
-      join(dir, 'st3.json'),
+      join(site.dir, 'st3.json'),
     ]);
-    servers.push(srv);
-    const ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
-    inis.push(ini);
+    site.servers.push(srv);
+    const ini = new Initiator(PacketLink.open({ iface: v.a, netns: site.nsI.name }));
+    site.track(ini);
     expect((await ini.queryConfig(200, { major: 5, minor: 2 })).length).toBe(1);
-    nsT.ip('link', 'set', v.b, 'down');
+    site.nsT.ip('link', 'set', v.b, 'down');
     expect(await waitFor(() => /down \(ENETDOWN/.test(srv.output()), 3000), srv.output()).toBe(true);
     await sleep(300);
     expect(srv.child.exitCode).toBeNull();
-    nsT.ip('link', 'set', v.b, 'up');
+    site.nsT.ip('link', 'set', v.b, 'up');
     expect(await waitFor(() => /up \(up\)/.test(srv.output()), 3000), srv.output()).toBe(true);
     expect((await ini.queryConfig(200, { major: 5, minor: 2 })).length).toBe(1);
     // Deleted while idle (a new pair with new MACs): a fresh initiator finds it again.
-    nsT.ip('link', 'del', v.b);
+    site.nsT.ip('link', 'del', v.b);
     await sleep(500);
     expect(srv.child.exitCode, srv.output()).toBeNull();
-    vethPair(nsI, nsT, 1500, v.a.slice(2));
-    const ini2 = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
-    inis.push(ini2);
+    vethPair(site.nsI, site.nsT, 1500, v.a.slice(2));
+    const ini2 = new Initiator(PacketLink.open({ iface: v.a, netns: site.nsI.name }));
+    site.track(ini2);
     expect(await waitFor(() => (srv.output().match(/up \(up\)/g) ?? []).length >= 2, 3000)).toBe(true);
     const found = await ini2.queryConfig(200, { major: 5, minor: 2 });
     expect(found.map((a) => a.mac.toString('hex'))).toEqual([
-      interfaceInfo(v.b, nsT.name).mac.toString('hex'),
+      interfaceInfo(v.b, site.nsT.name).mac.toString('hex'),
     ]);
     expect(srv.child.exitCode).toBeNull();
   }, 30_000);
 
   it('exits non-zero with a clear message when its event loop empties', async () => {
-    const v = vethPair(nsI, nsT, 1500);
-    const img = sparseImage(dir, 'e.img', 1 << 20);
+    const v = vethPair(site.nsI, site.nsT, 1500);
+    const img = sparseImage(site.dir, 'e.img', 1 << 20);
     // Fault injection: a preload that makes the addon's start() a no-op, so no receive handle
     // ever keeps the loop alive (what libuv's dropped poll handle did on a link error).
-    const preload = join(dir, 'no-start.cjs');
+    const preload = join(site.dir, 'no-start.cjs');
     writeFileSync(
       preload,
       `const Module = require('module');
@@ -229,13 +212,13 @@ Module._extensions['.node'] = function (mod, filename) {
       '--iface',
       v.b,
       '--netns',
-      nsT.name,
+      site.nsT.name,
       '--export',
       `6.1=${img}`,
       '--state',
-      join(dir, 'st2.json'),
+      join(site.dir, 'st2.json'),
     ]);
-    servers.push(p);
+    site.servers.push(p);
     const exited = await waitFor(() => p.child.exitCode !== null, 10_000);
     expect(exited, p.output()).toBe(true);
     expect(p.output()).toMatch(/ready: /);

@@ -1,13 +1,5 @@
-/**
- * Issue 7 item 3: lowering a link's MTU at runtime (9000 -> 1500) broke I/O for good: the target
- * kept advertising 17 sectors per frame, its replies failed with EMSGSIZE, and the rest of each
- * send batch was dropped with them. Now an oversized frame is dropped alone (counted), the MTU is
- * re-read, the link reports the change and `aoegw serve` re-announces with the new sector count.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { discover, identify } from '../../src/initiator/operations.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
@@ -15,8 +7,8 @@ import type { LinkStateEvent } from '../../src/io/frame-link.js';
 import { PacketLink } from '../../src/io/packet-link.js';
 import { startServe } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
-import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
-import type { Spawned } from '../helpers/processes.js';
+import { netnsSkipReason, vethPair } from '../helpers/netns.js';
+import { useServePair } from '../helpers/serve-pair.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const skip = netnsSkipReason();
@@ -31,32 +23,14 @@ function frame(link: PacketLink, dst: Buffer, seq: number, len: number): void {
 }
 
 describe.skipIf(skip)('MTU lowered at runtime', () => {
-  let dir: string;
-  let nsI: Netns;
-  let nsT: Netns;
-  const links: PacketLink[] = [];
-  const inis: Initiator[] = [];
-  const servers: Spawned[] = [];
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'aoegw-mtu-'));
-    nsI = new Netns('mti');
-    nsT = new Netns('mtt');
-  });
-  afterAll(async () => {
-    for (const i of inis) i.close();
-    for (const l of links) l.close();
-    for (const s of servers) await s.stop();
-    nsI?.delete();
-    nsT?.delete();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const site = useServePair('mt');
 
   it('a send batch with one oversized frame still sends the others, and the link reports the new MTU', async () => {
-    const v = vethPair(nsI, nsT, 9000);
-    const a = PacketLink.open({ iface: v.a, netns: nsI.name });
-    const b = PacketLink.open({ iface: v.b, netns: nsT.name });
-    links.push(a, b);
+    const v = vethPair(site.nsI, site.nsT, 9000);
+    const a = PacketLink.open({ iface: v.a, netns: site.nsI.name });
+    const b = PacketLink.open({ iface: v.b, netns: site.nsT.name });
+    site.track(a);
+    site.track(b);
     const got: number[] = [];
     b.onBatch((frames, lens, count) => {
       for (let i = 0; i < count; i++) if (lens[i]! > 0) got.push(frames[i]!.readUInt32BE(14));
@@ -64,7 +38,7 @@ describe.skipIf(skip)('MTU lowered at runtime', () => {
     const events: LinkStateEvent[] = [];
     a.onLinkState((e) => events.push(e));
     // Lower the MTU under the link: it still believes 9000, so only the kernel can refuse.
-    nsI.ip('link', 'set', v.a, 'mtu', '1500');
+    site.nsI.ip('link', 'set', v.a, 'mtu', '1500');
     frame(a, b.mac, 1, 1000);
     frame(a, b.mac, 2, 5000);
     frame(a, b.mac, 3, 1000);
@@ -89,21 +63,21 @@ describe.skipIf(skip)('MTU lowered at runtime', () => {
   });
 
   it('aoegw serve re-announces with the new sectors per frame; a re-discovering initiator works', async () => {
-    const v = vethPair(nsI, nsT, 9000);
-    const img = sparseImage(dir, 'm.img', 8 << 20);
+    const v = vethPair(site.nsI, site.nsT, 9000);
+    const img = sparseImage(site.dir, 'm.img', 8 << 20);
     const srv = await startServe([
       '--iface',
       v.b,
       '--netns',
-      nsT.name,
+      site.nsT.name,
       '--export',
       `4.2=${img}`,
       '--state',
-      join(dir, 'st.json'),
+      join(site.dir, 'st.json'),
     ]);
-    servers.push(srv);
-    const ini1 = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
-    inis.push(ini1);
+    site.servers.push(srv);
+    const ini1 = new Initiator(PacketLink.open({ iface: v.a, netns: site.nsI.name }));
+    site.track(ini1);
     const [t1] = await discover(ini1, 300);
     expect(t1?.sectorsPerFrame).toBe(17);
     const c1 = ini1.client((await ini1.queryConfig(200, { major: 4, minor: 2 }))[0]!);
@@ -111,8 +85,8 @@ describe.skipIf(skip)('MTU lowered at runtime', () => {
     const r1 = await verifyPattern(ini1, c1, { startLba: 0, sectors: 4096, seed: 9, identity: id });
     expect(r1.mismatches).toBe(0);
 
-    nsT.ip('link', 'set', v.b, 'mtu', '1500');
-    nsI.ip('link', 'set', v.a, 'mtu', '1500');
+    site.nsT.ip('link', 'set', v.b, 'mtu', '1500');
+    site.nsI.ip('link', 'set', v.a, 'mtu', '1500');
     expect(
       await waitFor(() => /up \(changed\), mtu 1500, re-announced 1/.test(srv.output()), 5000),
       srv.output(),
@@ -120,8 +94,8 @@ describe.skipIf(skip)('MTU lowered at runtime', () => {
     ini1.close();
     await sleep(50);
 
-    const ini2 = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
-    inis.push(ini2);
+    const ini2 = new Initiator(PacketLink.open({ iface: v.a, netns: site.nsI.name }));
+    site.track(ini2);
     const [t2] = await discover(ini2, 300);
     expect(t2?.sectorsPerFrame).toBe(2);
     const c2 = ini2.client((await ini2.queryConfig(200, { major: 4, minor: 2 }))[0]!);

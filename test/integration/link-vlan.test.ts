@@ -4,17 +4,17 @@
  * another host's MAC (seen in promiscuous mode) reached the engine. The addon now drops both and
  * counts them. An attacker with a raw socket in another namespace sends them, for real.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeAtaRequest } from '../../src/aoe/ata.js';
 import { AtaFlag, AtaOp, Command } from '../../src/aoe/constants.js';
 import { interfaceInfo, PacketLink } from '../../src/io/packet-link.js';
 import { startServe } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
-import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
+import { netnsSkipReason, vethPair } from '../helpers/netns.js';
 import type { Spawned } from '../helpers/processes.js';
+import { useServePair } from '../helpers/serve-pair.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const skip = netnsSkipReason();
@@ -73,44 +73,27 @@ async function serverLinkStats(srv: Spawned, name: string): Promise<Record<strin
 }
 
 describe.skipIf(skip)('frames from other VLANs and for other hosts are dropped and counted', () => {
-  let dir: string;
-  let nsA: Netns;
-  let nsT: Netns;
-  const links: PacketLink[] = [];
-  const servers: Spawned[] = [];
-
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'aoegw-vlan-'));
-    nsA = new Netns('vla');
-    nsT = new Netns('vlt');
-  });
-  afterAll(async () => {
-    for (const l of links) l.close();
-    for (const s of servers) await s.stop();
-    nsA?.delete();
-    nsT?.delete();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const site = useServePair('vl');
 
   it('aoegw serve: a tagged WRITE (VID 100) and an other-host WRITE do not land and get no reply', async () => {
-    const v = vethPair(nsA, nsT, 1500);
-    const img = sparseImage(dir, 'v.img', 1 << 20);
+    const v = vethPair(site.nsI, site.nsT, 1500);
+    const img = sparseImage(site.dir, 'v.img', 1 << 20);
     const srv = await startServe([
       '--iface',
       v.b,
       '--netns',
-      nsT.name,
+      site.nsT.name,
       '--export',
       `7.1=${img}`,
       '--state',
-      join(dir, 'st.json'),
+      join(site.dir, 'st.json'),
     ]);
-    servers.push(srv);
-    nsT.ip('link', 'set', v.b, 'promisc', 'on');
-    const attacker = PacketLink.open({ iface: v.a, netns: nsA.name });
-    links.push(attacker);
+    site.servers.push(srv);
+    site.nsT.ip('link', 'set', v.b, 'promisc', 'on');
+    const attacker = PacketLink.open({ iface: v.a, netns: site.nsI.name });
+    site.track(attacker);
     const seen = replies(attacker);
-    const targetMac = interfaceInfo(v.b, nsT.name).mac;
+    const targetMac = interfaceInfo(v.b, site.nsT.name).mac;
 
     // Tagged, for this target's MAC: VLAN 100 from a trunk port.
     for (let i = 0; i < 5; i++)
@@ -139,11 +122,12 @@ describe.skipIf(skip)('frames from other VLANs and for other hosts are dropped a
   }, 30_000);
 
   it('PacketLink (what the initiator uses too) delivers only untagged frames for this host', async () => {
-    const v = vethPair(nsA, nsT, 1500);
-    nsT.ip('link', 'set', v.b, 'promisc', 'on');
-    const tx = PacketLink.open({ iface: v.a, netns: nsA.name });
-    const rx = PacketLink.open({ iface: v.b, netns: nsT.name });
-    links.push(tx, rx);
+    const v = vethPair(site.nsI, site.nsT, 1500);
+    site.nsT.ip('link', 'set', v.b, 'promisc', 'on');
+    const tx = PacketLink.open({ iface: v.a, netns: site.nsI.name });
+    const rx = PacketLink.open({ iface: v.b, netns: site.nsT.name });
+    site.track(tx);
+    site.track(rx);
     const seen = replies(rx);
     const frame = (dst: Buffer, tag: number) => {
       // A "response" so the helper counts it; content is irrelevant to the filter.
