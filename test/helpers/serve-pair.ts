@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { Netns } from './netns.js';
+import { startServe } from './aoegw.js';
+import { sparseImage } from './images.js';
+import { Netns, type VethPair, vethPair } from './netns.js';
 import type { Spawned } from './processes.js';
 
 export interface ServePair {
@@ -21,6 +23,15 @@ export interface ServePair {
   servers: Spawned[];
   /** Closed after the block, before the servers stop. */
   track<T extends { close(): void }>(x: T): T;
+  /**
+   * A new veth pair at `mtu` (end `a` in nsI, `b` in nsT) and `aoegw serve` on `b` exporting a
+   * fresh sparse image of `bytes` as `target` ("S.L"), with its own state file.
+   */
+  serveOnNewPair(o: { mtu: number; target: string; bytes: number }): Promise<{
+    v: VethPair;
+    img: string;
+    srv: Spawned;
+  }>;
 }
 
 /** Registers beforeAll/afterAll in the calling describe block; fields are set once beforeAll ran. */
@@ -31,6 +42,22 @@ export function useServePair(prefix: string): ServePair {
     track<T extends { close(): void }>(x: T): T {
       closeables.push(x);
       return x;
+    },
+    async serveOnNewPair(o: { mtu: number; target: string; bytes: number }) {
+      const v = vethPair(pair.nsI, pair.nsT, o.mtu);
+      const img = sparseImage(pair.dir, `${o.target}.img`, o.bytes);
+      const srv = await startServe([
+        '--iface',
+        v.b,
+        '--netns',
+        pair.nsT.name,
+        '--export',
+        `${o.target}=${img}`,
+        '--state',
+        join(pair.dir, `${o.target}-state.json`),
+      ]);
+      pair.servers.push(srv);
+      return { v, img, srv };
     },
   } as ServePair;
   beforeAll(() => {

@@ -15,7 +15,7 @@ import { fillPattern } from '../../src/initiator/pattern.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import type { LinkStateEvent } from '../../src/io/frame-link.js';
 import { interfaceInfo, PacketLink } from '../../src/io/packet-link.js';
-import { AOEGW, startServe } from '../helpers/aoegw.js';
+import { AOEGW } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
 import { ip, netnsSkipReason, vethPair } from '../helpers/netns.js';
 import { spawnTracked } from '../helpers/processes.js';
@@ -28,19 +28,7 @@ describe.skipIf(skip)('link down and back during a write stream', () => {
   const site = useServePair('ld');
 
   it('survives down/up and del/re-add: the daemon stays, I/O resumes, the data verifies', async () => {
-    const v = vethPair(site.nsI, site.nsT, 1500);
-    const img = sparseImage(site.dir, 'd.img', 16 << 20);
-    const srv = await startServe([
-      '--iface',
-      v.b,
-      '--netns',
-      site.nsT.name,
-      '--export',
-      `5.1=${img}`,
-      '--state',
-      join(site.dir, 'st.json'),
-    ]);
-    site.servers.push(srv);
+    const { v, srv } = await site.serveOnNewPair({ mtu: 1500, target: '5.1', bytes: 16 << 20 });
     const link = PacketLink.open({ iface: v.a, netns: site.nsI.name });
     const events: LinkStateEvent[] = [];
     const ini = new Initiator(link);
@@ -148,19 +136,7 @@ describe.skipIf(skip)('link down and back during a write stream', () => {
   }, 90_000);
 
   it('an idle link: down/up and del/re-add, the daemon answers discovery again', async () => {
-    const v = vethPair(site.nsI, site.nsT, 1500);
-    const img = sparseImage(site.dir, 'i.img', 1 << 20);
-    const srv = await startServe([
-      '--iface',
-      v.b,
-      '--netns',
-      site.nsT.name,
-      '--export',
-      `5.2=${img}`,
-      '--state',
-      join(site.dir, 'st3.json'),
-    ]);
-    site.servers.push(srv);
+    const { v, srv } = await site.serveOnNewPair({ mtu: 1500, target: '5.2', bytes: 1 << 20 });
     const ini = new Initiator(PacketLink.open({ iface: v.a, netns: site.nsI.name }));
     site.track(ini);
     expect((await ini.queryConfig(200, { major: 5, minor: 2 })).length).toBe(1);

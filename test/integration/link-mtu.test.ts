@@ -1,12 +1,9 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { discover, identify } from '../../src/initiator/operations.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import type { LinkStateEvent } from '../../src/io/frame-link.js';
 import { PacketLink } from '../../src/io/packet-link.js';
-import { startServe } from '../helpers/aoegw.js';
-import { sparseImage } from '../helpers/images.js';
 import { netnsSkipReason, vethPair } from '../helpers/netns.js';
 import { useServePair } from '../helpers/serve-pair.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -63,19 +60,7 @@ describe.skipIf(skip)('MTU lowered at runtime', () => {
   });
 
   it('aoegw serve re-announces with the new sectors per frame; a re-discovering initiator works', async () => {
-    const v = vethPair(site.nsI, site.nsT, 9000);
-    const img = sparseImage(site.dir, 'm.img', 8 << 20);
-    const srv = await startServe([
-      '--iface',
-      v.b,
-      '--netns',
-      site.nsT.name,
-      '--export',
-      `4.2=${img}`,
-      '--state',
-      join(site.dir, 'st.json'),
-    ]);
-    site.servers.push(srv);
+    const { v, srv } = await site.serveOnNewPair({ mtu: 9000, target: '4.2', bytes: 8 << 20 });
     const ini1 = new Initiator(PacketLink.open({ iface: v.a, netns: site.nsI.name }));
     site.track(ini1);
     const [t1] = await discover(ini1, 300);

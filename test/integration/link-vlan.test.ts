@@ -5,13 +5,10 @@
  * counts them. An attacker with a raw socket in another namespace sends them, for real.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeAtaRequest } from '../../src/aoe/ata.js';
 import { AtaFlag, AtaOp, Command } from '../../src/aoe/constants.js';
 import { interfaceInfo, PacketLink } from '../../src/io/packet-link.js';
-import { startServe } from '../helpers/aoegw.js';
-import { sparseImage } from '../helpers/images.js';
 import { netnsSkipReason, vethPair } from '../helpers/netns.js';
 import type { Spawned } from '../helpers/processes.js';
 import { useServePair } from '../helpers/serve-pair.js';
@@ -76,19 +73,7 @@ describe.skipIf(skip)('frames from other VLANs and for other hosts are dropped a
   const site = useServePair('vl');
 
   it('aoegw serve: a tagged WRITE (VID 100) and an other-host WRITE do not land and get no reply', async () => {
-    const v = vethPair(site.nsI, site.nsT, 1500);
-    const img = sparseImage(site.dir, 'v.img', 1 << 20);
-    const srv = await startServe([
-      '--iface',
-      v.b,
-      '--netns',
-      site.nsT.name,
-      '--export',
-      `7.1=${img}`,
-      '--state',
-      join(site.dir, 'st.json'),
-    ]);
-    site.servers.push(srv);
+    const { v, img, srv } = await site.serveOnNewPair({ mtu: 1500, target: '7.1', bytes: 1 << 20 });
     site.nsT.ip('link', 'set', v.b, 'promisc', 'on');
     const attacker = PacketLink.open({ iface: v.a, netns: site.nsI.name });
     site.track(attacker);
