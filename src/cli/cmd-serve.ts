@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { DEFAULT_TUNNEL_MTU } from '../config/gateway-config.js';
+import { DEFAULT_FAIL_AFTER_MS, DEFAULT_TUNNEL_MTU } from '../config/gateway-config.js';
 import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../config/target-config.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
@@ -46,7 +46,7 @@ function targetOnly(cfg: TargetSpec): GatewaySpec {
     exports: cfg.exports,
     forwards: [],
     peers: [],
-    tunnel: { mtu: DEFAULT_TUNNEL_MTU, busyPollUs: 0 },
+    tunnel: { mtu: DEFAULT_TUNNEL_MTU, busyPollUs: 0, failAfterMs: DEFAULT_FAIL_AFTER_MS },
   };
 }
 

@@ -255,6 +255,9 @@ export function loadGatewayConfig(file: string): GatewaySpec {
   }
 }
 
+/** Requests unanswered this long are failed with an ATA error (tunnel.failAfterMs). */
+export const DEFAULT_FAIL_AFTER_MS = 120_000;
+
 /** The cross-checked spec from a parsed config object (throws ConfigError). */
 export function validateGateway(raw: Raw): GatewaySpec {
   const links = (raw.links as unknown[]).length ? validateLinks(raw.links) : [];
@@ -267,11 +270,13 @@ export function validateGateway(raw: Raw): GatewaySpec {
   const forwards = validateForwards(raw.forwards, links, exports);
   const peers = validatePeers(raw.peers, links, exports, forwards);
   const t = obj(raw.tunnel, 'tunnel');
-  checkKeys(t, 'tunnel', ['mtu', 'busyPollUs']);
+  checkKeys(t, 'tunnel', ['mtu', 'busyPollUs', 'failAfterMs']);
   const tunnel = {
     // 1280 (IPv6's minimum) carries the largest advertisement of one target (1 KiB config string).
     mtu: int(t, 'mtu', 'tunnel', 1280, 65507, DEFAULT_TUNNEL_MTU),
     busyPollUs: int(t, 'busyPollUs', 'tunnel', 0, 1000, DEFAULT_TUNNEL_BUSY_POLL_US),
+    // Below the Linux initiator's aoe_deadsecs (180 s), after which an open device stays failed.
+    failAfterMs: int(t, 'failAfterMs', 'tunnel', 1000, 170_000, DEFAULT_FAIL_AFTER_MS),
   };
   let listen: GatewaySpec['listen'];
   if (raw.listen !== '') {

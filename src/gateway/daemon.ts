@@ -28,6 +28,7 @@ import {
   decodePeerMessage,
   encodePeerMessage,
   GATEWAY_PROTOCOL_VERSION,
+  type Hello,
   RECORD_AOE_REQUEST,
   RECORD_AOE_RESPONSE,
   RECORD_CONTROL,
@@ -58,9 +59,15 @@ interface PeerRuntime {
   advertGeneration: number;
   lastConnectAt: number;
   lastErrorLogAt: number;
+  /** Our last hello to the peer, and whether (and which version) it has sent us one. */
+  helloSentAt: number;
+  helloFromPeer: boolean;
+  incompatible: boolean;
 }
 
-const HELLO_CAPABILITIES = ['aoe-request-v1', 'adverts-v1'];
+const HELLO_CAPABILITIES = ['aoe-request-v2', 'adverts-v1'];
+/** A peer heard from within this is reachable (it sends advertisements every 10 s and keepalives). */
+const REACHABLE_MS = 15_000;
 
 export class Gateway {
   readonly links = new LinkSet();
@@ -80,6 +87,9 @@ export class Gateway {
   private lastForwardGeneration = 0;
   private stopped = false;
   private readonly openLink: (l: LinkSpec) => FrameLink;
+  /** The import side's resend timer (ms precision), armed for its earliest due request. */
+  private retransmitTimer: ReturnType<typeof setTimeout> | null = null;
+  private retransmitAt = Number.POSITIVE_INFINITY;
 
   private constructor(
     private readonly spec: GatewaySpec,
@@ -110,8 +120,8 @@ export class Gateway {
       this.tunnel = spec.peers.length > 0 ? this.openTunnel(opts) : null;
       this.forwards =
         spec.forwards.length > 0 ? new ForwardSide({ forwards: spec.forwards, log: this.log }) : null;
-      const exportAddresses = new Set(spec.exports.map((e) => e.shelf * 256 + e.slot));
-      this.exportSide = new ExportSide(exportAddresses, this.forwards);
+      const exportBuffers = new Map(spec.exports.map((e) => [e.shelf * 256 + e.slot, e.bufferCount]));
+      this.exportSide = new ExportSide(exportBuffers, this.forwards);
       this.addPeers();
       this.target = spec.exports.length > 0 ? this.startTarget() : null;
       this.imports = this.startImports();
@@ -124,7 +134,6 @@ export class Gateway {
               this.forwards!.handleFrames(id, frames, lens, n, performance.now()),
             );
         }
-        for (const p of this.peers.values()) this.forwards.addPeer(p.port);
       }
       // A configured link nobody uses yet is still opened: a missing interface is a start-up error.
       for (const l of spec.links) this.link(l.name);
@@ -206,18 +215,30 @@ export class Gateway {
       const port: PeerPort = {
         name: spec.name,
         connected: () => peer.hasSession(tunnel.now()),
+        reachable: (now) => peer.hasSession(now) && now - peer.lastReceivedAt <= REACHABLE_MS,
+        lastHeardAt: () => peer.lastReceivedAt,
+        nudge: (now) => {
+          // Requests go unanswered: the peer may have restarted and lost our session. A new
+          // handshake costs one round trip; waiting for the tunnel's own 15 s timer costs I/O.
+          const p = this.peers.get(spec.name);
+          if (p && !peer.handshakeInProgress && now - p.lastConnectAt >= 1000) this.connect(p, now);
+        },
         send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
       };
       const grants = this.resolveGrants(spec);
       const exportsGranted = grants.some((g) =>
         this.spec.exports.some((e) => e.shelf === g.shelf && e.slot === g.slot),
       );
-      let link: TunnelPeerLink | null = null;
+      this.exportSide.addPeer(port, grants);
       if (exportsGranted) {
-        link = new TunnelPeerLink(port, ordinal, Math.min(65000, tunnel.endpoint.maxRecord - REQUEST_PREFIX));
+        const link = new TunnelPeerLink(
+          port,
+          ordinal,
+          Math.min(65000, tunnel.endpoint.maxRecord - REQUEST_PREFIX),
+        );
         this.peerLinks.set(link.name, link);
+        this.exportSide.setLink(spec.name, link);
       }
-      this.exportSide.addPeer(port, grants, link);
       this.peers.set(spec.name, {
         spec,
         peer,
@@ -227,6 +248,9 @@ export class Gateway {
         advertGeneration: -1,
         lastConnectAt: Number.NEGATIVE_INFINITY,
         lastErrorLogAt: Number.NEGATIVE_INFINITY,
+        helloSentAt: Number.NEGATIVE_INFINITY,
+        helloFromPeer: false,
+        incompatible: false,
       });
       peer.userData = spec.name;
     }
@@ -293,12 +317,18 @@ export class Gateway {
       }
     }
     if (specs.length === 0 || !this.tunnel) return null;
-    const side = new ImportSide({ imports: specs, maxRecord: this.tunnel.endpoint.maxRecord, log: this.log });
+    const side = new ImportSide({
+      imports: specs,
+      maxRecord: this.tunnel.endpoint.maxRecord,
+      failAfterMs: this.spec.tunnel.failAfterMs,
+      log: this.log,
+    });
     for (const name of new Set(specs.flatMap((s) => s.links))) {
       const id = side.addLink(name, this.link(name));
-      this.links
-        .view(name)
-        .onBatch((frames, lens, n) => side.handleFrames(id, frames, lens, n, performance.now()));
+      this.links.view(name).onBatch((frames, lens, n) => {
+        side.handleFrames(id, frames, lens, n, performance.now());
+        this.armRetransmit();
+      });
     }
     for (const p of this.peers.values()) side.addPeer(p.port);
     return side;
@@ -318,14 +348,15 @@ export class Gateway {
         this.exportSide.handleRequest(p.spec.name, buf, off, len, performance.now());
         return;
       case RECORD_AOE_RESPONSE:
-        this.imports?.handleResponse(p.spec.name, buf, off, len);
+        this.imports?.handleResponse(p.spec.name, buf, off, len, performance.now());
         return;
       case RECORD_CONTROL: {
         const msg = decodePeerMessage(buf, off, len);
         if (msg === null) return;
-        if (msg.kind === 'adverts') this.imports?.handleAdverts(p.spec.name, msg.adverts, performance.now());
-        else if (msg.kind === 'hello') {
-          if (performance.now() - p.lastAdvertAt > 1000) this.sendAdverts(p, performance.now());
+        if (msg.kind === 'adverts') {
+          if (!p.incompatible) this.imports?.handleAdverts(p.spec.name, msg.adverts, performance.now());
+        } else if (msg.kind === 'hello') {
+          this.onHello(p, msg.hello);
         } else if (performance.now() - p.lastErrorLogAt >= 1000) {
           // A peer cannot flood the log: one of its errors a second is shown.
           p.lastErrorLogAt = performance.now();
@@ -342,16 +373,43 @@ export class Gateway {
     const p = this.peerOf(peer);
     if (!p) return;
     this.log(`peer ${p.spec.name}: session up`);
+    this.sendHello(p, performance.now());
+    this.sendAdverts(p, performance.now());
+  }
+
+  /** Our hello: version, and the newest request epoch we accepted from the peer (it numbers above it). */
+  private sendHello(p: PeerRuntime, now: number): void {
     const hello = encodePeerMessage({
       kind: 'hello',
       hello: {
         protocolVersion: GATEWAY_PROTOCOL_VERSION,
         capabilities: HELLO_CAPABILITIES,
         gatewayName: this.spec.name,
+        requestEpochSeen: this.exportSide.requestEpochSeen(p.spec.name),
       },
     });
-    this.tunnel?.send(peer, RECORD_CONTROL, hello);
-    this.sendAdverts(p, performance.now());
+    if (this.tunnel?.send(p.peer, RECORD_CONTROL, hello) === Send.OK) p.helloSentAt = now;
+  }
+
+  private onHello(p: PeerRuntime, hello: Hello): void {
+    const now = performance.now();
+    if (hello.protocolVersion !== GATEWAY_PROTOCOL_VERSION) {
+      // Its records would be misread: use nothing of it, and say why once a second at most.
+      p.incompatible = true;
+      if (now - p.lastErrorLogAt >= 1000) {
+        p.lastErrorLogAt = now;
+        this.log(
+          `peer ${p.spec.name}: gateway protocol version ${hello.protocolVersion}, this gateway speaks ${GATEWAY_PROTOCOL_VERSION}: not used`,
+        );
+      }
+      return;
+    }
+    p.incompatible = false;
+    p.helloFromPeer = true;
+    this.imports?.peerHello(p.spec.name, hello.requestEpochSeen ?? 0);
+    // A hello that crossed ours is not answered again; one that did not, is (its sender lacks ours).
+    if (now - p.helloSentAt >= 1000) this.sendHello(p, now);
+    if (now - p.lastAdvertAt > 1000) this.sendAdverts(p, now);
   }
 
   // ---- advertisements ----------------------------------------------------------------------
@@ -419,7 +477,9 @@ export class Gateway {
     try {
       const now = performance.now();
       this.imports?.tick(now);
+      this.armRetransmit();
       this.forwards?.tick(now);
+      this.exportSide.tick(now);
       const configHash = this.configHash();
       const forwardGeneration = this.forwards?.generation ?? 0;
       if (configHash !== this.lastConfigHash || forwardGeneration !== this.lastForwardGeneration) {
@@ -430,6 +490,8 @@ export class Gateway {
       const generation = this.generation;
       for (const p of this.peers.values()) {
         if (p.port.connected(now)) {
+          // Until the peer's hello arrives we do not know its view of our request epoch.
+          if (!p.helloFromPeer && now - p.helloSentAt >= 1000) this.sendHello(p, now);
           if (p.advertGeneration !== generation || now - p.lastAdvertAt >= this.advertEveryMs) {
             // One peer whose advertisement cannot be built must not stop the others'.
             try {
@@ -447,6 +509,30 @@ export class Gateway {
     } catch (e) {
       this.log(`gateway timer: ${(e as Error).message}`);
     }
+  }
+
+  /** Sets the resend timer for the import side's earliest due request, if earlier than the one set. */
+  private armRetransmit(): void {
+    const imports = this.imports;
+    if (!imports || this.stopped) return;
+    const due = imports.nextDueAt();
+    if (due >= this.retransmitAt) return;
+    if (this.retransmitTimer) clearTimeout(this.retransmitTimer);
+    this.retransmitAt = due;
+    this.retransmitTimer = setTimeout(
+      () => {
+        this.retransmitTimer = null;
+        this.retransmitAt = Number.POSITIVE_INFINITY;
+        try {
+          imports.retransmit(performance.now());
+        } catch (e) {
+          this.log(`gateway resend timer: ${(e as Error).message}`);
+        }
+        this.armRetransmit();
+      },
+      Math.max(0, due - performance.now()),
+    );
+    this.retransmitTimer.unref();
   }
 
   /** Changes when an export's config string changes (a set over any link), so peers learn it. */
@@ -469,10 +555,15 @@ export class Gateway {
       links: this.links.stats(),
       target: this.target?.stats() ?? null,
       imports: this.imports
-        ? { ...this.imports.stats, pending: this.imports.pending, list: this.imports.status() }
+        ? {
+            ...this.imports.stats,
+            pending: this.imports.pending,
+            list: this.imports.status(),
+            rtt: this.imports.rttStatus(),
+          }
         : null,
       forwards: this.forwards ? { ...this.forwards.stats, list: this.forwards.status() } : null,
-      exportSide: this.exportSide.stats,
+      exportSide: { ...this.exportSide.stats, inFlight: this.exportSide.inFlight },
       peers: [...this.peers.values()].map((p) => ({
         name: p.spec.name,
         connected: p.port.connected(now),
@@ -490,6 +581,7 @@ export class Gateway {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
+    if (this.retransmitTimer) clearTimeout(this.retransmitTimer);
     let failure: unknown;
     try {
       this.target?.stop();

@@ -9,8 +9,16 @@
  *
  * Allowed requests go to a built-in export through the peer's TunnelPeerLink (batched; the
  * daemon calls endBatch() after each UDP receive batch), or to a native target via ForwardSide.
+ *
+ * The importer resends a request until it is answered, so every request passes the peer's
+ * at-most-once window first (request-window.ts): a duplicate is absorbed while the request runs,
+ * answered from the reply cache once it is done (reply-cache.ts), and a request the importer has
+ * given up on, or one from an older importer process, never runs. Requests in flight here carry
+ * this side's own tag (a bounded table) towards the engine and native targets; every reply comes
+ * back through completion(), which restores the importer's tag, keeps the reply if the request
+ * must not run twice, and sends it.
  */
-import { copyBytes } from '../aoe/bytes.js';
+import { copyBytes, readU32 } from '../aoe/bytes.js';
 import {
   AOE_VERSION,
   AoeErrorCode,
@@ -33,10 +41,15 @@ import {
   PDU_COMMON_HEADER,
   pduMajor,
   pduMinor,
+  pduTag,
+  setPduTag,
 } from './pdu.js';
 import type { TunnelPeerLink } from './peer-link.js';
-import { RECORD_AOE_RESPONSE, REQUEST_PREFIX } from './peer-messages.js';
+import { RECORD_AOE_RESPONSE, REQUEST, REQUEST_PREFIX, readU64Number } from './peer-messages.js';
 import type { PeerPort } from './peer-port.js';
+import { ReplyCache, type ReplyCacheOptions } from './reply-cache.js';
+import { RequestWindow, Verdict } from './request-window.js';
+import { NO_SLOT, TagMap } from './tag-map.js';
 
 export interface Grant {
   readonly shelf: number;
@@ -52,12 +65,74 @@ export interface ExportSideStats {
   readOnlyRefused: number;
   toExports: number;
   toForwards: number;
+  /** Duplicates of a request still running: dropped, its reply will come. */
+  dupInProgress: number;
+  /** Duplicates of a finished request answered from the reply cache (not run again). */
+  dupAnswered: number;
+  /** Duplicates of a finished read run again (reads change nothing). */
+  dupRerun: number;
+  /** Duplicates of a finished write whose kept reply is gone: dropped, not run again. */
+  dupLost: number;
+  /** Refused: from an older importer process (epoch). */
+  staleEpoch: number;
+  /** Refused: below the importer's fence (it gave up on them). */
+  staleFence: number;
+  /** Refused: below the window. */
+  staleOld: number;
+  /** No room (in-flight table, or the export's buffer count for this peer): the importer resends. */
+  busy: number;
+  /** Replies for requests no longer in flight here (expired). */
+  lateReplies: number;
+  /** In-flight requests that never got a reply (a silent native target, a frame the engine ignored). */
+  expired: number;
+}
+
+export interface ExportSideOptions {
+  /** Requests in flight here across all peers. Default 4096. */
+  readonly inFlightCapacity?: number;
+  /** A request with no reply after this is forgotten (a later copy may run). Default 10 s. */
+  readonly inFlightTimeoutMs?: number;
+  readonly replyCache?: ReplyCacheOptions;
+  /** Clock for the reply cache (ms). Default performance.now. */
+  readonly clock?: () => number;
 }
 
 interface PeerEntry {
+  index: number;
   port: PeerPort;
   grants: Map<number, Grant>;
   link: TunnelPeerLink | null;
+  window: RequestWindow;
+  cache: ReplyCache;
+  /** What the engine link and the forward side send replies to. */
+  completion: PeerPort;
+  /** Requests in flight per built-in export address, bounded by its buffer count. */
+  inFlight: Map<number, number>;
+  inFlightTotal: number;
+}
+
+/** Requests that change nothing may run twice; everything else is answered from the reply cache. */
+function changesNothing(buf: Uint8Array, p: number, len: number): boolean {
+  switch (buf[p + PDU.COMMAND]) {
+    case Command.ATA: {
+      if (len < PDU_ATA_HEADER || (buf[p + PDU.ATA_AFLAGS]! & 0x01) !== 0) return false;
+      const op = buf[p + PDU.ATA_CMD_STATUS]!;
+      return (
+        op === AtaOp.READ_SECTORS ||
+        op === AtaOp.READ_SECTORS_EXT ||
+        op === AtaOp.IDENTIFY_DEVICE ||
+        op === AtaOp.CHECK_POWER_MODE
+      );
+    }
+    case Command.QUERY_CONFIG:
+      return len >= PDU_COMMON_HEADER + 8 && (buf[p + PDU.QC_VERSION_CCMD]! & 0x0f) < ConfigCmd.SET_IF_EMPTY;
+    case Command.MAC_MASK:
+      return len >= PDU_COMMON_HEADER + 4 && buf[p + PDU.MM_MCMD] === MaskCmd.READ;
+    case Command.RESERVE:
+      return len >= PDU_COMMON_HEADER + 2 && buf[p + PDU.RR_RCMD] === ReserveCmd.READ;
+    default:
+      return false;
+  }
 }
 
 export class ExportSide {
@@ -69,32 +144,129 @@ export class ExportSide {
     readOnlyRefused: 0,
     toExports: 0,
     toForwards: 0,
+    dupInProgress: 0,
+    dupAnswered: 0,
+    dupRerun: 0,
+    dupLost: 0,
+    staleEpoch: 0,
+    staleFence: 0,
+    staleOld: 0,
+    busy: 0,
+    lateReplies: 0,
+    expired: 0,
   };
   private readonly peers = new Map<string, PeerEntry>();
+  private readonly peerList: PeerEntry[] = [];
   private readonly dirty: TunnelPeerLink[] = [];
   /** Room to echo the largest control request: a Mac Mask List of 255 directives. */
   private readonly reply = Buffer.alloc(PDU_COMMON_HEADER + 4 + 255 * 8);
+  private readonly table: TagMap;
+  private readonly timeoutMs: number;
+  private readonly clock: () => number;
+  private readonly cacheOptions: ReplyCacheOptions | undefined;
+  // Per in-flight slot.
+  private readonly fPeer: Int32Array;
+  private readonly fEpoch: Uint32Array;
+  private readonly fSeq: Float64Array;
+  private readonly fTag: Uint32Array;
+  private readonly fKeep: Uint8Array;
+  /** Built-in export address, or -1 (a forward). */
+  private readonly fAddress: Int32Array;
 
   /**
-   * `exports`: addresses (shelf*256+slot) of built-in exports; `forwards`: native targets, or null.
+   * `exports`: built-in exports by address (shelf*256+slot) → buffer count; `forwards`: native
+   * targets, or null.
    */
   constructor(
-    private readonly exports: ReadonlySet<number>,
+    private readonly exports: ReadonlyMap<number, number>,
     private readonly forwards: ForwardSide | null,
-  ) {}
+    opts: ExportSideOptions = {},
+  ) {
+    this.table = new TagMap(opts.inFlightCapacity ?? 4096);
+    this.timeoutMs = opts.inFlightTimeoutMs ?? 10_000;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.cacheOptions = opts.replyCache;
+    const cap = this.table.capacity;
+    this.fPeer = new Int32Array(cap);
+    this.fEpoch = new Uint32Array(cap);
+    this.fSeq = new Float64Array(cap);
+    this.fTag = new Uint32Array(cap);
+    this.fKeep = new Uint8Array(cap);
+    this.fAddress = new Int32Array(cap);
+  }
 
-  /** A peer and what it may use; `link` is its engine link (null when no export is granted). */
-  addPeer(port: PeerPort, grants: readonly Grant[], link: TunnelPeerLink | null): void {
+  /**
+   * A peer and what it may use; `link` is its engine link (null when no export is granted). The
+   * link's and the forward side's replies to this peer are routed through completion().
+   */
+  addPeer(port: PeerPort, grants: readonly Grant[], link: TunnelPeerLink | null = null): void {
     const map = new Map<number, Grant>();
     for (const g of grants) map.set(g.shelf * 256 + g.slot, g);
-    this.peers.set(port.name, { port, grants: map, link });
+    const index = this.peerList.length;
+    const entry: PeerEntry = {
+      index,
+      port,
+      grants: map,
+      link,
+      window: new RequestWindow(),
+      cache: new ReplyCache(this.cacheOptions),
+      completion: {
+        name: port.name,
+        connected: (now) => port.connected(now),
+        reachable: (now) => port.reachable(now),
+        lastHeardAt: () => port.lastHeardAt(),
+        nudge: (now) => port.nudge(now),
+        send: (type, buf, off, len) => this.completion(entry, type, buf, off, len),
+      },
+      inFlight: new Map(),
+      inFlightTotal: 0,
+    };
+    this.peers.set(port.name, entry);
+    this.peerList.push(entry);
+    // Replies of the engine link and of native targets pass through completion().
+    link?.setPort(entry.completion);
+    this.forwards?.addPeer(entry.completion);
+  }
+
+  /** Sets the peer's engine link; its replies go through completion(). */
+  setLink(peer: string, link: TunnelPeerLink): void {
+    const e = this.peers.get(peer);
+    if (!e) return;
+    e.link = link;
+    link.setPort(e.completion);
+  }
+
+  /** The port a peer's engine link and the forward side send replies to (through completion()). */
+  completionPort(peer: string): PeerPort {
+    const e = this.peers.get(peer);
+    if (!e) throw new Error(`no peer ${peer}`);
+    return e.completion;
+  }
+
+  /** The newest request epoch accepted from `peer` (its hello is told so). */
+  requestEpochSeen(peer: string): number {
+    return this.peers.get(peer)?.window.epoch ?? 0;
+  }
+
+  /** Requests in flight here now. */
+  get inFlight(): number {
+    return this.table.size;
+  }
+
+  /** Periodic work: forget requests that never got a reply (a later copy may run). */
+  tick(now: number): void {
+    this.stats.expired += this.table.expire(now - this.timeoutMs, (s) => {
+      const e = this.peerList[this.fPeer[s]!]!;
+      e.window.forget(this.fEpoch[s]!, this.fSeq[s]!);
+      this.unaccount(e, s);
+    });
   }
 
   grants(peer: string): Grant[] {
     return [...(this.peers.get(peer)?.grants.values() ?? [])];
   }
 
-  /** An AOE_REQUEST record from `peer`: buf[off, off + len) = [initiator MAC][PDU]. */
+  /** An AOE_REQUEST record from `peer`: buf[off, off + len) = [epoch][seq][fence][initiator MAC][PDU]. */
   handleRequest(peer: string, buf: Uint8Array, off: number, len: number, now: number): void {
     const st = this.stats;
     st.requests++;
@@ -105,7 +277,14 @@ export class ExportSide {
       st.malformed++;
       return;
     }
-    if (isGroupMac(buf, off)) {
+    const epoch = readU32(buf, off + REQUEST.EPOCH);
+    const seq = readU64Number(buf, off + REQUEST.SEQ);
+    const fence = readU64Number(buf, off + REQUEST.FENCE);
+    if (epoch === 0 || seq < 1 || seq === Number.POSITIVE_INFINITY || fence === Number.POSITIVE_INFINITY) {
+      st.malformed++;
+      return;
+    }
+    if (isGroupMac(buf, off + REQUEST.MAC)) {
       st.groupSource++;
       return;
     }
@@ -125,27 +304,118 @@ export class ExportSide {
       st.malformed++;
       return;
     }
-    if (grant.readOnly && this.refuseWrite(entry.port, buf, p, pduLen)) {
+    switch (entry.window.admit(epoch, seq, fence)) {
+      case Verdict.IN_PROGRESS:
+        st.dupInProgress++;
+        return;
+      case Verdict.DONE_CACHED: {
+        const kept = entry.cache.get(seq, now);
+        if (kept === null) {
+          st.dupLost++;
+          return;
+        }
+        setPduTag(kept, 0, pduTag(buf, p));
+        entry.port.send(RECORD_AOE_RESPONSE, kept, 0, kept.length);
+        st.dupAnswered++;
+        return;
+      }
+      case Verdict.STALE_EPOCH:
+        st.staleEpoch++;
+        return;
+      case Verdict.STALE_FENCE:
+        st.staleFence++;
+        return;
+      case Verdict.STALE_OLD:
+        st.staleOld++;
+        return;
+      case Verdict.RERUN:
+        st.dupRerun++;
+        break;
+      default:
+        break;
+    }
+    const isExport = this.exports.has(address);
+    const s = this.takeSlot(entry, isExport ? address : -1, now);
+    if (s === NO_SLOT) {
+      entry.window.forget(epoch, seq);
+      st.busy++;
+      return;
+    }
+    this.fEpoch[s] = epoch;
+    this.fSeq[s] = seq;
+    this.fTag[s] = pduTag(buf, p);
+    this.fKeep[s] = changesNothing(buf, p, pduLen) ? 0 : 1;
+    // From here on the request carries our tag; completion() puts the importer's back.
+    setPduTag(buf, p, this.table.tagOf(s));
+    if (grant.readOnly && this.refuseWrite(entry.completion, buf, p, pduLen)) {
       st.readOnlyRefused++;
       return;
     }
-    if (this.exports.has(address)) {
-      if (entry.link === null) {
-        st.denied++;
+    if (isExport) {
+      const link = entry.link;
+      if (link?.push(buf, off + REQUEST.MAC, buf, p, pduLen)) {
+        st.toExports++;
+        if (!this.dirty.includes(link)) this.dirty.push(link);
         return;
       }
-      if (entry.link.push(buf, off, buf, p, pduLen)) {
-        st.toExports++;
-        if (!this.dirty.includes(entry.link)) this.dirty.push(entry.link);
-      }
-      return;
-    }
-    if (this.forwards?.has(address >>> 8, address & 0xff)) {
+      st.denied++;
+    } else if (this.forwards?.has(address >>> 8, address & 0xff)) {
       st.toForwards++;
-      this.forwards.relay(peer, buf, p, pduLen, now);
-      return;
+      if (this.forwards.relay(peer, buf, p, pduLen, now)) return;
+    } else {
+      st.denied++;
     }
-    st.denied++;
+    // Not run: a later copy may run.
+    entry.window.forget(epoch, seq);
+    this.unaccount(entry, s);
+    this.table.release(s);
+  }
+
+  /** A slot for a request of `entry` to `address` (-1: a forward), within the peer's share and the export's buffer count. */
+  private takeSlot(entry: PeerEntry, address: number, now: number): number {
+    // One peer may hold half the table at most: the others keep working.
+    if (entry.inFlightTotal >= this.table.capacity >> 1) return NO_SLOT;
+    let n = 0;
+    if (address >= 0) {
+      n = entry.inFlight.get(address) ?? 0;
+      // The engine drops what exceeds the buffer count in a batch, silently; refusing here lets
+      // the importer resend at once instead of waiting for our in-flight timeout.
+      if (n >= Math.max(1, this.exports.get(address) ?? 1)) return NO_SLOT;
+    }
+    const s = this.table.take(now);
+    if (s === NO_SLOT) return NO_SLOT;
+    this.fPeer[s] = entry.index;
+    this.fAddress[s] = address;
+    if (address >= 0) entry.inFlight.set(address, n + 1);
+    entry.inFlightTotal++;
+    return s;
+  }
+
+  private unaccount(entry: PeerEntry, s: number): void {
+    const a = this.fAddress[s]!;
+    if (a >= 0) entry.inFlight.set(a, Math.max(0, (entry.inFlight.get(a) ?? 1) - 1));
+    if (entry.inFlightTotal > 0) entry.inFlightTotal--;
+  }
+
+  /**
+   * A reply for one of `entry`'s requests (from the engine link, the forward side, or a refusal
+   * here): buf[off, off + len) is the PDU with our tag. Restores the importer's tag, keeps the
+   * reply when the request must not run twice, marks the request done and sends the reply.
+   */
+  private completion(entry: PeerEntry, type: number, buf: Uint8Array, off: number, len: number): boolean {
+    if (type !== RECORD_AOE_RESPONSE || len < PDU_COMMON_HEADER) return entry.port.send(type, buf, off, len);
+    const s = this.table.find(pduTag(buf, off));
+    if (s === NO_SLOT || this.fPeer[s] !== entry.index) {
+      this.stats.lateReplies++;
+      return false;
+    }
+    setPduTag(buf, off, this.fTag[s]!);
+    const seq = this.fSeq[s]!;
+    const kept = this.fKeep[s] === 1 && entry.cache.put(seq, buf, off, len, this.clock());
+    entry.window.done(this.fEpoch[s]!, seq, kept);
+    this.unaccount(entry, s);
+    this.table.release(s);
+    return entry.port.send(type, buf, off, len);
   }
 
   /** End of a UDP receive batch: each peer's requests go to the engine as one batch. */

@@ -177,10 +177,12 @@ export class ForwardSide {
     return id;
   }
 
+  /** A peer to relay for; a port of the same name replaces the earlier one (the export side's completion port). */
   addPeer(port: PeerPort): void {
-    if (this.ports.has(port.name)) return;
+    const old = this.ports.get(port.name);
     this.ports.set(port.name, port);
-    this.portList.push(port);
+    if (old === undefined) this.portList.push(port);
+    else this.portList[this.portList.indexOf(old)] = port;
   }
 
   /** Is shelf.slot one of the configured forwards? */
@@ -242,18 +244,21 @@ export class ForwardSide {
     }
   }
 
-  /** A peer's request for a forwarded target: buf[off, off + len) is the PDU (tag = its request id). */
-  relay(peer: string, buf: Uint8Array, off: number, len: number, now: number): void {
+  /**
+   * A peer's request for a forwarded target: buf[off, off + len) is the PDU (tag = its request id).
+   * False when it was not sent (no target, no room, malformed): nothing reached the target.
+   */
+  relay(peer: string, buf: Uint8Array, off: number, len: number, now: number): boolean {
     const st = this.stats;
     const t = this.byAddress.get(pduMajor(buf, off) * 256 + pduMinor(buf, off));
     const port = this.ports.get(peer);
     if (t === undefined || t.mac === null || port === undefined) {
       st.noTarget++;
-      return;
+      return false;
     }
     if (t.outstanding >= Math.max(1, t.bufferCount)) {
       st.bufferFull++;
-      return;
+      return false;
     }
     // A native target may read a short write's missing data from an earlier frame (another
     // peer's): only whole requests are relayed.
@@ -261,13 +266,13 @@ export class ForwardSide {
       const write = (buf[off + PDU.ATA_AFLAGS]! & 0x01) !== 0;
       if (len < PDU_ATA_HEADER || (write && len !== PDU_ATA_HEADER + buf[off + PDU.ATA_SECTORS]! * 512)) {
         st.malformed++;
-        return;
+        return false;
       }
     }
     const link = this.links[t.linkId]!;
     if (ETH_HEADER_SIZE + len > link.maxFrame) {
       st.tooLarge++;
-      return;
+      return false;
     }
     let s = this.table.take(now);
     if (s !== NO_SLOT && this.table.tagOf(s) === DISCOVERY_TAG) {
@@ -277,7 +282,7 @@ export class ForwardSide {
     }
     if (s === NO_SLOT) {
       st.tableFull++;
-      return;
+      return false;
     }
     this.pTarget[s] = t.index;
     this.pPort[s] = this.portList.indexOf(port);
@@ -288,6 +293,7 @@ export class ForwardSide {
     setPduTag(f, ETH_HEADER_SIZE, this.table.tagOf(s));
     link.txCommit(n);
     st.relayed++;
+    return true;
   }
 
   /** One receive batch of forward link `linkId`: replies from native targets. */

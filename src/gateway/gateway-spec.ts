@@ -38,6 +38,8 @@ export interface TunnelSpec {
   readonly mtu: number;
   /** Busy-poll window of the tunnel socket (µs, 0 = off). */
   readonly busyPollUs: number;
+  /** A request unanswered this long is failed with an ATA error (ms, below Linux's 180 s). */
+  readonly failAfterMs: number;
 }
 
 export interface GatewaySpec {

@@ -6,14 +6,22 @@
  * - ATA, Query Config set, Mac Mask List and Reserve/Release are relayed as AOE_REQUEST records
  *   with the initiator's tag replaced by a request id from a bounded table; the exporter's reply
  *   gets the tag and the local shelf.slot back and leaves from this gateway's MAC.
+ * - The tunnel looks loss-free to the initiator: each request is kept (a copy of its record) and
+ *   resent on a timeout from the measured round trip until it is answered; an initiator's own
+ *   retransmission (new tag, same command) is folded into the request already in flight. While the
+ *   peer is unreachable requests are held; a request older than `failAfterMs` is failed with an ATA
+ *   error (the device stays up), and everything newer carries a fence so the abandoned request can
+ *   never run at the exporter after it (docs/protocol.md, 13.7).
  * - An import that becomes usable is announced (unsolicited broadcast config response), so the
  *   Linux initiator picks it up at once.
  * Frames come in per link batch (views valid during the call); replies are written into the link's
  * transmit slots; records go out through a PeerPort. Time is an argument.
  */
-import { copyBytes } from '../aoe/bytes.js';
+import { copyBytes, writeU32 } from '../aoe/bytes.js';
 import {
   AOE_VERSION,
+  AtaErrorBit,
+  AtaStatus,
   CONFIG_STRING_OFFSET,
   Command,
   ConfigCmd,
@@ -46,8 +54,16 @@ import {
   setPduTag,
   writeFrame,
 } from './pdu.js';
-import { type AdvertChunk, RECORD_AOE_REQUEST, REQUEST_PREFIX, type TargetAdvert } from './peer-messages.js';
+import {
+  type AdvertChunk,
+  RECORD_AOE_REQUEST,
+  REQUEST,
+  REQUEST_PREFIX,
+  type TargetAdvert,
+  writeU64Number,
+} from './peer-messages.js';
 import type { PeerPort } from './peer-port.js';
+import { RttEstimator, type RttOptions } from './rtt-estimator.js';
 import { NO_SLOT, TagMap } from './tag-map.js';
 
 export interface ImportSpec {
@@ -67,10 +83,18 @@ export interface ImportSideOptions {
   readonly maxRecord: number;
   /** Requests in flight across all imports. Default 4096. */
   readonly pendingCapacity?: number;
-  /** A request not answered within this is forgotten (the initiator retransmits). Default 10 s. */
-  readonly pendingTimeoutMs?: number;
-  /** Advertisements older than this make their imports unusable. Default 35 s. */
-  readonly advertMaxAgeMs?: number;
+  /**
+   * A request unanswered this long (peer unreachable, or its target silent) is failed with an ATA
+   * error, below the Linux initiator's 180 s after which it fails the whole device. Default 120 s.
+   */
+  readonly failAfterMs?: number;
+  /** Retransmission timeout bounds (rtt-estimator.ts). */
+  readonly rtt?: RttOptions;
+  /**
+   * First request epoch per peer (wall-clock seconds at start by default): a restarted importer
+   * numbers its requests above the previous process's, and the exporter refuses the older ones.
+   */
+  readonly epochBase?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -88,8 +112,36 @@ export interface ImportStats {
   replies: number;
   staleReplies: number;
   foreignReplies: number;
-  expired: number;
+  /** Resends across the tunnel (our own timeout). */
+  retransmits: number;
+  /** Initiator retransmissions folded into the request already in flight. */
+  superseded: number;
+  /** Requests sent again under a new seq (after a fence or an epoch change). */
+  reissued: number;
+  /** ATA requests failed with an ATA error after failAfterMs. */
+  failed: number;
+  /** Other requests given up after failAfterMs (no AoE answer fits). */
+  abandoned: number;
   announcements: number;
+}
+
+/** Request numbering and round-trip estimate towards one peer. */
+class PeerRequests {
+  nextSeq = 1;
+  /** Every seq below this that the peer has not seen must never run (we gave up on it). */
+  fence = 0;
+  /** Set when the peer's hello told us its newest epoch seen from us. */
+  helloSeen = false;
+  wasReachable = false;
+  readonly rtt: RttEstimator;
+  /** When the peer last became reachable: what was sent before may have been lost in the outage. */
+  reachableAt = Number.NEGATIVE_INFINITY;
+  constructor(
+    public epoch: number,
+    rtt: RttOptions | undefined,
+  ) {
+    this.rtt = new RttEstimator(rtt);
+  }
 }
 
 interface PeerAdverts {
@@ -149,7 +201,11 @@ export class ImportSide {
     replies: 0,
     staleReplies: 0,
     foreignReplies: 0,
-    expired: 0,
+    retransmits: 0,
+    superseded: 0,
+    reissued: 0,
+    failed: 0,
+    abandoned: 0,
     announcements: 0,
   };
   private readonly imports: ImportRuntime[];
@@ -160,17 +216,34 @@ export class ImportSide {
   private readonly ports = new Map<string, PeerPort>();
   private readonly adverts = new Map<string, PeerAdverts>();
   private readonly table: TagMap;
-  private readonly timeoutMs: number;
-  private readonly advertMaxAgeMs: number;
+  private readonly failAfterMs: number;
   private readonly maxRecord: number;
   private readonly log: (line: string) => void;
+  private readonly rttOptions: RttOptions | undefined;
+  private readonly epochBase: number;
+  private readonly requests = new Map<string, PeerRequests>();
   // Per pending slot.
   private readonly pImport: Int32Array;
   private readonly pLink: Int32Array;
   private readonly pTag: Uint32Array;
   private readonly pCommand: Uint8Array;
   private readonly pMac: Uint8Array;
-  private readonly scratch: Buffer;
+  /** The record as sent (prefix + PDU), kept for resends; allocated once per slot, grown rarely. */
+  private readonly pRecord: (Buffer | null)[];
+  private readonly pLen: Int32Array;
+  private readonly pFirstAt: Float64Array;
+  private readonly pSentAt: Float64Array;
+  private readonly pDueAt: Float64Array;
+  private readonly pTries: Uint8Array;
+  private readonly pSeq: Float64Array;
+  private readonly pEpoch: Uint32Array;
+  /** Initiator retransmissions are found by a hash of (import, MAC, ATA argument): chained buckets. */
+  private readonly pHash: Int32Array;
+  private readonly pNext: Int32Array;
+  private readonly buckets: Int32Array;
+  /** No slot is due before this (a lower bound; the scan finds the exact next one). */
+  private nextDue = Number.POSITIVE_INFINITY;
+  private readonly errorFrame = Buffer.alloc(ETH_HEADER_SIZE + PDU_ATA_HEADER);
   /** Decoded Query Config of the frame being handled, and the reused parts of local answers. */
   private readonly qc = new QueryConfigArg();
   private readonly replyHeader: {
@@ -203,16 +276,27 @@ export class ImportSide {
   constructor(opts: ImportSideOptions) {
     this.maxRecord = opts.maxRecord;
     this.table = new TagMap(opts.pendingCapacity ?? 4096);
-    this.timeoutMs = opts.pendingTimeoutMs ?? 10_000;
-    this.advertMaxAgeMs = opts.advertMaxAgeMs ?? 35_000;
+    this.failAfterMs = opts.failAfterMs ?? 120_000;
     this.log = opts.log ?? (() => {});
+    this.rttOptions = opts.rtt;
+    this.epochBase = opts.epochBase ?? Math.floor(Date.now() / 1000);
     const cap = this.table.capacity;
     this.pImport = new Int32Array(cap);
     this.pLink = new Int32Array(cap);
     this.pTag = new Uint32Array(cap);
     this.pCommand = new Uint8Array(cap);
     this.pMac = new Uint8Array(cap * MAC_SIZE);
-    this.scratch = Buffer.alloc(Math.min(opts.maxRecord, 0xffff));
+    this.pRecord = new Array<Buffer | null>(cap).fill(null);
+    this.pLen = new Int32Array(cap);
+    this.pFirstAt = new Float64Array(cap);
+    this.pSentAt = new Float64Array(cap);
+    this.pDueAt = new Float64Array(cap);
+    this.pTries = new Uint8Array(cap);
+    this.pSeq = new Float64Array(cap);
+    this.pEpoch = new Uint32Array(cap);
+    this.pHash = new Int32Array(cap);
+    this.pNext = new Int32Array(cap).fill(NO_SLOT);
+    this.buckets = new Int32Array(cap * 2).fill(NO_SLOT);
     this.imports = opts.imports.map((spec, i) => new ImportRuntime(i, spec, []));
   }
 
@@ -239,6 +323,41 @@ export class ImportSide {
   addPeer(port: PeerPort): void {
     this.ports.set(port.name, port);
     if (!this.adverts.has(port.name)) this.adverts.set(port.name, EMPTY_ADVERTS());
+    if (!this.requests.has(port.name))
+      this.requests.set(port.name, new PeerRequests(this.epochBase >>> 0 || 1, this.rttOptions));
+  }
+
+  /**
+   * The peer's hello: the newest epoch of ours it has accepted. Our requests must be numbered
+   * above it (else it refuses them as an older process's); pending ones are reissued.
+   */
+  peerHello(peer: string, requestEpochSeen: number): void {
+    const r = this.requests.get(peer);
+    if (r === undefined) return;
+    r.helloSeen = true;
+    if (requestEpochSeen >= r.epoch && requestEpochSeen < 0xffff_ffff) {
+      r.epoch = requestEpochSeen + 1;
+      r.nextSeq = 1;
+      r.fence = 0;
+      // Everything pending carries a number the peer would refuse: reissue it now.
+      r.reachableAt = Number.POSITIVE_INFINITY;
+      this.nextDue = Number.NEGATIVE_INFINITY;
+    }
+  }
+
+  /** The epoch we number requests to `peer` with (for status and tests). */
+  requestEpoch(peer: string): number {
+    return this.requests.get(peer)?.epoch ?? 0;
+  }
+
+  /** Round-trip estimate towards each peer, for status. */
+  rttStatus(): { peer: string; srttMs: number; rtoMs: number; samples: number }[] {
+    return [...this.requests].map(([peer, r]) => ({
+      peer,
+      srttMs: Math.round(r.rtt.srttMs * 100) / 100,
+      rtoMs: Math.round(r.rtt.rtoMs() * 100) / 100,
+      samples: r.rtt.samples,
+    }));
   }
 
   /** Names of the peers imports use (the daemon connects to them). */
@@ -302,17 +421,23 @@ export class ImportSide {
     this.refresh(now);
   }
 
-  /** Re-evaluates which imports are usable; announces those that just became usable. */
+  /**
+   * Re-evaluates which imports are usable (answered and announced: the peer offers the target and
+   * is reachable now); announces those that just became usable.
+   */
   refresh(now: number): void {
+    for (const [name, r] of this.requests) {
+      const reachable = this.ports.get(name)?.reachable(now) ?? false;
+      // A peer that comes back gets its held requests at once, not at their next timeout.
+      if (reachable && !r.wasReachable) {
+        r.reachableAt = now;
+        if (this.table.size > 0) this.nextDue = Number.NEGATIVE_INFINITY;
+      }
+      r.wasReachable = reachable;
+    }
     for (const imp of this.imports) {
       const port = this.ports.get(imp.spec.peer);
-      const st = this.adverts.get(imp.spec.peer);
-      const usable =
-        imp.advert !== null &&
-        port !== undefined &&
-        port.connected(now) &&
-        st !== undefined &&
-        now - st.receivedAt <= this.advertMaxAgeMs;
+      const usable = imp.advert !== null && port !== undefined && port.reachable(now);
       if (usable !== imp.usable) {
         imp.usable = usable;
         imp.changed = true;
@@ -327,14 +452,43 @@ export class ImportSide {
     }
   }
 
-  /** Periodic work: expire requests, re-evaluate usability. */
+  /** Periodic work: resend and fail what is due, re-evaluate usability. */
   tick(now: number): void {
-    const n = this.table.expire(now - this.timeoutMs, (slot) => {
-      const imp = this.imports[this.pImport[slot]!];
-      if (imp && imp.pending > 0) imp.pending--;
-    });
-    this.stats.expired += n;
     this.refresh(now);
+    this.retransmit(now);
+  }
+
+  /** When the next resend or failure is due (ms); +Infinity when nothing is pending. */
+  nextDueAt(): number {
+    return this.table.size === 0 ? Number.POSITIVE_INFINITY : this.nextDue;
+  }
+
+  /**
+   * Resends every request whose timeout passed, fails those older than failAfterMs. One pass over
+   * the table's typed arrays; it runs only when something is due.
+   */
+  retransmit(now: number): void {
+    if (this.table.size === 0 || now < this.nextDue) return;
+    let next = Number.POSITIVE_INFINITY;
+    const cap = this.table.capacity;
+    for (let s = 0; s < cap; s++) {
+      if (!this.table.isLive(s)) continue;
+      const imp = this.imports[this.pImport[s]!]!;
+      const r = this.requests.get(imp.spec.peer)!;
+      if (now - this.pFirstAt[s]! >= this.failAfterMs) {
+        this.fail(s, imp, r);
+        continue;
+      }
+      if (this.pDueAt[s]! > now && this.pSentAt[s]! >= r.reachableAt) {
+        if (this.pDueAt[s]! < next) next = this.pDueAt[s]!;
+        continue;
+      }
+      this.sendSlot(s, imp, r, now);
+      if (this.pDueAt[s]! < next) next = this.pDueAt[s]!;
+    }
+    for (const r of this.requests.values())
+      if (r.reachableAt === Number.POSITIVE_INFINITY) r.reachableAt = now;
+    this.nextDue = next;
   }
 
   /** A link came back (or changed MTU/MAC): tell its initiators about every usable import again. */
@@ -515,15 +669,28 @@ export class ImportSide {
   ): void {
     const st = this.stats;
     const port = this.ports.get(imp.spec.peer);
+    const r = this.requests.get(imp.spec.peer);
     const adv = imp.advert;
-    if (port === undefined || adv === null) {
+    if (port === undefined || r === undefined || adv === null) {
       st.unusable++;
       return;
     }
     const pduLen = len - ETH_HEADER_SIZE;
-    if (REQUEST_PREFIX + pduLen > this.scratch.length) {
+    if (REQUEST_PREFIX + pduLen > this.maxRecord) {
       st.tooLarge++;
       return;
+    }
+    const hash = command === Command.ATA ? this.ataHash(imp.index, f) : 0;
+    if (command === Command.ATA && pduLen >= PDU_ATA_HEADER) {
+      const same = this.findRetransmission(imp.index, hash, f, len);
+      if (same !== NO_SLOT) {
+        // The initiator timed out and resent with a new tag: the request is already in flight
+        // (or held); its reply must carry the newest tag, which is the only one Linux still waits for.
+        this.pTag[same] = pduTag(f, ETH_HEADER_SIZE);
+        this.pLink[same] = linkId;
+        st.superseded++;
+        return;
+      }
     }
     // One import (one initiator flooding it, or one peer that never answers) may hold a share of
     // the table, not all of it: the other imports keep working.
@@ -543,29 +710,148 @@ export class ImportSide {
     this.pCommand[s] = command;
     const mo = s * MAC_SIZE;
     for (let i = 0; i < MAC_SIZE; i++) this.pMac[mo + i] = f[Off.SRC + i]!;
-    const out = this.scratch;
-    for (let i = 0; i < MAC_SIZE; i++) out[i] = f[Off.SRC + i]!;
+    let out = this.pRecord[s] ?? null;
+    const recLen = REQUEST_PREFIX + pduLen;
+    if (out === null || out.length < recLen) {
+      // Once per slot (and when a larger frame first uses it): no allocation per request.
+      out = Buffer.alloc(Math.max(recLen, 1100));
+      this.pRecord[s] = out;
+    }
+    this.pLen[s] = recLen;
+    for (let i = 0; i < MAC_SIZE; i++) out[REQUEST.MAC + i] = f[Off.SRC + i]!;
     copyBytes(f, ETH_HEADER_SIZE, out, REQUEST_PREFIX, pduLen);
     setPduTag(out, REQUEST_PREFIX, this.table.tagOf(s));
     setPduAddress(out, REQUEST_PREFIX, adv.shelf, adv.slot);
-    if (!port.send(RECORD_AOE_REQUEST, out, 0, REQUEST_PREFIX + pduLen)) {
-      this.releaseSlot(s);
-      st.sendFailed++;
-      return;
-    }
+    this.pSeq[s] = 0; // numbered on first send
+    this.pEpoch[s] = 0;
+    this.pTries[s] = 0;
+    this.pFirstAt[s] = now;
+    this.pHash[s] = hash;
+    if (command === Command.ATA) this.hashInsert(s, hash);
+    this.sendSlot(s, imp, r, now);
+    if (this.pDueAt[s]! < this.nextDue) this.nextDue = this.pDueAt[s]!;
     st.relayed++;
+  }
+
+  /**
+   * Sends (or resends) slot `s`: numbers it if new or if its number may no longer run (an epoch
+   * change, or below the fence), writes the current fence, and sets the next timeout. A peer that
+   * cannot be sent to now leaves the request held for the next try.
+   */
+  private sendSlot(s: number, imp: ImportRuntime, r: PeerRequests, now: number): void {
+    const out = this.pRecord[s]!;
+    if (this.pEpoch[s] !== r.epoch || this.pSeq[s]! < r.fence) {
+      if (this.pEpoch[s] !== 0) this.stats.reissued++;
+      this.pEpoch[s] = r.epoch;
+      this.pSeq[s] = r.nextSeq++;
+      // A new number is a new request for the exporter: it may run once more (same data).
+      this.pTries[s] = 0;
+      writeU32(out, REQUEST.EPOCH, r.epoch);
+      writeU64Number(out, REQUEST.SEQ, this.pSeq[s]!);
+    }
+    writeU64Number(out, REQUEST.FENCE, r.fence);
+    const tries = Math.min(this.pTries[s]! + 1, 255);
+    this.pTries[s] = tries;
+    this.pSentAt[s] = now;
+    // Due again at its next timeout, or when it is to be failed, whichever is first.
+    this.pDueAt[s] = Math.min(now + r.rtt.rtoMs(tries), this.pFirstAt[s]! + this.failAfterMs);
+    const port = this.ports.get(imp.spec.peer)!;
+    if (tries > 1) this.stats.retransmits++;
+    if (tries >= 3 && now - port.lastHeardAt() > 1000) port.nudge(now);
+    if (!port.send(RECORD_AOE_REQUEST, out, 0, this.pLen[s]!)) this.stats.sendFailed++;
+  }
+
+  /**
+   * Gives up on slot `s` (older than failAfterMs): an ATA request is answered with an ATA error
+   * (status DRDY|ERR, error ABRT), which Linux reports for that I/O while the device stays up.
+   * Every later send carries a fence above its seq, so the request can never run after them.
+   */
+  private fail(s: number, imp: ImportRuntime, r: PeerRequests): void {
+    if (this.pEpoch[s] === r.epoch && this.pSeq[s]! + 1 > r.fence) r.fence = this.pSeq[s]! + 1;
+    const link = this.links[this.pLink[s]!];
+    const rec = this.pRecord[s]!;
+    if (
+      this.pCommand[s] === Command.ATA &&
+      link !== undefined &&
+      this.pLen[s]! >= REQUEST_PREFIX + PDU_ATA_HEADER
+    ) {
+      const out = this.errorFrame;
+      const n = writeFrame(out, this.pMac, s * MAC_SIZE, link.mac, 0, rec, REQUEST_PREFIX, PDU_ATA_HEADER);
+      const p = ETH_HEADER_SIZE;
+      out[p + PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE;
+      out[p + PDU.ERROR] = 0;
+      setPduTag(out, p, this.pTag[s]!);
+      setPduAddress(out, p, imp.spec.localShelf, imp.spec.localSlot);
+      out[p + PDU.ATA_ERR_FEATURE] = AtaErrorBit.ABRT;
+      out[p + PDU.ATA_CMD_STATUS] = AtaStatus.DRDY | AtaStatus.ERR;
+      link.send(out, n);
+      this.stats.failed++;
+    } else {
+      this.stats.abandoned++;
+    }
+    this.releaseSlot(s);
+  }
+
+  /** A hash of what identifies an ATA request apart from its tag: import, initiator, argument. */
+  private ataHash(importIndex: number, f: Buffer): number {
+    let h = (0x811c9dc5 ^ importIndex) >>> 0;
+    for (let i = Off.SRC; i < Off.SRC + MAC_SIZE; i++) h = Math.imul(h ^ f[i]!, 0x01000193);
+    const a = ETH_HEADER_SIZE + PDU.ATA_AFLAGS;
+    for (let i = a; i < a + 10; i++) if (i !== a + 1) h = Math.imul(h ^ f[i]!, 0x01000193);
+    return h >>> 0;
+  }
+
+  /** A pending ATA request of this import from the same initiator with the same argument and data. */
+  private findRetransmission(importIndex: number, hash: number, f: Buffer, len: number): number {
+    const pduLen = len - ETH_HEADER_SIZE;
+    for (let s = this.buckets[hash & (this.buckets.length - 1)]!; s !== NO_SLOT; s = this.pNext[s]!) {
+      if (this.pHash[s] !== hash || this.pImport[s] !== importIndex) continue;
+      if (this.pLen[s] !== REQUEST_PREFIX + pduLen) continue;
+      if (!macEquals(f, Off.SRC, this.pMac.subarray(s * MAC_SIZE, s * MAC_SIZE + MAC_SIZE))) continue;
+      const rec = this.pRecord[s]!;
+      let same = true;
+      // The argument (but the error/feature byte) and every data byte: a different write to the
+      // same sectors is a new request, not a retransmission.
+      for (let i: number = PDU.ATA_AFLAGS; i < pduLen && same; i++) {
+        if (i === PDU.ATA_ERR_FEATURE) continue;
+        if (rec[REQUEST_PREFIX + i] !== f[ETH_HEADER_SIZE + i]) same = false;
+      }
+      if (same) return s;
+    }
+    return NO_SLOT;
+  }
+
+  private hashInsert(s: number, hash: number): void {
+    const b = hash & (this.buckets.length - 1);
+    this.pNext[s] = this.buckets[b]!;
+    this.buckets[b] = s;
+  }
+
+  private hashRemove(s: number): void {
+    const b = this.pHash[s]! & (this.buckets.length - 1);
+    let prev = NO_SLOT;
+    for (let x = this.buckets[b]!; x !== NO_SLOT; x = this.pNext[x]!) {
+      if (x === s) {
+        if (prev === NO_SLOT) this.buckets[b] = this.pNext[x]!;
+        else this.pNext[prev] = this.pNext[x]!;
+        this.pNext[s] = NO_SLOT;
+        return;
+      }
+      prev = x;
+    }
   }
 
   private releaseSlot(s: number): void {
     const imp = this.imports[this.pImport[s]!];
     if (imp && imp.pending > 0) imp.pending--;
+    if (this.pCommand[s] === Command.ATA) this.hashRemove(s);
     this.table.release(s);
   }
 
   // ---- replies from the exporter ------------------------------------------------------------
 
   /** An AOE_RESPONSE record from `peer`: buf[off, off + len) is the PDU. */
-  handleResponse(peer: string, buf: Uint8Array, off: number, len: number): void {
+  handleResponse(peer: string, buf: Uint8Array, off: number, len: number, now: number): void {
     const st = this.stats;
     if (len < PDU_COMMON_HEADER || !isResponsePdu(buf, off)) {
       st.dropped++;
@@ -583,6 +869,8 @@ export class ImportSide {
       st.foreignReplies++;
       return;
     }
+    // Karn: only a request sent once measures the round trip unambiguously.
+    if (this.pTries[s] === 1) this.requests.get(peer)?.rtt.sample(now - this.pSentAt[s]!);
     const link = this.links[this.pLink[s]!]!;
     if (ETH_HEADER_SIZE + len > link.maxFrame) {
       st.tooLarge++;

@@ -41,7 +41,7 @@ export class TunnelPeerLink implements FrameLink {
    * `ordinal` makes the virtual MAC unique per peer.
    */
   constructor(
-    private readonly port: PeerPort,
+    private port: PeerPort,
     ordinal: number,
     mtu: number,
     batch = 64,
@@ -61,6 +61,11 @@ export class TunnelPeerLink implements FrameLink {
     this.rx = Array.from({ length: batch }, () => Buffer.alloc(this.maxFrame));
     this.rxLen = new Int32Array(batch);
     this.tx = Array.from({ length: batch }, () => Buffer.alloc(this.maxFrame));
+  }
+
+  /** Replies go to `port` from now on (the export side's completion port: tags, reply cache). */
+  setPort(port: PeerPort): void {
+    this.port = port;
   }
 
   /** The peer's name (its PeerPort's). */

@@ -2,8 +2,10 @@
  * What gateways say to each other inside the tunnel (docs/protocol.md, "Gateway records"). The
  * tunnel carries opaque typed records; the gateway defines three:
  * - RECORD_CONTROL: one protobuf `PeerMessage` (hello, error, advertisement chunk);
- * - RECORD_AOE_REQUEST: [initiator MAC, 6 bytes][AoE PDU from the version byte on], importer to
- *   exporter; the PDU's tag is the importer's request id, its shelf/slot the exporter's address;
+ * - RECORD_AOE_REQUEST: [epoch u32][seq u64][fence u64][initiator MAC, 6 bytes][AoE PDU from the
+ *   version byte on], importer to exporter; the PDU's tag is the importer's request id, its
+ *   shelf/slot the exporter's address; (epoch, seq) number the request for the exporter's
+ *   at-most-once window (request-window.ts), fence is the lowest seq the importer has not given up on;
  * - RECORD_AOE_RESPONSE: [AoE PDU], exporter to importer, echoing the request id as its tag.
  * The schema is parsed at load time (no code generation); decodePeerMessage() never throws.
  */
@@ -13,10 +15,34 @@ import { AoegwError } from '../errors.js';
 export const RECORD_CONTROL = 2;
 export const RECORD_AOE_REQUEST = 3;
 export const RECORD_AOE_RESPONSE = 4;
-/** Bytes before the PDU in an AOE_REQUEST record. */
-export const REQUEST_PREFIX = 6;
+/** Bytes before the PDU in an AOE_REQUEST record: epoch, seq, fence, initiator MAC. */
+export const REQUEST_PREFIX = 26;
+/** Offsets in an AOE_REQUEST record. */
+export const REQUEST = { EPOCH: 0, SEQ: 4, FENCE: 12, MAC: 20, PDU: 26 } as const;
 
-export const GATEWAY_PROTOCOL_VERSION = 1;
+/** 2: requests carry (epoch, seq, fence) and are retransmitted; Hello carries request_epoch_seen. */
+export const GATEWAY_PROTOCOL_VERSION = 2;
+
+/** Writes a u64 big-endian from a safe integer (sequence numbers stay below 2^53). */
+export function writeU64Number(b: Uint8Array, o: number, v: number): void {
+  const hi = Math.floor(v / 0x1_0000_0000);
+  const lo = v >>> 0;
+  b[o] = hi >>> 24;
+  b[o + 1] = (hi >>> 16) & 0xff;
+  b[o + 2] = (hi >>> 8) & 0xff;
+  b[o + 3] = hi & 0xff;
+  b[o + 4] = lo >>> 24;
+  b[o + 5] = (lo >>> 16) & 0xff;
+  b[o + 6] = (lo >>> 8) & 0xff;
+  b[o + 7] = lo & 0xff;
+}
+
+/** Reads a u64 big-endian as a number; values above 2^53 come back as Infinity (never valid). */
+export function readU64Number(b: Uint8Array, o: number): number {
+  const hi = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  const lo = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;
+  return hi >= 0x20_0000 ? Number.POSITIVE_INFINITY : hi * 0x1_0000_0000 + lo;
+}
 
 /** The normative schema (docs/protocol.md repeats it). Field numbers are the compatibility contract. */
 export const PEER_MESSAGES_PROTO = `
@@ -27,6 +53,7 @@ message Hello {
   uint32 protocol_version = 1;
   repeated string capabilities = 2;
   string gateway_name = 3;
+  uint32 request_epoch_seen = 4;
 }
 
 message Error {
@@ -88,6 +115,8 @@ export interface Hello {
   readonly protocolVersion: number;
   readonly capabilities: readonly string[];
   readonly gatewayName: string;
+  /** The newest request epoch the sender has accepted from the receiver (0: none): the receiver numbers its requests above it. */
+  readonly requestEpochSeen?: number;
 }
 
 export interface PeerError {
@@ -156,6 +185,7 @@ function invalid(msg: PeerMessage): string | null {
     case 'hello': {
       const h = msg.hello;
       if (!u32(h.protocolVersion)) return 'protocol version';
+      if (!u32(h.requestEpochSeen ?? 0)) return 'request epoch';
       if (h.capabilities.length > L.capabilities) return 'too many capabilities';
       for (const c of h.capabilities) if (utf8Len(c) > L.capabilityLength) return 'capability too long';
       return utf8Len(h.gatewayName) > L.gatewayName ? 'gateway name too long' : null;
@@ -220,7 +250,7 @@ interface PlainAdvert {
 
 interface Plain {
   body?: string;
-  hello?: { protocolVersion: number; capabilities: string[]; gatewayName: string };
+  hello?: { protocolVersion: number; capabilities: string[]; gatewayName: string; requestEpochSeen: number };
   error?: { code: number; message: string };
   adverts?: { generation: number; chunk: number; chunks: number; targets: PlainAdvert[] };
 }

@@ -23,7 +23,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AtaOp, AtaStatus, SECTOR_SIZE } from '../../src/aoe/constants.js';
-import { RECORD_AOE_REQUEST, RECORD_AOE_RESPONSE, REQUEST_PREFIX } from '../../src/gateway/peer-messages.js';
+import {
+  RECORD_AOE_REQUEST,
+  RECORD_AOE_RESPONSE,
+  REQUEST,
+  REQUEST_PREFIX,
+  writeU64Number,
+} from '../../src/gateway/peer-messages.js';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import { fillPattern } from '../../src/initiator/pattern.js';
@@ -441,9 +447,15 @@ for (const mtu of [1500, 9000]) {
           });
           t.connect(peer);
           expect(await waitFor(() => up, 5000)).toBe(true);
+          // An epoch above the real gateway A's (B refuses older ones), one request number per tag.
+          const prefix = (r: Buffer, seq: number) => {
+            r.writeUInt32BE(0xffff_fff0, REQUEST.EPOCH);
+            writeU64Number(r, REQUEST.SEQ, seq);
+            Buffer.from([0x02, 0, 0, 0, 0, 0x77]).copy(r, REQUEST.MAC);
+          };
           const request = (major: number, minor: number, op: number, tag: number, write: boolean) => {
             const r = Buffer.alloc(REQUEST_PREFIX + 22 + (write ? 512 : 0));
-            Buffer.from([0x02, 0, 0, 0, 0, 0x77]).copy(r, 0);
+            prefix(r, tag);
             const p = REQUEST_PREFIX;
             r[p] = 0x10;
             r.writeUInt16BE(major, p + 2);
@@ -467,7 +479,7 @@ for (const mtu of [1500, 9000]) {
           // Read-only grant: a config-string set, a mask edit and a reservation get AoE errors 4, 2, 6.
           const control = (command: number, tag: number, arg: number[]) => {
             const r = Buffer.alloc(REQUEST_PREFIX + 10 + arg.length);
-            Buffer.from([0x02, 0, 0, 0, 0, 0x77]).copy(r, 0);
+            prefix(r, tag);
             const p = REQUEST_PREFIX;
             r[p] = 0x10;
             r.writeUInt16BE(1, p + 2);

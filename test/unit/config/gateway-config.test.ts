@@ -244,7 +244,7 @@ const cases: Case[] = [
     },
     'tunnel.psk',
     '"x"',
-    'known keys (mtu, busyPollUs)',
+    'known keys (mtu, busyPollUs, failAfterMs)',
   ],
   [
     'tunnel mtu too small',

@@ -27,7 +27,13 @@ function gateway(grants: Grant[], o: { peer?: string } = {}) {
   const port = new PipePort(o.peer ?? 'A');
   const link = new TunnelPeerLink(port, 0, 8000);
   serveEngine(engine, 100, link);
-  const side = new ExportSide(new Set([256, 257]), null);
+  const side = new ExportSide(
+    new Map([
+      [256, 16],
+      [257, 16],
+    ]),
+    null,
+  );
   side.addPeer(port, grants, link);
   const s = {
     engine,
@@ -92,7 +98,7 @@ describe('ExportSide: deny by default', () => {
 
   it('a granted export without an engine link for the peer is denied', () => {
     const port = new PipePort('A');
-    const side = new ExportSide(new Set([256]), null);
+    const side = new ExportSide(new Map([[256, 16]]), null);
     side.addPeer(port, [{ shelf: 1, slot: 0, readOnly: false }], null);
     const r = requestRecord(mac(INI), read(0, 1, to10));
     side.handleRequest('A', r, 0, r.length, 0);

@@ -92,7 +92,7 @@ function twoSites(o: { vbladeBuffers?: number } = {}) {
   const fwdId = fwd.addLink('lanB', gwB);
   gwB.onBatch((f, l, n) => fwd.handleFrames(fwdId, f, l, n, clock.now));
   fwd.addPeer(toA);
-  const exportSide = new ExportSide(new Set([256]), fwd);
+  const exportSide = new ExportSide(new Map([[256, 16]]), fwd);
   exportSide.addPeer(
     toA,
     [
@@ -124,7 +124,7 @@ function twoSites(o: { vbladeBuffers?: number } = {}) {
     () => exportSide.endBatch(),
   );
   toA.connect((type, buf, off, len) => {
-    if (type === RECORD_AOE_RESPONSE) imports.handleResponse('B', buf, off, len);
+    if (type === RECORD_AOE_RESPONSE) imports.handleResponse('B', buf, off, len, clock.now);
     else if (type === RECORD_CONTROL) {
       const m = decodePeerMessage(buf, off, len);
       if (m?.kind === 'adverts') imports.handleAdverts('B', m.adverts, clock.now);

@@ -4,6 +4,7 @@
  * receive batch), links on in-memory segments, and a TargetEngine served on a FrameLink.
  */
 import { type AoeMessage, decodeFrame } from '../../../src/aoe/index.js';
+import { REQUEST, writeU64Number } from '../../../src/gateway/peer-messages.js';
 import type { PeerPort } from '../../../src/gateway/peer-port.js';
 import type { FrameLink } from '../../../src/io/frame-link.js';
 import { TargetEngine } from '../../../src/target/engine.js';
@@ -33,8 +34,25 @@ export class PipePort implements PeerPort {
 
   constructor(readonly name: string) {}
 
+  /** Nudges received (requests going unanswered). */
+  nudges = 0;
+  /** When the far side was last heard from (the tests' clock); +Infinity = always. */
+  heardAt = Number.POSITIVE_INFINITY;
+
   connected(_now: number): boolean {
     return this.up;
+  }
+
+  reachable(_now: number): boolean {
+    return this.up;
+  }
+
+  lastHeardAt(): number {
+    return this.heardAt;
+  }
+
+  nudge(_now: number): void {
+    this.nudges++;
   }
 
   send(type: number, buf: Uint8Array, off: number, len: number): boolean {
@@ -42,7 +60,19 @@ export class PipePort implements PeerPort {
     const rec = { type, bytes: Buffer.from(buf.subarray(off, off + len)) };
     this.sent.push(rec);
     if (this.receiver) {
-      this.queue.push({ type, bytes: Buffer.from(rec.bytes) });
+      const copy = { type, bytes: Buffer.from(rec.bytes) };
+      const fate = this.fault?.(copy) ?? 'pass';
+      if (fate === 'drop') return true;
+      if (fate === 'hold') {
+        this.held.push(copy);
+        return true;
+      }
+      if (typeof fate === 'number') {
+        this.deliverLater(copy, fate);
+        return true;
+      }
+      if (fate === 'dup') this.deliverLater({ type, bytes: Buffer.from(rec.bytes) }, 0);
+      this.queue.push(copy);
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -55,6 +85,27 @@ export class PipePort implements PeerPort {
   connect(receiver: RecordSink, batchEnd?: () => void): void {
     this.receiver = receiver;
     this.onBatchEnd = batchEnd ?? null;
+  }
+
+  /**
+   * Decides each record's fate before it is queued for delivery (tests of loss, duplication and
+   * delay): 'pass', 'drop', 'dup' (delivered twice), 'hold' (kept in `held` until released), or a
+   * delay in ms (delivered later, on its own).
+   */
+  fault: ((rec: SentRecord) => 'pass' | 'drop' | 'dup' | 'hold' | number) | null = null;
+  readonly held: SentRecord[] = [];
+
+  /** Delivers held record `i` (removing it), as a batch of one. */
+  release(i = 0): void {
+    const [r] = this.held.splice(i, 1);
+    if (r) this.deliverLater(r, 0);
+  }
+
+  private deliverLater(r: SentRecord, delayMs: number): void {
+    setTimeout(() => {
+      this.receiver?.(r.type, r.bytes, 0, r.bytes.length);
+      this.onBatchEnd?.();
+    }, delayMs);
   }
 
   /** Takes (and forgets) what was sent so far. */
@@ -108,7 +159,20 @@ export async function settle(turns = 6): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
 }
 
-/** An AOE_REQUEST record: [initiator MAC][the PDU of `frame`]. */
-export function requestRecord(initiatorMac: Buffer, frame: Buffer): Buffer {
-  return Buffer.concat([initiatorMac, frame.subarray(14)]);
+let autoSeq = 1;
+
+/**
+ * An AOE_REQUEST record: [epoch][seq][fence][initiator MAC][the PDU of `frame`]. Without `seq`
+ * each call numbers a new request (epoch 1, fence 0).
+ */
+export function requestRecord(
+  initiatorMac: Buffer,
+  frame: Buffer,
+  o: { epoch?: number; seq?: number; fence?: number } = {},
+): Buffer {
+  const head = Buffer.alloc(REQUEST.MAC);
+  head.writeUInt32BE(o.epoch ?? 1, REQUEST.EPOCH);
+  writeU64Number(head, REQUEST.SEQ, o.seq ?? autoSeq++);
+  writeU64Number(head, REQUEST.FENCE, o.fence ?? 0);
+  return Buffer.concat([head, initiatorMac, frame.subarray(14)]);
 }

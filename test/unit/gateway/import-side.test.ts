@@ -6,7 +6,12 @@ import { describe, expect, it } from 'vitest';
 import type { AtaMessage, QueryConfigMessage } from '../../../src/aoe/index.js';
 import { ImportSide, type ImportSpec } from '../../../src/gateway/import-side.js';
 import { PDU, pduTag, setPduTag } from '../../../src/gateway/pdu.js';
-import { RECORD_AOE_REQUEST, REQUEST_PREFIX, type TargetAdvert } from '../../../src/gateway/peer-messages.js';
+import {
+  RECORD_AOE_REQUEST,
+  REQUEST,
+  REQUEST_PREFIX,
+  type TargetAdvert,
+} from '../../../src/gateway/peer-messages.js';
 import { FakeSegment } from '../../../src/io/fake-link.js';
 import { ata, mac, qc, read } from '../target/helpers.js';
 import { capture, decode, PipePort, settle } from './helpers.js';
@@ -34,8 +39,7 @@ function site(
     mtu?: number;
     maxRecord?: number;
     pendingCapacity?: number;
-    pendingTimeoutMs?: number;
-    advertMaxAgeMs?: number;
+    failAfterMs?: number;
   } = {},
 ) {
   const seg = new FakeSegment();
@@ -48,8 +52,7 @@ function site(
     ],
     maxRecord: o.maxRecord ?? 8000,
     ...(o.pendingCapacity ? { pendingCapacity: o.pendingCapacity } : {}),
-    ...(o.pendingTimeoutMs ? { pendingTimeoutMs: o.pendingTimeoutMs } : {}),
-    ...(o.advertMaxAgeMs ? { advertMaxAgeMs: o.advertMaxAgeMs } : {}),
+    ...(o.failAfterMs ? { failAfterMs: o.failAfterMs } : {}),
   });
   const clock = { now: 1000 };
   const id = side.addLink('lan', gw);
@@ -207,8 +210,8 @@ describe('ImportSide: local answers and usability', () => {
     expect(s.side.stats.notForUs - before).toBe(2); // the first never reached the gateway's port
   });
 
-  it('a lost session, a stale advertisement or a withdrawal makes the import unusable', async () => {
-    const s = site({ advertMaxAgeMs: 5000 });
+  it('an unreachable peer or a withdrawal makes the import unusable', async () => {
+    const s = site();
     const probe = () => s.send(qc({ dst: GW, src: INI, major: 7, minor: 3 }));
     s.offer();
     await settle();
@@ -229,16 +232,6 @@ describe('ImportSide: local answers and usability', () => {
     s.side.tick(s.clock.now);
     await settle();
     expect(s.replies()).toHaveLength(1); // announced again
-    await probe();
-    expect(s.replies()).toHaveLength(1);
-
-    s.clock.now += 5001;
-    s.side.tick(s.clock.now);
-    await probe();
-    expect(s.replies()).toEqual([]);
-    s.offer(); // fresh again
-    await settle();
-    s.replies();
     await probe();
     expect(s.replies()).toHaveLength(1);
 
@@ -312,7 +305,7 @@ describe('ImportSide: relayed requests', () => {
     const [rec, ...more] = s.requests();
     expect(more).toEqual([]);
     const b = rec!.bytes;
-    expect(b.subarray(0, 6)).toEqual(mac(INI));
+    expect(b.subarray(REQUEST.MAC, REQUEST.MAC + 6)).toEqual(mac(INI));
     expect((b[REQUEST_PREFIX + PDU.MAJOR]! << 8) | b[REQUEST_PREFIX + PDU.MAJOR + 1]!).toBe(1);
     expect(b[REQUEST_PREFIX + PDU.MINOR]).toBe(0);
     const rid = pduTag(b, REQUEST_PREFIX);
@@ -322,7 +315,7 @@ describe('ImportSide: relayed requests', () => {
 
     const data = Buffer.alloc(512, 0x5a);
     const resp = answer(b, { data });
-    s.side.handleResponse('B', resp, 0, resp.length);
+    s.side.handleResponse('B', resp, 0, resp.length, 0);
     await settle();
     const [r, ...rest] = s.replies() as AtaMessage[];
     expect(rest).toEqual([]);
@@ -339,13 +332,13 @@ describe('ImportSide: relayed requests', () => {
     await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 77 }));
     const [rec] = s.requests();
     const resp = answer(rec!.bytes);
-    s.side.handleResponse('C', resp, 0, resp.length);
-    s.side.handleResponse('mallory', resp, 0, resp.length);
+    s.side.handleResponse('C', resp, 0, resp.length, 0);
+    s.side.handleResponse('mallory', resp, 0, resp.length, 0);
     await settle();
     expect(s.replies()).toEqual([]);
     expect(s.side.stats.foreignReplies).toBe(2);
     expect(s.side.pending).toBe(1);
-    s.side.handleResponse('B', resp, 0, resp.length);
+    s.side.handleResponse('B', resp, 0, resp.length, 0);
     await settle();
     expect(s.replies().map((r) => r.tag)).toEqual([77]);
   });
@@ -357,24 +350,24 @@ describe('ImportSide: relayed requests', () => {
     const resp1 = answer(rec1!.bytes);
     // Right tag, wrong command: a peer cannot answer an ATA request with a config reply.
     const wrong = answer(rec1!.bytes, { command: 1 });
-    s.side.handleResponse('B', wrong, 0, wrong.length);
+    s.side.handleResponse('B', wrong, 0, wrong.length, 0);
     expect(s.side.stats.foreignReplies).toBe(1);
-    s.side.handleResponse('B', resp1, 0, resp1.length);
-    s.side.handleResponse('B', resp1, 0, resp1.length); // duplicate
+    s.side.handleResponse('B', resp1, 0, resp1.length, 0);
+    s.side.handleResponse('B', resp1, 0, resp1.length, 0); // duplicate
     expect(s.side.stats.staleReplies).toBe(1);
     // The slot is reused for the next request: the old request id must not answer it.
     await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 2 }));
     const [rec2] = s.requests();
     expect(pduTag(rec2!.bytes, REQUEST_PREFIX) & 0xfff).toBe(pduTag(rec1!.bytes, REQUEST_PREFIX) & 0xfff);
-    s.side.handleResponse('B', resp1, 0, resp1.length);
+    s.side.handleResponse('B', resp1, 0, resp1.length, 0);
     expect(s.side.stats.staleReplies).toBe(2);
     const unknown = answer(rec2!.bytes, { tag: 0x7654321 });
-    s.side.handleResponse('B', unknown, 0, unknown.length);
+    s.side.handleResponse('B', unknown, 0, unknown.length, 0);
     expect(s.side.stats.staleReplies).toBe(3);
     // Not a response at all, and too short: dropped.
     const req = Buffer.from(rec2!.bytes.subarray(REQUEST_PREFIX));
-    s.side.handleResponse('B', req, 0, req.length);
-    s.side.handleResponse('B', Buffer.alloc(4), 0, 4);
+    s.side.handleResponse('B', req, 0, req.length, 0);
+    s.side.handleResponse('B', Buffer.alloc(4), 0, 4, 0);
     expect(s.side.stats.dropped).toBe(2);
     await settle();
     expect(s.replies().map((r) => r.tag)).toEqual([1]);
@@ -408,18 +401,24 @@ describe('ImportSide: relayed requests', () => {
     expect(s.side.stats.dropped).toBe(3);
   });
 
-  it('counts a full table and a refused send, and frees the slot of the refused one', async () => {
+  it('counts a full table; a refused send holds the request until the tunnel takes it', async () => {
     const s = await usable({ pendingCapacity: 2 });
     await s.send(...[1, 2, 3].map((tag) => read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag })));
     expect(s.requests()).toHaveLength(2);
     expect(s.side.stats.tableFull).toBe(1);
     expect(s.side.pending).toBe(2);
-    s.side.tick(s.clock.now + 20_000);
+    s.side.tick(s.clock.now + 121_000);
     expect(s.side.pending).toBe(0);
+    expect(s.side.stats.failed).toBe(2);
     s.port.accept = false;
     await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 4 }));
     expect(s.side.stats.sendFailed).toBe(1);
-    expect(s.side.pending).toBe(0);
+    expect(s.side.pending).toBe(1);
+    s.port.take();
+    s.port.accept = true;
+    s.side.tick(s.clock.now + 1000);
+    expect(s.requests()).toHaveLength(1);
+    expect(s.side.pending).toBe(1);
   });
 
   it('a peer flapping its advertisement draws at most one announcement a second', async () => {
@@ -457,21 +456,24 @@ describe('ImportSide: relayed requests', () => {
     const other = s.requests();
     expect(other).toHaveLength(1);
     expect(other[0]!.bytes[REQUEST_PREFIX + PDU.MINOR]).toBe(1);
-    s.side.tick(s.clock.now + 20_000);
+    s.side.tick(s.clock.now + 121_000);
     expect(s.side.pending).toBe(0);
   });
 
-  it('forgets requests after the pending timeout; their late replies are stale', async () => {
-    const s = await usable({ pendingTimeoutMs: 500 });
+  it('fails a request unanswered for failAfterMs with an ATA error; its late reply is stale', async () => {
+    const s = await usable({ failAfterMs: 500 });
     await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 5 }));
     const [rec] = s.requests();
     s.side.tick(s.clock.now + 400);
     expect(s.side.pending).toBe(1);
     s.side.tick(s.clock.now + 501);
     expect(s.side.pending).toBe(0);
-    expect(s.side.stats.expired).toBe(1);
+    expect(s.side.stats.failed).toBe(1);
+    await settle();
+    const [err] = s.replies();
+    expect(err).toMatchObject({ tag: 5, major: 7, minor: 3, cmdStatus: 0x41, errFeature: 0x04 });
     const resp = answer(rec!.bytes);
-    s.side.handleResponse('B', resp, 0, resp.length);
+    s.side.handleResponse('B', resp, 0, resp.length, 0);
     await settle();
     expect(s.replies()).toEqual([]);
     expect(s.side.stats.staleReplies).toBe(1);
@@ -485,7 +487,7 @@ describe('ImportSide: relayed requests', () => {
     // The exporter's reply: same PDU with R set and the new string.
     const pdu = Buffer.from(rec!.bytes.subarray(REQUEST_PREFIX));
     pdu[PDU.VER_FLAGS] = 0x18;
-    s.side.handleResponse('B', pdu, 0, pdu.length);
+    s.side.handleResponse('B', pdu, 0, pdu.length, 0);
     await settle();
     expect(s.replies().map((r) => [r.tag, (r as QueryConfigMessage).config.toString()])).toEqual([
       [9, 'mine'],
@@ -518,7 +520,7 @@ describe('ImportSide: relayed requests', () => {
       const r = Buffer.alloc(rnd() % 1100);
       for (let k = 0; k < r.length; k++) r[k] = rnd() & 0xff;
       if (r.length > 0) r[0] = 0x18;
-      expect(() => s.side.handleResponse('B', r, 0, r.length)).not.toThrow();
+      expect(() => s.side.handleResponse('B', r, 0, r.length, 0)).not.toThrow();
     }
     expect(s.side.stats.framesIn).toBeGreaterThan(250);
   });
@@ -570,11 +572,11 @@ describe('ImportSide: several links and peers', () => {
     const [rec] = portC.take().filter((r) => r.type === RECORD_AOE_REQUEST);
     expect(portB.take()).toEqual([]);
     const resp = answer(rec!.bytes);
-    side.handleResponse('B', resp, 0, resp.length);
+    side.handleResponse('B', resp, 0, resp.length, 0);
     await settle();
     expect(gotB).toEqual([]);
     expect(side.stats.foreignReplies).toBe(1);
-    side.handleResponse('C', resp, 0, resp.length);
+    side.handleResponse('C', resp, 0, resp.length, 0);
     await settle();
     const r = gotB.splice(0).map(decode);
     expect(r.map((x) => [x.tag, x.major, x.minor, x.dst, x.src])).toEqual([

@@ -41,6 +41,7 @@ const messageArb: fc.Arbitrary<PeerMessage> = fc.oneof(
       protocolVersion: fc.nat(),
       capabilities: fc.array(boundedString(L.capabilityLength), { maxLength: L.capabilities }),
       gatewayName: boundedString(L.gatewayName),
+      requestEpochSeen: fc.nat(),
     }),
   }),
   fc.record({

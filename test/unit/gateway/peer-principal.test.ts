@@ -17,6 +17,7 @@ import type { FrameLink } from '../../../src/io/frame-link.js';
 import { TargetServer } from '../../../src/target/server.js';
 import type { LinkSpec } from '../../../src/target/spec.js';
 import { reserve, write } from '../target/helpers.js';
+import { requestRecord } from './helpers.js';
 
 const X = '52:54:00:00:00:01';
 const KEY1 = 'a1'.repeat(32);
@@ -31,6 +32,9 @@ function pipe(name: string): PeerPort & { out: AoeMessage[] } {
     name,
     out,
     connected: () => true,
+    reachable: () => true,
+    lastHeardAt: () => 0,
+    nudge: () => {},
     send: (_type, buf, off, len) => {
       const f = Buffer.alloc(14 + len);
       f.writeUInt16BE(0x88a2, 12);
@@ -54,7 +58,7 @@ describe('principals across the tunnel', () => {
     const port2 = pipe('p2');
     const link1 = new TunnelPeerLink(port1, 0, 1500);
     const link2 = new TunnelPeerLink(port2, 1, 1500);
-    const side = new ExportSide(new Set([1 * 256 + 0]), null);
+    const side = new ExportSide(new Map([[1 * 256 + 0, 16]]), null);
     const grant = [{ shelf: 1, slot: 0, readOnly: false }];
     side.addPeer(port1, grant, link1);
     side.addPeer(port2, grant, link2);
@@ -103,7 +107,7 @@ describe('principals across the tunnel', () => {
     try {
       /** An AOE_REQUEST record from initiator X behind `peer`: [MAC][PDU]. */
       const viaPeer = (peer: string, frame: Buffer) => {
-        const rec = Buffer.concat([frame.subarray(6, 12), frame.subarray(14)]);
+        const rec = requestRecord(frame.subarray(6, 12), frame);
         side.handleRequest(peer, rec, 0, rec.length, 0);
         side.endBatch();
       };

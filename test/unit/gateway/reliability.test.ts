@@ -1,0 +1,345 @@
+/**
+ * The tunnel path under loss, duplication, delay and outages, without sockets: gateway A's
+ * ImportSide and gateway B's ExportSide + engine over a MemoryStore, joined by PipePorts whose
+ * `fault` hook drops, duplicates, holds or delays single records. Scripted cases pin each rule of
+ * docs/protocol.md 13.7 (resend on timeout, duplicates absorbed or answered from the reply cache,
+ * no stale write after a newer one, the fence after a failure, epochs, initiator retransmissions
+ * folded in); a randomized case drives our initiator through 5 % loss and duplication both ways.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExportSide } from '../../../src/gateway/export-side.js';
+import { ImportSide } from '../../../src/gateway/import-side.js';
+import { TunnelPeerLink } from '../../../src/gateway/peer-link.js';
+import {
+  RECORD_AOE_REQUEST,
+  RECORD_AOE_RESPONSE,
+  REQUEST,
+  readU64Number,
+  type TargetAdvert,
+} from '../../../src/gateway/peer-messages.js';
+import { Initiator } from '../../../src/initiator/initiator.js';
+import { FakeSegment } from '../../../src/io/fake-link.js';
+import { MemoryStore } from '../../../src/target/memory-store.js';
+import { pattern, read, write } from '../target/helpers.js';
+import {
+  capture,
+  decode,
+  engineWith,
+  PipePort,
+  requestRecord,
+  type SentRecord,
+  serveEngine,
+  settle,
+} from './helpers.js';
+
+const INI = '52:54:00:00:00:01';
+const GWA = '02:00:00:00:0a:01';
+const MAX_RECORD = 8000;
+const at = { dst: GWA, src: INI, major: 7, minor: 0 };
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function site(o: { failAfterMs?: number; clock?: () => number } = {}) {
+  const manual = { now: 1000 };
+  const now = o.clock ?? (() => manual.now);
+  const store = new MemoryStore(pattern(256, 3));
+  const engine = engineWith({ shelf: 1, slot: 0, store, bufferCount: 16 });
+  const toA = new PipePort('A');
+  const peerLink = new TunnelPeerLink(toA, 0, MAX_RECORD - 26);
+  serveEngine(engine, 100, peerLink);
+  const exportSide = new ExportSide(new Map([[256, 16]]), null, { clock: now });
+  exportSide.addPeer(toA, [{ shelf: 1, slot: 0, readOnly: false }], peerLink);
+
+  const seg = new FakeSegment();
+  const iniLink = seg.attach({ mac: INI, name: 'ini', mtu: 9000 });
+  const gwA = seg.attach({ mac: GWA, name: 'lanA', mtu: 9000 });
+  const got = capture(iniLink);
+  const imports = new ImportSide({
+    imports: [{ peer: 'B', remote: { shelf: 1, slot: 0 }, localShelf: 7, localSlot: 0, links: ['lanA'] }],
+    maxRecord: MAX_RECORD,
+    epochBase: 100,
+    ...(o.failAfterMs ? { failAfterMs: o.failAfterMs } : {}),
+  });
+  const id = imports.addLink('lanA', gwA);
+  gwA.onBatch((f, l, n) => imports.handleFrames(id, f, l, n, now()));
+  const toB = new PipePort('B');
+  imports.addPeer(toB);
+  toB.connect(
+    (type, buf, off, len) => {
+      if (type === RECORD_AOE_REQUEST) exportSide.handleRequest('A', buf, off, len, now());
+    },
+    () => exportSide.endBatch(),
+  );
+  toA.connect((type, buf, off, len) => {
+    if (type === RECORD_AOE_RESPONSE) imports.handleResponse('B', buf, off, len, now());
+  });
+  const info = engine.exportInfo('e1.0')!;
+  const advert: TargetAdvert = {
+    shelf: 1,
+    slot: 0,
+    bufferCount: info.bufferCount,
+    sectors: BigInt(info.sectors),
+    configString: info.config,
+    maxSectors: info.maxSectors,
+    name: '',
+    readOnly: false,
+    firmware: info.firmwareVersion,
+  };
+  imports.handleAdverts('B', { generation: 1, chunk: 0, chunks: 1, targets: [advert] }, now());
+  return {
+    manual,
+    store,
+    engine,
+    exportSide,
+    imports,
+    toA,
+    toB,
+    iniLink,
+    got,
+    async send(...frames: Buffer[]) {
+      for (const f of frames) iniLink.send(f);
+      await settle();
+    },
+    /** Lets timers (held records released, delays) and their deliveries run. */
+    async flush() {
+      await wait(5);
+      await settle();
+    },
+    replies() {
+      return got
+        .splice(0)
+        .map(decode)
+        .filter((m) => m.response && m.command === 'ata');
+    },
+    sectors(lba: number, n = 1) {
+      return store.data.subarray(lba * 512, (lba + n) * 512);
+    },
+    /** Advances the clock and runs A's resend/fail pass. */
+    async advance(ms: number) {
+      manual.now += ms;
+      imports.retransmit(manual.now);
+      await settle();
+    },
+  };
+}
+
+const isRequest = (r: SentRecord) => r.type === RECORD_AOE_REQUEST;
+
+describe('reliability across the tunnel (sans-I/O)', () => {
+  it('a lost request is resent on A’s timeout; the initiator sees one reply', async () => {
+    const s = site();
+    let n = 0;
+    s.toB.fault = (r) => (isRequest(r) && n++ === 0 ? 'drop' : 'pass');
+    await s.send(read(4, 2, { ...at, tag: 11 }));
+    expect(s.replies()).toEqual([]);
+    await s.advance(100); // before the first timeout (200 ms before any sample)
+    expect(s.imports.stats.retransmits).toBe(0);
+    await s.advance(150);
+    expect(s.imports.stats.retransmits).toBe(1);
+    const r = s.replies();
+    expect(r).toHaveLength(1);
+    expect(r[0]).toMatchObject({ tag: 11, major: 7, minor: 0, cmdStatus: 0x40 });
+    expect(s.imports.pending).toBe(0);
+  });
+
+  it('a delayed duplicate of a completed write never lands after a newer write to the same sectors', async () => {
+    const s = site();
+    let n = 0;
+    s.toB.fault = (r) => (isRequest(r) && n++ === 0 ? 'hold' : 'pass');
+    const x = Buffer.alloc(1024, 0x11);
+    const y = Buffer.alloc(1024, 0x22);
+    await s.send(write(10, x, { ...at, tag: 1 }));
+    await s.advance(250); // resent; the first copy is still held in the network
+    expect(s.replies().map((m) => m.tag)).toEqual([1]);
+    await s.send(write(10, y, { ...at, tag: 2 }));
+    expect(s.replies().map((m) => m.tag)).toEqual([2]);
+    expect(s.sectors(10, 2).equals(y)).toBe(true);
+    s.toB.release(); // the first copy of write 1 arrives late
+    await s.flush();
+    expect(s.sectors(10, 2).equals(y)).toBe(true);
+    expect(s.exportSide.stats.dupAnswered).toBe(1);
+    expect(s.imports.stats.staleReplies).toBe(1); // its answer is for a request A has finished
+    expect(s.replies()).toEqual([]);
+  });
+
+  it('after failAfterMs the initiator gets an ATA error, and the abandoned write can never run after a newer one', async () => {
+    const s = site({ failAfterMs: 1000 });
+    let blackout = true;
+    s.toB.fault = (r) => (isRequest(r) && blackout ? 'hold' : 'pass');
+    const x = Buffer.alloc(512, 0x11);
+    const y = Buffer.alloc(512, 0x22);
+    await s.send(write(20, x, { ...at, tag: 1 }));
+    await s.advance(300);
+    await s.advance(400);
+    expect(s.toB.held.length).toBeGreaterThanOrEqual(2);
+    expect(s.replies()).toEqual([]);
+    await s.advance(400); // past failAfterMs
+    expect(s.replies()).toMatchObject([{ tag: 1, cmdStatus: 0x41, errFeature: 0x04 }]);
+    expect(s.imports.stats.failed).toBe(1);
+    blackout = false;
+    await s.send(write(20, y, { ...at, tag: 2 }));
+    expect(s.replies()).toMatchObject([{ tag: 2, cmdStatus: 0x40 }]);
+    const late = s.toB.held.length;
+    while (s.toB.held.length > 0) s.toB.release();
+    await s.flush();
+    expect(s.sectors(20).equals(y)).toBe(true);
+    expect(s.exportSide.stats.staleFence).toBe(late);
+  });
+
+  it('an initiator retransmission (new tag, same command) is folded into the request in flight', async () => {
+    const s = site();
+    s.toB.fault = (r) => (isRequest(r) ? 'hold' : 'pass');
+    await s.send(read(8, 2, { ...at, tag: 1 }));
+    await s.send(read(8, 2, { ...at, tag: 2 }));
+    expect(s.imports.stats.superseded).toBe(1);
+    expect(s.toB.held).toHaveLength(1);
+    s.toB.fault = null;
+    s.toB.release();
+    await s.flush();
+    // Linux waits only for the newest tag of a frame it resent.
+    expect(s.replies().map((m) => m.tag)).toEqual([2]);
+    // A different write to the same sectors is a new request, not a retransmission.
+    s.toB.fault = (r) => (isRequest(r) ? 'hold' : 'pass');
+    await s.send(write(8, Buffer.alloc(512, 1), { ...at, tag: 3 }));
+    await s.send(write(8, Buffer.alloc(512, 2), { ...at, tag: 4 }));
+    expect(s.imports.stats.superseded).toBe(1);
+    expect(s.toB.held).toHaveLength(2);
+  });
+
+  it('B absorbs a duplicate of a request still running, answers a finished write from its cache and reruns a read', async () => {
+    const s = site();
+    const ini = Buffer.from([0x52, 0x54, 0, 0, 0, 1]);
+    const rec = requestRecord(ini, write(30, Buffer.alloc(512, 7), { tag: 0x55, major: 1, minor: 0 }), {
+      epoch: 9,
+      seq: 1,
+    });
+    const before = s.engine.stats().exports['e1.0']!.ata.write;
+    s.exportSide.handleRequest('A', Buffer.from(rec), 0, rec.length, 0);
+    s.exportSide.handleRequest('A', Buffer.from(rec), 0, rec.length, 0); // same batch: still running
+    s.exportSide.endBatch();
+    expect(s.exportSide.stats.dupInProgress).toBe(1);
+    s.exportSide.handleRequest('A', Buffer.from(rec), 0, rec.length, 0);
+    s.exportSide.endBatch();
+    expect(s.exportSide.stats.dupAnswered).toBe(1);
+    expect(s.engine.stats().exports['e1.0']!.ata.write - before).toBe(1);
+    const replies = s.toA.take().filter((r) => r.type === RECORD_AOE_RESPONSE);
+    expect(replies).toHaveLength(2);
+    expect(replies.every((r) => r.bytes.readUInt32BE(6) === 0x55)).toBe(true);
+
+    const rd = requestRecord(ini, read(30, 1, { tag: 0x56, major: 1, minor: 0 }), { epoch: 9, seq: 2 });
+    s.exportSide.handleRequest('A', Buffer.from(rd), 0, rd.length, 0);
+    s.exportSide.endBatch();
+    s.exportSide.handleRequest('A', Buffer.from(rd), 0, rd.length, 0);
+    s.exportSide.endBatch();
+    expect(s.exportSide.stats.dupRerun).toBe(1);
+    expect(s.toA.take().filter((r) => r.type === RECORD_AOE_RESPONSE)).toHaveLength(2);
+  });
+
+  it('requests of an older importer process (epoch) are refused once a newer one was seen', async () => {
+    const s = site();
+    const ini = Buffer.from([0x52, 0x54, 0, 0, 0, 1]);
+    const newer = requestRecord(ini, write(40, Buffer.alloc(512, 2), { major: 1, minor: 0 }), {
+      epoch: 5,
+      seq: 1,
+    });
+    const older = requestRecord(ini, write(40, Buffer.alloc(512, 1), { major: 1, minor: 0 }), {
+      epoch: 4,
+      seq: 9,
+    });
+    s.exportSide.handleRequest('A', newer, 0, newer.length, 0);
+    s.exportSide.endBatch();
+    s.exportSide.handleRequest('A', older, 0, older.length, 0);
+    s.exportSide.endBatch();
+    expect(s.exportSide.stats.staleEpoch).toBe(1);
+    expect(s.sectors(40).equals(Buffer.alloc(512, 2))).toBe(true);
+    expect(s.exportSide.requestEpochSeen('A')).toBe(5);
+  });
+
+  it('the peer’s hello lifts A’s epoch above what it saw; pending requests are reissued under it', async () => {
+    const s = site();
+    s.toB.fault = (r) => (isRequest(r) ? 'hold' : 'pass');
+    await s.send(read(1, 1, { ...at, tag: 3 }));
+    const first = s.toB.held[0]!.bytes;
+    expect(first.readUInt32BE(REQUEST.EPOCH)).toBe(100);
+    s.imports.peerHello('B', 150);
+    expect(s.imports.requestEpoch('B')).toBe(151);
+    s.toB.fault = null;
+    await s.advance(1);
+    expect(s.imports.stats.reissued).toBe(1);
+    expect(s.replies().map((m) => m.tag)).toEqual([3]);
+    // A seen epoch below ours changes nothing.
+    s.imports.peerHello('B', 20);
+    expect(s.imports.requestEpoch('B')).toBe(151);
+    const sent = s.toB.take().filter(isRequest);
+    const last = sent[sent.length - 1]!.bytes;
+    expect(last.readUInt32BE(REQUEST.EPOCH)).toBe(151);
+    expect(readU64Number(last, REQUEST.SEQ)).toBe(1);
+  });
+
+  it('measures the round trip and resends on a timeout near it', async () => {
+    const s = site();
+    for (let i = 0; i < 20; i++) {
+      s.toA.fault = () => 'pass';
+      await s.send(read(i, 1, { ...at, tag: 100 + i }));
+      s.replies();
+    }
+    const [rtt] = s.imports.rttStatus();
+    expect(rtt!.samples).toBe(20);
+    // The manual clock did not move: the measured round trip is 0, the timeout its floor.
+    expect(rtt!.rtoMs).toBeLessThanOrEqual(11);
+  });
+});
+
+describe('randomized faults with our initiator (sans-I/O, real time)', () => {
+  let stop: (() => void) | null = null;
+  afterEach(() => {
+    stop?.();
+    stop = null;
+  });
+
+  it('5 % loss, 5 % duplication and reordering both ways: every write lands once, reads verify', async () => {
+    const s = site({ clock: () => performance.now() });
+    let seed = 42;
+    const rnd = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const fault = () => {
+      const x = rnd();
+      if (x < 0.05) return 'drop' as const;
+      if (x < 0.1) return 'dup' as const;
+      if (x < 0.2) return 1 + Math.floor(rnd() * 20); // delayed: reordered behind later records
+      return 'pass' as const;
+    };
+    s.toB.fault = fault;
+    s.toA.fault = fault;
+    const timer = setInterval(() => {
+      s.imports.retransmit(performance.now());
+      s.exportSide.tick(performance.now());
+    }, 2);
+    stop = () => clearInterval(timer);
+    const ini = new Initiator(s.iniLink);
+    const found = await ini.queryConfig(50, { major: 7, minor: 0 });
+    expect(found).toHaveLength(1);
+    const c = ini.client(found[0]!);
+    const data = pattern(200, 91);
+    const io = (op: 'read' | 'write', lba: number, n: number, buf: Buffer) =>
+      new Promise<void>((res, rej) => {
+        const cb = (e: Error | null) => (e ? rej(e) : res());
+        if (op === 'read') c.read(lba, n, buf, 0, ini.now(), cb);
+        else c.write(lba, n, buf, 0, ini.now(), cb);
+      });
+    for (let k = 0; k < 10; k++)
+      await io('write', k * 20, 20, data.subarray(k * 20 * 512, (k + 1) * 20 * 512));
+    const back = Buffer.alloc(data.length);
+    for (let k = 0; k < 10; k++)
+      await io('read', k * 20, 20, back.subarray(k * 20 * 512, (k + 1) * 20 * 512));
+    ini.close();
+    expect(back.equals(data)).toBe(true);
+    expect(s.sectors(0, 200).equals(data)).toBe(true);
+    expect(s.imports.stats.retransmits).toBeGreaterThan(0);
+    expect(s.imports.stats.failed).toBe(0);
+    const b = s.exportSide.stats;
+    expect(b.dupInProgress + b.dupAnswered + b.dupRerun).toBeGreaterThan(0);
+    expect(b.staleEpoch + b.staleFence + b.staleOld + b.dupLost).toBe(0);
+  }, 30_000);
+});
