@@ -168,7 +168,7 @@ function checkSplitArgs(
 
 /** Why accept() dropped a fragment as malformed; each has a counter `malformed<Reason>`. */
 export type MalformedReason =
-  /** Value shorter than the 9-byte header. */
+  /** Value shorter than the 9-byte header (or a range outside the buffer). */
   | 'header'
   /** count < 2. */
   | 'count'
@@ -353,7 +353,8 @@ export class Reassembler {
     const c = this.counters;
     c.fragmentsIn++;
     if (nowMs >= this.nextExpiryMs) this.expire(nowMs);
-    if (len < FRAGMENT_HEADER_BYTES) return this.malformed('header');
+    // (A range outside buf is a caller's bug; counted here rather than read as zeros.)
+    if (len < FRAGMENT_HEADER_BYTES || off < 0 || off + len > buf.length) return this.malformed('header');
     const id = readU32(buf, off);
     const index = buf[off + 4]!;
     const count = buf[off + 5]!;

@@ -250,19 +250,21 @@ describe('Reassembler', () => {
       [frag(1, 0, 3, 3, 30, 10), 'duplicate'],
     ];
     for (const [v, want] of cases) expect(r.accept(v, 0, v.length, 0)).toBe(want);
+    const short = frag(2, 0, 2, 3, 10, 5);
+    expect(r.accept(short, 0, short.length + 1, 0)).toBe('header');
     const c = r.counters;
     expect(c).toMatchObject({
-      malformedHeader: 2,
+      malformedHeader: 3,
       malformedCount: 2,
       malformedIndex: 1,
       malformedInnerType: 2,
       malformedSplit: 2,
       malformedSize: 2,
       malformedMismatch: 3,
-      malformed: 14,
+      malformed: 15,
       tooLarge: 1,
       duplicates: 1,
-      fragmentsIn: cases.length,
+      fragmentsIn: cases.length + 1,
     });
     expect(balance(c, r.partsHeld)).toBe(c.fragmentsIn);
   });
