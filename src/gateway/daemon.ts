@@ -16,12 +16,14 @@ import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
 import { Send } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
+import { MAX_RECORD_VALUE } from '../tunnel/records.js';
 import { UdpTunnel } from '../tunnel/udp-tunnel.js';
 import { ExportSide, type Grant } from './export-side.js';
 import { ForwardSide } from './forward-side.js';
 import type { GatewaySpec, PeerSpec, TargetRef } from './gateway-spec.js';
 import { ImportSide, type ImportSpec } from './import-side.js';
 import { PDU_ATA_HEADER } from './pdu.js';
+import { PeerChannel } from './peer-channel.js';
 import { TunnelPeerLink } from './peer-link.js';
 import {
   advertChunks,
@@ -63,11 +65,18 @@ interface PeerRuntime {
   helloSentAt: number;
   helloFromPeer: boolean;
   incompatible: boolean;
+  /** Fragments and path MTU for this peer's records. */
+  channel: PeerChannel;
 }
 
 const HELLO_CAPABILITIES = ['aoe-request-v2', 'adverts-v1'];
 /** A peer heard from within this is reachable (it sends advertisements every 10 s and keepalives). */
 const REACHABLE_MS = 15_000;
+/**
+ * Largest AoE PDU carried through the tunnel (fragmented as needed): room for 31 sectors, more
+ * than any Ethernet MTU gives (9000 → 17), while a peer's engine link keeps its buffers small.
+ */
+const PEER_PDU_MAX = 16384;
 
 export class Gateway {
   readonly links = new LinkSet();
@@ -193,7 +202,8 @@ export class Gateway {
       // the same flush.
       onBatchEnd: () => this.exportSide.endBatch(),
       events: {
-        record: (peer, type, buf, off, len) => this.onRecord(peer, type, buf, off, len),
+        record: (peer, type, buf, off, len) =>
+          this.peerOf(peer)?.channel.receive(type, buf, off, len, performance.now()),
         handshakeComplete: (peer) => this.onSessionUp(peer),
         handshakeFailed: (peer) => this.log(`peer ${peer.name}: handshake failed, will retry`),
         endpointChanged: (peer) =>
@@ -223,19 +233,29 @@ export class Gateway {
           const p = this.peers.get(spec.name);
           if (p && !peer.handshakeInProgress && now - p.lastConnectAt >= 1000) this.connect(p, now);
         },
-        send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
+        send: (type, buf, off, len) => channel.send(type, buf, off, len),
       };
+      const channel = new PeerChannel({
+        name: spec.name,
+        log: this.log,
+        maxRecordBytes: MAX_RECORD_VALUE,
+        now: performance.now(),
+        deliver: (type, buf, off, len) => this.onRecord(spec.name, type, buf, off, len),
+        tunnel: {
+          mtu: tunnel.endpoint.mtu,
+          send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
+          sendAlone: (type, buf, off, len) => tunnel.sendAlone(peer, type, buf, off, len) === Send.OK,
+          setMtu: (mtu) => tunnel.setPeerMtu(peer, mtu),
+          lastHeardAt: () => peer.lastReceivedAt,
+        },
+      });
       const grants = this.resolveGrants(spec);
       const exportsGranted = grants.some((g) =>
         this.spec.exports.some((e) => e.shelf === g.shelf && e.slot === g.slot),
       );
       this.exportSide.addPeer(port, grants);
       if (exportsGranted) {
-        const link = new TunnelPeerLink(
-          port,
-          ordinal,
-          Math.min(65000, tunnel.endpoint.maxRecord - REQUEST_PREFIX),
-        );
+        const link = new TunnelPeerLink(port, ordinal, PEER_PDU_MAX);
         this.peerLinks.set(link.name, link);
         this.exportSide.setLink(spec.name, link);
       }
@@ -251,6 +271,7 @@ export class Gateway {
         helloSentAt: Number.NEGATIVE_INFINITY,
         helloFromPeer: false,
         incompatible: false,
+        channel,
       });
       peer.userData = spec.name;
     }
@@ -319,7 +340,7 @@ export class Gateway {
     if (specs.length === 0 || !this.tunnel) return null;
     const side = new ImportSide({
       imports: specs,
-      maxRecord: this.tunnel.endpoint.maxRecord,
+      maxRecord: REQUEST_PREFIX + PEER_PDU_MAX,
       failAfterMs: this.spec.tunnel.failAfterMs,
       log: this.log,
     });
@@ -340,8 +361,9 @@ export class Gateway {
     return typeof peer.userData === 'string' ? this.peers.get(peer.userData) : undefined;
   }
 
-  private onRecord(peer: Peer, type: number, buf: Uint8Array, off: number, len: number): void {
-    const p = this.peerOf(peer);
+  /** A whole record from a peer (after reassembly). */
+  private onRecord(name: string, type: number, buf: Uint8Array, off: number, len: number): void {
+    const p = this.peers.get(name);
     if (!p) return;
     switch (type) {
       case RECORD_AOE_REQUEST:
@@ -373,6 +395,7 @@ export class Gateway {
     const p = this.peerOf(peer);
     if (!p) return;
     this.log(`peer ${p.spec.name}: session up`);
+    p.channel.sessionUp(performance.now());
     this.sendHello(p, performance.now());
     this.sendAdverts(p, performance.now());
   }
@@ -388,7 +411,7 @@ export class Gateway {
         requestEpochSeen: this.exportSide.requestEpochSeen(p.spec.name),
       },
     });
-    if (this.tunnel?.send(p.peer, RECORD_CONTROL, hello) === Send.OK) p.helloSentAt = now;
+    if (p.channel.send(RECORD_CONTROL, hello, 0, hello.length)) p.helloSentAt = now;
   }
 
   private onHello(p: PeerRuntime, hello: Hello): void {
@@ -451,7 +474,7 @@ export class Gateway {
 
   /** Sectors one AOE_RESPONSE record from here can carry, whatever the importer's MTU. */
   private recordSectors(): number {
-    return this.tunnel ? Math.floor((this.tunnel.endpoint.maxRecord - PDU_ATA_HEADER) / 512) : 255;
+    return Math.floor((PEER_PDU_MAX - PDU_ATA_HEADER) / 512);
   }
 
   private sendAdverts(p: PeerRuntime, now: number): void {
@@ -459,7 +482,7 @@ export class Gateway {
     if (!tunnel || !p.port.connected(now)) return;
     const generation = this.generation;
     for (const chunk of advertChunks(generation, this.advertsFor(p), tunnel.endpoint.maxRecord)) {
-      tunnel.send(p.peer, RECORD_CONTROL, chunk);
+      p.channel.send(RECORD_CONTROL, chunk, 0, chunk.length);
     }
     p.lastAdvertAt = now;
     p.advertGeneration = generation;
@@ -490,6 +513,7 @@ export class Gateway {
       const generation = this.generation;
       for (const p of this.peers.values()) {
         if (p.port.connected(now)) {
+          p.channel.tick(now);
           // Until the peer's hello arrives we do not know its view of our request epoch.
           if (!p.helloFromPeer && now - p.helloSentAt >= 1000) this.sendHello(p, now);
           if (p.advertGeneration !== generation || now - p.lastAdvertAt >= this.advertEveryMs) {
@@ -570,6 +594,7 @@ export class Gateway {
         endpoint: this.tunnel?.peerEndpoint(p.peer) ?? null,
         rxBytes: p.peer.rxBytes,
         txBytes: p.peer.txBytes,
+        ...p.channel.stats(),
         grants: p.grants.map((g) => `e${g.shelf}.${g.slot}:${g.readOnly ? 'ro' : 'rw'}`),
       })),
       tunnel: this.tunnel ? summarizeTunnel(this.tunnel) : null,

@@ -1,5 +1,5 @@
 /**
- * Records larger than one datagram (docs/fragments-draft.md): a record never spans datagrams, so a
+ * Records larger than one datagram (docs/protocol.md, 13.9-13.10): a record never spans datagrams, so a
  * jumbo AoE frame (17 sectors, ~8.8 KB) crosses a 1452-byte tunnel as several FRAGMENT records,
  * each small enough for one datagram, and is put back together on the other side.
  *

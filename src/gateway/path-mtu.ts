@@ -1,5 +1,5 @@
 /**
- * Path MTU towards one peer (docs/fragments-draft.md). The configured tunnel MTU is an upper bound:
+ * Path MTU towards one peer (docs/protocol.md, 13.9-13.10). The configured tunnel MTU is an upper bound:
  * a routed path with a smaller MTU (or an operator's wrong setting) drops larger datagrams without
  * a word, and Node gives us no ICMP. So we probe: a PROBE record fills a datagram of the size under
  * test, the peer acks it, and the size we fragment and pack to (`current`) follows what arrives.

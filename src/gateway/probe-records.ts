@@ -1,5 +1,5 @@
 /**
- * Path MTU probes (docs/fragments-draft.md): a PROBE record fills one datagram to exactly the size
+ * Path MTU probes (docs/protocol.md, 13.9-13.10): a PROBE record fills one datagram to exactly the size
  * under test; the peer answers every probe with a small PROBE_ACK. Integers big-endian.
  *   PROBE     (6): [probeId u32][zero padding]                value length = datagram size - 35
  *   PROBE_ACK (7): [probeId u32][probeValueBytes u16]         6 bytes (longer: the rest is ignored)

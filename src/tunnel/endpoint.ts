@@ -765,6 +765,44 @@ export class TunnelEndpoint {
     w.reset();
   }
 
+  /**
+   * Packs `peer`'s records into datagrams of at most `mtu` bytes from now on (path MTU detection
+   * found the path smaller than the configured MTU); never above the configured MTU. What is
+   * queued is sent first, at the old size.
+   */
+  setPeerMtu(peer: Peer, mtu: number, now: number): void {
+    const capacity = Math.max(RECORD_HEADER_LEN + 1, Math.min(this.maxPlaintext, mtu - DATA_OVERHEAD));
+    if (peer.writer.length > 0) this.flushPeer(peer, now);
+    peer.writer.capacity = capacity;
+  }
+
+  /** The largest record value that fits one datagram to `peer` now (≤ maxRecord). */
+  peerMaxRecord(peer: Peer): number {
+    return Math.min(this.maxRecord, peer.writer.capacity - RECORD_HEADER_LEN);
+  }
+
+  /**
+   * Sends one record alone in its own datagram, padded to no more than its own size (a path MTU
+   * probe must be exactly the size it tests, whatever the peer's current packing limit).
+   */
+  sendAlone(peer: Peer, type: number, src: Uint8Array, off: number, len: number, now: number): SendResult {
+    if (len > this.maxRecord) {
+      this.stats.txDropped++;
+      return Send.TOO_LARGE;
+    }
+    this.flushPeer(peer, now);
+    const w = peer.writer;
+    const capacity = w.capacity;
+    w.capacity = RECORD_HEADER_LEN + len;
+    try {
+      const r = this.queueRecord(peer, type, src, off, len, now);
+      this.flushPeer(peer, now);
+      return r;
+    } finally {
+      w.capacity = capacity;
+    }
+  }
+
   /** Send an empty transport message (or the queued records, which serve the same purpose). */
   sendKeepalive(peer: Peer, now: number): SendResult {
     if (peer.writer.length > 0) {

@@ -332,6 +332,23 @@ export class UdpTunnel {
     return r;
   }
 
+  /** One record alone in a datagram of exactly its size (path MTU probes). See TunnelEndpoint.sendAlone. */
+  sendAlone(peer: Peer, type: number, data: Uint8Array, off = 0, len = data.length - off): SendResult {
+    this.assertOpen();
+    const r = this.endpoint.sendAlone(peer, type, data, off, len, this.clock());
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushBound);
+    }
+    return r;
+  }
+
+  /** Datagrams to `peer` at most `mtu` bytes from now on. See TunnelEndpoint.setPeerMtu. */
+  setPeerMtu(peer: Peer, mtu: number): void {
+    this.assertOpen();
+    this.endpoint.setPeerMtu(peer, mtu, this.clock());
+  }
+
   /**
    * One AoE frame (from the AoE header on).
    * @deprecated The record-type registry belongs to the gateway layer: use send() with its type.
