@@ -67,6 +67,15 @@ interface PeerRuntime {
   incompatible: boolean;
   /** Fragments and path MTU for this peer's records. */
   channel: PeerChannel;
+  /** Whole records received (after reassembly), by kind: every one is counted once. */
+  records: {
+    requests: number;
+    responses: number;
+    responsesUnexpected: number;
+    control: number;
+    controlMalformed: number;
+    unknown: number;
+  };
 }
 
 const HELLO_CAPABILITIES = ['aoe-request-v2', 'adverts-v1'];
@@ -272,6 +281,14 @@ export class Gateway {
         helloFromPeer: false,
         incompatible: false,
         channel,
+        records: {
+          requests: 0,
+          responses: 0,
+          responsesUnexpected: 0,
+          control: 0,
+          controlMalformed: 0,
+          unknown: 0,
+        },
       });
       peer.userData = spec.name;
     }
@@ -365,16 +382,24 @@ export class Gateway {
   private onRecord(name: string, type: number, buf: Uint8Array, off: number, len: number): void {
     const p = this.peers.get(name);
     if (!p) return;
+    const c = p.records;
     switch (type) {
       case RECORD_AOE_REQUEST:
+        c.requests++;
         this.exportSide.handleRequest(p.spec.name, buf, off, len, performance.now());
         return;
       case RECORD_AOE_RESPONSE:
-        this.imports?.handleResponse(p.spec.name, buf, off, len, performance.now());
+        c.responses++;
+        if (this.imports) this.imports.handleResponse(p.spec.name, buf, off, len, performance.now());
+        else c.responsesUnexpected++;
         return;
       case RECORD_CONTROL: {
+        c.control++;
         const msg = decodePeerMessage(buf, off, len);
-        if (msg === null) return;
+        if (msg === null) {
+          c.controlMalformed++;
+          return;
+        }
         if (msg.kind === 'adverts') {
           if (!p.incompatible) this.imports?.handleAdverts(p.spec.name, msg.adverts, performance.now());
         } else if (msg.kind === 'hello') {
@@ -387,6 +412,7 @@ export class Gateway {
         return;
       }
       default:
+        c.unknown++;
         return; // unknown record types are ignored (forward compatibility)
     }
   }
@@ -595,6 +621,7 @@ export class Gateway {
         rxBytes: p.peer.rxBytes,
         txBytes: p.peer.txBytes,
         ...p.channel.stats(),
+        records: { ...p.records },
         grants: p.grants.map((g) => `e${g.shelf}.${g.slot}:${g.readOnly ? 'ro' : 'rw'}`),
       })),
       tunnel: this.tunnel ? summarizeTunnel(this.tunnel) : null,
