@@ -62,6 +62,9 @@ export class PeerChannel {
   recordsWhole = 0;
   recordsFragmented = 0;
   probesAnswered = 0;
+  /** PROBE / PROBE_ACK records too short to read. */
+  probesMalformed = 0;
+  probeAcksIn = 0;
 
   constructor(o: PeerChannelOptions) {
     this.tunnel = o.tunnel;
@@ -120,7 +123,10 @@ export class PeerChannel {
         return;
       case RECORD_PROBE: {
         const id = decodeProbeId(buf, off, len);
-        if (id < 0) return;
+        if (id < 0) {
+          this.probesMalformed++;
+          return;
+        }
         encodeProbeAck(this.ack, 0, id, len);
         if (this.tunnel.send(RECORD_PROBE_ACK, this.ack, 0, PROBE_ACK_VALUE_BYTES)) this.probesAnswered++;
         return;
@@ -160,7 +166,12 @@ export class PeerChannel {
       recordsFragmented: this.recordsFragmented,
       fragmenter: { ...this.fragmenter.counters },
       reassembler: { ...this.reassembler.counters, messagesHeld: this.reassembler.messagesHeld },
-      probes: { ...this.pathMtu.counters, answered: this.probesAnswered },
+      probes: {
+        ...this.pathMtu.counters,
+        answered: this.probesAnswered,
+        acksIn: this.probeAcksIn,
+        malformed: this.probesMalformed,
+      },
     };
   }
 }
