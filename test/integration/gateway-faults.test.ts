@@ -1,0 +1,258 @@
+/**
+ * The gateway pair under the faults a routed network has, injected for real: every tunnel datagram
+ * crosses the fault relay on the router (support/fault-relay.ts: loss, duplication, reordering,
+ * delay, blackouts; the router drops any routed tunnel UDP, so nothing bypasses it). Behind B:
+ * vblade (a forward, e1.0 → A's 7.0) and a durable built-in export (e1.1 → 7.1). Our initiator and
+ * the real Linux aoe driver write and read through A; every check of data is made on the images
+ * themselves, on the host. Issue 9's fault tests; docs/gateway.md "Failure behaviour" says what an
+ * operator sees for each.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SECTOR_SIZE } from '../../src/aoe/constants.js';
+import { Initiator } from '../../src/initiator/initiator.js';
+import { identify, writeSectors } from '../../src/initiator/operations.js';
+import { checkPattern } from '../../src/initiator/pattern.js';
+import { verifyPattern } from '../../src/initiator/verify.js';
+import { PacketLink } from '../../src/io/packet-link.js';
+import { type FaultRelay, type FaultSettings, startFaultRelay } from '../helpers/fault-relay.js';
+import { type GatewayPair, gatewayRunSkipReason, startGatewayPair } from '../../support/gateway-pair.js';
+import { linuxInitiatorSkipReason, runLinuxInitiator } from '../helpers/linux-initiator.js';
+import { netnsSkipReason } from '../helpers/netns.js';
+import { hasCommand, type Spawned, startVblade } from '../helpers/processes.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+import { createTwoSite, type TwoSite } from '../../support/two-site.js';
+
+const skip =
+  netnsSkipReason() ??
+  (hasCommand('vblade') ? undefined : 'vblade is not installed') ??
+  (hasCommand('iptables') ? undefined : 'iptables is not installed') ??
+  gatewayRunSkipReason();
+const liSkip = linuxInitiatorSkipReason();
+const IMAGE = 64 << 20;
+const RELAY_PORT = 7000;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const NONE: FaultSettings = {
+  dropPercent: 0,
+  duplicatePercent: 0,
+  reorderPercent: 0,
+  reorderAfter: 3,
+  reorderDelayMs: 20,
+  delayMs: 0,
+  jitterMs: 0,
+  maxSizeBytes: 0,
+};
+/** The profiles of issue 9, each applied to both directions of the routed hop. */
+const PROFILES: Record<string, Partial<FaultSettings>> = {
+  loss: { dropPercent: 5 },
+  reorder: { reorderPercent: 20, reorderAfter: 4, reorderDelayMs: 30 },
+  dup: { duplicatePercent: 5 },
+  delay: { delayMs: 10, jitterMs: 10 }, // 20 ms ± 10 ms added round trip
+};
+
+interface Bed {
+  site: TwoSite;
+  dir: string;
+  vbladeImage: string;
+  diskImage: string;
+  vblade: Spawned;
+  relay: FaultRelay;
+  pair: GatewayPair;
+}
+
+function sparse(dir: string, name: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, '');
+  truncateSync(p, IMAGE);
+  return p;
+}
+
+async function bed(o: { lanMtu?: number; wanMtu?: number; tunnelMtu?: number; failAfterMs?: number } = {}) {
+  const site = createTwoSite({ lanMtu: o.lanMtu ?? 1500, wanMtu: o.wanMtu ?? o.lanMtu ?? 1500 });
+  const dir = mkdtempSync(join(tmpdir(), 'aoegw-faults-'));
+  const closers: (() => unknown)[] = [() => site.close(), () => rmSync(dir, { recursive: true, force: true })];
+  try {
+    const vbladeImage = sparse(dir, 'vblade.img');
+    const diskImage = sparse(dir, 'disk.img');
+    const vblade = startVblade(site.ns.tgt.name, 1, 0, site.iface.tgt, vbladeImage);
+    closers.push(() => vblade.stop());
+    const relay = await startFaultRelay({
+      netns: site.ns.router.name,
+      aSide: { address: site.ip.routerA, port: RELAY_PORT },
+      aPeer: { address: site.ip.gwAWan, port: 7788 },
+      bSide: { address: site.ip.routerB, port: RELAY_PORT },
+      bPeer: { address: site.ip.gwBWan, port: 7788 },
+      seed: 9,
+    });
+    closers.push(() => relay.stop());
+    const tunnel = {
+      mtu: o.tunnelMtu ?? (o.wanMtu ?? o.lanMtu ?? 1500) - 48,
+      ...(o.failAfterMs ? { failAfterMs: o.failAfterMs } : {}),
+    };
+    const pair = await startGatewayPair(site, {
+      dir: join(dir, 'gw'),
+      relay: { port: RELAY_PORT },
+      a: {
+        imports: [
+          { remote: '1.0', local: '7.0' },
+          { remote: 'disk-b1', local: '7.1' },
+        ],
+        extra: { tunnel },
+      },
+      b: {
+        exports: [{ target: '1.1', path: diskImage, name: 'disk-b1', durability: 'sync' }],
+        forwards: [{ link: 'lan', targets: ['1.0'] }],
+        allow: [{ targets: ['1.0', 'disk-b1'], access: 'rw' }],
+        extra: { tunnel },
+      },
+    });
+    closers.push(() => pair.stop());
+    const usable = await waitFor(
+      () => /import e7\.1 .*: usable/.test(pair.a.output()) && /import e7\.0 .*: usable/.test(pair.a.output()),
+      20_000,
+    );
+    if (!usable) throw new Error(`imports never became usable:\n${pair.a.output()}\n${pair.b.output()}`);
+    const b: Bed = { site, dir, vbladeImage, diskImage, vblade, relay, pair };
+    return {
+      ...b,
+      close: async () => {
+        for (const c of closers.reverse()) await c();
+      },
+    };
+  } catch (e) {
+    for (const c of closers.reverse()) await c();
+    throw e;
+  }
+}
+
+/** The daemon's SIGUSR1 stats (the last JSON line it printed after the signal). */
+async function stats(p: Spawned): Promise<Record<string, any>> {
+  const before = p.output().length;
+  p.child.kill('SIGUSR1');
+  await waitFor(() => p.output().slice(before).includes('\n{'), 3000);
+  await sleep(50);
+  const lines = p
+    .output()
+    .slice(before)
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
+  return JSON.parse(lines[lines.length - 1]!);
+}
+
+/** The sectors [lba, lba + n) of an image hold the verify pattern of `seed`. */
+function imageHoldsPattern(image: string, lba: number, n: number, seed: number): number {
+  const data = readFileSync(image).subarray(lba * SECTOR_SIZE, (lba + n) * SECTOR_SIZE);
+  return checkPattern(data, 0, lba, n, seed).length;
+}
+
+function setFaults(relay: FaultRelay, f: Partial<FaultSettings>) {
+  return relay.set({ both: { ...NONE, ...f } });
+}
+
+describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, delaying routed hop', () => {
+  let t: Awaited<ReturnType<typeof bed>> | undefined;
+  let ini: Initiator | undefined;
+  beforeAll(async () => {
+    t = await bed();
+    ini = new Initiator(PacketLink.open({ iface: t.site.iface.ini, netns: t.site.ns.ini.name }));
+  }, 60_000);
+  afterAll(async () => {
+    ini?.close();
+    await t?.close();
+  });
+
+  it('our initiator: each fault profile, both targets, zero I/O errors, the images verify on the host', async () => {
+    const found = await ini!.queryConfig(2000);
+    const e70 = found.find((a) => a.major === 7 && a.minor === 0)!;
+    const e71 = found.find((a) => a.major === 7 && a.minor === 1)!;
+    expect(e70 && e71).toBeTruthy();
+    let k = 0;
+    for (const [name, profile] of Object.entries(PROFILES)) {
+      await setFaults(t!.relay, profile);
+      for (const [adv, image] of [
+        [e71, t!.diskImage],
+        [e70, t!.vbladeImage],
+      ] as const) {
+        const c = ini!.client(adv);
+        const identity = await identify(ini!, c);
+        const startLba = 2048 + k * 4096;
+        const seed = 100 + k;
+        const r = await verifyPattern(ini!, c, { startLba, sectors: 2048, seed, identity });
+        expect(r.mismatches, `${name} on e${adv.major}.${adv.minor}`).toBe(0);
+        expect(c.stats.ataErrors + c.stats.aoeErrors + c.stats.timeouts, name).toBe(0);
+        expect(imageHoldsPattern(image, startLba, 2048, seed), `${name}: image on the host`).toBe(0);
+        k++;
+      }
+    }
+    await setFaults(t!.relay, {});
+    const rs = await t!.relay.stats();
+    // The faults really happened, both ways.
+    expect(rs.a2b.dropped + rs.b2a.dropped).toBeGreaterThan(50);
+    expect(rs.a2b.duplicated + rs.b2a.duplicated).toBeGreaterThan(50);
+    expect(rs.a2b.reordered + rs.b2a.reordered).toBeGreaterThan(50);
+    const a = await stats(t!.pair.a);
+    const b = await stats(t!.pair.b);
+    expect(a.imports.retransmits).toBeGreaterThan(0);
+    expect(a.imports.failed).toBe(0);
+    expect(b.exportSide.dupAnswered + b.exportSide.dupInProgress + b.exportSide.dupRerun).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('write after write: the last of many writes to the same sectors wins, with duplicates delayed past the timeout', async () => {
+    // A tenth of the datagrams held back 250 ms — far beyond A's resend timeout on this path — and
+    // a fifth duplicated: old copies of earlier writes keep arriving after newer writes landed.
+    await setFaults(t!.relay, { duplicatePercent: 20, reorderPercent: 10, reorderAfter: 1000, reorderDelayMs: 250 });
+    const [adv] = await ini!.queryConfig(2000, { major: 7, minor: 1 });
+    const c = ini!.client(adv!);
+    const lba = 60_000;
+    let last = Buffer.alloc(0);
+    for (let i = 0; i < 150; i++) {
+      last = Buffer.alloc(4 * SECTOR_SIZE, i & 0xff);
+      last.writeUInt32BE(i, 0);
+      await writeSectors(ini!, c, lba, last);
+    }
+    // Let every held copy arrive.
+    await sleep(1000);
+    await setFaults(t!.relay, {});
+    const onDisk = readFileSync(t!.diskImage).subarray(lba * SECTOR_SIZE, (lba + 4) * SECTOR_SIZE);
+    expect(onDisk.readUInt32BE(0)).toBe(149);
+    expect(sha(onDisk)).toBe(sha(last));
+    const b = await stats(t!.pair.b);
+    // Late copies reached B and were answered without running again.
+    expect(b.exportSide.dupAnswered + b.exportSide.dupInProgress).toBeGreaterThan(0);
+  }, 120_000);
+
+  it.skipIf(liSkip)(
+    'the real Linux aoe initiator: each fault profile in one boot, zero I/O errors, data verifies on the host',
+    { timeout: 300_000 },
+    async () => {
+      const relay = t!.relay;
+      const offset = 32 << 20;
+      const bytes = 2 << 20;
+      const phases = Object.keys(PROFILES);
+      let pending: Promise<void> = Promise.resolve();
+      const r = await runLinuxInitiator({
+        netns: t!.site.ns.ini.name,
+        iface: t!.site.iface.ini,
+        script: readFileSync(join(import.meta.dirname, '..', 'fixtures', 'li', 'gateway-phases.sh'), 'utf8'),
+        env: { LI_TARGET: 'e7.1', LI_PHASES: phases.join(' '), LI_BYTES: bytes, LI_OFFSET: offset },
+        timeoutS: 280,
+        onLine: (line) => {
+          const m = /LI-DATA: phase=(\S+)/.exec(line);
+          if (m) pending = pending.then(() => setFaults(relay, PROFILES[m[1]!] ?? {}));
+        },
+      });
+      await pending;
+      expect(r.failed, r.log.slice(-4000)).toEqual([]);
+      expect(r.result).toBe('PASS');
+      expect(r.data.ioerrors).toBe('0');
+      const img = readFileSync(t!.diskImage);
+      phases.forEach((p, k) => {
+        const region = img.subarray(offset + k * bytes, offset + (k + 1) * bytes);
+        expect(sha(region), `${p}: image on the host`).toBe(r.data[`sha.${p}`]);
+      });
+    },
+  );
+});
