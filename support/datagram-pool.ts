@@ -4,6 +4,15 @@
  * Bounded: when no slot that fits is free, store() returns -1 and the caller counts the loss.
  * A slot is named by its ticket, 0..capacity-1, the number FaultPlan schedules.
  */
+/**
+ * Copies the first `length` bytes of `src` to the start of `dst` without allocating. Buffer#copy
+ * with a partial source allocates a Uint8Array view on Node 20 (lib/buffer.js _copyActual), a
+ * subarray() does too; fill() with a Buffer value is a native memcpy of min(value, range) bytes.
+ */
+export function copyPrefix(dst: Buffer, src: Buffer, length: number): void {
+  dst.fill(src, 0, length);
+}
+
 export interface PoolClass {
   slotBytes: number;
   slots: number;
@@ -72,8 +81,7 @@ export class DatagramPool {
       const top = this.freeTop[k]! - 1;
       this.freeTop[k] = top;
       const t = this.free[k]![top]!;
-      // Buffer#copy is a native memmove that allocates no view.
-      src.copy(this.views[t]!, 0, 0, length);
+      copyPrefix(this.views[t]!, src, length);
       this.lengths[t] = length;
       this.used[t] = 1;
       this.inUse_++;

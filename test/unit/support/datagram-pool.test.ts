@@ -3,7 +3,7 @@
  * and the pool says so (-1) when nothing fits, instead of growing.
  */
 import { describe, expect, it } from 'vitest';
-import { DatagramPool } from '../../../support/datagram-pool.js';
+import { copyPrefix, DatagramPool } from '../../../support/datagram-pool.js';
 
 describe('DatagramPool', () => {
   const classes = [
@@ -42,5 +42,13 @@ describe('DatagramPool', () => {
     pool.release(t);
     expect(() => pool.release(t)).toThrow(/not in use/);
     expect(pool.inUse).toBe(0);
+  });
+
+  it('copyPrefix copies exactly the first bytes of a longer source and nothing past them', () => {
+    const src = Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff));
+    const dst = Buffer.alloc(300, 0xee);
+    copyPrefix(dst, src, 257);
+    expect(dst.subarray(0, 257).equals(src.subarray(0, 257))).toBe(true);
+    expect(dst.subarray(257).every((b) => b === 0xee)).toBe(true);
   });
 });
