@@ -56,7 +56,7 @@ function main(): void {
     bLink = open(args.bSide);
   } catch (e) {
     for (const l of links) l.close();
-    fail(1, `cannot bind: ${(e as Error).message}`);
+    fail(1, (e as Error).message);
   }
 
   let lastLogMs = 0;

@@ -1,14 +1,8 @@
 /**
- * How the fault relay (fault-relay-main.ts) is told what to do: its command line, the JSON lines it
- * reads on stdin and the lines it answers with on stdout. Shared by the relay and its launcher
- * (fault-relay.ts), so both sides parse and format the same way.
- *
- * stdin, one command per line, each answered by exactly one line, in order:
- *   {"set":{"both"|"a2b"|"b2a":{...FaultSettings}}}  -> {"ok":"set"}       (only the keys given change)
- *   {"blackout":MS}                                  -> {"ok":"blackout"}  (both directions, from now)
- *   {"stats":true}                                   -> {"stats":FaultRelayStats}
- *   anything else                                    -> {"error":"why"}
- * a2b is what arrives on side A and leaves from side B towards B's peer; b2a the reverse.
+ * How the fault relay (fault-relay-main.ts) is told what to do: its command line, the JSON commands
+ * it reads on stdin and the lines it answers with (one per command, in order), as specified in
+ * docs/fault-relay.md. Shared by the relay and its launcher (fault-relay.ts), so both sides parse
+ * and format the same way.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { parseArgs } from 'node:util';

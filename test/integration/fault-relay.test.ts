@@ -353,4 +353,16 @@ describe.skipIf(skip)('fault relay in the router namespace', () => {
     expect(r2.process.child.exitCode).toBe(0);
     await expect(r2.stats()).rejects.toThrow(/exited/);
   });
+
+  it('says why when it cannot bind', async () => {
+    await start();
+    const taken = startFaultRelay({
+      netns: site.ns.router.name,
+      aSide: relayA,
+      aPeer: { address: site.ip.gwAWan, port: TUNNEL_PORT },
+      bSide: relayB,
+      bPeer: { address: site.ip.gwBWan, port: TUNNEL_PORT },
+    });
+    await expect(taken).rejects.toThrow(/fault relay did not start: fault-relay: cannot bind/);
+  });
 });
