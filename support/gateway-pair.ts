@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AOEGW, ROOT } from './aoegw.js';
 import { type Spawned, spawnTracked } from './processes.js';
-import type { TwoSite } from './two-site.js';
+import { blockRoutedUdp, type RoutedUdpBlock, type TwoSite } from './two-site.js';
 import { waitFor } from './wait.js';
 
 export const GATEWAY_PORT = 7788;
@@ -59,6 +59,12 @@ export interface GatewayPairOptions {
   dir?: string;
   port?: number;
   readyTimeoutMs?: number;
+  /**
+   * Tunnel through a fault relay on the router (support/fault-relay.ts, started by the caller) at
+   * `port` on both router addresses: A's peer endpoint becomes routerA:port, B's routerB:port, and
+   * the router drops routed tunnel UDP, so nothing bypasses the relay.
+   */
+  relay?: { port: number };
 }
 
 export interface GatewayConfigs {
@@ -78,6 +84,8 @@ export interface GatewayPair extends GatewayConfigs {
   restart(side: 'a' | 'b'): Promise<Spawned>;
   /** Stops both daemons; removes the directory if this helper made it. */
   stop(): Promise<void>;
+  /** With `relay`: the router's rules against routed tunnel UDP (removed by stop()). */
+  routedBlock?: RoutedUdpBlock;
 }
 
 /** Why `aoegw run` cannot be used: the built CLI has no `run` command yet. */
@@ -143,12 +151,12 @@ export function writeGatewayConfigs(site: TwoSite, o: GatewayPairOptions = {}): 
   const cfgA = side(a, keyA, stateA, site.ip.gwAWan, site.iface.gwALan, {
     name: 'b',
     publicKey: pubB,
-    endpoint: `${site.ip.gwBWan}:${port}`,
+    endpoint: o.relay ? `${site.ip.routerA}:${o.relay.port}` : `${site.ip.gwBWan}:${port}`,
   });
   const cfgB = side(b, keyB, stateB, site.ip.gwBWan, site.iface.gwBLan, {
     name: 'a',
     publicKey: pubA,
-    endpoint: `${site.ip.gwAWan}:${port}`,
+    endpoint: o.relay ? `${site.ip.routerB}:${o.relay.port}` : `${site.ip.gwAWan}:${port}`,
   });
   const configA = join(dir, 'gateway-a.json');
   const configB = join(dir, 'gateway-b.json');
@@ -174,11 +182,19 @@ export async function startGatewayPair(site: TwoSite, o: GatewayPairOptions = {}
   const cfg = writeGatewayConfigs(site, o);
   const t = o.readyTimeoutMs ?? 15_000;
   const procs: { a?: Spawned; b?: Spawned } = {};
+  let routedBlock: RoutedUdpBlock | undefined;
+  try {
+    if (o.relay) routedBlock = blockRoutedUdp(site, o.port ?? GATEWAY_PORT);
+  } catch (e) {
+    if (ownDir) rmSync(cfg.dir, { recursive: true, force: true });
+    throw e;
+  }
   const stop = async () => {
     for (const k of ['a', 'b'] as const) {
       await procs[k]?.stop();
       delete procs[k];
     }
+    routedBlock?.remove();
     if (ownDir) rmSync(cfg.dir, { recursive: true, force: true });
   };
   try {
@@ -201,6 +217,7 @@ export async function startGatewayPair(site: TwoSite, o: GatewayPairOptions = {}
       return p;
     },
     stop,
+    ...(routedBlock ? { routedBlock } : {}),
   };
   return pair;
 }

@@ -13,8 +13,17 @@ export interface Spawned {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-export function spawnTracked(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Spawned {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  /** A pipe to the child's stdin (child.stdin), for processes controlled by what they read there. */
+  stdin?: boolean;
+}
+
+export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions = {}): Spawned {
+  const child = spawn(cmd, args, {
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    env: opts.env ?? process.env,
+  });
   live.add(child);
   if (!hook) {
     hook = true;

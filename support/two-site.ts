@@ -12,6 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { Netns } from './netns.js';
+import { hasCommand } from './processes.js';
 
 export { type Capture, type CaptureResult, capture, captureSkipReason, parsePcap } from './capture.js';
 
@@ -134,4 +135,49 @@ export function netemSkipReason(): string | undefined {
     ns.delete();
   }
   return netemProbe;
+}
+
+/** Why iptables rules cannot be added here, or undefined when they can. */
+export function iptablesSkipReason(): string | undefined {
+  return hasCommand('iptables') ? undefined : 'iptables is not installed';
+}
+
+export interface RoutedUdpBlock {
+  /** Packets the rules have dropped so far. */
+  droppedPackets(): number;
+  /** Deletes the rules (idempotent; they also go with the router namespace). */
+  remove(): void;
+}
+
+/**
+ * Makes the router drop routed UDP to or from `port` (FORWARD chain), so the gateways' tunnel can
+ * pass only through a relay on the router itself, whose traffic is local (INPUT/OUTPUT), not routed.
+ */
+export function blockRoutedUdp(site: TwoSite, port: number): RoutedUdpBlock {
+  const router = site.ns.router;
+  const tag = `aoegw-block-udp-${port}`;
+  const rules = [
+    ['-p', 'udp', '--dport', String(port), '-m', 'comment', '--comment', tag, '-j', 'DROP'],
+    ['-p', 'udp', '--sport', String(port), '-m', 'comment', '--comment', tag, '-j', 'DROP'],
+  ];
+  // -w: wait for the xtables lock rather than fail when another test holds it.
+  for (const r of rules) router.exec('iptables', '-w', '-A', 'FORWARD', ...r);
+  let removed = false;
+  return {
+    droppedPackets: () => {
+      let n = 0;
+      // `-S -v` prints each rule with "-c PACKETS BYTES".
+      for (const line of router.exec('iptables', '-w', '-S', 'FORWARD', '-v').split('\n')) {
+        const m = line.includes(tag) ? /-c (\d+) \d+/.exec(line) : null;
+        if (m) n += Number(m[1]);
+      }
+      return n;
+    },
+    remove: () => {
+      if (removed) return;
+      removed = true;
+      for (const r of rules)
+        spawnSync('ip', ['netns', 'exec', router.name, 'iptables', '-w', '-D', 'FORWARD', ...r]);
+    },
+  };
 }

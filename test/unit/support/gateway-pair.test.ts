@@ -77,4 +77,15 @@ describe('writeGatewayConfigs', () => {
       expect(readFileSync(k!)).toEqual(readFileSync(join(ROOT, 'keys-example', `gateway-${side}.key`)));
     }
   });
+
+  it('with a relay, points each gateway at the relay side facing it and still listens on its own address', () => {
+    dir = mkdtempSync(join(tmpdir(), 'aoegw-gwcfg-'));
+    const c = writeGatewayConfigs(site, { dir, relay: { port: 7790 } });
+    const a = JSON.parse(readFileSync(c.configA, 'utf8'));
+    const b = JSON.parse(readFileSync(c.configB, 'utf8'));
+    expect(a.listen).toBe(`10.91.1.2:${GATEWAY_PORT}`);
+    expect(a.peers[0].endpoint).toBe('10.91.1.1:7790');
+    expect(b.listen).toBe(`10.91.2.2:${GATEWAY_PORT}`);
+    expect(b.peers[0].endpoint).toBe('10.91.2.1:7790');
+  });
 });
