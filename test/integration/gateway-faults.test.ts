@@ -8,7 +8,7 @@
  * operator sees for each.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,13 +18,13 @@ import { identify, writeSectors } from '../../src/initiator/operations.js';
 import { checkPattern } from '../../src/initiator/pattern.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import { PacketLink } from '../../src/io/packet-link.js';
-import { type FaultRelay, type FaultSettings, startFaultRelay } from '../helpers/fault-relay.js';
 import { type GatewayPair, gatewayRunSkipReason, startGatewayPair } from '../../support/gateway-pair.js';
+import { createTwoSite, type TwoSite } from '../../support/two-site.js';
+import { type FaultRelay, type FaultSettings, startFaultRelay } from '../helpers/fault-relay.js';
 import { linuxInitiatorSkipReason, runLinuxInitiator } from '../helpers/linux-initiator.js';
 import { netnsSkipReason } from '../helpers/netns.js';
 import { hasCommand, type Spawned, startVblade } from '../helpers/processes.js';
 import { sleep, waitFor } from '../helpers/wait.js';
-import { createTwoSite, type TwoSite } from '../../support/two-site.js';
 
 const skip =
   netnsSkipReason() ??
@@ -73,7 +73,10 @@ function sparse(dir: string, name: string): string {
 async function bed(o: { lanMtu?: number; wanMtu?: number; tunnelMtu?: number; failAfterMs?: number } = {}) {
   const site = createTwoSite({ lanMtu: o.lanMtu ?? 1500, wanMtu: o.wanMtu ?? o.lanMtu ?? 1500 });
   const dir = mkdtempSync(join(tmpdir(), 'aoegw-faults-'));
-  const closers: (() => unknown)[] = [() => site.close(), () => rmSync(dir, { recursive: true, force: true })];
+  const closers: (() => unknown)[] = [
+    () => site.close(),
+    () => rmSync(dir, { recursive: true, force: true }),
+  ];
   try {
     const vbladeImage = sparse(dir, 'vblade.img');
     const diskImage = sparse(dir, 'disk.img');
@@ -92,6 +95,7 @@ async function bed(o: { lanMtu?: number; wanMtu?: number; tunnelMtu?: number; fa
       mtu: o.tunnelMtu ?? (o.wanMtu ?? o.lanMtu ?? 1500) - 48,
       ...(o.failAfterMs ? { failAfterMs: o.failAfterMs } : {}),
     };
+    mkdirSync(join(dir, 'gw'));
     const pair = await startGatewayPair(site, {
       dir: join(dir, 'gw'),
       relay: { port: RELAY_PORT },
@@ -111,7 +115,8 @@ async function bed(o: { lanMtu?: number; wanMtu?: number; tunnelMtu?: number; fa
     });
     closers.push(() => pair.stop());
     const usable = await waitFor(
-      () => /import e7\.1 .*: usable/.test(pair.a.output()) && /import e7\.0 .*: usable/.test(pair.a.output()),
+      () =>
+        /import e7\.1 .*: usable/.test(pair.a.output()) && /import e7\.0 .*: usable/.test(pair.a.output()),
       20_000,
     );
     if (!usable) throw new Error(`imports never became usable:\n${pair.a.output()}\n${pair.b.output()}`);
@@ -203,7 +208,12 @@ describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, de
   it('write after write: the last of many writes to the same sectors wins, with duplicates delayed past the timeout', async () => {
     // A tenth of the datagrams held back 250 ms — far beyond A's resend timeout on this path — and
     // a fifth duplicated: old copies of earlier writes keep arriving after newer writes landed.
-    await setFaults(t!.relay, { duplicatePercent: 20, reorderPercent: 10, reorderAfter: 1000, reorderDelayMs: 250 });
+    await setFaults(t!.relay, {
+      duplicatePercent: 20,
+      reorderPercent: 10,
+      reorderAfter: 1000,
+      reorderDelayMs: 250,
+    });
     const [adv] = await ini!.queryConfig(2000, { major: 7, minor: 1 });
     const c = ini!.client(adv!);
     const lba = 60_000;
