@@ -173,7 +173,12 @@ export class PeerChannel {
       recordsWhole: this.recordsWhole,
       recordsFragmented: this.recordsFragmented,
       fragmenter: { ...this.fragmenter.counters },
-      reassembler: { ...this.reassembler.counters, messagesHeld: this.reassembler.messagesHeld },
+      reassembler: {
+        ...this.reassembler.counters,
+        messagesHeld: this.reassembler.messagesHeld,
+        // The last term of the counters' identity (fragments.ts), so it can be checked at any time.
+        partsHeld: this.reassembler.partsHeld,
+      },
       probes: {
         ...this.pathMtu.counters,
         answered: this.probesAnswered,

@@ -162,7 +162,9 @@ describe('PeerChannel', () => {
     };
     s.a.send(3, big(5000), 0, 5000);
     expect(s.b.reassembler.messagesHeld).toBe(1);
+    expect(s.b.stats().reassembler).toMatchObject({ fragmentsIn: 1, messagesHeld: 1, partsHeld: 1 });
     s.b.sessionUp(0);
     expect(s.b.reassembler.messagesHeld).toBe(0);
+    expect(s.b.stats().reassembler).toMatchObject({ fragmentsIn: 1, partsReset: 1, partsHeld: 0 });
   });
 });
