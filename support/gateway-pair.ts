@@ -165,6 +165,23 @@ export function writeGatewayConfigs(site: TwoSite, o: GatewayPairOptions = {}): 
   return { dir, configA, configB, keyA, keyB, stateA, stateB };
 }
 
+/**
+ * The daemon's SIGUSR1 stats (docs/gateway.md, "Signals"): sends the signal and parses the JSON line
+ * it prints on stderr.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON of the daemon's stats, checked field by field
+export async function gatewayStats(p: Spawned, timeoutMs = 2000): Promise<Record<string, any>> {
+  const before = p.output().length;
+  p.child.kill('SIGUSR1');
+  const fresh = () => p.output().slice(before);
+  await waitFor(() => /(^|\n)\{.*\}\n/.test(fresh()), timeoutMs);
+  const lines = fresh()
+    .split('\n')
+    .filter((l) => l.startsWith('{') && l.endsWith('}'));
+  if (lines.length === 0) throw new Error(`no stats line after SIGUSR1: ${fresh().slice(-2000)}`);
+  return JSON.parse(lines[lines.length - 1]!);
+}
+
 /** `aoegw run --config FILE` inside namespace `ns`; resolves once it printed a ready line. */
 export async function startGateway(ns: string, config: string, timeoutMs = 15_000): Promise<Spawned> {
   // `ip netns exec` execs node, so the PID we hold is the daemon's own (CPU accounting, kill).

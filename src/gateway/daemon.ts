@@ -654,6 +654,8 @@ function summarizeTunnel(t: UdpTunnel): Record<string, unknown> {
     txData: s.tunnel.txData,
     txDropped: s.tunnel.txDropped,
     handshakesCompleted: s.tunnel.handshakesCompleted,
+    // A record handler that threw: the record is lost, so it must show.
+    handlerErrors: s.tunnel.handlerErrors,
     rx: Array.from(s.tunnel.rx),
   };
 }

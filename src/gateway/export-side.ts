@@ -62,6 +62,11 @@ export interface ExportSideStats {
   malformed: number;
   groupSource: number;
   denied: number;
+  /**
+   * A PDU for a granted export larger than the peer's engine link carries (no importer sends one):
+   * dropped before it takes a window entry or an in-flight slot.
+   */
+  tooLarge: number;
   readOnlyRefused: number;
   toExports: number;
   toForwards: number;
@@ -141,6 +146,7 @@ export class ExportSide {
     malformed: 0,
     groupSource: 0,
     denied: 0,
+    tooLarge: 0,
     readOnlyRefused: 0,
     toExports: 0,
     toForwards: 0,
@@ -298,6 +304,11 @@ export class ExportSide {
       st.denied++;
       return;
     }
+    const isExport = this.exports.has(address);
+    if (isExport && entry.link !== null && pduLen > entry.link.mtu) {
+      st.tooLarge++;
+      return;
+    }
     if (grant.readOnly && tooShort(buf, p, pduLen)) {
       // What a read-only request would do cannot be judged without its argument, and a native
       // target may fill the missing bytes from its previous frame: dropped, not passed on.
@@ -334,7 +345,6 @@ export class ExportSide {
       default:
         break;
     }
-    const isExport = this.exports.has(address);
     const s = this.takeSlot(entry, isExport ? address : -1, now);
     if (s === NO_SLOT) {
       entry.window.forget(epoch, seq);

@@ -62,8 +62,11 @@ export class PeerChannel {
   recordsWhole = 0;
   recordsFragmented = 0;
   probesAnswered = 0;
+  /** PROBEs whose ack the tunnel refused (no session to send it on). */
+  probesUnanswered = 0;
   /** PROBE / PROBE_ACK records too short to read. */
   probesMalformed = 0;
+  /** PROBE_ACK records long enough to read (the path MTU counters say what each one meant). */
   probeAcksIn = 0;
 
   constructor(o: PeerChannelOptions) {
@@ -129,11 +132,16 @@ export class PeerChannel {
         }
         encodeProbeAck(this.ack, 0, id, len);
         if (this.tunnel.send(RECORD_PROBE_ACK, this.ack, 0, PROBE_ACK_VALUE_BYTES)) this.probesAnswered++;
+        else this.probesUnanswered++;
         return;
       }
       case RECORD_PROBE_ACK:
-        if (decodeProbeAck(buf, off, len, this.ackIn))
-          this.pathMtu.onAck(this.ackIn.probeId, now, this.ackIn.probeValueBytes);
+        if (!decodeProbeAck(buf, off, len, this.ackIn)) {
+          this.probesMalformed++;
+          return;
+        }
+        this.probeAcksIn++;
+        this.pathMtu.onAck(this.ackIn.probeId, now, this.ackIn.probeValueBytes);
         return;
       default:
         this.deliver(type, buf, off, len);
@@ -165,10 +173,16 @@ export class PeerChannel {
       recordsWhole: this.recordsWhole,
       recordsFragmented: this.recordsFragmented,
       fragmenter: { ...this.fragmenter.counters },
-      reassembler: { ...this.reassembler.counters, messagesHeld: this.reassembler.messagesHeld },
+      reassembler: {
+        ...this.reassembler.counters,
+        messagesHeld: this.reassembler.messagesHeld,
+        // The last term of the counters' identity (fragments.ts), so it can be checked at any time.
+        partsHeld: this.reassembler.partsHeld,
+      },
       probes: {
         ...this.pathMtu.counters,
         answered: this.probesAnswered,
+        unanswered: this.probesUnanswered,
         acksIn: this.probeAcksIn,
         malformed: this.probesMalformed,
       },

@@ -37,6 +37,7 @@ import { verifyPattern } from '../../src/initiator/verify.js';
 import { PacketLink } from '../../src/io/packet-link.js';
 import { loadCrypto } from '../../src/tunnel/crypto.js';
 import { UdpTunnel } from '../../src/tunnel/udp-tunnel.js';
+import { gatewayStats } from '../../support/gateway-pair.js';
 import { AOEGW, ROOT } from '../helpers/aoegw.js';
 import { linuxInitiatorSkipReason, runLinuxInitiator } from '../helpers/linux-initiator.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
@@ -127,23 +128,6 @@ async function startGateway(ns: Netns, config: string): Promise<Spawned> {
     throw new Error(`aoegw run did not start: ${p.output()}`);
   }
   return p;
-}
-
-/** SIGUSR1 stats of a gateway, parsed from its last JSON line. */
-// biome-ignore lint/suspicious/noExplicitAny: parsed JSON of the daemon's stats, checked field by field
-async function gatewayStats(p: Spawned): Promise<Record<string, any>> {
-  const before = p.output().length;
-  p.child.kill('SIGUSR1');
-  await waitFor(
-    () => p.output().slice(before).includes('\n{') || p.output().slice(before).startsWith('{'),
-    2000,
-  );
-  const lines = p
-    .output()
-    .slice(before)
-    .split('\n')
-    .filter((l) => l.startsWith('{'));
-  return JSON.parse(lines[lines.length - 1]!);
 }
 
 async function buildSite(mtu: number): Promise<Site> {

@@ -107,6 +107,27 @@ describe('ExportSide: deny by default', () => {
     expect(port.sent).toEqual([]);
   });
 
+  it('drops a PDU larger than the peer link carries as tooLarge, before the window: the same seq still runs', () => {
+    for (const readOnly of [false, true]) {
+      const s = gateway([{ shelf: 1, slot: 0, readOnly }]);
+      // 16 sectors of data: 8214 bytes of PDU, above the link's 8000.
+      const big = requestRecord(mac(INI), write(0, Buffer.alloc(16 * 512, 0x42), { ...to10, tag: 81 }), {
+        seq: 7,
+      });
+      s.side.handleRequest('A', big, 0, big.length, 0);
+      s.side.endBatch();
+      expect(s.side.stats).toMatchObject({ requests: 1, tooLarge: 1, denied: 0, readOnlyRefused: 0 });
+      expect(s.side.inFlight).toBe(0);
+      expect(s.responses()).toEqual([]);
+      expect(s.link.stats()).toMatchObject({ rxFrames: 0, rxTruncated: 0 });
+      const small = requestRecord(mac(INI), read(0, 1, { ...to10, tag: 82 }), { seq: 7 });
+      s.side.handleRequest('A', small, 0, small.length, 0);
+      s.side.endBatch();
+      expect(s.responses().map((r) => r.tag)).toEqual([82]);
+      expect(s.store10.writevCalls).toBe(0);
+    }
+  });
+
   it('drops group source MACs, responses, error-flagged and wrong-version PDUs and short records', () => {
     const s = gateway([{ shelf: 1, slot: 0, readOnly: false }]);
     s.batch([read(0, 1, to10)], 'A', 'ff:ff:ff:ff:ff:ff');

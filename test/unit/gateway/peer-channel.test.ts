@@ -106,6 +106,49 @@ describe('PeerChannel', () => {
     expect(s.b.probesAnswered).toBeGreaterThan(0);
     expect(s.a.pathMtu.counters.probesAcked).toBeGreaterThan(0);
     expect(s.a.pathMtu.current).toBe(1452);
+    // The acks came back whole: each one counted, none malformed.
+    expect(s.a.probeAcksIn).toBe(s.b.probesAnswered);
+    expect(s.a.probesMalformed).toBe(0);
+  });
+
+  it('counts every PROBE and PROBE_ACK it receives: answered, unanswered, acks in, or too short', () => {
+    let refuse = false;
+    const sent: number[] = [];
+    const c = new PeerChannel({
+      name: 'p',
+      maxRecordBytes: 65535,
+      now: 0,
+      deliver: () => {
+        throw new Error('probes are not delivered');
+      },
+      tunnel: {
+        mtu: 1452,
+        send: (type) => {
+          if (refuse) return false;
+          sent.push(type);
+          return true;
+        },
+        sendAlone: () => true,
+        setMtu: () => {},
+        lastHeardAt: () => 0,
+      },
+    });
+    const probe = (n: number) => c.receive(6, Buffer.alloc(n, 1), 0, n, 0);
+    const ack = (n: number) => c.receive(7, Buffer.alloc(n, 1), 0, n, 0);
+    for (const n of [0, 3, 4, 1417]) probe(n);
+    refuse = true;
+    probe(4);
+    for (const n of [0, 5, 6, 100]) ack(n);
+    expect(sent).toEqual([7, 7]);
+    expect({
+      answered: c.probesAnswered,
+      unanswered: c.probesUnanswered,
+      acksIn: c.probeAcksIn,
+      malformed: c.probesMalformed,
+    }).toEqual({ answered: 2, unanswered: 1, acksIn: 2, malformed: 4 });
+    // An ack of no probe of ours is read, counted and ignored by the path MTU state.
+    expect(c.pathMtu.counters.acksUnknown).toBe(2);
+    expect(c.stats().probes).toMatchObject({ answered: 2, unanswered: 1, acksIn: 2, malformed: 4 });
   });
 
   it('a new session drops partial messages of the old one', () => {
@@ -119,7 +162,9 @@ describe('PeerChannel', () => {
     };
     s.a.send(3, big(5000), 0, 5000);
     expect(s.b.reassembler.messagesHeld).toBe(1);
+    expect(s.b.stats().reassembler).toMatchObject({ fragmentsIn: 1, messagesHeld: 1, partsHeld: 1 });
     s.b.sessionUp(0);
     expect(s.b.reassembler.messagesHeld).toBe(0);
+    expect(s.b.stats().reassembler).toMatchObject({ fragmentsIn: 1, partsReset: 1, partsHeld: 0 });
   });
 });
