@@ -266,3 +266,190 @@ describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, de
     },
   );
 });
+
+/** Runs gateway-stream.sh against e7.1 and calls `onMark(k)` when the VM passes its k-th mark. */
+async function stream(
+  t: Awaited<ReturnType<typeof bed>>,
+  o: { chunks: number; marks: number[]; offset: number; onMark: (k: number) => Promise<void>; mtu?: number },
+) {
+  let pending: Promise<void> = Promise.resolve();
+  let k = 0;
+  const r = await runLinuxInitiator({
+    netns: t.site.ns.ini.name,
+    iface: t.site.iface.ini,
+    ...(o.mtu ? { mtu: o.mtu } : {}),
+    script: readFileSync(join(import.meta.dirname, '..', 'fixtures', 'li', 'gateway-stream.sh'), 'utf8'),
+    env: {
+      LI_TARGET: 'e7.1',
+      LI_CHUNKS: o.chunks,
+      LI_CHUNK_BYTES: 262144,
+      LI_OFFSET: o.offset,
+      LI_MARKS: o.marks.join(' '),
+    },
+    timeoutS: 280,
+    onLine: (line) => {
+      if (/LI-DATA: mark=/.test(line)) {
+        const n = k++;
+        pending = pending.then(() => o.onMark(n));
+      }
+    },
+  });
+  await pending;
+  // Every chunk the VM saw acknowledged is in the image, byte for byte.
+  const img = readFileSync(t.diskImage);
+  let acked = 0;
+  for (let i = 0; i < o.chunks; i++) {
+    const want = r.data[`ack.${i}`];
+    if (want === undefined) continue;
+    acked++;
+    const region = img.subarray(o.offset + i * 262144, o.offset + (i + 1) * 262144);
+    expect(sha(region), `acknowledged chunk ${i} in the image`).toBe(want);
+  }
+  const end = img.subarray(o.offset + o.chunks * 262144, o.offset + o.chunks * 262144 + 262144);
+  expect(sha(end), 'the write after the faults').toBe(r.data.final);
+  return { r, acked, errors: Number(r.data.errors ?? -1) };
+}
+
+describe.skipIf(skip || liSkip)('gateway restarts and outages during a Linux initiator write stream', () => {
+  let t: Awaited<ReturnType<typeof bed>> | undefined;
+  beforeAll(async () => {
+    t = await bed();
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it(
+    'restart A for 2 s, B for 2 s, then kill -9 B: no I/O error, every acknowledged write is in the image',
+    { timeout: 300_000 },
+    async () => {
+      const s = await stream(t!, {
+        chunks: 36,
+        marks: [5, 15, 25],
+        offset: 4 << 20,
+        onMark: async (k) => {
+          if (k === 0) {
+            await t!.pair.a.stop();
+            await sleep(2000);
+            await t!.pair.restart('a');
+          } else if (k === 1) {
+            await t!.pair.b.stop();
+            await sleep(2000);
+            await t!.pair.restart('b');
+          } else {
+            await t!.pair.b.stop('SIGKILL');
+            await sleep(1000);
+            await t!.pair.restart('b');
+          }
+        },
+      });
+      expect(s.r.failed, s.r.log.slice(-4000)).toEqual([]);
+      expect(s.errors).toBe(0);
+      expect(s.acked).toBe(36);
+    },
+  );
+
+  it(
+    'restart A for 30 s, then B for 30 s: no I/O error, the device stays up, data verifies',
+    { timeout: 300_000 },
+    async () => {
+      const s = await stream(t!, {
+        chunks: 16,
+        marks: [3, 9],
+        offset: 24 << 20,
+        onMark: async (k) => {
+          const side = k === 0 ? 'a' : 'b';
+          await t!.pair[side].stop();
+          await sleep(30_000);
+          await t!.pair.restart(side);
+        },
+      });
+      expect(s.r.failed, s.r.log.slice(-4000)).toEqual([]);
+      expect(s.errors).toBe(0);
+      expect(s.acked).toBe(16);
+    },
+  );
+});
+
+describe.skipIf(skip || liSkip)('an outage past tunnel.failAfterMs', () => {
+  let t: Awaited<ReturnType<typeof bed>> | undefined;
+  beforeAll(async () => {
+    t = await bed({ failAfterMs: 5000 });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it(
+    'ATA errors reach the VM, and the same open device works again after the blackout by itself',
+    { timeout: 300_000 },
+    async () => {
+      const s = await stream(t!, {
+        chunks: 12,
+        marks: [3],
+        offset: 40 << 20,
+        onMark: async () => {
+          await t!.relay.blackout(12_000);
+        },
+      });
+      expect(s.r.failed, s.r.log.slice(-4000)).toEqual([]);
+      expect(s.errors).toBeGreaterThan(0);
+      expect(s.acked).toBe(12 - s.errors);
+      const a = await stats(t!.pair.a);
+      expect(a.imports.failed).toBeGreaterThan(0);
+    },
+  );
+});
+
+describe.skipIf(skip)('jumbo frames over a 1500-byte routed hop', () => {
+  let t: Awaited<ReturnType<typeof bed>> | undefined;
+  beforeAll(async () => {
+    t = await bed({ lanMtu: 9000, wanMtu: 1500, tunnelMtu: 1452 });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('our initiator gets 17 sectors per frame from A and verifies through the fragmented path', async () => {
+    const ini = new Initiator(PacketLink.open({ iface: t!.site.iface.ini, netns: t!.site.ns.ini.name }));
+    try {
+      const [adv] = await ini.queryConfig(2000, { major: 7, minor: 1 });
+      expect(adv!.sectorCount).toBe(17);
+      const c = ini.client(adv!);
+      const identity = await identify(ini, c);
+      const r = await verifyPattern(ini, c, { startLba: 4096, sectors: 4096, seed: 5, identity });
+      expect(r.mismatches).toBe(0);
+      expect(imageHoldsPattern(t!.diskImage, 4096, 4096, 5)).toBe(0);
+      const a = await stats(t!.pair.a);
+      const peer = a.peers[0];
+      expect(peer.recordsFragmented).toBeGreaterThan(0);
+      expect(peer.pathMtu).toBe(1452);
+    } finally {
+      ini.close();
+    }
+  });
+
+  it.skipIf(liSkip)(
+    'a Linux VM on the 9000-MTU link gets 17 sectors per frame (payload 8704) and verifies',
+    { timeout: 240_000 },
+    async () => {
+      const r = await runLinuxInitiator({
+        netns: t!.site.ns.ini.name,
+        iface: t!.site.iface.ini,
+        mtu: 9000,
+        script: readFileSync(join(import.meta.dirname, '..', 'fixtures', 'li', 'gateway-check.sh'), 'utf8'),
+        env: {
+          LI_TARGETS: 'e7.1',
+          LI_EXPECT_SECTORS: IMAGE / SECTOR_SIZE,
+          LI_WRITE_OFFSET: 8 << 20,
+          LI_WRITE_BYTES: 2 << 20,
+        },
+        timeoutS: 200,
+      });
+      expect(r.failed, r.log.slice(-4000)).toEqual([]);
+      expect(r.data['payload.e7.1']).toBe('8704');
+      const onDisk = readFileSync(t!.diskImage).subarray(8 << 20, (8 << 20) + (2 << 20));
+      expect(sha(onDisk)).toBe(r.data['final.e7.1']);
+    },
+  );
+});
