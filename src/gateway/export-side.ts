@@ -411,8 +411,11 @@ export class ExportSide {
     }
     setPduTag(buf, off, this.fTag[s]!);
     const seq = this.fSeq[s]!;
-    const kept = this.fKeep[s] === 1 && entry.cache.put(seq, buf, off, len, this.clock());
-    entry.window.done(this.fEpoch[s]!, seq, kept);
+    // A request that changes something never runs again, whether or not its reply fits the cache
+    // (a duplicate whose reply is not kept is dropped); only one that changes nothing may rerun.
+    const once = this.fKeep[s] === 1;
+    if (once) entry.cache.put(seq, buf, off, len, this.clock());
+    entry.window.done(this.fEpoch[s]!, seq, once);
     this.unaccount(entry, s);
     this.table.release(s);
     return entry.port.send(type, buf, off, len);

@@ -13,6 +13,7 @@ import type {
 import { ExportSide, type Grant } from '../../../src/gateway/export-side.js';
 import { TunnelPeerLink } from '../../../src/gateway/peer-link.js';
 import { RECORD_AOE_RESPONSE } from '../../../src/gateway/peer-messages.js';
+import type { ReplyCacheOptions } from '../../../src/gateway/reply-cache.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
 import { ata, mac, mask, pattern, qc, read, reserve, write } from '../target/helpers.js';
 import { decode, engineWith, PipePort, requestRecord, serveEngine } from './helpers.js';
@@ -20,7 +21,7 @@ import { decode, engineWith, PipePort, requestRecord, serveEngine } from './help
 const INI = '52:54:00:00:00:01';
 const ETH = Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x88, 0xa2]);
 
-function gateway(grants: Grant[], o: { peer?: string } = {}) {
+function gateway(grants: Grant[], o: { peer?: string; replyCache?: ReplyCacheOptions } = {}) {
   const store10 = new MemoryStore(pattern(64, 1));
   const store11 = new MemoryStore(pattern(64, 2));
   const engine = engineWith({ shelf: 1, slot: 0, store: store10 }, { shelf: 1, slot: 1, store: store11 });
@@ -33,6 +34,7 @@ function gateway(grants: Grant[], o: { peer?: string } = {}) {
       [257, 16],
     ]),
     null,
+    o.replyCache ? { replyCache: o.replyCache } : {},
   );
   side.addPeer(port, grants, link);
   const s = {
@@ -214,6 +216,34 @@ describe('ExportSide: read-only grant', () => {
     const [r] = s.responses() as AtaMessage[];
     expect(r).toMatchObject({ tag: 41, cmdStatus: 0x40, errorFlag: false });
     expect(s.store10.data.subarray(10 * 512, 12 * 512)).toEqual(data);
+  });
+});
+
+describe('ExportSide: at most once', () => {
+  it('a write whose reply the cache cannot keep still never runs twice; a read still reruns', () => {
+    // 160 bytes keep replies of at most 40: a write's reply is 46 (22, padded to Ethernet's minimum).
+    const s = gateway([{ shelf: 1, slot: 0, readOnly: false }], { replyCache: { bytes: 160 } });
+    const ini = mac(INI);
+    const send = (frame: Buffer, seq: number) => {
+      const r = requestRecord(ini, frame, { epoch: 3, seq });
+      s.side.handleRequest('A', r, 0, r.length, 0);
+      s.side.endBatch();
+    };
+    const x = write(5, Buffer.alloc(512, 0x11), { ...to10, tag: 1 });
+    const y = write(5, Buffer.alloc(512, 0x22), { ...to10, tag: 2 });
+    send(x, 1);
+    send(y, 2);
+    expect(s.responses().map((r) => r.tag)).toEqual([1, 2]);
+    send(x, 1); // a late copy of the first write
+    expect(s.store10.data.subarray(5 * 512, 6 * 512).equals(Buffer.alloc(512, 0x22))).toBe(true);
+    expect(s.responses()).toEqual([]);
+    expect(s.side.stats.dupLost).toBe(1);
+    expect(s.side.stats.dupRerun).toBe(0);
+    // A read changes nothing: a copy of it runs again.
+    send(read(5, 1, { ...to10, tag: 3 }), 3);
+    send(read(5, 1, { ...to10, tag: 3 }), 3);
+    expect(s.responses().map((r) => r.tag)).toEqual([3, 3]);
+    expect(s.side.stats.dupRerun).toBe(1);
   });
 });
 
