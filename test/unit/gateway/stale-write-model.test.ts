@@ -62,8 +62,20 @@ function rng(seed: number): () => number {
   };
 }
 
+const sectorCache = new Map<number, Buffer>();
+
 /** Sector `lba` as write `id` leaves it: id and lba, then bytes only that pair produces. Write 0 = zeros. */
 function sectorData(id: number, lba: number): Buffer {
+  const key = id * 4096 + lba;
+  let b = sectorCache.get(key);
+  if (b === undefined) {
+    b = makeSector(id, lba);
+    sectorCache.set(key, b);
+  }
+  return b;
+}
+
+function makeSector(id: number, lba: number): Buffer {
   const b = Buffer.alloc(512);
   if (id === 0) return b;
   b.writeUInt32BE(id, 0);
@@ -242,6 +254,7 @@ class Violation extends Error {}
 
 /** One seeded run. Throws Violation (with the recent trace) when the invariant breaks. */
 function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): void {
+  sectorCache.clear();
   const rand = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const between = (lo: number, hi: number) => lo + rand() * (hi - lo);
@@ -352,6 +365,7 @@ function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): 
   serveEngine(engine, 100, peerLink);
   const exportSide = new ExportSide(new Map([[256, bufferCount]]), null, {
     clock: () => clock.now,
+    inFlightCapacity: 64,
     ...(cache ? { replyCache: cache } : {}),
   });
   exportSide.addPeer(toA, [{ shelf: 1, slot: 0, readOnly: false }], peerLink);
@@ -416,6 +430,7 @@ function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): 
     maxRecord: MAX_RECORD,
     epochBase: 100,
     failAfterMs,
+    pendingCapacity: 64, // the resend pass scans the whole table: small keeps the run fast
   });
   const linkId = imports.addLink('lanA', lan);
   const toB = port('B', 'B');
