@@ -315,7 +315,11 @@ export class ExportSide {
       st.malformed++;
       return;
     }
-    switch (entry.window.admit(epoch, seq, fence)) {
+    const epochBefore = entry.window.epoch;
+    const verdict = entry.window.admit(epoch, seq, fence);
+    // A new importer epoch numbers from 1 again: the old epoch's kept replies answer nothing now.
+    if (entry.window.epoch !== epochBefore) entry.cache.clear();
+    switch (verdict) {
       case Verdict.IN_PROGRESS:
         st.dupInProgress++;
         return;
@@ -421,8 +425,13 @@ export class ExportSide {
     }
     setPduTag(buf, off, this.fTag[s]!);
     const seq = this.fSeq[s]!;
-    const kept = this.fKeep[s] === 1 && entry.cache.put(seq, buf, off, len, this.clock());
-    entry.window.done(this.fEpoch[s]!, seq, kept);
+    // A request that changes something never runs again, whether or not its reply fits the cache
+    // (a duplicate whose reply is not kept is dropped); only one that changes nothing may rerun.
+    const once = this.fKeep[s] === 1;
+    // A late answer from an older epoch is still sent (the importer matches it by tag), but its
+    // seq now names another request: it must not be kept as that one's reply.
+    if (once && this.fEpoch[s] === entry.window.epoch) entry.cache.put(seq, buf, off, len, this.clock());
+    entry.window.done(this.fEpoch[s]!, seq, once);
     this.unaccount(entry, s);
     this.table.release(s);
     return entry.port.send(type, buf, off, len);

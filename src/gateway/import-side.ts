@@ -238,7 +238,7 @@ export class ImportSide {
   private readonly pSeq: Float64Array;
   private readonly pEpoch: Uint32Array;
   /** Initiator retransmissions are found by a hash of (import, MAC, ATA argument): chained buckets. */
-  private readonly pHash: Int32Array;
+  private readonly pHash: Uint32Array;
   private readonly pNext: Int32Array;
   private readonly buckets: Int32Array;
   /** No slot is due before this (a lower bound; the scan finds the exact next one). */
@@ -294,7 +294,7 @@ export class ImportSide {
     this.pTries = new Uint8Array(cap);
     this.pSeq = new Float64Array(cap);
     this.pEpoch = new Uint32Array(cap);
-    this.pHash = new Int32Array(cap);
+    this.pHash = new Uint32Array(cap);
     this.pNext = new Int32Array(cap).fill(NO_SLOT);
     this.buckets = new Int32Array(cap * 2).fill(NO_SLOT);
     this.imports = opts.imports.map((spec, i) => new ImportRuntime(i, spec, []));

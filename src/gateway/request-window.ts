@@ -77,11 +77,15 @@ export class RequestWindow {
     }
   }
 
-  /** The request finished: `kept` when its reply is in the reply cache (it must not run again). */
-  done(epoch: number, seq: number, kept: boolean): void {
+  /**
+   * The request finished: `once` when it changed something and must not run again (its reply went
+   * to the reply cache if it fitted; a copy is answered from there or dropped); otherwise a copy
+   * runs again.
+   */
+  done(epoch: number, seq: number, once: boolean): void {
     const i = seq % REQUEST_WINDOW;
     if (epoch !== this.epoch || this.owner[i] !== seq) return;
-    this.state[i] = kept ? DONE_KEPT : DONE_RERUNNABLE;
+    this.state[i] = once ? DONE_KEPT : DONE_RERUNNABLE;
   }
 
   /**

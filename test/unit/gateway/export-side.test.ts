@@ -11,8 +11,11 @@ import type {
   ReserveMessage,
 } from '../../../src/aoe/index.js';
 import { ExportSide, type Grant } from '../../../src/gateway/export-side.js';
+import type { ForwardSide } from '../../../src/gateway/forward-side.js';
 import { TunnelPeerLink } from '../../../src/gateway/peer-link.js';
 import { RECORD_AOE_RESPONSE } from '../../../src/gateway/peer-messages.js';
+import type { PeerPort } from '../../../src/gateway/peer-port.js';
+import type { ReplyCacheOptions } from '../../../src/gateway/reply-cache.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
 import { ata, mac, mask, pattern, qc, read, reserve, write } from '../target/helpers.js';
 import { decode, engineWith, PipePort, requestRecord, serveEngine } from './helpers.js';
@@ -20,7 +23,7 @@ import { decode, engineWith, PipePort, requestRecord, serveEngine } from './help
 const INI = '52:54:00:00:00:01';
 const ETH = Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x88, 0xa2]);
 
-function gateway(grants: Grant[], o: { peer?: string } = {}) {
+function gateway(grants: Grant[], o: { peer?: string; replyCache?: ReplyCacheOptions } = {}) {
   const store10 = new MemoryStore(pattern(64, 1));
   const store11 = new MemoryStore(pattern(64, 2));
   const engine = engineWith({ shelf: 1, slot: 0, store: store10 }, { shelf: 1, slot: 1, store: store11 });
@@ -33,6 +36,7 @@ function gateway(grants: Grant[], o: { peer?: string } = {}) {
       [257, 16],
     ]),
     null,
+    o.replyCache ? { replyCache: o.replyCache } : {},
   );
   side.addPeer(port, grants, link);
   const s = {
@@ -235,6 +239,104 @@ describe('ExportSide: read-only grant', () => {
     const [r] = s.responses() as AtaMessage[];
     expect(r).toMatchObject({ tag: 41, cmdStatus: 0x40, errorFlag: false });
     expect(s.store10.data.subarray(10 * 512, 12 * 512)).toEqual(data);
+  });
+});
+
+describe('ExportSide: at most once', () => {
+  it('a write whose reply the cache cannot keep still never runs twice; a read still reruns', () => {
+    // 160 bytes keep replies of at most 40: a write's reply is 46 (22, padded to Ethernet's minimum).
+    const s = gateway([{ shelf: 1, slot: 0, readOnly: false }], { replyCache: { bytes: 160 } });
+    const ini = mac(INI);
+    const send = (frame: Buffer, seq: number) => {
+      const r = requestRecord(ini, frame, { epoch: 3, seq });
+      s.side.handleRequest('A', r, 0, r.length, 0);
+      s.side.endBatch();
+    };
+    const x = write(5, Buffer.alloc(512, 0x11), { ...to10, tag: 1 });
+    const y = write(5, Buffer.alloc(512, 0x22), { ...to10, tag: 2 });
+    send(x, 1);
+    send(y, 2);
+    expect(s.responses().map((r) => r.tag)).toEqual([1, 2]);
+    send(x, 1); // a late copy of the first write
+    expect(s.store10.data.subarray(5 * 512, 6 * 512).equals(Buffer.alloc(512, 0x22))).toBe(true);
+    expect(s.responses()).toEqual([]);
+    expect(s.side.stats.dupLost).toBe(1);
+    expect(s.side.stats.dupRerun).toBe(0);
+    // A read changes nothing: a copy of it runs again.
+    send(read(5, 1, { ...to10, tag: 3 }), 3);
+    send(read(5, 1, { ...to10, tag: 3 }), 3);
+    expect(s.responses().map((r) => r.tag)).toEqual([3, 3]);
+    expect(s.side.stats.dupRerun).toBe(1);
+  });
+  it('a late answer from an older importer epoch never stands in for the new epoch’s kept reply', () => {
+    // A native target (a stub of the forward side) answers when told, so a request of the old
+    // epoch can still be in flight when the importer's next epoch reuses its seq.
+    const pending: { peer: string; pdu: Buffer }[] = [];
+    let completion: PeerPort | null = null;
+    const forwards = {
+      addPeer: (p: PeerPort) => {
+        completion = p;
+      },
+      has: (shelf: number, slot: number) => shelf === 2 && slot === 0,
+      relay: (peer: string, buf: Uint8Array, off: number, len: number) => {
+        pending.push({ peer, pdu: Buffer.from(buf.subarray(off, off + len)) });
+        return true;
+      },
+    } as unknown as ForwardSide;
+    const port = new PipePort('A');
+    const side = new ExportSide(new Map(), forwards);
+    side.addPeer(port, [{ shelf: 2, slot: 0, readOnly: false }]);
+    /** The target's answer to pending request `i`: ATA status `status`, 46 bytes as on the wire. */
+    const answer = (i: number, status: number) => {
+      const { pdu } = pending[i]!;
+      const r = Buffer.alloc(46);
+      pdu.copy(r, 0, 0, 22);
+      r[0] = 0x18;
+      r[13] = status;
+      completion!.send(RECORD_AOE_RESPONSE, r, 0, r.length);
+    };
+    const ini = mac(INI);
+    const to20 = { dst: '02:a0:e0:00:00:00', src: INI, major: 2, minor: 0 };
+    const request = (tag: number, epoch: number) => {
+      const r = requestRecord(ini, write(5, Buffer.alloc(512, tag), { ...to20, tag }), { epoch, seq: 1 });
+      side.handleRequest('A', r, 0, r.length, 0);
+      side.endBatch();
+    };
+    const answers = () => port.take().map((r) => ({ tag: r.bytes.readUInt32BE(6), status: r.bytes[13] }));
+
+    request(0x11, 7); // epoch 7, seq 1: still at the target when the importer restarts
+    request(0x22, 8); // epoch 8, seq 1: a different write
+    expect(pending).toHaveLength(2);
+    answer(1, 0x51); // the new write fails (DRDY|ERR)
+    answer(0, 0x50); // then the old one's success arrives
+    expect(answers()).toEqual([
+      { tag: 0x22, status: 0x51 },
+      { tag: 0x11, status: 0x50 },
+    ]);
+    // The importer resends (8, 1): it gets the failure it was owed, never the old write's success.
+    request(0x22, 8);
+    expect(answers()).toEqual([{ tag: 0x22, status: 0x51 }]);
+    expect(side.stats.dupAnswered).toBe(1);
+  });
+
+  it('a new importer epoch does not find the old epoch’s kept replies', () => {
+    // 200 bytes keep replies up to 50: a write reply (46) fits, a Query Config set echoing a long
+    // string does not.
+    const s = gateway([{ shelf: 1, slot: 0, readOnly: false }], { replyCache: { bytes: 200 } });
+    const ini = mac(INI);
+    const send = (frame: Buffer, epoch: number) => {
+      const r = requestRecord(ini, frame, { epoch, seq: 1 });
+      s.side.handleRequest('A', r, 0, r.length, 0);
+      s.side.endBatch();
+    };
+    send(write(5, Buffer.alloc(512, 1), { ...to10, tag: 1 }), 7);
+    expect(s.responses().map((r) => r.tag)).toEqual([1]);
+    const set = qc({ ...to10, tag: 2, ccmd: 4, config: 'x'.repeat(100) }); // force-set: too long to keep
+    send(set, 8);
+    expect(s.responses().map((r) => r.command)).toEqual(['query-config']);
+    send(set, 8); // a copy: must not be answered with epoch 7's write reply
+    expect(s.responses()).toEqual([]);
+    expect(s.side.stats.dupLost).toBe(1);
   });
 });
 

@@ -403,7 +403,8 @@ describe('ImportSide: relayed requests', () => {
 
   it('counts a full table; a refused send holds the request until the tunnel takes it', async () => {
     const s = await usable({ pendingCapacity: 2 });
-    await s.send(...[1, 2, 3].map((tag) => read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag })));
+    // Three different requests (the same read under a new tag would be a retransmission, folded in).
+    await s.send(...[1, 2, 3].map((tag) => read(tag, 1, { dst: GW, src: INI, major: 7, minor: 3, tag })));
     expect(s.requests()).toHaveLength(2);
     expect(s.side.stats.tableFull).toBe(1);
     expect(s.side.pending).toBe(2);
@@ -445,7 +446,7 @@ describe('ImportSide: relayed requests', () => {
     for (let k = 0; k < 10; k++) {
       await s.send(
         ...Array.from({ length: 100 }, (_, i) =>
-          read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: k * 100 + i }),
+          read(k * 100 + i, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: k * 100 + i }),
         ),
       );
     }
