@@ -11,7 +11,7 @@
  *   retransmission (new tag, same command) is folded into the request already in flight. While the
  *   peer is unreachable requests are held; a request older than `failAfterMs` is failed with an ATA
  *   error (the device stays up), and everything newer carries a fence so the abandoned request can
- *   never run at the exporter after it (docs/protocol.md, 13.7).
+ *   never run at the exporter after it (docs/protocol.md, 13.8).
  * - An import that becomes usable is announced (unsolicited broadcast config response), so the
  *   Linux initiator picks it up at once.
  * Frames come in per link batch (views valid during the call); replies are written into the link's
@@ -579,8 +579,10 @@ export class ImportSide {
     broadcast: boolean,
   ): void {
     const st = this.stats;
-    if (!imp.usable) {
-      // Not answering is what a target that is not there does; Linux keeps retrying.
+    // A target the peer never offered (or withdrew) is not there: silence, as a missing target
+    // gives; Linux keeps retrying. One it offered is only unreachable for now: its requests are
+    // held and resent, but discovery (and anything broadcast) is answered only while it is usable.
+    if (imp.advert === null || (broadcast && !imp.usable)) {
       st.unusable++;
       return;
     }
@@ -592,7 +594,8 @@ export class ImportSide {
         return;
       }
       if (this.qc.ccmd <= ConfigCmd.TEST_PREFIX) {
-        this.answerQuery(imp, link, f);
+        if (imp.usable) this.answerQuery(imp, link, f);
+        else st.unusable++;
         return;
       }
     } else if (command === Command.ATA && broadcast) {

@@ -1,5 +1,5 @@
 /**
- * The exporter's at-most-once rule for one peer's requests (docs/protocol.md, 13.7). The importer
+ * The exporter's at-most-once rule for one peer's requests (docs/protocol.md, 13.8). The importer
  * numbers its requests (epoch, seq) and resends a request under the same numbers until it is
  * answered; this window decides, for each arriving request, whether it may run:
  *

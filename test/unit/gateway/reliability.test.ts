@@ -2,7 +2,7 @@
  * The tunnel path under loss, duplication, delay and outages, without sockets: gateway A's
  * ImportSide and gateway B's ExportSide + engine over a MemoryStore, joined by PipePorts whose
  * `fault` hook drops, duplicates, holds or delays single records. Scripted cases pin each rule of
- * docs/protocol.md 13.7 (resend on timeout, duplicates absorbed or answered from the reply cache,
+ * docs/protocol.md 13.8 (resend on timeout, duplicates absorbed or answered from the reply cache,
  * no stale write after a newer one, the fence after a failure, epochs, initiator retransmissions
  * folded in); a randomized case drives our initiator through 5 % loss and duplication both ways.
  */
@@ -138,6 +138,26 @@ describe('reliability across the tunnel (sans-I/O)', () => {
     const r = s.replies();
     expect(r).toHaveLength(1);
     expect(r[0]).toMatchObject({ tag: 11, major: 7, minor: 0, cmdStatus: 0x40 });
+    expect(s.imports.pending).toBe(0);
+  });
+
+  it('while the peer is unreachable, requests are held (not dropped) and go out as soon as it is back', async () => {
+    const s = site();
+    s.toB.up = false;
+    s.toB.accept = false;
+    s.imports.tick(s.manual.now);
+    await s.send(read(2, 1, { ...at, tag: 21 }));
+    expect(s.imports.pending).toBe(1);
+    expect(s.imports.stats.unusable).toBe(0);
+    expect(s.imports.stats.sendFailed).toBe(1);
+    // Discovery is not answered meanwhile.
+    expect(s.imports.status()[0]!.usable).toBe(false);
+    s.toB.up = true;
+    s.toB.accept = true;
+    s.manual.now += 5; // well before the request's next timeout
+    s.imports.tick(s.manual.now);
+    await s.flush();
+    expect(s.replies().map((m) => m.tag)).toEqual([21]);
     expect(s.imports.pending).toBe(0);
   });
 
