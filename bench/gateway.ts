@@ -11,7 +11,7 @@
  * process, in namespace `ini`; vblade always serves the same 1 GiB tmpfs image. Workloads: seq read
  * and write 1 MiB, random read 4 KiB, queue depth 16. CPU per GB of every daemon from /proc.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BenchResult, type RwMode, runBench } from '../src/initiator/bench.js';
 import { Initiator } from '../src/initiator/initiator.js';
@@ -34,7 +34,15 @@ import {
 import { type Spawned, startVblade } from '../support/processes.js';
 import { createTwoSite } from '../support/two-site.js';
 import { sleep } from '../support/wait.js';
-import { machineLine, median, processCpuSeconds, table, writeSection } from './lib.js';
+import {
+  filledImage,
+  machineLine,
+  median,
+  processCpuSeconds,
+  table,
+  withTimeout,
+  writeSection,
+} from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -88,27 +96,6 @@ interface Sample {
 }
 
 const key = (id: StackId, mtu: number, w: string) => `${id}|${mtu}|${w}`;
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
-}
-
-/** A 1 GiB image whose every MiB is non-zero data (tmpfs holes would read as the zero page). */
-function filledImage(path: string): string {
-  const chunk = Buffer.alloc(1 << 20);
-  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 0x9e3779b1) >>> 0, i);
-  const fd = openSync(path, 'w');
-  try {
-    for (let off = 0; off < IMAGE_BYTES; off += chunk.length) writeSync(fd, chunk, 0, chunk.length, off);
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 class Bench {
   readonly closers: (() => unknown)[] = [];
@@ -488,7 +475,11 @@ async function main() {
 
   const dir = mkdtempSync('/dev/shm/aoegw-bench-gw-');
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const b = new Bench(dir, filledImage(join(dir, 'vblade.img')), filledImage(join(dir, 'export.img')));
+  const b = new Bench(
+    dir,
+    filledImage(join(dir, 'vblade.img'), IMAGE_BYTES),
+    filledImage(join(dir, 'export.img'), IMAGE_BYTES),
+  );
   try {
     for (const mtu of MTUS) await b.setUp(mtu);
     await sleep(300); // vblade announces itself and opens its socket

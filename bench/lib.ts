@@ -2,7 +2,7 @@
  * Shared benchmark plumbing: medians over interleaved rounds, CPU time of other processes, and
  * replacing one generated section of docs/benchmarks.md.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const repoRoot = join(import.meta.dirname, '..');
@@ -58,4 +58,26 @@ function awaitNproc(): number {
   return readFileSync('/proc/cpuinfo', 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('processor')).length;
+}
+
+/** Rejects when `p` does not settle within `ms`: a hung stack fails its cell, not the whole run. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/** An image of `bytes` whose every MiB is non-zero data (tmpfs holes would read as the zero page). */
+export function filledImage(path: string, bytes: number): string {
+  const chunk = Buffer.alloc(1 << 20);
+  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 0x9e3779b1) >>> 0, i);
+  const fd = openSync(path, 'w');
+  try {
+    for (let off = 0; off < bytes; off += chunk.length) writeSync(fd, chunk, 0, chunk.length, off);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
 }

@@ -51,7 +51,16 @@ export function wanUnderlay(site: TwoSite): Underlay {
  * The inner MTU is the LAN MTU, so the underlay must carry lanMtu + 50 (throws otherwise: a
  * smaller one would silently drop every full-size AoE frame).
  */
-export function vxlanBridge(site: TwoSite, o: { underlay?: Underlay; vni?: number } = {}): VxlanBridge {
+export function vxlanBridge(
+  site: TwoSite,
+  o: {
+    underlay?: Underlay;
+    vni?: number;
+    /** Where each side sends (default: the other side's address); a relay's addresses put it in the path. */
+    remoteA?: string;
+    remoteB?: string;
+  } = {},
+): VxlanBridge {
   const u = o.underlay ?? wanUnderlay(site);
   if (u.mtu < site.lanMtu + VXLAN_OVERHEAD) {
     throw new Error(
@@ -60,8 +69,8 @@ export function vxlanBridge(site: TwoSite, o: { underlay?: Underlay; vni?: numbe
   }
   const vni = String(o.vni ?? 42);
   const sides = [
-    { ns: site.ns.gwA, lan: site.iface.gwALan, dev: u.devA, local: u.localA, remote: u.localB },
-    { ns: site.ns.gwB, lan: site.iface.gwBLan, dev: u.devB, local: u.localB, remote: u.localA },
+    { ns: site.ns.gwA, lan: site.iface.gwALan, dev: u.devA, local: u.localA, remote: o.remoteA ?? u.localB },
+    { ns: site.ns.gwB, lan: site.iface.gwBLan, dev: u.devB, local: u.localB, remote: o.remoteB ?? u.localA },
   ];
   const vxlan = 'vx0';
   const bridge = 'br0';
@@ -153,7 +162,15 @@ function trackSocket(path: string): void {
  * interface names are unique per call; close() stops both processes by PID and removes the sockets
  * it created if a process could not.
  */
-export async function wireguardTunnel(site: TwoSite, o: { mtu?: number } = {}): Promise<WireguardTunnel> {
+export async function wireguardTunnel(
+  site: TwoSite,
+  o: {
+    mtu?: number;
+    /** The address each side sends to (default: the other side's WAN address); a relay's puts it in the path. */
+    endpointA?: string;
+    endpointB?: string;
+  } = {},
+): Promise<WireguardTunnel> {
   const skip = wireguardSkipReason();
   if (skip) throw new Error(skip);
   const id = uniqueId();
@@ -183,14 +200,15 @@ export async function wireguardTunnel(site: TwoSite, o: { mtu?: number } = {}): 
       ifname: `wga${id}`,
       addr: '10.92.0.1',
       key: key('a'),
-      endpoint: site.ip.gwAWan,
+      // What the other side sends to (the peer entry of b below uses a.endpoint).
+      endpoint: o.endpointB ?? site.ip.gwAWan,
     };
     const b = {
       ns: site.ns.gwB,
       ifname: `wgb${id}`,
       addr: '10.92.0.2',
       key: key('b'),
-      endpoint: site.ip.gwBWan,
+      endpoint: o.endpointA ?? site.ip.gwBWan,
     };
     for (const s of [a, b]) {
       sockets.push(join(UAPI_DIR, `${s.ifname}.sock`));
