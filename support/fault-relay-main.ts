@@ -7,9 +7,9 @@
  *     --a-side 10.91.1.1:7790 --a-peer 10.91.1.2:7788 --b-side 10.91.2.1:7790 --b-peer 10.91.2.2:7788 \
  *     --drop 5 --dup 5 --reorder 10 --delay 20 --jitter 10 --max-size 1400 --seed 1
  *
- * Prints "relay ready a=IP:PORT b=IP:PORT" once bound, then takes the JSON commands of
- * fault-relay-protocol.ts on stdin. Exits 0 on SIGTERM, SIGINT or the end of stdin; 2 on bad
- * arguments; 1 when it cannot bind.
+ * Prints "relay ready a=IP:PORT b=IP:PORT" once bound, then takes JSON commands on stdin
+ * (docs/fault-relay.md). Exits 0 on SIGTERM, SIGINT or the end of stdin; 2 on bad arguments; 1 when
+ * it cannot bind.
  */
 import { isIPv6 } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -45,6 +45,10 @@ function main(): void {
       batch: args.batch,
       // Whatever a peer sends must arrive whole: the largest UDP datagram.
       maxDatagram: 65535,
+      // On a busy machine the relay is now and then descheduled for tens of ms; it must lose only
+      // what it is told to, so the receive buffer holds a few hundred ms of tunnel traffic.
+      rcvbuf: 32 << 20,
+      sndbuf: 8 << 20,
     });
     links.push(link);
     return link;
