@@ -54,7 +54,10 @@ export async function runLinuxInitiator(o: LiRunOptions): Promise<LiResult> {
     if (o.mtu) args.push('--mtu', String(o.mtu));
     if (o.aoeParams) args.push('--aoe-params', o.aoeParams);
     for (const [k, v] of Object.entries(o.env ?? {})) args.push('--env', `${k}=${v}`);
-    const child = spawn('bash', args, {
+    // run.sh pipes the console through `tr`, which block-buffers into a pipe: lines (and the host's
+    // reactions to them, onLine) would arrive only at the end. stdbuf's line buffering is inherited
+    // by run.sh's children through the environment.
+    const child = spawn('stdbuf', ['-oL', 'bash', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LI_CACHE_DIR },
     });
