@@ -105,7 +105,12 @@ describe.skipIf(skip)('UdpTunnel over loopback', () => {
       const controls: PeerMessage[] = [
         {
           kind: 'hello',
-          hello: { protocolVersion: 1, capabilities: ['aoe', 'targets'], gatewayName: 'gw-a' },
+          hello: {
+            protocolVersion: 2,
+            capabilities: ['aoe', 'targets'],
+            gatewayName: 'gw-a',
+            requestEpochSeen: 0,
+          },
         },
         { kind: 'error', error: { code: 4, message: 'no such target e1.2' } },
         {
