@@ -72,6 +72,8 @@ interface PeerRuntime {
     requests: number;
     responses: number;
     responsesUnexpected: number;
+    /** AoE records of a peer whose hello names another protocol version: not used. */
+    incompatible: number;
     control: number;
     controlMalformed: number;
     unknown: number;
@@ -237,10 +239,21 @@ export class Gateway {
         reachable: (now) => peer.hasSession(now) && now - peer.lastReceivedAt <= REACHABLE_MS,
         lastHeardAt: () => peer.lastReceivedAt,
         nudge: (now) => {
-          // Requests go unanswered: the peer may have restarted and lost our session. A new
-          // handshake costs one round trip; waiting for the tunnel's own 15 s timer costs I/O.
           const p = this.peers.get(spec.name);
-          if (p && !peer.handshakeInProgress && now - p.lastConnectAt >= 1000) this.connect(p, now);
+          if (!p) return;
+          if (now - peer.lastReceivedAt < 1000) {
+            // The peer answers, but not these requests: perhaps the path stopped carrying
+            // datagrams this large. Probe it now rather than at the next period.
+            p.channel.suspectPath(now);
+          } else if (
+            !peer.handshakeInProgress &&
+            now - p.lastConnectAt >= 5000 &&
+            now - peer.lastHandshakeAt >= 5000
+          ) {
+            // Silence: the peer may have restarted and lost our session. A new handshake costs one
+            // round trip; waiting for the tunnel's own 15 s timer costs I/O.
+            this.connect(p, now);
+          }
         },
         send: (type, buf, off, len) => channel.send(type, buf, off, len),
       };
@@ -285,6 +298,7 @@ export class Gateway {
           requests: 0,
           responses: 0,
           responsesUnexpected: 0,
+          incompatible: 0,
           control: 0,
           controlMalformed: 0,
           unknown: 0,
@@ -386,10 +400,18 @@ export class Gateway {
     switch (type) {
       case RECORD_AOE_REQUEST:
         c.requests++;
+        if (p.incompatible) {
+          c.incompatible++;
+          return;
+        }
         this.exportSide.handleRequest(p.spec.name, buf, off, len, performance.now());
         return;
       case RECORD_AOE_RESPONSE:
         c.responses++;
+        if (p.incompatible) {
+          c.incompatible++;
+          return;
+        }
         if (this.imports) this.imports.handleResponse(p.spec.name, buf, off, len, performance.now());
         else c.responsesUnexpected++;
         return;
@@ -456,6 +478,8 @@ export class Gateway {
     p.incompatible = false;
     p.helloFromPeer = true;
     this.imports?.peerHello(p.spec.name, hello.requestEpochSeen ?? 0);
+    // Requests held for this hello go out now, not at the next tick.
+    this.armRetransmit();
     // A hello that crossed ours is not answered again; one that did not, is (its sender lacks ours).
     if (now - p.helloSentAt >= 1000) this.sendHello(p, now);
     if (now - p.lastAdvertAt > 1000) this.sendAdverts(p, now);

@@ -18,7 +18,7 @@
  * back through completion(), which restores the importer's tag, keeps the reply if the request
  * must not run twice, and sends it.
  */
-import { copyBytes, readU32 } from '../aoe/bytes.js';
+import { copyBytes, readU32, writeU32 } from '../aoe/bytes.js';
 import {
   AOE_VERSION,
   AoeErrorCode,
@@ -31,6 +31,7 @@ import {
   MaskCmd,
   ReserveCmd,
 } from '../aoe/constants.js';
+import { MAX_RECORD_VALUE } from '../tunnel/records.js';
 import type { ForwardSide } from './forward-side.js';
 import {
   isErrorPdu,
@@ -45,7 +46,15 @@ import {
   setPduTag,
 } from './pdu.js';
 import type { TunnelPeerLink } from './peer-link.js';
-import { RECORD_AOE_RESPONSE, REQUEST, REQUEST_PREFIX, readU64Number } from './peer-messages.js';
+import {
+  RECORD_AOE_RESPONSE,
+  REQUEST,
+  REQUEST_PREFIX,
+  RESPONSE,
+  RESPONSE_PREFIX,
+  readU64Number,
+  writeU64Number,
+} from './peer-messages.js';
 import type { PeerPort } from './peer-port.js';
 import { ReplyCache, type ReplyCacheOptions } from './reply-cache.js';
 import { RequestWindow, Verdict } from './request-window.js';
@@ -166,6 +175,8 @@ export class ExportSide {
   private readonly dirty: TunnelPeerLink[] = [];
   /** Room to echo the largest control request: a Mac Mask List of 255 directives. */
   private readonly reply = Buffer.alloc(PDU_COMMON_HEADER + 4 + 255 * 8);
+  /** One AOE_RESPONSE record being built (the tunnel copies it). */
+  private readonly response = Buffer.alloc(RESPONSE_PREFIX + MAX_RECORD_VALUE);
   private readonly table: TagMap;
   private readonly timeoutMs: number;
   private readonly clock: () => number;
@@ -330,7 +341,7 @@ export class ExportSide {
           return;
         }
         setPduTag(kept, 0, pduTag(buf, p));
-        entry.port.send(RECORD_AOE_RESPONSE, kept, 0, kept.length);
+        this.sendResponse(entry, epoch, seq, kept, 0, kept.length);
         st.dupAnswered++;
         return;
       }
@@ -431,10 +442,28 @@ export class ExportSide {
     // A late answer from an older epoch is still sent (the importer matches it by tag), but its
     // seq now names another request: it must not be kept as that one's reply.
     if (once && this.fEpoch[s] === entry.window.epoch) entry.cache.put(seq, buf, off, len, this.clock());
-    entry.window.done(this.fEpoch[s]!, seq, once);
+    const epoch = this.fEpoch[s]!;
+    entry.window.done(epoch, seq, once);
     this.unaccount(entry, s);
     this.table.release(s);
-    return entry.port.send(type, buf, off, len);
+    return this.sendResponse(entry, epoch, seq, buf, off, len);
+  }
+
+  /** An AOE_RESPONSE record: the (epoch, seq) of the request it answers, then the PDU. */
+  private sendResponse(
+    entry: PeerEntry,
+    epoch: number,
+    seq: number,
+    pdu: Uint8Array,
+    off: number,
+    len: number,
+  ): boolean {
+    const out = this.response;
+    if (RESPONSE_PREFIX + len > out.length) return false;
+    writeU32(out, RESPONSE.EPOCH, epoch);
+    writeU64Number(out, RESPONSE.SEQ, seq);
+    copyBytes(pdu, off, out, RESPONSE_PREFIX, len);
+    return entry.port.send(RECORD_AOE_RESPONSE, out, 0, RESPONSE_PREFIX + len);
   }
 
   /** End of a UDP receive batch: each peer's requests go to the engine as one batch. */

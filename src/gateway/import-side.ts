@@ -17,7 +17,7 @@
  * Frames come in per link batch (views valid during the call); replies are written into the link's
  * transmit slots; records go out through a PeerPort. Time is an argument.
  */
-import { copyBytes, writeU32 } from '../aoe/bytes.js';
+import { copyBytes, readU32, writeU32 } from '../aoe/bytes.js';
 import {
   AOE_VERSION,
   AtaErrorBit,
@@ -59,10 +59,14 @@ import {
   RECORD_AOE_REQUEST,
   REQUEST,
   REQUEST_PREFIX,
+  RESPONSE,
+  RESPONSE_PREFIX,
+  readU64Number,
   type TargetAdvert,
   writeU64Number,
 } from './peer-messages.js';
 import type { PeerPort } from './peer-port.js';
+import { REQUEST_WINDOW } from './request-window.js';
 import { RttEstimator, type RttOptions } from './rtt-estimator.js';
 import { NO_SLOT, TagMap } from './tag-map.js';
 
@@ -237,6 +241,9 @@ export class ImportSide {
   private readonly pTries: Uint8Array;
   private readonly pSeq: Float64Array;
   private readonly pEpoch: Uint32Array;
+  /** The number a request had before it was renumbered (epoch 0: never renumbered). */
+  private readonly pPrevSeq: Float64Array;
+  private readonly pPrevEpoch: Uint32Array;
   /** Initiator retransmissions are found by a hash of (import, MAC, ATA argument): chained buckets. */
   private readonly pHash: Uint32Array;
   private readonly pNext: Int32Array;
@@ -294,6 +301,8 @@ export class ImportSide {
     this.pTries = new Uint8Array(cap);
     this.pSeq = new Float64Array(cap);
     this.pEpoch = new Uint32Array(cap);
+    this.pPrevSeq = new Float64Array(cap);
+    this.pPrevEpoch = new Uint32Array(cap);
     this.pHash = new Uint32Array(cap);
     this.pNext = new Int32Array(cap).fill(NO_SLOT);
     this.buckets = new Int32Array(cap * 2).fill(NO_SLOT);
@@ -333,15 +342,29 @@ export class ImportSide {
    */
   peerHello(peer: string, requestEpochSeen: number): void {
     const r = this.requests.get(peer);
-    if (r === undefined) return;
-    r.helloSeen = true;
-    if (requestEpochSeen >= r.epoch && requestEpochSeen < 0xffff_ffff) {
+    if (r === undefined || requestEpochSeen >= 0xffff_ffff) return;
+    if (!r.helloSeen) {
+      // Nothing was sent to this peer yet (requests wait for this hello): the epoch is fixed now,
+      // above any this peer has seen, so our first request can never meet an older process's seqs.
+      r.helloSeen = true;
+      if (requestEpochSeen >= r.epoch) r.epoch = requestEpochSeen + 1;
+      if (this.table.size > 0) this.nextDue = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    // Later hellos (every session up) carry our own epoch back. Only a higher one means another
+    // process numbers requests above us with our key: renumber above it (each renumbered request
+    // is fenced when answered, so its older number cannot run after it).
+    if (requestEpochSeen > r.epoch) {
+      this.log(
+        `peer ${peer}: it has seen request epoch ${requestEpochSeen} above ours (${r.epoch}): is another gateway using this key?`,
+      );
       r.epoch = requestEpochSeen + 1;
       r.nextSeq = 1;
       r.fence = 0;
-      // Everything pending carries a number the peer would refuse: reissue it now.
-      r.reachableAt = Number.POSITIVE_INFINITY;
-      this.nextDue = Number.NEGATIVE_INFINITY;
+      if (this.table.size > 0) {
+        r.reachableAt = Number.POSITIVE_INFINITY;
+        this.nextDue = Number.NEGATIVE_INFINITY;
+      }
     }
   }
 
@@ -579,6 +602,32 @@ export class ImportSide {
     broadcast: boolean,
   ): void {
     const st = this.stats;
+    const p = ETH_HEADER_SIZE;
+    const command = f[p + PDU.COMMAND]!;
+    let hash = 0;
+    if (command === Command.ATA && !broadcast && len >= ETH_HEADER_SIZE + PDU_ATA_HEADER) {
+      hash = this.ataHash(imp.index, f);
+      const same = this.findRetransmission(imp.index, hash, f, len);
+      if (same !== NO_SLOT) {
+        // The initiator timed out and resent with a new tag: the request is already in flight
+        // (or held); its answer — or its ATA error, even if the target has gone since — must
+        // carry the newest tag, the only one Linux still waits for.
+        this.pTag[same] = pduTag(f, p);
+        this.pLink[same] = linkId;
+        st.superseded++;
+        return;
+      }
+      // A write must carry the data its sector count says: a target drops a short one silently,
+      // which would hold a slot here and at the exporter until they expire.
+      const sectors = f[p + PDU.ATA_SECTORS]!;
+      if (
+        (f[p + PDU.ATA_AFLAGS]! & 0x01) !== 0 &&
+        (sectors === 0 || len < ETH_HEADER_SIZE + PDU_ATA_HEADER + sectors * 512)
+      ) {
+        st.dropped++;
+        return;
+      }
+    }
     // A target the peer never offered (or withdrew) is not there: silence, as a missing target
     // gives; Linux keeps retrying. One it offered is only unreachable for now: its requests are
     // held and resent, but discovery (and anything broadcast) is answered only while it is usable.
@@ -586,8 +635,6 @@ export class ImportSide {
       st.unusable++;
       return;
     }
-    const p = ETH_HEADER_SIZE;
-    const command = f[p + PDU.COMMAND]!;
     if (command === Command.QUERY_CONFIG) {
       if (decodeQueryConfig(f, len, this.qc) !== DecodeError.OK) {
         st.dropped++;
@@ -603,7 +650,7 @@ export class ImportSide {
       st.dropped++;
       return;
     }
-    this.relay(imp, linkId, f, len, command, now);
+    this.relay(imp, linkId, f, len, command, hash, now);
   }
 
   /** Query Config read / test exact / test prefix (decoded into this.qc), answered from the advertisement. */
@@ -662,12 +709,14 @@ export class ImportSide {
     return Math.max(1, Math.min(remote, sectorsPerFrame(link.mtu), tunnel, 255));
   }
 
+  /** `hash`: the ATA request's retransmission hash (ataHash), 0 for other commands. */
   private relay(
     imp: ImportRuntime,
     linkId: number,
     f: Buffer,
     len: number,
     command: number,
+    hash: number,
     now: number,
   ): void {
     const st = this.stats;
@@ -682,18 +731,6 @@ export class ImportSide {
     if (REQUEST_PREFIX + pduLen > this.maxRecord) {
       st.tooLarge++;
       return;
-    }
-    const hash = command === Command.ATA ? this.ataHash(imp.index, f) : 0;
-    if (command === Command.ATA && pduLen >= PDU_ATA_HEADER) {
-      const same = this.findRetransmission(imp.index, hash, f, len);
-      if (same !== NO_SLOT) {
-        // The initiator timed out and resent with a new tag: the request is already in flight
-        // (or held); its reply must carry the newest tag, which is the only one Linux still waits for.
-        this.pTag[same] = pduTag(f, ETH_HEADER_SIZE);
-        this.pLink[same] = linkId;
-        st.superseded++;
-        return;
-      }
     }
     // One import (one initiator flooding it, or one peer that never answers) may hold a share of
     // the table, not all of it: the other imports keep working.
@@ -727,6 +764,7 @@ export class ImportSide {
     setPduAddress(out, REQUEST_PREFIX, adv.shelf, adv.slot);
     this.pSeq[s] = 0; // numbered on first send
     this.pEpoch[s] = 0;
+    this.pPrevEpoch[s] = 0;
     this.pTries[s] = 0;
     this.pFirstAt[s] = now;
     this.pHash[s] = hash;
@@ -742,9 +780,25 @@ export class ImportSide {
    * cannot be sent to now leaves the request held for the next try.
    */
   private sendSlot(s: number, imp: ImportRuntime, r: PeerRequests, now: number): void {
+    const port = this.ports.get(imp.spec.peer)!;
+    if (!r.helloSeen) {
+      // Until the peer's hello fixes our epoch nothing is numbered or sent: held.
+      this.pDueAt[s] = Math.min(now + 100, this.pFirstAt[s]! + this.failAfterMs);
+      return;
+    }
     const out = this.pRecord[s]!;
+    // A request far behind the newest would leave the exporter's window (it refuses seqs more
+    // than REQUEST_WINDOW below its highest): fence it off and give it a fresh number.
+    if (this.pEpoch[s] === r.epoch && this.pSeq[s]! > 0 && r.nextSeq - this.pSeq[s]! > REQUEST_WINDOW / 2)
+      r.fence = Math.max(r.fence, this.pSeq[s]! + 1);
     if (this.pEpoch[s] !== r.epoch || this.pSeq[s]! < r.fence) {
-      if (this.pEpoch[s] !== 0) this.stats.reissued++;
+      if (this.pEpoch[s] !== 0) {
+        // The old number may still run at the exporter (once); remember it, so its answer is
+        // recognised — and then the new number is fenced (handleResponse).
+        this.stats.reissued++;
+        this.pPrevEpoch[s] = this.pEpoch[s]!;
+        this.pPrevSeq[s] = this.pSeq[s]!;
+      }
       this.pEpoch[s] = r.epoch;
       this.pSeq[s] = r.nextSeq++;
       // A new number is a new request for the exporter: it may run once more (same data).
@@ -758,9 +812,10 @@ export class ImportSide {
     this.pSentAt[s] = now;
     // Due again at its next timeout, or when it is to be failed, whichever is first.
     this.pDueAt[s] = Math.min(now + r.rtt.rtoMs(tries), this.pFirstAt[s]! + this.failAfterMs);
-    const port = this.ports.get(imp.spec.peer)!;
     if (tries > 1) this.stats.retransmits++;
-    if (tries >= 3 && now - port.lastHeardAt() > 1000) port.nudge(now);
+    // Unanswered several times: the daemon decides what that suggests (a lost session, or a path
+    // that no longer carries datagrams this large), at most once a second.
+    if (tries >= 3) port.nudge(now);
     if (!port.send(RECORD_AOE_REQUEST, out, 0, this.pLen[s]!)) this.stats.sendFailed++;
   }
 
@@ -854,8 +909,11 @@ export class ImportSide {
   // ---- replies from the exporter ------------------------------------------------------------
 
   /** An AOE_RESPONSE record from `peer`: buf[off, off + len) is the PDU. */
-  handleResponse(peer: string, buf: Uint8Array, off: number, len: number, now: number): void {
+  handleResponse(peer: string, rec: Uint8Array, recOff: number, recLen: number, now: number): void {
     const st = this.stats;
+    const buf = rec;
+    const off = recOff + RESPONSE_PREFIX;
+    const len = recLen - RESPONSE_PREFIX;
     if (len < PDU_COMMON_HEADER || !isResponsePdu(buf, off)) {
       st.dropped++;
       return;
@@ -872,8 +930,22 @@ export class ImportSide {
       st.foreignReplies++;
       return;
     }
-    // Karn: only a request sent once measures the round trip unambiguously.
-    if (this.pTries[s] === 1) this.requests.get(peer)?.rtt.sample(now - this.pSentAt[s]!);
+    // The answer names the request number it answers: the current one, or the one before a
+    // renumbering. Anything else (an older process's answer that happens to carry this tag, an
+    // older number) answers some other request.
+    const epoch = readU32(rec, recOff + RESPONSE.EPOCH);
+    const seq = readU64Number(rec, recOff + RESPONSE.SEQ);
+    const r = this.requests.get(peer)!;
+    if (epoch === this.pEpoch[s] && seq === this.pSeq[s]) {
+      // Karn: only a request sent once measures the round trip unambiguously.
+      if (this.pTries[s] === 1) r.rtt.sample(now - this.pSentAt[s]!);
+    } else if (this.pPrevEpoch[s] !== 0 && epoch === this.pPrevEpoch[s] && seq === this.pPrevSeq[s]) {
+      // The old number ran; the new one may still be on its way: it must never run after this.
+      if (this.pEpoch[s] === r.epoch) r.fence = Math.max(r.fence, this.pSeq[s]! + 1);
+    } else {
+      st.staleReplies++;
+      return;
+    }
     const link = this.links[this.pLink[s]!]!;
     if (ETH_HEADER_SIZE + len > link.maxFrame) {
       st.tooLarge++;

@@ -149,10 +149,19 @@ export class PeerChannel {
     }
   }
 
-  /** A new session: partial messages of the old one are dropped, the path size confirmed soon. */
-  sessionUp(now: number): void {
+  /**
+   * A new session (every rekey, every reconnect): partial messages of the old one are dropped. What
+   * was learned about the path, and a probe under way, stay: the path did not change with the keys,
+   * and a reconnect every few seconds (requests unanswered on a path that drops large datagrams)
+   * must not keep probes from ever being judged.
+   */
+  sessionUp(_now: number): void {
     this.reassembler.reset();
-    this.pathMtu.sessionUp(now);
+  }
+
+  /** Requests go unanswered while the peer answers small messages: check the size soon. */
+  suspectPath(now: number): void {
+    this.pathMtu.probeSoon(now);
   }
 
   /** Periodic work while the peer has a session: expire partial messages, send a due probe. */

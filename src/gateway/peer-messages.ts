@@ -6,7 +6,8 @@
  *   version byte on], importer to exporter; the PDU's tag is the importer's request id, its
  *   shelf/slot the exporter's address; (epoch, seq) number the request for the exporter's
  *   at-most-once window (request-window.ts), fence is the lowest seq the importer has not given up on;
- * - RECORD_AOE_RESPONSE: [AoE PDU], exporter to importer, echoing the request id as its tag.
+ * - RECORD_AOE_RESPONSE: [epoch u32][seq u64][AoE PDU], exporter to importer: the number of the
+ *   request it answers, and the PDU echoing the request id as its tag.
  * The schema is parsed at load time (no code generation); decodePeerMessage() never throws.
  */
 import protobuf from 'protobufjs';
@@ -19,6 +20,10 @@ export const RECORD_AOE_RESPONSE = 4;
 export const REQUEST_PREFIX = 26;
 /** Offsets in an AOE_REQUEST record. */
 export const REQUEST = { EPOCH: 0, SEQ: 4, FENCE: 12, MAC: 20, PDU: 26 } as const;
+
+/** Bytes before the PDU in an AOE_RESPONSE record: the (epoch, seq) of the request it answers. */
+export const RESPONSE_PREFIX = 12;
+export const RESPONSE = { EPOCH: 0, SEQ: 4, PDU: 12 } as const;
 
 /** 2: requests carry (epoch, seq, fence) and are retransmitted; Hello carries request_epoch_seen. */
 export const GATEWAY_PROTOCOL_VERSION = 2;

@@ -7,11 +7,14 @@
  */
 
 export interface ReplyCacheOptions {
-  /** Bytes of replies kept (default 256 KiB: thousands of write replies of 22 bytes). */
+  /** Bytes of replies kept (default 1 MiB: over 20 000 write replies). */
   readonly bytes?: number;
-  /** Entries (default 4096; a power of two is not required). */
+  /** Entries (default 16384, the request window: an entry is displaced only by a seq out of it). */
   readonly entries?: number;
-  /** A reply older than this is forgotten (default 60 s). */
+  /**
+   * A reply older than this is forgotten (default 180 s: longer than any importer keeps resending,
+   * tunnel.failAfterMs ≤ 170 s, so a resend of a finished write always finds its reply).
+   */
   readonly maxAgeMs?: number;
 }
 
@@ -31,9 +34,9 @@ export class ReplyCache {
   misses = 0;
 
   constructor(opts: ReplyCacheOptions = {}) {
-    this.size = opts.bytes ?? 256 * 1024;
-    this.entries = opts.entries ?? 4096;
-    this.maxAgeMs = opts.maxAgeMs ?? 60_000;
+    this.size = opts.bytes ?? 1024 * 1024;
+    this.entries = opts.entries ?? 16384;
+    this.maxAgeMs = opts.maxAgeMs ?? 180_000;
     this.ring = Buffer.alloc(this.size);
     this.eSeq = new Float64Array(this.entries).fill(-1);
     this.eStart = new Float64Array(this.entries);

@@ -8,6 +8,7 @@
  * A tag is (generation << SLOT_BITS | slot) with bit 31 clear: the Linux initiator drops replies
  * whose tag has bit 31 set, and the forward side's tags reach native targets and come back.
  */
+import { randomInt } from 'node:crypto';
 import { AoegwError } from '../errors.js';
 
 export const NO_SLOT = -1;
@@ -36,7 +37,10 @@ export class TagMap {
     this.capacity = 1 << bits;
     this.slotMask = this.capacity - 1;
     this.genLimit = 2 ** (31 - bits);
+    // Random first generations: a restarted process does not hand out the tags its previous one
+    // used, so a late reply to the old process cannot match a new request's tag.
     this.gen = new Uint32Array(this.capacity);
+    for (let i = 0; i < this.capacity; i++) this.gen[i] = randomInt(this.genLimit);
     this.live = new Uint8Array(this.capacity);
     this.sentAt = new Float64Array(this.capacity);
     this.free = new Int32Array(this.capacity);

@@ -37,6 +37,7 @@ import {
   RECORD_AOE_RESPONSE,
   RECORD_CONTROL,
   REQUEST_PREFIX,
+  RESPONSE_PREFIX,
   type TargetAdvert,
 } from '../../src/gateway/peer-messages.js';
 import { loadCrypto } from '../../src/tunnel/crypto.js';
@@ -217,7 +218,8 @@ class Expected {
         return;
       case RECORD_AOE_RESPONSE:
         this.responses++;
-        if (v.length < 10 || (v[0]! & 0x08) === 0) this.responsesDropped++;
+        // [epoch][seq], then the PDU: too short for a PDU header, or no response flag → dropped.
+        if (v.length < RESPONSE_PREFIX + 10 || (v[RESPONSE_PREFIX]! & 0x08) === 0) this.responsesDropped++;
         else this.responsesStale++;
         return;
       case RECORD_CONTROL:
@@ -903,7 +905,13 @@ describe.skipIf(skip)('a malicious authenticated peer is contained (issue 9 item
         record: (_p, type, buf, off, len) => {
           const v = Buffer.from(buf.subarray(off, off + len));
           if (type === RECORD_PROBE_ACK && len >= 6) acks.add(v.readUInt32BE(0));
-          if (type === RECORD_AOE_RESPONSE && len >= 10 && v.readUInt32BE(6) === LEGIT_TAG) legitReply = v;
+          // Keep the PDU of the answer to our legitimate read (after its [epoch][seq]).
+          if (
+            type === RECORD_AOE_RESPONSE &&
+            len >= RESPONSE_PREFIX + 10 &&
+            v.readUInt32BE(RESPONSE_PREFIX + 6) === LEGIT_TAG
+          )
+            legitReply = v.subarray(RESPONSE_PREFIX);
         },
       },
     });

@@ -28,6 +28,7 @@ import {
   RECORD_AOE_RESPONSE,
   REQUEST,
   REQUEST_PREFIX,
+  RESPONSE_PREFIX,
   writeU64Number,
 } from '../../src/gateway/peer-messages.js';
 import { Initiator } from '../../src/initiator/initiator.js';
@@ -420,7 +421,9 @@ for (const mtu of [1500, 9000]) {
               up = true;
             },
             record: (_p, type, buf, off, len) => {
-              if (type === RECORD_AOE_RESPONSE) replies.push(Buffer.from(buf.subarray(off, off + len)));
+              // [epoch][seq] of the request answered, then the PDU: keep the PDU.
+              if (type === RECORD_AOE_RESPONSE)
+                replies.push(Buffer.from(buf.subarray(off + RESPONSE_PREFIX, off + len)));
             },
           },
         });

@@ -13,7 +13,7 @@ import type {
 import { ExportSide, type Grant } from '../../../src/gateway/export-side.js';
 import type { ForwardSide } from '../../../src/gateway/forward-side.js';
 import { TunnelPeerLink } from '../../../src/gateway/peer-link.js';
-import { RECORD_AOE_RESPONSE } from '../../../src/gateway/peer-messages.js';
+import { RECORD_AOE_RESPONSE, RESPONSE_PREFIX } from '../../../src/gateway/peer-messages.js';
 import type { PeerPort } from '../../../src/gateway/peer-port.js';
 import type { ReplyCacheOptions } from '../../../src/gateway/reply-cache.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
@@ -59,7 +59,7 @@ function gateway(grants: Grant[], o: { peer?: string; replyCache?: ReplyCacheOpt
       return p
         .take()
         .filter((r) => r.type === RECORD_AOE_RESPONSE)
-        .map((r) => decode(Buffer.concat([ETH, r.bytes])));
+        .map((r) => decode(Buffer.concat([ETH, r.bytes.subarray(RESPONSE_PREFIX)])));
     },
   };
   return s;
@@ -302,7 +302,11 @@ describe('ExportSide: at most once', () => {
       side.handleRequest('A', r, 0, r.length, 0);
       side.endBatch();
     };
-    const answers = () => port.take().map((r) => ({ tag: r.bytes.readUInt32BE(6), status: r.bytes[13] }));
+    const answers = () =>
+      port.take().map((r) => ({
+        tag: r.bytes.readUInt32BE(RESPONSE_PREFIX + 6),
+        status: r.bytes[RESPONSE_PREFIX + 13],
+      }));
 
     request(0x11, 7); // epoch 7, seq 1: still at the target when the importer restarts
     request(0x22, 8); // epoch 8, seq 1: a different write

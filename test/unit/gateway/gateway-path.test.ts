@@ -18,6 +18,7 @@ import {
   RECORD_AOE_REQUEST,
   RECORD_AOE_RESPONSE,
   RECORD_CONTROL,
+  RESPONSE_PREFIX,
   type TargetAdvert,
 } from '../../../src/gateway/peer-messages.js';
 import { Initiator } from '../../../src/initiator/initiator.js';
@@ -116,6 +117,7 @@ function twoSites(o: { vbladeBuffers?: number } = {}) {
   gwA.onBatch((f, l, n) => imports.handleFrames(impId, f, l, n, clock.now));
   const toB = new PipePort('B');
   imports.addPeer(toB);
+  imports.peerHello('B', 0);
   // ---- the tunnel
   toB.connect(
     (type, buf, off, len) => {
@@ -274,7 +276,11 @@ describe('ForwardSide', () => {
       s.toA
         .take()
         .filter((r) => r.type === RECORD_AOE_RESPONSE)
-        .map((r) => decode(Buffer.concat([Buffer.alloc(12), Buffer.from([0x88, 0xa2]), r.bytes])));
+        .map((r) =>
+          decode(
+            Buffer.concat([Buffer.alloc(12), Buffer.from([0x88, 0xa2]), r.bytes.subarray(RESPONSE_PREFIX)]),
+          ),
+        );
     return { ...s, ask, replies };
   }
   const to20 = { dst: '02:a0:e0:00:00:00', src: INI, major: 2, minor: 0 };

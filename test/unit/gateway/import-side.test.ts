@@ -10,6 +10,7 @@ import {
   RECORD_AOE_REQUEST,
   REQUEST,
   REQUEST_PREFIX,
+  RESPONSE_PREFIX,
   type TargetAdvert,
 } from '../../../src/gateway/peer-messages.js';
 import { FakeSegment } from '../../../src/io/fake-link.js';
@@ -59,6 +60,7 @@ function site(
   gw.onBatch((f, l, n) => side.handleFrames(id, f, l, n, clock.now));
   const port = new PipePort('B');
   side.addPeer(port);
+  side.peerHello('B', 0);
   const s = {
     seg,
     ini,
@@ -87,13 +89,22 @@ function site(
 }
 
 /** The exporter's answer to a relayed request record: the PDU, response flag set, status DRDY. */
+/**
+ * The exporter's answer to a relayed request record: [its epoch][its seq], then the PDU with the
+ * response flag set and status DRDY.
+ */
 function answer(record: Buffer, o: { command?: number; tag?: number; data?: Buffer } = {}): Buffer {
   const pdu = Buffer.from(record.subarray(REQUEST_PREFIX, REQUEST_PREFIX + 22));
   pdu[PDU.VER_FLAGS] = 0x18;
   pdu[PDU.ATA_CMD_STATUS] = 0x40;
   if (o.command !== undefined) pdu[PDU.COMMAND] = o.command;
   if (o.tag !== undefined) setPduTag(pdu, 0, o.tag);
-  return Buffer.concat([pdu, o.data ?? Buffer.alloc(24)]);
+  return Buffer.concat([numberOf(record), pdu, o.data ?? Buffer.alloc(24)]);
+}
+
+/** The (epoch, seq) prefix of an AOE_RESPONSE answering `record`. */
+function numberOf(record: Buffer): Buffer {
+  return Buffer.from(record.subarray(REQUEST.EPOCH, REQUEST.EPOCH + RESPONSE_PREFIX));
 }
 
 describe('ImportSide: local answers and usability', () => {
@@ -488,7 +499,8 @@ describe('ImportSide: relayed requests', () => {
     // The exporter's reply: same PDU with R set and the new string.
     const pdu = Buffer.from(rec!.bytes.subarray(REQUEST_PREFIX));
     pdu[PDU.VER_FLAGS] = 0x18;
-    s.side.handleResponse('B', pdu, 0, pdu.length, 0);
+    const resp = Buffer.concat([numberOf(rec!.bytes), pdu]);
+    s.side.handleResponse('B', resp, 0, resp.length, 0);
     await settle();
     expect(s.replies().map((r) => [r.tag, (r as QueryConfigMessage).config.toString()])).toEqual([
       [9, 'mine'],
@@ -552,6 +564,8 @@ describe('ImportSide: several links and peers', () => {
     const portC = new PipePort('C');
     side.addPeer(portB);
     side.addPeer(portC);
+    side.peerHello('B', 0);
+    side.peerHello('C', 0);
     expect(side.peersUsed().sort()).toEqual(['B', 'C']);
     side.handleAdverts('B', { generation: 1, chunk: 0, chunks: 1, targets: [advert()] }, 0);
     side.handleAdverts('C', { generation: 1, chunk: 0, chunks: 1, targets: [advert()] }, 0);

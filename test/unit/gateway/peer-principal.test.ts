@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type AoeMessage, decodeFrame, encodeFrame } from '../../../src/aoe/index.js';
 import { ExportSide } from '../../../src/gateway/export-side.js';
 import { TunnelPeerLink } from '../../../src/gateway/peer-link.js';
+import { RESPONSE_PREFIX } from '../../../src/gateway/peer-messages.js';
 import type { PeerPort } from '../../../src/gateway/peer-port.js';
 import { FakeSegment } from '../../../src/io/fake-link.js';
 import type { FrameLink } from '../../../src/io/frame-link.js';
@@ -36,9 +37,11 @@ function pipe(name: string): PeerPort & { out: AoeMessage[] } {
     lastHeardAt: () => 0,
     nudge: () => {},
     send: (_type, buf, off, len) => {
-      const f = Buffer.alloc(14 + len);
+      // [epoch][seq] of the request answered, then the PDU.
+      const pdu = buf.subarray(off + RESPONSE_PREFIX, off + len);
+      const f = Buffer.alloc(14 + pdu.length);
       f.writeUInt16BE(0x88a2, 12);
-      Buffer.from(buf.subarray(off, off + len)).copy(f, 14);
+      Buffer.from(pdu).copy(f, 14);
       const d = decodeFrame(f);
       if (d.ok) out.push(d.value);
       return true;

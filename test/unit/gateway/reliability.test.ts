@@ -14,6 +14,7 @@ import {
   RECORD_AOE_REQUEST,
   RECORD_AOE_RESPONSE,
   REQUEST,
+  REQUEST_PREFIX,
   readU64Number,
   type TargetAdvert,
 } from '../../../src/gateway/peer-messages.js';
@@ -38,7 +39,7 @@ const MAX_RECORD = 8000;
 const at = { dst: GWA, src: INI, major: 7, minor: 0 };
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function site(o: { failAfterMs?: number; clock?: () => number } = {}) {
+function site(o: { failAfterMs?: number; clock?: () => number; noHello?: boolean } = {}) {
   const manual = { now: 1000 };
   const now = o.clock ?? (() => manual.now);
   const store = new MemoryStore(pattern(256, 3));
@@ -63,6 +64,8 @@ function site(o: { failAfterMs?: number; clock?: () => number } = {}) {
   gwA.onBatch((f, l, n) => imports.handleFrames(id, f, l, n, now()));
   const toB = new PipePort('B');
   imports.addPeer(toB);
+  // B's hello: it has seen no epoch of ours (the daemon delivers it right after session up).
+  if (!o.noHello) imports.peerHello('B', 0);
   toB.connect(
     (type, buf, off, len) => {
       if (type === RECORD_AOE_REQUEST) exportSide.handleRequest('A', buf, off, len, now());
@@ -286,7 +289,10 @@ describe('reliability across the tunnel (sans-I/O)', () => {
     expect(s.engine.stats().exports['e1.0']!.ata.write - before).toBe(1);
     const replies = s.toA.take().filter((r) => r.type === RECORD_AOE_RESPONSE);
     expect(replies).toHaveLength(2);
-    expect(replies.every((r) => r.bytes.readUInt32BE(6) === 0x55)).toBe(true);
+    // [epoch 9][seq 1] and the importer's tag, both times.
+    expect(replies.every((r) => r.bytes.readUInt32BE(0) === 9 && r.bytes.readUInt32BE(12 + 6) === 0x55)).toBe(
+      true,
+    );
 
     const rd = requestRecord(ini, read(30, 1, { tag: 0x56, major: 1, minor: 0 }), { epoch: 9, seq: 2 });
     s.exportSide.handleRequest('A', Buffer.from(rd), 0, rd.length, 0);
@@ -317,25 +323,91 @@ describe('reliability across the tunnel (sans-I/O)', () => {
     expect(s.exportSide.requestEpochSeen('A')).toBe(5);
   });
 
-  it('the peer’s hello lifts A’s epoch above what it saw; pending requests are reissued under it', async () => {
-    const s = site();
-    s.toB.fault = (r) => (isRequest(r) ? 'hold' : 'pass');
+  it('nothing is sent before the peer’s hello; it fixes the epoch above what the peer saw', async () => {
+    const s = site({ noHello: true });
+    let sent: Buffer[] = [];
+    s.toB.fault = (r) => {
+      if (isRequest(r)) sent.push(r.bytes);
+      return 'pass';
+    };
     await s.send(read(1, 1, { ...at, tag: 3 }));
-    const first = s.toB.held[0]!.bytes;
-    expect(first.readUInt32BE(REQUEST.EPOCH)).toBe(100);
+    await s.advance(500);
+    expect(sent).toEqual([]);
+    expect(s.imports.pending).toBe(1);
     s.imports.peerHello('B', 150);
     expect(s.imports.requestEpoch('B')).toBe(151);
-    s.toB.fault = null;
     await s.advance(1);
-    expect(s.imports.stats.reissued).toBe(1);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.readUInt32BE(REQUEST.EPOCH)).toBe(151);
+    expect(readU64Number(sent[0]!, REQUEST.SEQ)).toBe(1);
     expect(s.replies().map((m) => m.tag)).toEqual([3]);
-    // A seen epoch below ours changes nothing.
-    s.imports.peerHello('B', 20);
-    expect(s.imports.requestEpoch('B')).toBe(151);
-    const sent = s.toB.take().filter(isRequest);
-    const last = sent[sent.length - 1]!.bytes;
-    expect(last.readUInt32BE(REQUEST.EPOCH)).toBe(151);
-    expect(readU64Number(last, REQUEST.SEQ)).toBe(1);
+    expect(s.imports.stats.reissued).toBe(0);
+    sent = [];
+  });
+
+  it('hellos on later sessions (rekeys) carry our own epoch back: nothing is renumbered or run twice', async () => {
+    // The review's stale write: a rekey hello used to renumber a write B had already run; the held
+    // new copy then ran after a newer write to the same sector.
+    const s = site();
+    s.toA.fault = () => 'hold'; // B's answer to W1 stays on the path
+    await s.send(write(40, Buffer.alloc(512, 1), { ...at, tag: 1 }));
+    expect(s.sectors(40)[0]).toBe(1);
+    s.imports.peerHello('B', s.exportSide.requestEpochSeen('A')); // the rekey's hello
+    expect(s.imports.requestEpoch('B')).toBe(100);
+    s.toB.fault = (r) => (isRequest(r) ? 'hold' : 'pass');
+    await s.advance(1);
+    expect(s.imports.stats.reissued).toBe(0);
+    s.toA.fault = null;
+    s.toA.release(0);
+    await s.flush();
+    expect(s.replies().map((m) => m.tag)).toEqual([1]);
+    const held = s.toB.held.length;
+    s.toB.fault = null;
+    await s.send(write(40, Buffer.alloc(512, 2), { ...at, tag: 2 }));
+    await s.flush();
+    expect(s.replies().map((m) => m.tag)).toEqual([2]);
+    for (let i = 0; i < held; i++) s.toB.release(0);
+    await s.flush();
+    expect(s.sectors(40)[0]).toBe(2);
+  });
+
+  it('an answer naming another request number is not taken for the request holding that tag', async () => {
+    // The review's false success: after A restarts, an old process's answer can carry a tag the
+    // new process hands out again; the (epoch, seq) it names tells them apart.
+    const s = site();
+    s.toB.fault = (r) => (isRequest(r) ? 'hold' : 'pass');
+    await s.send(write(80, Buffer.alloc(512, 7), { ...at, tag: 5 }));
+    const rec = s.toB.held[0]!.bytes;
+    const pdu = Buffer.from(rec.subarray(REQUEST_PREFIX, REQUEST_PREFIX + 22));
+    pdu[0] = 0x18;
+    pdu[13] = 0x40;
+    const forged = Buffer.concat([Buffer.from([0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 1]), pdu]);
+    s.imports.handleResponse('B', forged, 0, forged.length, s.manual.now);
+    await settle();
+    expect(s.replies()).toEqual([]);
+    expect(s.imports.stats.staleReplies).toBe(1);
+    expect(s.imports.pending).toBe(1);
+  });
+
+  it('a renumbered request answered under its old number fences the new number off', async () => {
+    const s = site();
+    s.toB.fault = (r) => (isRequest(r) ? 'hold' : 'pass');
+    await s.send(write(50, Buffer.alloc(512, 1), { ...at, tag: 1 })); // (100, 1), held
+    // A hello saying B saw a higher epoch of ours (another process with our key): renumber.
+    s.imports.peerHello('B', 200);
+    await s.advance(1); // W1 again as (201, 1), held too
+    expect(s.imports.stats.reissued).toBe(1);
+    expect(s.toB.held).toHaveLength(2);
+    s.toB.fault = null;
+    s.toB.release(0); // the old number runs at B and is answered
+    await s.flush();
+    expect(s.replies().map((m) => m.tag)).toEqual([1]);
+    await s.send(write(50, Buffer.alloc(512, 2), { ...at, tag: 2 })); // (201, 2), fence 2
+    expect(s.replies().map((m) => m.tag)).toEqual([2]);
+    s.toB.release(0); // the new number of W1 arrives last
+    await s.flush();
+    expect(s.sectors(50)[0]).toBe(2);
+    expect(s.exportSide.stats.staleFence).toBe(1);
   });
 
   it('measures the round trip and resends on a timeout near it', async () => {

@@ -435,6 +435,7 @@ function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): 
   const linkId = imports.addLink('lanA', lan);
   const toB = port('B', 'B');
   imports.addPeer(toB);
+  imports.peerHello('B', 0);
   const info = engine.exportInfo('e1.0')!;
   const advert: TargetAdvert = {
     shelf: 1,
@@ -454,7 +455,8 @@ function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): 
       const w = writeOf(b, 26);
       return `req e${b.readUInt32BE(0)} s${b.readUInt32BE(8)} f${b.readUInt32BE(16)} tag ${b.readUInt32BE(26 + 6)}${w}`;
     }
-    if (type === RECORD_AOE_RESPONSE) return `resp tag ${b.readUInt32BE(6)} status ${b[13]!.toString(16)}`;
+    if (type === RECORD_AOE_RESPONSE)
+      return `resp tag ${b.readUInt32BE(12 + 6)} status ${b[12 + 13]!.toString(16)}`;
     return `hello seen ${b.readUInt32BE(0)}`;
   }
   function writeOf(b: Buffer, p: number): string {
@@ -576,7 +578,10 @@ function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): 
   };
   const sendHello = () => {
     const b = Buffer.alloc(4);
-    b.writeUInt32BE(exportSide.requestEpochSeen('A'), 0);
+    // Mostly what B really says (our own epoch back: changes nothing); sometimes an epoch above
+    // ours, as if another process had used our key: A renumbers its pending requests.
+    const seen = exportSide.requestEpochSeen('A');
+    b.writeUInt32BE(chance(0.3) ? Math.max(seen, imports.requestEpoch('B')) + 1 : seen, 0);
     if (toA.send(RECORD_HELLO, b, 0, 4)) counts.hellos++;
   };
   /** Runs every event, due resend and tick up to `end`, checking after each. */
