@@ -13,6 +13,7 @@ import { type BenchResult, type RwMode, runBench } from '../src/initiator/bench.
 import { Initiator } from '../src/initiator/initiator.js';
 import { identify } from '../src/initiator/operations.js';
 import { PacketLink } from '../src/io/packet-link.js';
+import { NO_FAULTS } from '../support/fault-plan.js';
 import { type FaultRelay, type FaultSettings, startTwoSiteRelay } from '../support/fault-relay.js';
 import { gatewayRunSkipReason, startGatewayPair } from '../support/gateway-pair.js';
 import {
@@ -35,16 +36,6 @@ const VBLADE_BUFCNT = 64;
 const WAN_EXTRA = 160;
 const MTUS = (process.env.BENCH_MTUS ?? '1500,9000').split(',').map(Number);
 const RELAY_GW_PORT = 7000;
-const NO_FAULTS: FaultSettings = {
-  dropPercent: 0,
-  duplicatePercent: 0,
-  reorderPercent: 0,
-  reorderAfter: 3,
-  reorderDelayMs: 20,
-  delayMs: 0,
-  jitterMs: 0,
-  maxSizeBytes: 0,
-};
 
 type ProfileId = 'clean' | 'loss1' | 'loss5' | 'delay20';
 const PROFILES: { id: ProfileId; label: string; faults: Partial<FaultSettings> }[] = [

@@ -18,7 +18,13 @@ import { identify, writeSectors } from '../../src/initiator/operations.js';
 import { checkPattern } from '../../src/initiator/pattern.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import { PacketLink } from '../../src/io/packet-link.js';
-import { type GatewayPair, gatewayRunSkipReason, startGatewayPair } from '../../support/gateway-pair.js';
+import { NO_FAULTS } from '../../support/fault-plan.js';
+import {
+  type GatewayPair,
+  gatewayRunSkipReason,
+  gatewayStats,
+  startGatewayPair,
+} from '../../support/gateway-pair.js';
 import { createTwoSite, type TwoSite } from '../../support/two-site.js';
 import { type FaultRelay, type FaultSettings, startFaultRelay } from '../helpers/fault-relay.js';
 import { linuxInitiatorSkipReason, runLinuxInitiator } from '../helpers/linux-initiator.js';
@@ -35,16 +41,7 @@ const liSkip = linuxInitiatorSkipReason();
 const IMAGE = 64 << 20;
 const RELAY_PORT = 7000;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const NONE: FaultSettings = {
-  dropPercent: 0,
-  duplicatePercent: 0,
-  reorderPercent: 0,
-  reorderAfter: 3,
-  reorderDelayMs: 20,
-  delayMs: 0,
-  jitterMs: 0,
-  maxSizeBytes: 0,
-};
+const NONE: FaultSettings = { ...NO_FAULTS };
 /** The profiles of issue 9, each applied to both directions of the routed hop. */
 const PROFILES: Record<string, Partial<FaultSettings>> = {
   loss: { dropPercent: 5 },
@@ -133,20 +130,6 @@ async function bed(o: { lanMtu?: number; wanMtu?: number; tunnelMtu?: number; fa
   }
 }
 
-/** The daemon's SIGUSR1 stats (the last JSON line it printed after the signal). */
-async function stats(p: Spawned): Promise<Record<string, any>> {
-  const before = p.output().length;
-  p.child.kill('SIGUSR1');
-  await waitFor(() => p.output().slice(before).includes('\n{'), 3000);
-  await sleep(50);
-  const lines = p
-    .output()
-    .slice(before)
-    .split('\n')
-    .filter((l) => l.startsWith('{'));
-  return JSON.parse(lines[lines.length - 1]!);
-}
-
 /** The sectors [lba, lba + n) of an image hold the verify pattern of `seed`. */
 function imageHoldsPattern(image: string, lba: number, n: number, seed: number): number {
   const data = readFileSync(image).subarray(lba * SECTOR_SIZE, (lba + n) * SECTOR_SIZE);
@@ -198,8 +181,8 @@ describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, de
     expect(rs.a2b.dropped + rs.b2a.dropped).toBeGreaterThan(50);
     expect(rs.a2b.duplicated + rs.b2a.duplicated).toBeGreaterThan(50);
     expect(rs.a2b.reordered + rs.b2a.reordered).toBeGreaterThan(50);
-    const a = await stats(t!.pair.a);
-    const b = await stats(t!.pair.b);
+    const a = await gatewayStats(t!.pair.a);
+    const b = await gatewayStats(t!.pair.b);
     expect(a.imports.retransmits).toBeGreaterThan(0);
     expect(a.imports.failed).toBe(0);
     expect(b.exportSide.dupAnswered + b.exportSide.dupInProgress + b.exportSide.dupRerun).toBeGreaterThan(0);
@@ -229,7 +212,7 @@ describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, de
     const onDisk = readFileSync(t!.diskImage).subarray(lba * SECTOR_SIZE, (lba + 4) * SECTOR_SIZE);
     expect(onDisk.readUInt32BE(0)).toBe(149);
     expect(sha(onDisk)).toBe(sha(last));
-    const b = await stats(t!.pair.b);
+    const b = await gatewayStats(t!.pair.b);
     // Late copies reached B and were answered without running again.
     expect(b.exportSide.dupAnswered + b.exportSide.dupInProgress).toBeGreaterThan(0);
   }, 120_000);
@@ -407,7 +390,7 @@ describe.skipIf(skip || liSkip)('an outage past tunnel.failAfterMs', () => {
       expect(s.r.failed, s.r.log.slice(-4000)).toEqual([]);
       expect(s.errors, s.r.log.slice(-3000)).toBeGreaterThan(0);
       expect(s.acked).toBe(12 - s.errors);
-      const a = await stats(t!.pair.a);
+      const a = await gatewayStats(t!.pair.a);
       expect(a.imports.failed).toBeGreaterThan(0);
     },
   );
@@ -432,7 +415,7 @@ describe.skipIf(skip)('jumbo frames over a 1500-byte routed hop', () => {
       const r = await verifyPattern(ini, c, { startLba: 4096, sectors: 4096, seed: 5, identity });
       expect(r.mismatches).toBe(0);
       expect(imageHoldsPattern(t!.diskImage, 4096, 4096, 5)).toBe(0);
-      const a = await stats(t!.pair.a);
+      const a = await gatewayStats(t!.pair.a);
       const peer = a.peers[0];
       expect(peer.recordsFragmented).toBeGreaterThan(0);
       expect(peer.pathMtu).toBe(1452);

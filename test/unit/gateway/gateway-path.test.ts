@@ -26,7 +26,7 @@ import type { TargetClient } from '../../../src/initiator/target-client.js';
 import { type FakeLink, FakeSegment } from '../../../src/io/fake-link.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
 import { mac, mask, pattern, qc, read, reserve, write } from '../target/helpers.js';
-import { decode, engineWith, PipePort, requestRecord, serveEngine, settle } from './helpers.js';
+import { advertOf, decode, engineWith, PipePort, requestRecord, serveEngine, settle } from './helpers.js';
 
 const INI = '52:54:00:00:00:01';
 const GWA = '02:00:00:00:0a:01';
@@ -149,21 +149,7 @@ function twoSites(o: { vbladeBuffers?: number } = {}) {
     iniLink,
     /** What the daemon advertises to A: the granted export and the discovered forwards. */
     advertise(generation = 1) {
-      const info = engine.exportInfo('e1.0')!;
-      const targets: TargetAdvert[] = [
-        {
-          shelf: 1,
-          slot: 0,
-          bufferCount: info.bufferCount,
-          sectors: BigInt(info.sectors),
-          configString: info.config,
-          maxSectors: info.maxSectors,
-          name: 'disk',
-          readOnly: false,
-          firmware: info.firmwareVersion,
-        },
-        ...fwd.adverts(),
-      ];
+      const targets: TargetAdvert[] = [advertOf(engine, 1, 0, 'disk'), ...fwd.adverts()];
       for (const c of advertChunks(generation, targets, MAX_RECORD)) toA.send(RECORD_CONTROL, c, 0, c.length);
     },
     async discover() {

@@ -4,7 +4,7 @@
  * receive batch), links on in-memory segments, and a TargetEngine served on a FrameLink.
  */
 import { type AoeMessage, decodeFrame } from '../../../src/aoe/index.js';
-import { REQUEST, writeU64Number } from '../../../src/gateway/peer-messages.js';
+import { REQUEST, type TargetAdvert, writeU64Number } from '../../../src/gateway/peer-messages.js';
 import type { PeerPort } from '../../../src/gateway/peer-port.js';
 import type { FrameLink } from '../../../src/io/frame-link.js';
 import { TargetEngine } from '../../../src/target/engine.js';
@@ -175,4 +175,20 @@ export function requestRecord(
   writeU64Number(head, REQUEST.SEQ, o.seq ?? autoSeq++);
   writeU64Number(head, REQUEST.FENCE, o.fence ?? 0);
   return Buffer.concat([head, initiatorMac, frame.subarray(14)]);
+}
+
+/** What a daemon advertises for the engine's export e{shelf}.{slot} (as Gateway.advertsFor does). */
+export function advertOf(engine: TargetEngine, shelf: number, slot: number, name = ''): TargetAdvert {
+  const info = engine.exportInfo(`e${shelf}.${slot}`)!;
+  return {
+    shelf,
+    slot,
+    bufferCount: info.bufferCount,
+    sectors: BigInt(info.sectors),
+    configString: info.config,
+    maxSectors: info.maxSectors,
+    name,
+    readOnly: false,
+    firmware: info.firmwareVersion,
+  };
 }

@@ -16,13 +16,13 @@ import {
   REQUEST,
   REQUEST_PREFIX,
   readU64Number,
-  type TargetAdvert,
 } from '../../../src/gateway/peer-messages.js';
 import { Initiator } from '../../../src/initiator/initiator.js';
 import { FakeSegment } from '../../../src/io/fake-link.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
 import { pattern, read, write } from '../target/helpers.js';
 import {
+  advertOf,
   capture,
   decode,
   engineWith,
@@ -75,18 +75,7 @@ function site(o: { failAfterMs?: number; clock?: () => number; noHello?: boolean
   toA.connect((type, buf, off, len) => {
     if (type === RECORD_AOE_RESPONSE) imports.handleResponse('B', buf, off, len, now());
   });
-  const info = engine.exportInfo('e1.0')!;
-  const advert: TargetAdvert = {
-    shelf: 1,
-    slot: 0,
-    bufferCount: info.bufferCount,
-    sectors: BigInt(info.sectors),
-    configString: info.config,
-    maxSectors: info.maxSectors,
-    name: '',
-    readOnly: false,
-    firmware: info.firmwareVersion,
-  };
+  const advert = advertOf(engine, 1, 0);
   imports.handleAdverts('B', { generation: 1, chunk: 0, chunks: 1, targets: [advert] }, now());
   return {
     manual,

@@ -30,16 +30,12 @@ import { describe, expect, it } from 'vitest';
 import { ExportSide, type ExportSideStats } from '../../../src/gateway/export-side.js';
 import { ImportSide, type ImportStats } from '../../../src/gateway/import-side.js';
 import { TunnelPeerLink } from '../../../src/gateway/peer-link.js';
-import {
-  RECORD_AOE_REQUEST,
-  RECORD_AOE_RESPONSE,
-  type TargetAdvert,
-} from '../../../src/gateway/peer-messages.js';
+import { RECORD_AOE_REQUEST, RECORD_AOE_RESPONSE } from '../../../src/gateway/peer-messages.js';
 import type { PeerPort } from '../../../src/gateway/peer-port.js';
 import { emptyLinkStats, type FrameLink, type LinkStats } from '../../../src/io/frame-link.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
 import { mac, write } from '../target/helpers.js';
-import { engineWith, serveEngine } from './helpers.js';
+import { advertOf, engineWith, serveEngine } from './helpers.js';
 
 const INI = '52:54:00:00:00:01';
 const GWA = '02:00:00:00:0a:01';
@@ -436,18 +432,7 @@ function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): 
   const toB = port('B', 'B');
   imports.addPeer(toB);
   imports.peerHello('B', 0);
-  const info = engine.exportInfo('e1.0')!;
-  const advert: TargetAdvert = {
-    shelf: 1,
-    slot: 0,
-    bufferCount: info.bufferCount,
-    sectors: BigInt(info.sectors),
-    configString: info.config,
-    maxSectors: info.maxSectors,
-    name: '',
-    readOnly: false,
-    firmware: info.firmwareVersion,
-  };
+  const advert = advertOf(engine, 1, 0);
   imports.handleAdverts('B', { generation: 1, chunk: 0, chunks: 1, targets: [advert] }, clock.now);
 
   function show(type: number, b: Buffer): string {
