@@ -448,3 +448,45 @@ describe.skipIf(skip)('jumbo frames over a 1500-byte routed hop', () => {
     },
   );
 });
+
+describe.skipIf(skip)('a path MTU smaller than tunnel.mtu', () => {
+  let t: Awaited<ReturnType<typeof bed>> | undefined;
+  beforeAll(async () => {
+    // Jumbo everywhere and tunnel.mtu 8952, but the routed path (the relay) silently drops UDP
+    // payloads above 1472 bytes: a 1500-byte hop somewhere that does not say so.
+    t = await bed({ lanMtu: 9000, wanMtu: 9000, tunnelMtu: 8952 });
+    await setFaults(t.relay, { maxSizeBytes: 1472 });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it(
+    'probes find it, the datagram size is lowered, logged and counted, and jumbo I/O verifies',
+    { timeout: 120_000 },
+    async () => {
+      const ini = new Initiator(PacketLink.open({ iface: t!.site.iface.ini, netns: t!.site.ns.ini.name }));
+      try {
+        const [adv] = await ini.queryConfig(2000, { major: 7, minor: 1 });
+        expect(adv!.sectorCount).toBe(17);
+        const c = ini.client(adv!);
+        const identity = await identify(ini, c);
+        const r = await verifyPattern(ini, c, { startLba: 8192, sectors: 2048, seed: 11, identity });
+        expect(r.mismatches).toBe(0);
+        expect(imageHoldsPattern(t!.diskImage, 8192, 2048, 11)).toBe(0);
+        for (const side of [t!.pair.a, t!.pair.b]) {
+          const peer = (await gatewayStats(side)).peers[0];
+          expect(peer.pathMtu).toBeLessThanOrEqual(1472);
+          // Lowered at once to 1280 (known to work), then searched upwards towards 1472.
+          expect(peer.pathMtu).toBeGreaterThanOrEqual(1280);
+          expect(peer.probes.lowered).toBeGreaterThan(0);
+        }
+        expect(t!.pair.a.output()).toMatch(/path MTU lowered from 8952/);
+        const rs = await t!.relay.stats();
+        expect(rs.a2b.oversize + rs.b2a.oversize).toBeGreaterThan(0);
+      } finally {
+        ini.close();
+      }
+    },
+  );
+});
