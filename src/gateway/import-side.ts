@@ -38,6 +38,7 @@ import {
   QueryConfigArg,
   type QueryConfigFields,
 } from '../aoe/query-config.js';
+import { RttEstimator, type RttOptions } from '../initiator/rtt-estimator.js';
 import type { FrameLink } from '../io/frame-link.js';
 import {
   isErrorPdu,
@@ -67,7 +68,6 @@ import {
 } from './peer-messages.js';
 import type { PeerPort } from './peer-port.js';
 import { REQUEST_WINDOW } from './request-window.js';
-import { RttEstimator, type RttOptions } from './rtt-estimator.js';
 import { NO_SLOT, TagMap } from './tag-map.js';
 
 export interface ImportSpec {

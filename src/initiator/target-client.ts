@@ -17,6 +17,7 @@ import { AtaArg, decodeAta, encodeAtaRequest } from '../aoe/ata.js';
 import { AtaFlag, AtaOp, AtaStatus, Command, SECTOR_SIZE } from '../aoe/constants.js';
 import type { AoeHeader } from '../aoe/header.js';
 import { AoegwError } from '../errors.js';
+import { RttEstimator } from './rtt-estimator.js';
 
 export interface FrameSink {
   txSlot(): Buffer;
@@ -97,12 +98,8 @@ export class TargetClient {
   };
   private readonly lba48: boolean;
   private readonly ownMac: Buffer;
-  private readonly minRto: number;
-  private readonly maxRto: number;
+  private readonly rtt: RttEstimator;
   private readonly giveUp: number;
-  private srtt = 0;
-  private rttvar = 0;
-  private rto: number;
   // Per-slot state of outstanding frames.
   private readonly slotTag: Uint32Array;
   private readonly slotIo: (Io | null)[];
@@ -141,9 +138,11 @@ export class TargetClient {
     this.sectorsPerFrame = Math.max(1, Math.min(255, opts.sectorsPerFrame));
     this.window = Math.max(1, Math.min(MAX_WINDOW, opts.window));
     this.lba48 = opts.lba48 ?? true;
-    this.rto = opts.initialRtoMs ?? 250;
-    this.minRto = opts.minRtoMs ?? 20;
-    this.maxRto = opts.maxRtoMs ?? 4000;
+    this.rtt = new RttEstimator({
+      initialRtoMs: opts.initialRtoMs ?? 250,
+      minRtoMs: opts.minRtoMs ?? 20,
+      maxRtoMs: opts.maxRtoMs ?? 4000,
+    });
     this.giveUp = opts.giveUpMs ?? 15_000;
     const w = this.window;
     this.slotTag = new Uint32Array(w);
@@ -172,7 +171,7 @@ export class TargetClient {
   }
 
   get currentRtoMs(): number {
-    return this.rto;
+    return this.rtt.rtoMs();
   }
 
   read(lba: number, sectors: number, into: Uint8Array, off: number, now: number, cb: IoCallback): Io {
@@ -311,21 +310,10 @@ export class TargetClient {
     io.status = ata.cmdStatus;
     io.ataError = ata.errFeature;
     io.replySectorCount = ata.sectorCount;
-    if (this.slotRetries[slot] === 0) this.sampleRtt(now - this.slotSentAt[slot]!);
+    // Karn's rule: only replies to frames sent once are samples.
+    if (this.slotRetries[slot] === 0) this.rtt.sample(now - this.slotSentAt[slot]!);
     this.complete(slot, now, null);
     return true;
-  }
-
-  /** Karn's rule: only replies to frames sent once are samples. RFC 6298 smoothing. */
-  private sampleRtt(ms: number): void {
-    if (this.srtt === 0) {
-      this.srtt = ms;
-      this.rttvar = ms / 2;
-    } else {
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
-      this.srtt = 0.875 * this.srtt + 0.125 * ms;
-    }
-    this.rto = Math.min(this.maxRto, Math.max(this.minRto, this.srtt + 4 * this.rttvar));
   }
 
   private complete(slot: number, now: number, err: AoegwError | null): void {
@@ -370,7 +358,7 @@ export class TargetClient {
         );
         continue;
       }
-      const timeout = Math.min(this.maxRto, this.rto * 2 ** retries);
+      const timeout = this.rtt.rtoMs(retries + 1);
       if (now - this.slotSentAt[slot]! < timeout) continue;
       this.slotRetries[slot] = Math.min(255, retries + 1);
       this.stats.retransmits++;

@@ -3,7 +3,7 @@
  * round trip, 200 ms before the first sample, at least 10 ms, doubled per resend, at most 1 s).
  */
 import { describe, expect, it } from 'vitest';
-import { RttEstimator } from '../../../src/gateway/rtt-estimator.js';
+import { RttEstimator } from '../../../src/initiator/rtt-estimator.js';
 
 describe('RttEstimator', () => {
   it('before any sample: the initial timeout, doubled per resend up to the ceiling', () => {

@@ -1,9 +1,10 @@
 /**
- * Retransmission timeout for requests across the tunnel, from the measured round trip (RFC 6298:
- * smoothed RTT and its variation). Samples come only from requests answered after their first
- * send (Karn's rule: a retransmitted request's reply could answer either copy). The round trip
- * includes the exporter's service time (an fdatasync), so a slow disk raises the timeout instead
- * of causing resends.
+ * Retransmission timeout from the measured round trip (RFC 6298: smoothed RTT and its variation),
+ * for anything that resends requests: our initiator's frames (TargetClient) and the gateway's
+ * requests across the tunnel (ImportSide). Callers feed samples only from requests answered after
+ * their first send (Karn's rule: a resent request's reply could answer either copy). The round trip
+ * includes the target's service time (an fdatasync), so a slow disk raises the timeout instead of
+ * causing resends.
  */
 
 export interface RttOptions {
