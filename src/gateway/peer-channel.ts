@@ -6,7 +6,13 @@
  * whole records of any size up to the tunnel's record limit. Sans-I/O: the tunnel is a small
  * interface, time an argument.
  */
-import { FRAGMENT_HEADER_BYTES, Fragmenter, RECORD_FRAGMENT, Reassembler } from './fragments.js';
+import {
+  FRAGMENT_HEADER_BYTES,
+  Fragmenter,
+  needsFragments,
+  RECORD_FRAGMENT,
+  Reassembler,
+} from './fragments.js';
 import { PathMtu, type PathMtuChange } from './path-mtu.js';
 import {
   decodeProbeAck,
@@ -109,7 +115,7 @@ export class PeerChannel {
   /** Sends one record, in fragments when it does not fit one datagram at the current path MTU. */
   send(type: number, buf: Uint8Array, off: number, len: number): boolean {
     const room = this.recordBytesNow;
-    if (len <= room) {
+    if (!needsFragments(len, room)) {
       this.recordsWhole++;
       return this.tunnel.send(type, buf, off, len);
     }

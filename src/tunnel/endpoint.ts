@@ -776,11 +776,6 @@ export class TunnelEndpoint {
     peer.writer.capacity = capacity;
   }
 
-  /** The largest record value that fits one datagram to `peer` now (≤ maxRecord). */
-  peerMaxRecord(peer: Peer): number {
-    return Math.min(this.maxRecord, peer.writer.capacity - RECORD_HEADER_LEN);
-  }
-
   /**
    * Sends one record alone in its own datagram, padded to no more than its own size (a path MTU
    * probe must be exactly the size it tests, whatever the peer's current packing limit).
