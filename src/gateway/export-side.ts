@@ -125,7 +125,10 @@ interface PeerEntry {
   inFlightTotal: number;
 }
 
-/** Requests that change nothing may run twice; everything else is answered from the reply cache. */
+/**
+ * Requests that change nothing: they may run twice (everything else is answered from the reply
+ * cache), and they are all a read-only grant lets through. The PDU is at buf[p, p + len).
+ */
 function changesNothing(buf: Uint8Array, p: number, len: number): boolean {
   switch (buf[p + PDU.COMMAND]) {
     case Command.ATA: {
@@ -135,7 +138,10 @@ function changesNothing(buf: Uint8Array, p: number, len: number): boolean {
         op === AtaOp.READ_SECTORS ||
         op === AtaOp.READ_SECTORS_EXT ||
         op === AtaOp.IDENTIFY_DEVICE ||
-        op === AtaOp.CHECK_POWER_MODE
+        op === AtaOp.CHECK_POWER_MODE ||
+        // A flush run twice changes nothing either.
+        op === AtaOp.FLUSH_CACHE ||
+        op === AtaOp.FLUSH_CACHE_EXT
       );
     }
     case Command.QUERY_CONFIG:
@@ -476,37 +482,21 @@ export class ExportSide {
    * The PDU at buf[p, p + len), at least its command's argument long (tooShort).
    */
   private refuseWrite(port: PeerPort, buf: Uint8Array, p: number, len: number): boolean {
-    const command = buf[p + PDU.COMMAND]!;
-    switch (command) {
-      case Command.ATA: {
-        const op = buf[p + PDU.ATA_CMD_STATUS]!;
-        const reads =
-          op === AtaOp.READ_SECTORS ||
-          op === AtaOp.READ_SECTORS_EXT ||
-          op === AtaOp.IDENTIFY_DEVICE ||
-          op === AtaOp.CHECK_POWER_MODE ||
-          op === AtaOp.FLUSH_CACHE ||
-          op === AtaOp.FLUSH_CACHE_EXT;
-        if (reads && (buf[p + PDU.ATA_AFLAGS]! & 0x01) === 0) return false;
+    // What a read-only grant lets through is what may run twice: the same rule (changesNothing).
+    if (changesNothing(buf, p, len)) return false;
+    switch (buf[p + PDU.COMMAND]) {
+      case Command.ATA:
         this.sendAtaAbort(port, buf, p);
         return true;
-      }
-      case Command.QUERY_CONFIG: {
-        const ccmd = buf[p + PDU.QC_VERSION_CCMD]! & 0x0f;
-        if (ccmd < ConfigCmd.SET_IF_EMPTY) return false;
+      case Command.QUERY_CONFIG:
         this.sendAoeError(port, buf, p, len, AoeErrorCode.CONFIG_STRING_PRESENT);
         return true;
-      }
-      case Command.MAC_MASK: {
-        if (buf[p + PDU.MM_MCMD] === MaskCmd.READ) return false;
+      case Command.MAC_MASK:
         this.sendAoeError(port, buf, p, len, AoeErrorCode.BAD_ARGUMENT);
         return true;
-      }
-      case Command.RESERVE: {
-        if (buf[p + PDU.RR_RCMD] === ReserveCmd.READ) return false;
+      case Command.RESERVE:
         this.sendAoeError(port, buf, p, len, AoeErrorCode.TARGET_RESERVED);
         return true;
-      }
       default:
         return false; // unknown commands change nothing; the target answers error 1
     }
