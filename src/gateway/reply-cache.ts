@@ -1,5 +1,5 @@
 /**
- * The exporter's replies to one peer's completed requests that must not run twice (writes, flushes,
+ * The exporter's replies to one peer's completed requests that must not run twice (writes,
  * config sets, mask edits, reservations), kept so a duplicate of such a request is answered
  * without running it again. Bounded twice: a byte ring (older replies are overwritten by newer
  * ones) and an age limit. Entries are direct-mapped by seq, so a lookup is one comparison and
