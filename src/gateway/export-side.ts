@@ -430,7 +430,8 @@ export class ExportSide {
 
   /**
    * A reply for one of `entry`'s requests (from the engine link, the forward side, or a refusal
-   * here): buf[off, off + len) is the PDU with our tag. Restores the importer's tag, keeps the
+   * here): buf[off, off + len) is the PDU with our tag; the 12 bytes before `off`, when there are
+   * that many, may be overwritten (sendResponse). Restores the importer's tag, keeps the
    * reply when the request must not run twice, marks the request done and sends the reply.
    */
   private completion(entry: PeerEntry, type: number, buf: Uint8Array, off: number, len: number): boolean {
@@ -455,7 +456,12 @@ export class ExportSide {
     return this.sendResponse(entry, epoch, seq, buf, off, len);
   }
 
-  /** An AOE_RESPONSE record: the (epoch, seq) of the request it answers, then the PDU. */
+  /**
+   * An AOE_RESPONSE record: the (epoch, seq) of the request it answers, then the PDU. Replies of
+   * the engine link and of native targets are Ethernet frames whose 14 header bytes before the PDU
+   * are spent: the prefix is written there, in place, and the data is not copied (the tunnel
+   * copies it once). Others (refusals, kept replies) are copied behind a prefix.
+   */
   private sendResponse(
     entry: PeerEntry,
     epoch: number,
@@ -464,12 +470,17 @@ export class ExportSide {
     off: number,
     len: number,
   ): boolean {
-    const out = this.response;
-    if (RESPONSE_PREFIX + len > out.length) return false;
-    writeU32(out, RESPONSE.EPOCH, epoch);
-    writeU64Number(out, RESPONSE.SEQ, seq);
-    copyBytes(pdu, off, out, RESPONSE_PREFIX, len);
-    return entry.port.send(RECORD_AOE_RESPONSE, out, 0, RESPONSE_PREFIX + len);
+    let out = pdu;
+    let at = off - RESPONSE_PREFIX;
+    if (at < 0) {
+      if (RESPONSE_PREFIX + len > this.response.length) return false;
+      copyBytes(pdu, off, this.response, RESPONSE_PREFIX, len);
+      out = this.response;
+      at = 0;
+    }
+    writeU32(out, at + RESPONSE.EPOCH, epoch);
+    writeU64Number(out, at + RESPONSE.SEQ, seq);
+    return entry.port.send(RECORD_AOE_RESPONSE, out, at, RESPONSE_PREFIX + len);
   }
 
   /** End of a UDP receive batch: each peer's requests go to the engine as one batch. */

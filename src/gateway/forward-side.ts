@@ -352,10 +352,11 @@ export class ForwardSide {
     this.table.release(s);
     if (t.outstanding > 0) t.outstanding--;
     if (port === undefined) return;
+    if (f[p + PDU.COMMAND] === Command.QUERY_CONFIG && this.learnConfig(t, f, len)) this.generation++;
     setPduTag(f, p, this.pRequest[s]!);
+    // The frame's Ethernet header is spent: the send may reuse those bytes.
     if (port.send(RECORD_AOE_RESPONSE, f, p, len - p)) this.stats.replies++;
     else this.stats.sendFailed++;
-    if (f[p + PDU.COMMAND] === Command.QUERY_CONFIG && this.learnConfig(t, f, len)) this.generation++;
   }
 
   private discoveredFrom(linkId: number, f: Buffer, len: number, now: number): void {
