@@ -250,7 +250,6 @@ export class ImportSide {
   private readonly buckets: Int32Array;
   /** No slot is due before this (a lower bound; the scan finds the exact next one). */
   private nextDue = Number.POSITIVE_INFINITY;
-  private readonly errorFrame = Buffer.alloc(ETH_HEADER_SIZE + PDU_ATA_HEADER);
   /** Decoded Query Config of the frame being handled, and the reused parts of local answers. */
   private readonly qc = new QueryConfigArg();
   private readonly replyHeader: {
@@ -833,7 +832,7 @@ export class ImportSide {
       link !== undefined &&
       this.pLen[s]! >= REQUEST_PREFIX + PDU_ATA_HEADER
     ) {
-      const out = this.errorFrame;
+      const out = link.txSlot();
       const n = writeFrame(out, this.pMac, s * MAC_SIZE, link.mac, 0, rec, REQUEST_PREFIX, PDU_ATA_HEADER);
       const p = ETH_HEADER_SIZE;
       out[p + PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE;
@@ -842,7 +841,7 @@ export class ImportSide {
       setPduAddress(out, p, imp.spec.localShelf, imp.spec.localSlot);
       out[p + PDU.ATA_ERR_FEATURE] = AtaErrorBit.ABRT;
       out[p + PDU.ATA_CMD_STATUS] = AtaStatus.DRDY | AtaStatus.ERR;
-      link.send(out, n);
+      link.txCommit(n);
       this.stats.failed++;
     } else {
       this.stats.abandoned++;
