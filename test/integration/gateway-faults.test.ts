@@ -130,6 +130,20 @@ async function bed(o: { lanMtu?: number; wanMtu?: number; tunnelMtu?: number; fa
   }
 }
 
+type TestBed = Awaited<ReturnType<typeof bed>>;
+
+/** A bed for one describe block: built before its tests (then `got` sees it), closed after them. */
+function useBed(o: Parameters<typeof bed>[0], got: (b: TestBed) => void | Promise<void>): void {
+  let b: TestBed | undefined;
+  beforeAll(async () => {
+    b = await bed(o);
+    await got(b);
+  }, 60_000);
+  afterAll(async () => {
+    await b?.close();
+  });
+}
+
 /** The sectors [lba, lba + n) of an image hold the verify pattern of `seed`. */
 function imageHoldsPattern(image: string, lba: number, n: number, seed: number): number {
   const data = readFileSync(image).subarray(lba * SECTOR_SIZE, (lba + n) * SECTOR_SIZE);
@@ -141,16 +155,13 @@ function setFaults(relay: FaultRelay, f: Partial<FaultSettings>) {
 }
 
 describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, delaying routed hop', () => {
-  let t: Awaited<ReturnType<typeof bed>> | undefined;
+  let t: TestBed | undefined;
   let ini: Initiator | undefined;
-  beforeAll(async () => {
-    t = await bed();
-    ini = new Initiator(PacketLink.open({ iface: t.site.iface.ini, netns: t.site.ns.ini.name }));
-  }, 60_000);
-  afterAll(async () => {
-    ini?.close();
-    await t?.close();
+  useBed({}, (b) => {
+    t = b;
+    ini = new Initiator(PacketLink.open({ iface: b.site.iface.ini, netns: b.site.ns.ini.name }));
   });
+  afterAll(() => ini?.close());
 
   it('our initiator: each fault profile, both targets, zero I/O errors, the images verify on the host', async () => {
     const found = await ini!.queryConfig(2000);
@@ -261,7 +272,7 @@ describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, de
 
 /** Runs gateway-stream.sh against e7.1 and calls `onMark(k)` when the VM passes its k-th mark. */
 async function stream(
-  t: Awaited<ReturnType<typeof bed>>,
+  t: TestBed,
   o: { chunks: number; marks: number[]; offset: number; onMark: (k: number) => Promise<void>; mtu?: number },
 ) {
   let pending: Promise<void> = Promise.resolve();
@@ -306,12 +317,9 @@ async function stream(
 }
 
 describe.skipIf(skip || liSkip)('gateway restarts and outages during a Linux initiator write stream', () => {
-  let t: Awaited<ReturnType<typeof bed>> | undefined;
-  beforeAll(async () => {
-    t = await bed();
-  }, 60_000);
-  afterAll(async () => {
-    await t?.close();
+  let t: TestBed | undefined;
+  useBed({}, (b) => {
+    t = b;
   });
 
   it(
@@ -367,12 +375,9 @@ describe.skipIf(skip || liSkip)('gateway restarts and outages during a Linux ini
 });
 
 describe.skipIf(skip || liSkip)('an outage past tunnel.failAfterMs', () => {
-  let t: Awaited<ReturnType<typeof bed>> | undefined;
-  beforeAll(async () => {
-    t = await bed({ failAfterMs: 5000 });
-  }, 60_000);
-  afterAll(async () => {
-    await t?.close();
+  let t: TestBed | undefined;
+  useBed({ failAfterMs: 5000 }, (b) => {
+    t = b;
   });
 
   it(
@@ -397,12 +402,9 @@ describe.skipIf(skip || liSkip)('an outage past tunnel.failAfterMs', () => {
 });
 
 describe.skipIf(skip)('jumbo frames over a 1500-byte routed hop', () => {
-  let t: Awaited<ReturnType<typeof bed>> | undefined;
-  beforeAll(async () => {
-    t = await bed({ lanMtu: 9000, wanMtu: 1500, tunnelMtu: 1452 });
-  }, 60_000);
-  afterAll(async () => {
-    await t?.close();
+  let t: TestBed | undefined;
+  useBed({ lanMtu: 9000, wanMtu: 1500, tunnelMtu: 1452 }, (b) => {
+    t = b;
   });
 
   it('our initiator gets 17 sectors per frame from A and verifies through the fragmented path', async () => {
@@ -450,15 +452,12 @@ describe.skipIf(skip)('jumbo frames over a 1500-byte routed hop', () => {
 });
 
 describe.skipIf(skip)('a path MTU smaller than tunnel.mtu', () => {
-  let t: Awaited<ReturnType<typeof bed>> | undefined;
-  beforeAll(async () => {
-    // Jumbo everywhere and tunnel.mtu 8952, but the routed path (the relay) silently drops UDP
-    // payloads above 1472 bytes: a 1500-byte hop somewhere that does not say so.
-    t = await bed({ lanMtu: 9000, wanMtu: 9000, tunnelMtu: 8952 });
-    await setFaults(t.relay, { maxSizeBytes: 1472 });
-  }, 60_000);
-  afterAll(async () => {
-    await t?.close();
+  let t: TestBed | undefined;
+  // Jumbo everywhere and tunnel.mtu 8952, but the routed path (the relay) silently drops UDP
+  // payloads above 1472 bytes: a 1500-byte hop somewhere that does not say so.
+  useBed({ lanMtu: 9000, wanMtu: 9000, tunnelMtu: 8952 }, async (b) => {
+    t = b;
+    await setFaults(b.relay, { maxSizeBytes: 1472 });
   });
 
   it(
