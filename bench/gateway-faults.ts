@@ -11,7 +11,6 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BenchResult, type RwMode, runBench } from '../src/initiator/bench.js';
 import { Initiator } from '../src/initiator/initiator.js';
-import { identify } from '../src/initiator/operations.js';
 import { PacketLink } from '../src/io/packet-link.js';
 import { NO_FAULTS } from '../support/fault-plan.js';
 import { type FaultRelay, type FaultSettings, startTwoSiteRelay } from '../support/fault-relay.js';
@@ -26,7 +25,16 @@ import {
 import { startVblade } from '../support/processes.js';
 import { createTwoSite } from '../support/two-site.js';
 import { sleep } from '../support/wait.js';
-import { filledImage, machineLine, median, table, withTimeout, writeSection } from './lib.js';
+import {
+  closeAll,
+  filledImage,
+  machineLine,
+  median,
+  openTarget,
+  table,
+  withTimeout,
+  writeSection,
+} from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -183,12 +191,7 @@ class Bench {
     await run.relay.set({ both: { ...NO_FAULTS, ...p.faults } });
     const ini = new Initiator(PacketLink.open({ iface: run.iface, netns: run.ns }));
     try {
-      let advert: Awaited<ReturnType<Initiator['queryConfig']>>[number] | undefined;
-      const until = Date.now() + 15_000;
-      while (!advert && Date.now() < until) [advert] = await ini.queryConfig(500, run.target);
-      if (!advert) throw new Error(`e${run.target.major}.${run.target.minor} did not answer in 15 s`);
-      const c = ini.client(advert);
-      const ident = await withTimeout(identify(ini, c), 15_000, 'IDENTIFY');
+      const { c, ident } = await openTarget(ini, run.target, 15_000, 500);
       const bench = (rw: RwMode, bs: number, qd: number, timeS: number) =>
         withTimeout(
           runBench(c, {
@@ -223,14 +226,8 @@ class Bench {
     }
   }
 
-  async close(): Promise<void> {
-    for (const c of this.closers.splice(0).reverse()) {
-      try {
-        await c();
-      } catch (e) {
-        process.stderr.write(`cleanup: ${(e as Error).message}\n`);
-      }
-    }
+  close(): Promise<void> {
+    return closeAll(this.closers);
   }
 }
 

@@ -15,7 +15,6 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BenchResult, type RwMode, runBench } from '../src/initiator/bench.js';
 import { Initiator } from '../src/initiator/initiator.js';
-import { identify } from '../src/initiator/operations.js';
 import { PacketLink } from '../src/io/packet-link.js';
 import {
   type GatewayPairOptions,
@@ -35,9 +34,11 @@ import { type Spawned, startVblade } from '../support/processes.js';
 import { createTwoSite } from '../support/two-site.js';
 import { sleep } from '../support/wait.js';
 import {
+  closeAll,
   filledImage,
   machineLine,
   median,
+  openTarget,
   processCpuSeconds,
   table,
   withTimeout,
@@ -231,13 +232,7 @@ class Bench {
     if (!run || this.failed.has(`${id}|${mtu}`)) return;
     const ini = new Initiator(PacketLink.open({ iface: run.iface, netns: run.ns }));
     try {
-      // The first frames may wait for a tunnel handshake or an import's advertisement: retry.
-      let advert: Awaited<ReturnType<Initiator['queryConfig']>>[number] | undefined;
-      const until = Date.now() + 10_000;
-      while (!advert && Date.now() < until) [advert] = await ini.queryConfig(300, run.target);
-      if (!advert) throw new Error(`e${run.target.major}.${run.target.minor} did not answer in 10 s`);
-      const c = ini.client(advert);
-      const ident = await withTimeout(identify(ini, c), 10_000, 'IDENTIFY');
+      const { c, ident } = await openTarget(ini, run.target, 10_000, 300);
       for (const w of WORKLOADS) {
         const cpu = () => run.daemons.map((d) => processCpuSeconds(d.pid));
         const cpu0 = cpu();
@@ -274,14 +269,8 @@ class Bench {
     }
   }
 
-  async close(): Promise<void> {
-    for (const c of this.closers.splice(0).reverse()) {
-      try {
-        await c();
-      } catch (e) {
-        process.stderr.write(`cleanup: ${(e as Error).message}\n`);
-      }
-    }
+  close(): Promise<void> {
+    return closeAll(this.closers);
   }
 }
 

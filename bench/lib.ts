@@ -4,6 +4,10 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import type { IdentifyParsed } from '../src/aoe/identify.js';
+import type { Initiator } from '../src/initiator/initiator.js';
+import { identify } from '../src/initiator/operations.js';
+import type { TargetClient } from '../src/initiator/target-client.js';
 
 export const repoRoot = join(import.meta.dirname, '..');
 
@@ -80,4 +84,33 @@ export function filledImage(path: string, bytes: number): string {
     closeSync(fd);
   }
   return path;
+}
+
+/**
+ * Finds `target` through `ini` and IDENTIFYs it, retrying discovery for up to `waitMs`: behind a
+ * tunnel the first frames may wait for a handshake or an advertisement.
+ */
+export async function openTarget(
+  ini: Initiator,
+  target: { major: number; minor: number },
+  waitMs: number,
+  queryMs: number,
+): Promise<{ c: TargetClient; ident: IdentifyParsed }> {
+  let advert: Awaited<ReturnType<Initiator['queryConfig']>>[number] | undefined;
+  const until = Date.now() + waitMs;
+  while (!advert && Date.now() < until) [advert] = await ini.queryConfig(queryMs, target);
+  if (!advert) throw new Error(`e${target.major}.${target.minor} did not answer in ${waitMs / 1000} s`);
+  const c = ini.client(advert);
+  return { c, ident: await withTimeout(identify(ini, c), waitMs, 'IDENTIFY') };
+}
+
+/** Closes what a benchmark set up, newest first; a failure is reported and the rest still close. */
+export async function closeAll(closers: (() => unknown)[]): Promise<void> {
+  for (const c of closers.splice(0).reverse()) {
+    try {
+      await c();
+    } catch (e) {
+      process.stderr.write(`cleanup: ${(e as Error).message}\n`);
+    }
+  }
 }
