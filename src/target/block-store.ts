@@ -1,38 +1,53 @@
 /**
- * The storage behind one export, as the target engine sees it.
- *
- * Synchronous by design: the target driver runs on one event loop, positioned I/O on tmpfs or the
- * page cache is fastest without a thread-pool round trip, and durability costs one fdatasync per
- * receive batch (group commit), not one per frame.
+ * The storage behind one export, as the target engine sees it: operations are started, and end
+ * later with one completion each, so a slow disk never holds the event loop that carries every
+ * other export, link and tunnel.
  *
  * Contract the engine relies on:
- * - The engine checks every range against `sectors` before calling; a store still throws
- *   (ERR_STORE_RANGE) on a range it cannot serve rather than truncate.
- * - `readv`/`writev` use bufs[0..count) in order, each a multiple of 512 bytes, as one run of
- *   consecutive sectors from `lba`. The engine reuses the array and the views: a store must not keep
- *   references to them after returning.
- * - Any throw is an I/O error for the whole call: the engine answers every request of that call
- *   with an ATA error (never an acknowledgement).
- * - `commit()` ends a receive batch that wrote something. In sync mode it makes every write issued
- *   so far durable (fdatasync); in writeback mode it is a no-op. The engine acknowledges writes only
- *   after it returns.
- * - `flush()` (FLUSH CACHE) always makes every completed write durable, in every mode. It implies
- *   commit(): in a batch with a FLUSH the engine calls flush() instead of commit().
- * - A read-only store throws ERR_READ_ONLY from writev (the engine never calls it: it answers ABRT).
+ * - Every read/write/sync ends with exactly one `done(token, result)` (the function given to
+ *   attach()): result = bytes transferred (sync: 0) or −errno. It may come before the call returns
+ *   (memory stores, page-cache hits, the synchronous fallback); the engine queues completions and
+ *   handles them after the batch, never inside the call.
+ * - The engine checks every range against `sectors`; a store still refuses (−EINVAL) a range it
+ *   cannot serve rather than truncate. Short transfers are failures.
+ * - `bufs` are views of the engine's staging memory, each a multiple of 512 bytes, stable until
+ *   the operation's completion (for a ring-backed store: views of the ring's registered arena).
+ * - `write(..., link)`: the next operation started on this store runs only after this one
+ *   succeeded; if it fails, the rest of the chain ends with −ECANCELED. The engine links a
+ *   group's writes to the sync that covers them, so a sync that succeeds covers them all.
+ * - `sync` makes durable every write that completed before it started and every write linked
+ *   before it (fdatasync). The engine acknowledges a write only after a sync covering it
+ *   succeeded when `syncsWrites` is true (sync and direct modes); FLUSH CACHE always syncs.
+ * - A read-only store fails writes with −EROFS (the engine never starts one: it answers ABRT).
  */
+export type StoreDone = (token: number, result: number) => void;
+
 export interface BlockStore {
   /** Capacity in 512-byte sectors. */
   readonly sectors: number;
   readonly readOnly: boolean;
   /** For logs, e.g. 'file /x.img (sync)'. */
   readonly description: string;
-  /** Reads consecutive sectors from `lba` into bufs[0..count) in order. Throws on I/O error. */
-  readv(lba: number, bufs: readonly Uint8Array[], count: number): void;
-  /** Writes consecutive sectors from bufs[0..count); durable only after commit()/flush() in sync mode. */
-  writev(lba: number, bufs: readonly Uint8Array[], count: number): void;
-  /** End of a receive batch that wrote something: fdatasync in sync mode, no-op in writeback. */
-  commit(): void;
-  /** FLUSH CACHE: always makes every completed write durable. */
-  flush(): void;
+  /** Writes are acknowledged only once a sync covering them succeeded (false: writeback). */
+  readonly syncsWrites: boolean;
+  /** Where this store's completions go; set once, by the engine that serves it. */
+  attach(done: StoreDone): void;
+  /** Starts reading consecutive sectors from `lba` into bufs[0..count) in order. */
+  read(lba: number, bufs: readonly Uint8Array[], count: number, token: number): void;
+  /** Starts writing consecutive sectors from bufs[0..count) at `lba`; see `link` above. */
+  write(lba: number, bufs: readonly Uint8Array[], count: number, token: number, link: boolean): void;
+  /** Starts an fdatasync: durable are the writes completed before it and those linked before it. */
+  sync(token: number): void;
+  /** Closes after a final sync; the engine has no operation in flight on it by then. */
   close(): void;
 }
+
+/** Errno values the stores report (negated in completions). */
+export const Errno = {
+  EIO: 5,
+  EBADF: 9,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EROFS: 30,
+  ECANCELED: 125,
+} as const;

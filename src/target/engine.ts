@@ -1,32 +1,28 @@
 /**
  * The built-in AoE target's protocol core: many exports on many links, sans-I/O. The driver hands
  * it each receive batch (frames valid during the call) and a transmit sink; the engine answers
- * into the sink and calls the exports' synchronous BlockStores.
+ * into the sink and starts the exports' asynchronous BlockStore operations.
  *
  * One batch is processed as a batch:
  * 1. Every frame is decoded (reused views; hostile input is counted and dropped, never thrown)
  *    and checked in arrival order: link addressing, export match (broadcast shelf/slot → every
  *    matching export answers with its real address), allow-list, mask list, reservation, buffer
  *    count. Control commands, IDENTIFY, CHECK POWER MODE and every error are answered at once;
- *    READ/WRITE/FLUSH are queued in a preallocated op table.
- * 2. Writes per export are coalesced into runs of contiguous LBAs, one store.writev per run with
- *    views of the REQUEST frames' data (no copy). Runs are taken in LBA order unless two writes of
- *    the batch overlap, then in arrival order (the later write wins, as sent).
- * 3. Reads likewise, one store.readv per run straight into the reply frames (see TxSink for the
- *    zero-copy extension; without it, via scratch frames and one copy each). Reads run after the
- *    batch's writes, so they see them (requests in one batch were outstanding together: any order
- *    is correct, this one is the least surprising).
- * 4. Per export that wrote: store.commit() once (store.flush() instead if the batch had a FLUSH).
- * 5. Only then are write and FLUSH acknowledgements committed to the sink: an acknowledged write is
- *    durable in sync mode, because the Linux initiator never flushes.
+ *    READ/WRITE/FLUSH are copied into the DataPath's pending table (bounded per export).
+ * 2. At the end of the batch the DataPath starts each export's commit group (writes coalesced
+ *    into runs, linked to one sync) and the batch's coalesced reads, and answers whatever
+ *    completed already; the rest is answered when the store completes (storeDone + settle), in
+ *    this turn for page-cache hits, later for a slow disk: see data-path.ts.
+ * 3. A write is acknowledged only after the sync covering it succeeded (sync and direct modes):
+ *    an acknowledged write is durable, because the Linux initiator never flushes.
  *
  * Error mapping (Linux fails an I/O on status & 0xA9, and only retries AoE errors):
  * - unknown ATA opcode, sector count 0 or above min(export max, link MTU), W flag inconsistent
  *   with the opcode, write to a read-only export → DRDY|ERR, ABRT;
  * - range past the end → DRDY|ERR, IDNF;
- * - store.readv throws → DRDY|ERR, UNC (no data);
- * - store.writev / commit / flush throws → DRDY|DF|ERR, ABRT (device fault: the write may be
- *   partly on disk, it is not acknowledged);
+ * - a store read fails → DRDY|ERR, UNC (no data);
+ * - a store write or its sync fails (EIO, ENOSPC, …) → DRDY|DF|ERR, ABRT for every write of its
+ *   commit group (device fault: the write may be partly on disk, it is not acknowledged);
  * - bad AoE version → AoE error 5; unknown or vendor command → AoE error 1; bad sub-command → 2;
  *   Query Config set on a different string → 4; reserved by others → 6 (ATA other than IDENTIFY,
  *   and Reserve set).
@@ -53,8 +49,8 @@
  * their replies are handed to the driver, which sends them once the change is durable.
  * Each reply carries the export's real shelf/slot and the receiving link's MAC as source.
  *
- * Allocation: after warm-up (first batch of each size, first MAC of each initiator, first slot of
- * each view) handling a batch allocates nothing on the data path.
+ * Allocation: after warm-up (first MAC of each initiator, first view of each frame and staging
+ * slot) handling a batch allocates nothing on the data path.
  */
 import { AtaArg, decodeAta, writeAtaStatus } from '../aoe/ata.js';
 import {
@@ -96,6 +92,15 @@ import {
   snapshotInitiators,
   snapshotLink,
 } from './counters.js';
+import {
+  DataPath,
+  type DataPathOptions,
+  type DataPathStats,
+  MAX_DATA_SECTORS,
+  OP_FLUSH,
+  OP_READ,
+  OP_WRITE,
+} from './data-path.js';
 import {
   type ExportOptions,
   ExportRuntime,
@@ -165,6 +170,8 @@ export interface TargetEngineOptions {
   broadcastLimit?: RateLimit | null;
   /** Requests that change persistent state, per source MAC; null = unlimited. Default: DEFAULT_STATE_CHANGE_LIMIT. */
   stateChangeLimit?: RateLimit | null;
+  /** Staging memory and the kernel submission of the data path (a ring's arena and submit). */
+  dataPath?: DataPathOptions;
 }
 
 /**
@@ -182,14 +189,8 @@ export const DEFAULT_STATE_CHANGE_LIMIT: RateLimit = {
   globalBurst: 100,
 };
 
-const OP_READ = 1;
-const OP_WRITE = 2;
-const OP_FLUSH = 3;
 const STATUS_OK = AtaStatus.DRDY;
 const STATUS_ERR = AtaStatus.DRDY | AtaStatus.ERR;
-const STATUS_FAULT = AtaStatus.DRDY | AtaStatus.DF | AtaStatus.ERR;
-const EMPTY = Buffer.alloc(0);
-const NO_FRAMES: readonly Buffer[] = [];
 const BROADCAST = Buffer.alloc(MAC_SIZE, 0xff);
 
 export class TargetEngine {
@@ -215,25 +216,9 @@ export class TargetEngine {
   private readonly views = new DataViews();
   private readonly ctx: BatchContext;
   private gen = 0;
-  private frames: readonly Buffer[] = NO_FRAMES;
   private frameMalformed = false;
-  // Op table of the current batch (struct of arrays, grown to the largest batch seen).
-  private cap = 0;
-  private nOps = 0;
-  private opKind = new Uint8Array(0);
-  private opFrame = new Int32Array(0);
-  private opLba = new Float64Array(0);
-  private opCount = new Int32Array(0);
-  private opStatus = new Uint8Array(0);
-  private opError = new Uint8Array(0);
-  private opExp: (ExportRuntime | null)[] = [];
-  private opIni: (InitiatorCounters | null)[] = [];
-  private order = new Int32Array(0);
-  private bufs: Buffer[] = [];
-  private slots: Buffer[] = [];
-  // Reply frames for reads when the sink has no txReserve/txSlotAt.
-  private scratch: Buffer[] = [];
-  private scratchSize = 0;
+  private readonly data: DataPath;
+  private readonly storeDoneFn = (token: number, result: number) => this.data.done(token, result);
 
   constructor(opts: TargetEngineOptions = {}) {
     this.onStateChange = opts.onStateChange;
@@ -243,6 +228,7 @@ export class TargetEngine {
     this.bcastLimit = bl === null ? null : new SourceRateLimiter(bl);
     const cl = opts.stateChangeLimit === undefined ? DEFAULT_STATE_CHANGE_LIMIT : opts.stateChangeLimit;
     this.changeLimit = cl === null ? null : new SourceRateLimiter(cl);
+    this.data = new DataPath(this.links, opts.dataPath);
     this.ctx = {
       link: undefined as unknown as LinkState,
       sink: undefined as unknown as TxSink,
@@ -306,6 +292,8 @@ export class TargetEngine {
       ns: this.namespaces.intern(principal),
       maxSectors,
       c: old?.c ?? new LinkCounters(),
+      sink: old?.sink,
+      dirtyGen: -1,
     });
   }
 
@@ -322,6 +310,7 @@ export class TargetEngine {
     if (this.byKey.has(exp.key))
       throw new AoegwError('ERR_TARGET_CONFIG', `export key ${exp.key} is used twice`);
     this.nextOrdinal++;
+    exp.store.attach(this.storeDoneFn);
     this.byAddress.set(exp.address, exp);
     this.byKey.set(exp.key, exp);
     this.exportList = [...this.exportList, exp];
@@ -416,21 +405,35 @@ export class TargetEngine {
     const n = Math.min(count, frames.length, lengths.length);
     this.begin(link, sink);
     link.c.batches++;
-    this.ensureCapacity(n);
-    this.frames = frames;
-    this.nOps = 0;
     this.now = now;
     try {
-      for (let i = 0; i < n; i++) this.frame(i, frames[i]!, lengths[i]!, now);
-      if (this.nOps > 0) this.serveData();
+      for (let i = 0; i < n; i++) this.frame(frames[i]!, lengths[i]!, now);
     } finally {
-      for (let k = 0; k < this.nOps; k++) {
-        this.opExp[k] = null;
-        this.opIni[k] = null;
-      }
-      this.nOps = 0;
-      this.frames = NO_FRAMES;
+      this.data.startBatch();
+      this.data.settle();
     }
+  }
+
+  /** A store operation ended (for stores whose completions arrive through a ring): see settle(). */
+  storeDone(token: number, result: number): void {
+    this.data.done(token, result);
+  }
+
+  /**
+   * Answers every request whose store operations completed (and starts what they release).
+   * Called by handleBatch; the driver calls it after delivering a batch of ring completions.
+   */
+  settle(): void {
+    this.data.settle();
+  }
+
+  /** READ/WRITE/FLUSH requests waiting for their store. */
+  get pendingRequests(): number {
+    return this.data.pending;
+  }
+
+  dataPathStats(): DataPathStats {
+    return this.data.stats();
   }
 
   /** One unsolicited broadcast Query Config response per export served on the link. Returns the count. */
@@ -492,11 +495,12 @@ export class TargetEngine {
     const ctx = this.ctx;
     ctx.link = link;
     ctx.sink = sink;
+    link.sink = sink;
     ctx.hold = false;
     ctx.slotCap = Math.min(sink.txSlot().length, link.mtu + ETH_HEADER_SIZE);
     ctx.linkSectors = Math.max(
       0,
-      Math.min(link.maxSectors, Math.floor((ctx.slotCap - ATA_HEADER_END) / SECTOR_SIZE)),
+      Math.min(link.maxSectors, MAX_DATA_SECTORS, Math.floor((ctx.slotCap - ATA_HEADER_END) / SECTOR_SIZE)),
     );
     this.gen++;
   }
@@ -512,27 +516,7 @@ export class TargetEngine {
     }
   }
 
-  private ensureCapacity(n: number): void {
-    if (n <= this.cap) return;
-    let cap = Math.max(16, this.cap);
-    while (cap < n) cap *= 2;
-    this.cap = cap;
-    this.opKind = new Uint8Array(cap);
-    this.opFrame = new Int32Array(cap);
-    this.opLba = new Float64Array(cap);
-    this.opCount = new Int32Array(cap);
-    this.opStatus = new Uint8Array(cap);
-    this.opError = new Uint8Array(cap);
-    this.order = new Int32Array(cap);
-    while (this.opExp.length < cap) {
-      this.opExp.push(null);
-      this.opIni.push(null);
-      this.bufs.push(EMPTY);
-      this.slots.push(EMPTY);
-    }
-  }
-
-  private frame(i: number, buf: Buffer, len: number, now: number): void {
+  private frame(buf: Buffer, len: number, now: number): void {
     const c = this.ctx.link.c;
     c.framesIn++;
     if (!(len > 0) || buf === undefined || len > buf.length) {
@@ -580,7 +564,7 @@ export class TargetEngine {
         c.notForUs++;
         return;
       }
-      this.serve(exp, i, buf, len, e, false, now);
+      this.serve(exp, buf, len, e, false, now);
       if (this.frameMalformed) c.malformed++;
       return;
     }
@@ -604,7 +588,7 @@ export class TargetEngine {
         exp.servedOn(link.id)
       ) {
         matched = true;
-        this.serve(exp, i, buf, len, e, true, now);
+        this.serve(exp, buf, len, e, true, now);
       }
     }
     if (!matched) c.notForUs++;
@@ -613,7 +597,6 @@ export class TargetEngine {
 
   private serve(
     exp: ExportRuntime,
-    i: number,
     buf: Buffer,
     len: number,
     headerError: number,
@@ -643,7 +626,7 @@ export class TargetEngine {
     }
     switch (this.hdr.command) {
       case Command.ATA:
-        this.ataRequest(exp, i, buf, len, broadcast, ini);
+        this.ataRequest(exp, buf, len, broadcast, ini);
         return;
       // ctx.hold turns true when the handler changed persistent state: its reply is held.
       case Command.QUERY_CONFIG:
@@ -673,7 +656,6 @@ export class TargetEngine {
 
   private ataRequest(
     exp: ExportRuntime,
-    i: number,
     buf: Buffer,
     len: number,
     broadcast: boolean,
@@ -707,10 +689,6 @@ export class TargetEngine {
     if (exp.batchGen !== this.gen) {
       exp.batchGen = this.gen;
       exp.batchUsed = 0;
-      exp.batchWrote = false;
-      exp.batchFlush = false;
-      exp.batchSynced = false;
-      exp.batchCommitFailed = false;
     }
     if (exp.batchUsed >= exp.bufferCount) {
       c.dropBufferFull++;
@@ -721,12 +699,12 @@ export class TargetEngine {
       case AtaOp.READ_SECTORS:
       case AtaOp.READ_SECTORS_EXT:
         c.ataRead++;
-        this.dataRequest(exp, i, buf, ini, false, op === AtaOp.READ_SECTORS_EXT);
+        this.dataRequest(exp, buf, ini, false, op === AtaOp.READ_SECTORS_EXT);
         return;
       case AtaOp.WRITE_SECTORS:
       case AtaOp.WRITE_SECTORS_EXT:
         c.ataWrite++;
-        this.dataRequest(exp, i, buf, ini, true, op === AtaOp.WRITE_SECTORS_EXT);
+        this.dataRequest(exp, buf, ini, true, op === AtaOp.WRITE_SECTORS_EXT);
         return;
       case AtaOp.IDENTIFY_DEVICE: {
         c.ataIdentify++;
@@ -745,8 +723,7 @@ export class TargetEngine {
       case AtaOp.FLUSH_CACHE:
       case AtaOp.FLUSH_CACHE_EXT:
         c.ataFlush++;
-        exp.batchFlush = true;
-        this.pushOp(OP_FLUSH, i, exp, ini, 0, 0);
+        if (!this.data.accept(OP_FLUSH, exp, ini, ctx.link.id, buf, null, 0, 0)) c.dropBufferFull++;
         return;
       case AtaOp.CHECK_POWER_MODE: {
         c.ataCheckPower++;
@@ -766,7 +743,6 @@ export class TargetEngine {
 
   private dataRequest(
     exp: ExportRuntime,
-    i: number,
     buf: Buffer,
     ini: InitiatorCounters,
     write: boolean,
@@ -791,250 +767,8 @@ export class TargetEngine {
       this.ataError(exp, buf, AtaErrorBit.IDNF);
       return;
     }
-    if (write) exp.batchWrote = true;
-    this.pushOp(write ? OP_WRITE : OP_READ, i, exp, ini, a.lba, n);
-  }
-
-  private pushOp(
-    kind: number,
-    i: number,
-    exp: ExportRuntime,
-    ini: InitiatorCounters,
-    lba: number,
-    n: number,
-  ): void {
-    const k = this.nOps++;
-    this.opKind[k] = kind;
-    this.opFrame[k] = i;
-    this.opLba[k] = lba;
-    this.opCount[k] = n;
-    this.opStatus[k] = STATUS_OK;
-    this.opError[k] = 0;
-    this.opExp[k] = exp;
-    this.opIni[k] = ini;
-  }
-
-  private serveData(): void {
-    const nw = this.collect(OP_WRITE);
-    if (nw > 0) {
-      this.sortOps(nw, true);
-      if (this.hasOverlap(nw)) {
-        this.collect(OP_WRITE);
-        this.sortOps(nw, false);
-      }
-      this.runGroups(nw, true);
-    }
-    const nr = this.collect(OP_READ);
-    if (nr > 0) {
-      this.sortOps(nr, true);
-      this.runGroups(nr, false);
-    }
-    this.syncStores();
-    this.acknowledge();
-  }
-
-  /** order[0..n) = ops of `kind` in arrival order; returns n. */
-  private collect(kind: number): number {
-    let n = 0;
-    for (let k = 0; k < this.nOps; k++) if (this.opKind[k] === kind) this.order[n++] = k;
-    return n;
-  }
-
-  /** Stable insertion sort of order[0..n) by export, then (if byLba) LBA. Batches are small and mostly sorted. */
-  private sortOps(n: number, byLba: boolean): void {
-    const o = this.order;
-    for (let j = 1; j < n; j++) {
-      const k = o[j]!;
-      const ek = this.opExp[k]!.ordinal;
-      const lk = this.opLba[k]!;
-      let p = j - 1;
-      while (p >= 0) {
-        const q = o[p]!;
-        const eq = this.opExp[q]!.ordinal;
-        if (eq < ek || (eq === ek && (!byLba || this.opLba[q]! <= lk))) break;
-        o[p + 1] = q;
-        p--;
-      }
-      o[p + 1] = k;
-    }
-  }
-
-  private hasOverlap(n: number): boolean {
-    const o = this.order;
-    for (let j = 1; j < n; j++) {
-      const a = o[j - 1]!;
-      const b = o[j]!;
-      if (this.opExp[a] === this.opExp[b] && this.opLba[b]! < this.opLba[a]! + this.opCount[a]!) return true;
-    }
-    return false;
-  }
-
-  /** Runs of consecutive order entries with the same export and contiguous LBAs. */
-  private runGroups(n: number, write: boolean): void {
-    const o = this.order;
-    let s = 0;
-    while (s < n) {
-      const first = o[s]!;
-      const exp = this.opExp[first]!;
-      let end = this.opLba[first]! + this.opCount[first]!;
-      let e = s + 1;
-      while (e < n) {
-        const k = o[e]!;
-        if (this.opExp[k] !== exp || this.opLba[k] !== end) break;
-        end += this.opCount[k]!;
-        e++;
-      }
-      if (write) this.writeRun(exp, s, e);
-      else this.readRun(exp, s, e);
-      s = e;
-    }
-  }
-
-  private writeRun(exp: ExportRuntime, s: number, e: number): void {
-    const o = this.order;
-    const bufs = this.bufs;
-    for (let j = s; j < e; j++) {
-      const k = o[j]!;
-      bufs[j - s] = this.views.get(this.frames[this.opFrame[k]!]!, this.opCount[k]!);
-    }
-    try {
-      exp.c.storeWritev++;
-      exp.store.writev(this.opLba[o[s]!]!, bufs, e - s);
-    } catch {
-      exp.c.storeErrors++;
-      for (let j = s; j < e; j++) {
-        const k = o[j]!;
-        this.opStatus[k] = STATUS_FAULT;
-        this.opError[k] = AtaErrorBit.ABRT;
-      }
-    }
-  }
-
-  private readInto(exp: ExportRuntime, lba: number, m: number): boolean {
-    try {
-      exp.c.storeReadv++;
-      exp.store.readv(lba, this.bufs, m);
-      return true;
-    } catch {
-      exp.c.storeErrors++;
-      return false;
-    }
-  }
-
-  private readDone(exp: ExportRuntime, k: number, ok: boolean): number {
-    const n = this.opCount[k]!;
-    if (!ok) {
-      exp.c.ataErrors++;
-      return ATA_HEADER_END;
-    }
-    const bytes = n * SECTOR_SIZE;
-    exp.c.reads++;
-    exp.c.bytesRead += bytes;
-    this.opIni[k]!.bytesRead += bytes;
-    return ATA_HEADER_END + bytes;
-  }
-
-  private readRun(exp: ExportRuntime, s: number, e: number): void {
-    const ctx = this.ctx;
-    const sink = ctx.sink;
-    const o = this.order;
-    const frames = this.frames;
-    if (typeof sink.txReserve === 'function' && typeof sink.txSlotAt === 'function') {
-      // Zero copy: the store reads straight into the reply frames in the transmit arena.
-      let j = s;
-      while (j < e) {
-        const m = Math.max(1, Math.min(sink.txReserve(e - j), e - j));
-        for (let t = 0; t < m; t++) {
-          const k = o[j + t]!;
-          const slot = sink.txSlotAt(t);
-          prepareReply(slot, ctx, exp, frames[this.opFrame[k]!]!, ATA_HEADER_END);
-          writeAtaStatus(slot, STATUS_OK, 0);
-          this.slots[t] = slot;
-          this.bufs[t] = this.views.get(slot, this.opCount[k]!);
-        }
-        const ok = this.readInto(exp, this.opLba[o[j]!]!, m);
-        for (let t = 0; t < m; t++) {
-          const slot = this.slots[t]!;
-          if (!ok) writeAtaStatus(slot, STATUS_ERR, AtaErrorBit.UNC);
-          commitReply(ctx, slot, this.readDone(exp, o[j + t]!, ok));
-        }
-        j += m;
-      }
-      return;
-    }
-    // One copy per frame: read the run into scratch reply frames, then copy each into a slot.
-    const m = e - s;
-    this.ensureScratch(m, ctx.slotCap);
-    for (let t = 0; t < m; t++) {
-      const k = o[s + t]!;
-      const sc = this.scratch[t]!;
-      prepareReply(sc, ctx, exp, frames[this.opFrame[k]!]!, ATA_HEADER_END);
-      writeAtaStatus(sc, STATUS_OK, 0);
-      this.bufs[t] = this.views.get(sc, this.opCount[k]!);
-    }
-    const ok = this.readInto(exp, this.opLba[o[s]!]!, m);
-    for (let t = 0; t < m; t++) {
-      const sc = this.scratch[t]!;
-      if (!ok) writeAtaStatus(sc, STATUS_ERR, AtaErrorBit.UNC);
-      const k = o[s + t]!;
-      const len = this.readDone(exp, k, ok);
-      const slot = sink.txSlot();
-      slot.set(this.views.frame(sc, ok ? this.opCount[k]! : 0));
-      commitReply(ctx, slot, len);
-    }
-  }
-
-  private ensureScratch(m: number, size: number): void {
-    if (size > this.scratchSize) {
-      this.scratch = [];
-      this.scratchSize = size;
-    }
-    while (this.scratch.length < m) this.scratch.push(Buffer.alloc(this.scratchSize));
-  }
-
-  /** One commit (or flush) per export that wrote or flushed in this batch. */
-  private syncStores(): void {
-    for (let k = 0; k < this.nOps; k++) {
-      if (this.opKind[k] === OP_READ) continue;
-      const exp = this.opExp[k]!;
-      if (exp.batchSynced) continue;
-      exp.batchSynced = true;
-      try {
-        if (exp.batchFlush) {
-          exp.c.storeFlushes++;
-          exp.store.flush();
-        } else if (exp.batchWrote) {
-          exp.c.storeCommits++;
-          exp.store.commit();
-        }
-      } catch {
-        exp.c.storeErrors++;
-        exp.batchCommitFailed = true;
-      }
-    }
-  }
-
-  /** Write and FLUSH replies, in arrival order, after the stores committed. */
-  private acknowledge(): void {
-    const ctx = this.ctx;
-    for (let k = 0; k < this.nOps; k++) {
-      const kind = this.opKind[k]!;
-      if (kind === OP_READ) continue;
-      const exp = this.opExp[k]!;
-      let status = this.opStatus[k]!;
-      let error = this.opError[k]!;
-      if (status === STATUS_OK && exp.batchCommitFailed) {
-        status = STATUS_FAULT;
-        error = AtaErrorBit.ABRT;
-      }
-      if (status !== STATUS_OK) exp.c.ataErrors++;
-      else if (kind === OP_WRITE) {
-        const bytes = this.opCount[k]! * SECTOR_SIZE;
-        exp.c.writes++;
-        exp.c.bytesWritten += bytes;
-        this.opIni[k]!.bytesWritten += bytes;
-      }
-      sendAtaStatus(ctx, exp, this.frames[this.opFrame[k]!]!, status, error);
-    }
+    const data = write ? this.views.get(buf, n) : null;
+    const kind = write ? OP_WRITE : OP_READ;
+    if (!this.data.accept(kind, exp, ini, this.ctx.link.id, buf, data, a.lba, n)) exp.c.dropBufferFull++;
   }
 }

@@ -75,6 +75,11 @@ export interface ExportOptions {
   readOnly?: boolean;
   /** Advertised buffer count = max ATA requests accepted per receive batch; default 64, min 2, max 65535. */
   bufferCount?: number;
+  /**
+   * Requests waiting for the store at most (1..65535; default 2 × bufferCount, at least 64): a slow
+   * store backs up alone, its requests beyond this are dropped (the initiator retransmits).
+   */
+  queueLimit?: number;
   /** Max sectors per ATA command (1..255); the link MTU limits it further. Default 255. */
   maxSectorsPerFrame?: number;
   /**
@@ -171,13 +176,21 @@ export class ExportRuntime {
   private readonly namespaces: Namespaces;
   readonly c = new ExportCounters();
   readonly initiators: InitiatorTable;
+  /** Requests waiting for the store at most (see DataPath); beyond, requests are dropped. */
+  readonly queueLimit: number;
   // Per-batch scratch (valid while batchGen equals the engine's generation).
   batchGen = -1;
   batchUsed = 0;
-  batchWrote = false;
-  batchFlush = false;
-  batchSynced = false;
-  batchCommitFailed = false;
+  // DataPath state: requests waiting for the store, the queue of writes/FLUSHes not yet started
+  // (pending-table indices, -1 = none), the commit group in flight.
+  outstanding = 0;
+  qHead = -1;
+  qTail = -1;
+  gHead = -1;
+  groupInFlight = false;
+  groupFailed = false;
+  groupRemaining = 0;
+  batchMark = -1;
 
   /** `namespaces`: the engine's (shared by its exports and links); a private one by default. */
   constructor(cfg: ExportOptions, ordinal: number, namespaces = new Namespaces()) {
@@ -190,7 +203,7 @@ export class ExportRuntime {
     this.address = this.shelf * 256 + this.slot;
     this.ordinal = ordinal;
     const store = cfg.store;
-    if (!store || typeof store.readv !== 'function') throw fail(`export ${this.key} has no store`);
+    if (!store || typeof store.read !== 'function') throw fail(`export ${this.key} has no store`);
     if (!Number.isInteger(store.sectors) || store.sectors < 0 || store.sectors > LBA48_MAX) {
       throw fail(`export ${this.key}: store capacity ${store.sectors} sectors out of range`);
     }
@@ -202,6 +215,7 @@ export class ExportRuntime {
       0xffff,
       Math.max(2, Math.floor(cfg.bufferCount ?? DEFAULT_BUFFER_COUNT) || 2),
     );
+    this.queueLimit = intIn('queueLimit', cfg.queueLimit, 1, 65535, Math.max(64, 2 * this.bufferCount));
     this.maxSectors = intIn('maxSectorsPerFrame', cfg.maxSectorsPerFrame, 1, 255, 255);
     this.firmwareVersion = intIn('firmwareVersion', cfg.firmwareVersion, 0, 0xffff, 1);
     this.maxMasks = intIn('maxMaskEntries', cfg.maxMaskEntries, 1, 255, DEFAULT_MAX_MASK_ENTRIES);

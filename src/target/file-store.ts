@@ -1,18 +1,19 @@
 /**
  * BlockStore over a regular file or a block device, with the export's durability mode:
  *
- * - `sync` (default): a write is acknowledged only when it is on stable storage. The engine calls
- *   commit() once per receive batch that wrote something (group commit), before any write reply of
- *   that batch is sent; commit() is fdatasync.
- * - `writeback`: acknowledged after the write syscall (page cache). UNSAFE: a host crash loses
+ * - `sync` (default): a write is acknowledged only when it is on stable storage: the engine links
+ *   each commit group's writes to one fdatasync and answers them when it succeeded.
+ * - `writeback`: acknowledged after the write completed (page cache). UNSAFE: a host crash loses
  *   acknowledged writes, and the Linux initiator never sends FLUSH CACHE. FLUSH CACHE still syncs.
- * - `direct`: O_DIRECT through an aligned bounce buffer (no page-cache pollution, no double
- *   caching with the initiator's own cache), plus fdatasync per batch to flush the device cache.
+ * - `direct`: O_DIRECT (no page-cache pollution, no double caching with the initiator's own
+ *   cache), plus an fdatasync per group to flush the device cache. With a ring the staging slots
+ *   are aligned and used as they are; without one, through an aligned bounce buffer.
  *
- * I/O is synchronous on purpose: the target runs one event loop, each receive batch is served
- * completely before the next, and positioned I/O against the page cache costs less than a
- * thread-pool round trip. A slow disk therefore delays the next batch (frames wait in the socket
- * buffer, which makes the next group commit bigger), never reorders an acknowledgement.
+ * With an IoRing (the server's) every operation goes to the kernel asynchronously: the event loop
+ * never waits for the disk, a slow fdatasync holds only its own export's requests, and the
+ * completions reach the engine through the ring's handler (the server wires it), not through
+ * attach(). Without one (io_uring unavailable) the operations run synchronously and complete
+ * inside the call, as before: a slow disk then delays the whole process.
  */
 import {
   type BigIntStats,
@@ -25,10 +26,11 @@ import {
   readvSync,
   writevSync,
 } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { SECTOR_SIZE } from '../aoe/constants.js';
 import { AoegwError } from '../errors.js';
 import { nativeAddon } from '../io/native.js';
-import type { BlockStore } from './block-store.js';
+import { type BlockStore, Errno, type StoreDone } from './block-store.js';
 import type { Durability } from './spec.js';
 
 export interface FileStoreOptions {
@@ -39,6 +41,29 @@ export interface FileStoreOptions {
   offset?: number;
   /** Bytes to export (default: the rest of the file/device after offset; multiple of 512). */
   length?: number;
+  /** Asynchronous kernel I/O (the server's IoRing); without it, operations run synchronously. */
+  ring?: RingIo;
+}
+
+/** What a FileStore needs of an IoRing (src/io/io-ring.ts). */
+export interface RingIo {
+  readv(
+    fd: number,
+    pos: number,
+    bufs: readonly Uint8Array[],
+    count: number,
+    token: number,
+    link?: boolean,
+  ): void;
+  writev(
+    fd: number,
+    pos: number,
+    bufs: readonly Uint8Array[],
+    count: number,
+    token: number,
+    link?: boolean,
+  ): void;
+  fdatasync(fd: number, token: number, link?: boolean): void;
 }
 
 /**
@@ -61,26 +86,35 @@ export function overlaps(a: StoreIdentity, b: StoreIdentity): boolean {
   return same && a.start < b.end && b.start < a.end;
 }
 
-/** Largest single request the bounce buffer serves in direct mode (one coalesced run). */
+/** Largest single request the bounce buffer serves in direct mode without a ring (one coalesced run). */
 const DIRECT_BOUNCE_BYTES = 4 << 20;
+const SYNC_READ = 1;
+const SYNC_WRITE = 2;
+const SYNC_DATASYNC = 3;
+const NO_BUFS: readonly Uint8Array[] = [];
 
 export class FileStore implements BlockStore {
   readonly sectors: number;
   readonly readOnly: boolean;
   readonly durability: Durability;
+  readonly syncsWrites: boolean;
   readonly description: string;
   readonly identity: StoreIdentity;
-  commits = 0;
-  flushes = 0;
+  syncs = 0;
   private fd: number;
   private readonly base: number;
-  private dirty = false;
+  private readonly ring: RingIo | undefined;
+  private done: StoreDone = () => {};
+  /** Synchronous fallback: a linked operation failed, the next one is cancelled. */
+  private chainBroken = false;
   private readonly bounce: Buffer | undefined;
   private readonly vectors: Uint8Array[][] = [];
 
   constructor(o: FileStoreOptions) {
     this.readOnly = o.readOnly ?? false;
     this.durability = o.durability ?? 'sync';
+    this.syncsWrites = this.durability !== 'writeback';
+    this.ring = o.ring;
     const offset = o.offset ?? 0;
     if (offset % SECTOR_SIZE !== 0 || offset < 0) {
       throw new AoegwError(
@@ -123,60 +157,99 @@ export class FileStore implements BlockStore {
       closeSync(this.fd);
       throw e;
     }
-    if (this.durability === 'direct')
+    if (this.durability === 'direct' && this.ring === undefined)
       this.bounce = Buffer.from(nativeAddon().allocAligned(DIRECT_BOUNCE_BYTES, 4096));
-    this.description = `${o.path}${offset ? `@${offset}` : ''} (${this.durability}${this.readOnly ? ', read-only' : ''})`;
+    this.description = `${o.path}${offset ? `@${offset}` : ''} (${this.durability}${this.readOnly ? ', read-only' : ''}${this.ring ? '' : ', synchronous I/O'})`;
   }
 
-  /**
-   * Bytes of bufs[0..count) after the BlockStore checks: the store is the last guard against I/O
-   * outside the export's window (offset, length), whatever its caller checked.
-   */
-  private check(op: 'readv' | 'writev', lba: number, bufs: readonly Uint8Array[], count: number): number {
-    if (this.fd < 0) throw new AoegwError('ERR_CLOSED', `${this.description} is closed`);
+  attach(done: StoreDone): void {
+    this.done = done;
+  }
+
+  read(lba: number, bufs: readonly Uint8Array[], count: number, token: number): void {
+    const bytes = this.check(lba, bufs, count);
+    if (bytes < 0) this.finish(token, bytes, false);
+    else if (this.ring) this.ring.readv(this.fd, this.base + lba * SECTOR_SIZE, bufs, count, token);
+    else this.runSync(token, false, SYNC_READ, this.base + lba * SECTOR_SIZE, bufs, count);
+  }
+
+  write(lba: number, bufs: readonly Uint8Array[], count: number, token: number, link: boolean): void {
+    let bytes = this.check(lba, bufs, count);
+    if (bytes >= 0 && this.readOnly) bytes = -Errno.EROFS;
+    if (bytes < 0) this.finish(token, bytes, link);
+    else if (this.ring) this.ring.writev(this.fd, this.base + lba * SECTOR_SIZE, bufs, count, token, link);
+    else this.runSync(token, link, SYNC_WRITE, this.base + lba * SECTOR_SIZE, bufs, count);
+  }
+
+  sync(token: number): void {
+    if (this.fd < 0) this.finish(token, -Errno.EBADF, false);
+    else if (this.ring) {
+      this.syncs++;
+      this.ring.fdatasync(this.fd, token);
+    } else this.runSync(token, false, SYNC_DATASYNC, 0, NO_BUFS, 0);
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    try {
+      if (!this.readOnly) fdatasyncSync(this.fd);
+    } finally {
+      closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+
+  /** Bytes of bufs[0..count), or −errno: the store is the last guard of the export's window. */
+  private check(lba: number, bufs: readonly Uint8Array[], count: number): number {
+    if (this.fd < 0) return -Errno.EBADF;
     let bytes = 0;
     for (let i = 0; i < count; i++) {
       const n = bufs[i]!.length;
-      if (n % SECTOR_SIZE !== 0)
-        throw new AoegwError('ERR_STORE_IO', `${op}: buffer of ${n} bytes is not whole sectors`);
+      if (n % SECTOR_SIZE !== 0) return -Errno.EINVAL;
       bytes += n;
     }
-    const sectors = bytes / SECTOR_SIZE;
-    if (!Number.isInteger(lba) || lba < 0 || lba + sectors > this.sectors) {
-      throw new AoegwError(
-        'ERR_STORE_RANGE',
-        `${op} of ${sectors} sectors at LBA ${lba} is outside the ${this.sectors} sectors of ${this.description}`,
-      );
-    }
+    if (!Number.isInteger(lba) || lba < 0 || lba + bytes / SECTOR_SIZE > this.sectors) return -Errno.EINVAL;
     return bytes;
   }
 
-  readv(lba: number, bufs: readonly Uint8Array[], count: number): void {
-    const want = this.check('readv', lba, bufs, count);
-    const list = this.vector(bufs, count);
-    const pos = this.base + lba * SECTOR_SIZE;
-    if (this.bounce) {
-      this.directRead(pos, list);
-      return;
-    }
-    const got = readvSync(this.fd, list as Uint8Array[], pos);
-    if (got !== want)
-      throw new AoegwError('ERR_STORE_IO', `short read at LBA ${lba}: ${got} of ${want} bytes`);
+  /** A failure found before the kernel saw the operation, completed as the kernel would. */
+  private finish(token: number, result: number, link: boolean): void {
+    if (this.ring === undefined) this.chainBroken = link && result < 0;
+    this.done(token, result);
   }
 
-  writev(lba: number, bufs: readonly Uint8Array[], count: number): void {
-    if (this.readOnly) throw new AoegwError('ERR_READ_ONLY', `${this.description} is read-only`);
-    const want = this.check('writev', lba, bufs, count);
-    const list = this.vector(bufs, count);
-    const pos = this.base + lba * SECTOR_SIZE;
-    this.dirty = true;
-    if (this.bounce) {
-      this.directWrite(pos, list);
+  /** Synchronous fallback: runs the operation now and completes it (a short transfer stays short: the engine fails it). */
+  private runSync(
+    token: number,
+    link: boolean,
+    op: number,
+    pos: number,
+    bufs: readonly Uint8Array[],
+    count: number,
+  ): void {
+    if (this.chainBroken) {
+      this.chainBroken = link;
+      this.done(token, -Errno.ECANCELED);
       return;
     }
-    const done = writevSync(this.fd, list as Uint8Array[], pos);
-    if (done !== want)
-      throw new AoegwError('ERR_STORE_IO', `short write at LBA ${lba}: ${done} of ${want} bytes`);
+    let result: number;
+    try {
+      if (op === SYNC_DATASYNC) {
+        fdatasyncSync(this.fd);
+        this.syncs++;
+        result = 0;
+      } else {
+        const list = this.vector(bufs, count);
+        if (op === SYNC_READ)
+          result = this.bounce ? this.directRead(pos, list) : readvSync(this.fd, list as Uint8Array[], pos);
+        else
+          result = this.bounce ? this.directWrite(pos, list) : writevSync(this.fd, list as Uint8Array[], pos);
+      }
+    } catch (e) {
+      result = errnoOf(e);
+    }
+    this.chainBroken = link && result < 0;
+    this.done(token, result);
   }
 
   /**
@@ -194,42 +267,18 @@ export class FileStore implements BlockStore {
     return v;
   }
 
-  /** End of a batch that wrote: durable now in sync and direct modes. */
-  commit(): void {
-    if (!this.dirty || this.durability === 'writeback') return;
-    fdatasyncSync(this.fd);
-    this.dirty = false;
-    this.commits++;
-  }
-
-  flush(): void {
-    if (this.readOnly) return;
-    fdatasyncSync(this.fd);
-    this.dirty = false;
-    this.flushes++;
-  }
-
-  close(): void {
-    if (this.fd < 0) return;
-    try {
-      if (!this.readOnly) fdatasyncSync(this.fd);
-    } finally {
-      closeSync(this.fd);
-      this.fd = -1;
-    }
-  }
-
-  private directRead(pos: number, list: readonly Uint8Array[]): void {
+  private directRead(pos: number, list: readonly Uint8Array[]): number {
     const bounce = this.bounce!;
+    let total = 0;
     let i = 0;
     while (i < list.length) {
       // Fill the bounce buffer with as many whole destination buffers as fit, in one pread.
       let bytes = 0;
       let j = i;
       while (j < list.length && bytes + list[j]!.length <= bounce.length) bytes += list[j++]!.length;
-      if (j === i) throw new AoegwError('ERR_STORE_IO', 'direct I/O buffer larger than the bounce buffer');
+      if (j === i) return -Errno.EINVAL;
       const got = readvSync(this.fd, [bounce.subarray(0, bytes)], pos);
-      if (got !== bytes) throw new AoegwError('ERR_STORE_IO', `short direct read: ${got} of ${bytes} bytes`);
+      if (got !== bytes) return total + Math.max(0, got);
       let off = 0;
       for (; i < j; i++) {
         const dst = list[i]!;
@@ -237,11 +286,14 @@ export class FileStore implements BlockStore {
         off += dst.length;
       }
       pos += bytes;
+      total += bytes;
     }
+    return total;
   }
 
-  private directWrite(pos: number, list: readonly Uint8Array[]): void {
+  private directWrite(pos: number, list: readonly Uint8Array[]): number {
     const bounce = this.bounce!;
+    let total = 0;
     let i = 0;
     while (i < list.length) {
       let bytes = 0;
@@ -249,14 +301,21 @@ export class FileStore implements BlockStore {
         bounce.set(list[i]!, bytes);
         bytes += list[i++]!.length;
       }
-      if (bytes === 0)
-        throw new AoegwError('ERR_STORE_IO', 'direct I/O buffer larger than the bounce buffer');
+      if (bytes === 0) return -Errno.EINVAL;
       const done = writevSync(this.fd, [bounce.subarray(0, bytes)], pos);
-      if (done !== bytes)
-        throw new AoegwError('ERR_STORE_IO', `short direct write: ${done} of ${bytes} bytes`);
+      if (done !== bytes) return total + Math.max(0, done);
       pos += bytes;
+      total += bytes;
     }
+    return total;
   }
+}
+
+/** −errno of a failed synchronous call (EIO when the error names no errno). */
+function errnoOf(e: unknown): number {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const n = code ? (osConstants.errno as Record<string, number>)[code] : undefined;
+  return -(n ?? Errno.EIO);
 }
 
 /** Size in bytes of a regular file, or of a block device (from sysfs: fstat reports 0 for those). */

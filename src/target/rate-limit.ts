@@ -31,8 +31,12 @@ export class SourceRateLimiter {
   private readonly tokens: Float64Array;
   private readonly stamp: Float64Array;
   private readonly used: Uint8Array;
-  private global: number;
-  private globalStamp = Number.NEGATIVE_INFINITY;
+  /**
+   * [tokens, stamp] of the global bucket: fractional numbers kept in a Float64Array, because a
+   * class field that V8 ever saw holding another kind of value boxes every double stored into it
+   * (an allocation per request under a flood).
+   */
+  private readonly bucket = new Float64Array(2);
   private readonly perMs: number;
   private readonly globalPerMs: number;
   /** Refusals because the source's own bucket was empty, and because the global one was. */
@@ -50,7 +54,8 @@ export class SourceRateLimiter {
     this.tokens = new Float64Array(n);
     this.stamp = new Float64Array(n);
     this.used = new Uint8Array(n);
-    this.global = limit.globalBurst;
+    this.bucket[0] = limit.globalBurst;
+    this.bucket[1] = Number.NEGATIVE_INFINITY;
     this.perMs = limit.rate / 1000;
     this.globalPerMs = limit.globalRate / 1000;
   }
@@ -66,12 +71,13 @@ export class SourceRateLimiter {
    */
   take(hi: number, lo: number, now: number, ns = 0): boolean {
     const l = this.limit;
-    if (now > this.globalStamp) {
-      this.global =
-        this.globalStamp === Number.NEGATIVE_INFINITY
+    const g = this.bucket;
+    if (now > g[1]!) {
+      g[0] =
+        g[1] === Number.NEGATIVE_INFINITY
           ? l.globalBurst
-          : Math.min(l.globalBurst, this.global + (now - this.globalStamp) * this.globalPerMs);
-      this.globalStamp = now;
+          : Math.min(l.globalBurst, g[0]! + (now - g[1]!) * this.globalPerMs);
+      g[1] = now;
     }
     const i = this.slot(ns, hi, lo, now);
     const t = Math.min(l.burst, this.tokens[i]! + (now - this.stamp[i]!) * this.perMs);
@@ -81,12 +87,12 @@ export class SourceRateLimiter {
       this.refusedSource++;
       return false;
     }
-    if (this.global < 1) {
+    if (g[0]! < 1) {
       this.refusedGlobal++;
       return false;
     }
     this.tokens[i] = t - 1;
-    this.global -= 1;
+    g[0] = g[0]! - 1;
     return true;
   }
 

@@ -21,6 +21,10 @@ export interface LinkState {
   /** floor((mtu − 36) / 512), ≥ 1. */
   readonly maxSectors: number;
   readonly c: LinkCounters;
+  /** Where replies to this link go (the sink of its latest batch): completions answer later. */
+  sink: TxSink | undefined;
+  /** DataPath's mark: this link has replies to flush. */
+  dirtyGen: number;
 }
 
 /** What the per-command handlers need while one batch is processed. */

@@ -24,6 +24,8 @@ export interface TxSink {
   txCommit(length: number): void;
   txReserve?(n: number): number;
   txSlotAt?(k: number): Buffer;
+  /** Sends what is committed (replies completed outside the link's own receive batch). */
+  flush?(): unknown;
 }
 
 /**

@@ -353,7 +353,7 @@ describe('ExportSide: batching and peer separation', () => {
     expect(s.responses()).toHaveLength(4);
     s.batch([0, 1, 2, 3].map((lba) => write(20 + lba, Buffer.alloc(512, lba), { ...to10, tag: 60 + lba })));
     expect(s.store10.writevCalls).toBe(1);
-    expect(s.store10.commits).toBe(1);
+    expect(s.store10.syncs).toBe(1);
     expect(s.link.stats()).toMatchObject({ rxBatches: 2, rxFrames: 8 });
     expect(s.responses()).toHaveLength(4);
   });

@@ -298,7 +298,7 @@ function simulate(seed: number, steps: number, counts: Counts, traceLen = 400): 
   // ---- B: export side, engine, store
   const store = new MemoryStore(SECTORS + 8);
   store.fault = (op) => {
-    if ((op === 'writev' || op === 'commit') && chance(f.store)) {
+    if ((op === 'writev' || op === 'sync') && chance(f.store)) {
       counts.storeFaults++;
       log(`store ${op} fails`);
       return true;

@@ -29,6 +29,39 @@ function sectorsOf(fill: number, n: number): Buffer {
   return Buffer.alloc(n * 512, fill);
 }
 
+/**
+ * Runs store operations one at a time and returns their completion results (bytes or −errno).
+ * Without a ring a FileStore completes inside the call.
+ */
+function harness(store: FileStore) {
+  const results = new Map<number, number>();
+  store.attach((t, r) => results.set(t, r));
+  let next = 1;
+  const take = (t: number): number => {
+    const r = results.get(t);
+    if (r === undefined) throw new Error(`operation ${t} did not complete`);
+    results.delete(t);
+    return r;
+  };
+  return {
+    read(lba: number, bufs: Uint8Array[], count = bufs.length): number {
+      const t = next++;
+      store.read(lba, bufs, count, t);
+      return take(t);
+    },
+    write(lba: number, bufs: Uint8Array[], count = bufs.length, link = false): number {
+      const t = next++;
+      store.write(lba, bufs, count, t, link);
+      return take(t);
+    },
+    sync(): number {
+      const t = next++;
+      store.sync(t);
+      return take(t);
+    },
+  };
+}
+
 describe('FileStore', () => {
   for (const durability of ['sync', 'writeback', 'direct'] as const) {
     it(`reads and writes vectors in ${durability} mode, with an offset window`, () => {
@@ -40,13 +73,15 @@ describe('FileStore', () => {
         // tmpfs without O_DIRECT support would land here; /tmp on this machine supports it.
         throw new Error(`cannot open ${durability} store: ${(e as Error).message}`);
       }
+      const h = harness(store);
       expect(store.sectors).toBe(64);
-      store.writev(3, [sectorsOf(1, 2), sectorsOf(2, 1)], 2);
-      store.writev(10, [sectorsOf(3, 1), sectorsOf(9, 1)], 1); // count limits the vector
-      store.commit();
+      expect(store.syncsWrites).toBe(durability !== 'writeback');
+      expect(h.write(3, [sectorsOf(1, 2), sectorsOf(2, 1)], 2)).toBe(1536);
+      expect(h.write(10, [sectorsOf(3, 1), sectorsOf(9, 1)], 1)).toBe(512); // count limits the vector
+      expect(h.sync()).toBe(0);
       const a = Buffer.alloc(1024);
       const b = Buffer.alloc(512);
-      store.readv(3, [a, b], 2);
+      expect(h.read(3, [a, b], 2)).toBe(1536);
       expect(a.equals(sectorsOf(1, 2))).toBe(true);
       expect(b.equals(sectorsOf(2, 1))).toBe(true);
       store.close();
@@ -58,22 +93,14 @@ describe('FileStore', () => {
     });
   }
 
-  it('commits (fdatasync) only in sync/direct mode and only after writes; flush always syncs', () => {
-    const sync = new FileStore({ path: image('c1.img', 65536) });
-    sync.commit();
-    expect(sync.commits).toBe(0);
-    sync.writev(0, [sectorsOf(5, 1)], 1);
-    sync.commit();
-    sync.commit();
-    expect(sync.commits).toBe(1);
-    const wb = new FileStore({ path: image('c2.img', 65536), durability: 'writeback' });
-    wb.writev(0, [sectorsOf(5, 1)], 1);
-    wb.commit();
-    expect(wb.commits).toBe(0);
-    wb.flush();
-    expect(wb.flushes).toBe(1);
-    sync.close();
-    wb.close();
+  it('a failed linked write cancels the rest of its chain (the sync after it never reports success)', () => {
+    const store = new FileStore({ path: image('chain.img', 8 * 512) });
+    const h = harness(store);
+    expect(h.write(7, [sectorsOf(1, 2)], 1, true)).toBe(-22); // past the end
+    expect(h.write(0, [sectorsOf(1, 1)], 1, true)).toBe(-125);
+    expect(h.sync()).toBe(-125);
+    expect(h.sync()).toBe(0);
+    store.close();
   });
 
   it('refuses what it cannot serve, naming the problem', () => {
@@ -87,11 +114,11 @@ describe('FileStore', () => {
       /neither a regular file nor a block device/,
     );
     const ro = new FileStore({ path: image('ro.img', 4096), readOnly: true });
-    expect(() => ro.writev(0, [sectorsOf(1, 1)], 1)).toThrow(/read-only/);
+    expect(harness(ro).write(0, [sectorsOf(1, 1)])).toBe(-30); // EROFS
     ro.close();
   });
 
-  it('keeps the BlockStore contract: ERR_STORE_OPEN, ERR_STORE_RANGE (nothing written), ERR_READ_ONLY', () => {
+  it('keeps the BlockStore contract: ERR_STORE_OPEN, −EINVAL outside the window (nothing written), −EROFS', () => {
     const code = (fn: () => unknown) => {
       try {
         fn();
@@ -107,24 +134,22 @@ describe('FileStore', () => {
       // A 16-sector window in the middle of a 64-sector file: the store alone guards its edges.
       const p = image(`win-${durability}.img`, 64 * 512);
       const st = new FileStore({ path: p, offset: 16 * 512, length: 16 * 512, durability });
-      expect(code(() => st.writev(15, [sectorsOf(7, 2)], 1))).toBe('ERR_STORE_RANGE');
-      expect(code(() => st.writev(16, [sectorsOf(7, 1)], 1))).toBe('ERR_STORE_RANGE');
-      expect(code(() => st.writev(-1, [sectorsOf(7, 1)], 1))).toBe('ERR_STORE_RANGE');
-      expect(code(() => st.writev(0.5, [sectorsOf(7, 1)], 1))).toBe('ERR_STORE_RANGE');
-      expect(code(() => st.writev(10, [sectorsOf(7, 4), sectorsOf(7, 4)], 2))).toBe('ERR_STORE_RANGE');
-      expect(code(() => st.readv(16, [Buffer.alloc(512)], 1))).toBe('ERR_STORE_RANGE');
-      expect(code(() => st.writev(0, [Buffer.alloc(100)], 1))).toBe('ERR_STORE_IO');
-      st.writev(14, [sectorsOf(7, 2)], 1); // the last two sectors: fine
+      const h = harness(st);
+      expect(h.write(15, [sectorsOf(7, 2)], 1)).toBe(-22);
+      expect(h.write(16, [sectorsOf(7, 1)], 1)).toBe(-22);
+      expect(h.write(-1, [sectorsOf(7, 1)], 1)).toBe(-22);
+      expect(h.write(0.5, [sectorsOf(7, 1)], 1)).toBe(-22);
+      expect(h.write(10, [sectorsOf(7, 4), sectorsOf(7, 4)], 2)).toBe(-22);
+      expect(h.read(16, [Buffer.alloc(512)], 1)).toBe(-22);
+      expect(h.write(0, [Buffer.alloc(100)], 1)).toBe(-22);
+      expect(h.write(14, [sectorsOf(7, 2)], 1)).toBe(1024); // the last two sectors: fine
       st.close();
-      expect(code(() => st.readv(0, [Buffer.alloc(512)], 1))).toBe('ERR_CLOSED');
+      expect(h.read(0, [Buffer.alloc(512)], 1)).toBe(-9); // EBADF after close
       const raw = readFileSync(p);
       expect(raw.subarray(32 * 512).equals(Buffer.alloc(32 * 512))).toBe(true);
       expect(raw.subarray(0, 16 * 512).equals(Buffer.alloc(16 * 512))).toBe(true);
       expect(raw.subarray(30 * 512, 32 * 512).equals(sectorsOf(7, 2))).toBe(true);
     }
-    const ro = new FileStore({ path: image('ro2.img', 4096), readOnly: true });
-    expect(code(() => ro.writev(0, [sectorsOf(1, 1)], 1))).toBe('ERR_READ_ONLY');
-    ro.close();
   });
 
   it('identifies the bytes behind a path: same file through a symlink, distinct files apart', () => {

@@ -73,15 +73,21 @@ describe('READ / WRITE SECTORS', () => {
       sectors: 2 ** 40,
       readOnly: true,
       description: 'sparse',
-      readv(lba, bufs, count) {
-        reads.push(lba);
-        for (let i = 0; i < count; i++) bufs[i]!.fill(lba % 251);
+      syncsWrites: true,
+      done: (_t: number, _r: number) => {},
+      attach(done) {
+        this.done = done;
       },
-      writev() {},
-      commit() {},
-      flush() {},
+      read(lba, bufs, count, token) {
+        reads.push(lba);
+        let bytes = 0;
+        for (let i = 0; i < count; i++) bytes += bufs[i]!.fill(lba % 251).length;
+        this.done(token, bytes);
+      },
+      write() {},
+      sync() {},
       close() {},
-    };
+    } as BlockStore & { done: (t: number, r: number) => void };
     const engine = new TargetEngine({ exports: [{ shelf: 3, slot: 7, store: big }] });
     engine.addLink(LINK, { mac: mac(TARGET_MAC), mtu: 1500, name: 't' });
     const sink = new RecordingSink();
@@ -146,7 +152,7 @@ describe('READ / WRITE SECTORS', () => {
       expect(r.cmdStatus).toBe(ERR);
       expect(r.errFeature).toBe(AtaErrorBit.ABRT);
       expect(s.store.writevCalls).toBe(0);
-      expect(s.store.commits).toBe(0);
+      expect(s.store.syncs).toBe(0);
       expect(only(s.run([read(0, 1)])).cmdStatus).toBe(AtaStatus.DRDY);
     }
   });
@@ -180,12 +186,20 @@ describe('other ATA commands', () => {
     });
   });
 
-  it('FLUSH CACHE and FLUSH CACHE EXT call store.flush()', () => {
+  it('FLUSH CACHE and FLUSH CACHE EXT sync the store', () => {
     const s = setup();
     expect(only(s.run([ata({ op: 0xe7 })])).cmdStatus).toBe(AtaStatus.DRDY);
     expect(only(s.run([ata({ op: 0xea })])).cmdStatus).toBe(AtaStatus.DRDY);
-    expect(s.store.flushes).toBe(2);
-    expect(s.store.commits).toBe(0);
+    expect(s.store.syncs).toBe(2);
+    expect(s.engine.stats().exports['e1.0']!.store).toMatchObject({ flushes: 2, commits: 0 });
+  });
+
+  it('FLUSH CACHE syncs a writeback store too; its writes alone do not', () => {
+    const s = setup({ storeOpts: { syncsWrites: false } });
+    expect(only(s.run([write(0, Buffer.alloc(512, 1))])).cmdStatus).toBe(AtaStatus.DRDY);
+    expect(s.store.syncs).toBe(0);
+    expect(only(s.run([ata({ op: 0xea })])).cmdStatus).toBe(AtaStatus.DRDY);
+    expect(s.store.syncs).toBe(1);
   });
 
   it('CHECK POWER MODE answers DRDY with sector count 0xFF', () => {
@@ -215,7 +229,7 @@ describe('other ATA commands', () => {
 });
 
 describe('store failures', () => {
-  it('readv throws → DRDY|ERR with UNC, no data, other runs unaffected', () => {
+  it('a failed read → DRDY|ERR with UNC, no data, other runs unaffected', () => {
     const s = setup({ storeOpts: { faultLbas: [10] } });
     const replies = s.run([read(9, 2, { tag: 1 }), read(30, 1, { tag: 2 })]) as AtaMessage[];
     const bad = replies.find((r) => r.tag === 1)!;
@@ -236,22 +250,35 @@ describe('store failures', () => {
     expect(f.subarray(36, 60).every((b) => b === 0)).toBe(true);
   });
 
-  it('writev throws → DRDY|DF|ERR with ABRT; commit still runs for the batch', () => {
+  it('a failed write → DRDY|DF|ERR with ABRT for every write of its group (the linked sync is cancelled)', () => {
     const s = setup({ storeOpts: { faultLbas: [3] } });
     const replies = s.run([
       write(3, Buffer.alloc(512, 9), { tag: 1 }),
       write(20, Buffer.alloc(512, 8), { tag: 2 }),
     ]);
-    const [bad, good] = [replies.find((r) => r.tag === 1), replies.find((r) => r.tag === 2)] as AtaMessage[];
+    const [bad, other] = [replies.find((r) => r.tag === 1), replies.find((r) => r.tag === 2)] as AtaMessage[];
     expect(bad!.cmdStatus).toBe(FAULT);
     expect(bad!.errFeature).toBe(AtaErrorBit.ABRT);
-    expect(good!.cmdStatus).toBe(AtaStatus.DRDY);
-    expect(s.store.commits).toBe(1);
+    // Not covered by a successful sync: never acknowledged.
+    expect(other!.cmdStatus).toBe(FAULT);
+    expect(s.store.syncs).toBe(0);
+    // The next group is independent.
+    expect(only(s.run([write(20, Buffer.alloc(512, 8))])).cmdStatus).toBe(AtaStatus.DRDY);
   });
 
-  it('commit throws → every write of the batch fails, none is acknowledged', () => {
+  it('ENOSPC from the store is an ATA error, never a success', () => {
     const s = setup();
-    s.store.fault = (op) => op === 'commit';
+    s.store.faultErrno = 28;
+    s.store.fault = (op) => op === 'writev';
+    const r = only(s.run([write(0, Buffer.alloc(512, 1))]));
+    expect(r.cmdStatus).toBe(FAULT);
+    expect(r.errFeature).toBe(AtaErrorBit.ABRT);
+    expect(s.store.data.subarray(0, 512).equals(pattern(64).subarray(0, 512))).toBe(true);
+  });
+
+  it('a failed sync → every write of the batch fails, none is acknowledged', () => {
+    const s = setup();
+    s.store.fault = (op) => op === 'sync';
     const replies = s.run([write(0, Buffer.alloc(512, 1)), write(1, Buffer.alloc(512, 2)), read(5, 1)]);
     const writes = (replies as AtaMessage[]).filter((r) => r.lba !== 5);
     expect(writes.map((r) => r.cmdStatus)).toEqual([FAULT, FAULT]);
@@ -259,9 +286,9 @@ describe('store failures', () => {
     expect(s.engine.stats().exports['e1.0']!.writes).toBe(0);
   });
 
-  it('flush throws → FLUSH fails with DF|ERR', () => {
+  it('a failed sync → FLUSH fails with DF|ERR', () => {
     const s = setup();
-    s.store.fault = (op) => op === 'flush';
+    s.store.fault = (op) => op === 'sync';
     const r = only(s.run([ata({ op: 0xea })]));
     expect(r.cmdStatus).toBe(FAULT);
     expect(r.errFeature).toBe(AtaErrorBit.ABRT);
@@ -269,35 +296,62 @@ describe('store failures', () => {
 });
 
 describe('MemoryStore', () => {
+  /** Runs one operation and returns its completion result. */
+  function op(m: MemoryStore, f: (token: number) => void): number {
+    let result = Number.NaN;
+    m.attach((_t, r) => {
+      result = r;
+    });
+    f(1);
+    return result;
+  }
+
   it('reads and writes vectors, refuses ranges and read-only writes, injects faults', () => {
     const m = new MemoryStore(4);
-    m.writev(1, [Buffer.alloc(512, 1), Buffer.alloc(1024, 2)], 2);
+    expect(op(m, (t) => m.write(1, [Buffer.alloc(512, 1), Buffer.alloc(1024, 2)], 2, t, false))).toBe(1536);
     const a = Buffer.alloc(512);
     const b = Buffer.alloc(1024);
-    m.readv(1, [a, b, Buffer.alloc(512)], 2);
+    expect(op(m, (t) => m.read(1, [a, b, Buffer.alloc(512)], 2, t))).toBe(1536);
     expect(a.every((x) => x === 1) && b.every((x) => x === 2)).toBe(true);
-    expect(() => m.readv(3, [Buffer.alloc(1024)], 1)).toThrow(
-      expect.objectContaining({ code: 'ERR_STORE_RANGE' }),
-    );
-    expect(() => m.readv(0, [Buffer.alloc(100)], 1)).toThrow(
-      expect.objectContaining({ code: 'ERR_STORE_IO' }),
-    );
+    expect(op(m, (t) => m.read(3, [Buffer.alloc(1024)], 1, t))).toBe(-22);
+    expect(op(m, (t) => m.read(0, [Buffer.alloc(100)], 1, t))).toBe(-22);
     m.faultLbas.add(2);
-    expect(() => m.readv(0, [Buffer.alloc(2048)], 1)).toThrow(
-      expect.objectContaining({ code: 'ERR_STORE_IO' }),
-    );
+    expect(op(m, (t) => m.read(0, [Buffer.alloc(2048)], 1, t))).toBe(-5);
     const ro = new MemoryStore(Buffer.alloc(1024), { readOnly: true });
-    expect(() => ro.writev(0, [Buffer.alloc(512)], 1)).toThrow(
-      expect.objectContaining({ code: 'ERR_READ_ONLY' }),
-    );
+    expect(op(ro, (t) => ro.write(0, [Buffer.alloc(512)], 1, t, false))).toBe(-30);
     expect(() => new MemoryStore(Buffer.alloc(100))).toThrow(
       expect.objectContaining({ code: 'ERR_TARGET_CONFIG' }),
     );
-    m.commit();
-    m.flush();
-    expect([m.commits, m.flushes, m.readvCalls, m.writevCalls]).toEqual([1, 1, 1, 1]);
+    expect(op(m, (t) => m.sync(t))).toBe(0);
+    expect([m.syncs, m.readvCalls, m.writevCalls]).toEqual([1, 1, 1]);
     m.close();
-    expect(() => m.readv(0, [a], 1)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(op(m, (t) => m.read(0, [a], 1, t))).toBe(-9);
+  });
+
+  it('a failed linked operation cancels the rest of its chain', () => {
+    const m = new MemoryStore(4, { faultLbas: [0] });
+    const results: number[] = [];
+    m.attach((_t, r) => results.push(r));
+    m.write(0, [Buffer.alloc(512)], 1, 1, true);
+    m.write(1, [Buffer.alloc(512)], 1, 2, true);
+    m.sync(3);
+    m.sync(4);
+    expect(results).toEqual([-5, -125, -125, 0]);
+  });
+
+  it('deferred mode holds completions until completeDeferred()', () => {
+    const m = new MemoryStore(4, { deferred: true });
+    const results: number[] = [];
+    m.attach((t, r) => results.push(t, r));
+    m.write(0, [Buffer.alloc(512, 7)], 1, 1, true);
+    m.sync(2);
+    expect(results).toEqual([]);
+    expect(m.pending).toBe(2);
+    expect(m.completeDeferred(1)).toBe(1);
+    expect(results).toEqual([1, 512]);
+    m.completeDeferred();
+    expect(results).toEqual([1, 512, 2, 0]);
+    expect(m.data[0]).toBe(7);
   });
 });
 

@@ -61,64 +61,68 @@ describe('read coalescing', () => {
     );
   });
 
-  it('a zero-copy sink with fewer free slots than the run splits it per reservation', () => {
+  it('a sink with fewer slots than the run still gets one read and every reply', () => {
     const s = setup({ slots: 3 });
     const reqs = Array.from({ length: 8 }, (_, i) => read(i, 1));
     expectReadsCorrect(s.run(reqs) as AtaMessage[], reqs, pattern(64));
-    expect(s.store.readvCalls).toBe(3);
+    expect(s.store.readvCalls).toBe(1);
   });
 
-  it('the zero-copy path reads straight into the transmit slots', () => {
+  it('reads land in staging slots (stable until completion), not in transmit slots', () => {
     const s = setup();
     const seen: Uint8Array[] = [];
     const store = s.store;
-    const orig = store.readv.bind(store);
-    store.readv = (lba, bufs, n) => {
+    const orig = store.read.bind(store);
+    store.read = (lba, bufs, n, token) => {
       for (let i = 0; i < n; i++) seen.push(bufs[i]!);
-      orig(lba, bufs, n);
+      orig(lba, bufs, n, token);
     };
     const slot0 = s.sink.txSlot();
-    s.run([read(0, 1)]);
-    expect((seen[0] as Buffer).buffer).toBe(slot0.buffer);
-    expect((seen[0] as Buffer).byteOffset).toBe(slot0.byteOffset + 36);
+    s.run([read(0, 1), read(1, 1)]);
+    expect(seen).toHaveLength(2);
+    expect((seen[0] as Buffer).buffer).not.toBe(slot0.buffer);
+    expect(seen[0]!.buffer).toBe(seen[1]!.buffer);
+    expect(seen[0]!.length).toBe(512);
   });
 });
 
 describe('write coalescing and durability', () => {
-  it('contiguous writes → 1 writev of the request frames, 1 commit, acks only after commit', () => {
+  it('contiguous writes → 1 writev, 1 sync, acks only after the sync', () => {
     const s = setup();
     const data = pattern(8, 42);
     const reqs = Array.from({ length: 4 }, (_, i) => write(i * 2, data.subarray(i * 1024, (i + 1) * 1024)));
     const replies = s.run(reqs) as AtaMessage[];
     expect(s.store.writevCalls).toBe(1);
-    expect(s.store.commits).toBe(1);
-    expect(s.log).toEqual(['writev:0+8', 'commit', ...reqs.map((r) => `tx:${tagOf(r)}`)]);
+    expect(s.store.syncs).toBe(1);
+    expect(s.log).toEqual(['writev:0+8', 'sync', ...reqs.map((r) => `tx:${tagOf(r)}`)]);
     expect(replies.every((r) => r.cmdStatus === AtaStatus.DRDY)).toBe(true);
     expect(s.store.data.subarray(0, 8 * 512).equals(data)).toBe(true);
   });
 
-  it('reads and writes in one batch: writev, readv (replies), commit, then write acks', () => {
+  it('reads and writes in one batch: the commit group (writev, sync) starts first, then the reads', () => {
     const s = setup();
     const w = write(20, Buffer.alloc(1024, 7));
     const r = read(0, 2);
     s.run([w, r]);
-    expect(s.log).toEqual(['writev:20+2', 'readv:0+2', `tx:${tagOf(r)}`, 'commit', `tx:${tagOf(w)}`]);
+    expect(s.log).toEqual(['writev:20+2', 'sync', 'readv:0+2', `tx:${tagOf(w)}`, `tx:${tagOf(r)}`]);
   });
 
-  it('a FLUSH in the batch replaces commit with flush, acknowledged after it', () => {
+  it('a FLUSH in the batch shares the group sync, acknowledged after it', () => {
     const s = setup();
     const w = write(0, Buffer.alloc(512, 1));
     const f = ata({ op: 0xea });
     s.run([w, f]);
-    expect(s.log).toEqual(['writev:0+1', 'flush', `tx:${tagOf(w)}`, `tx:${tagOf(f)}`]);
-    expect(s.store.commits).toBe(0);
-    expect(s.store.flushes).toBe(1);
+    expect(s.log).toEqual(['writev:0+1', 'sync', `tx:${tagOf(w)}`, `tx:${tagOf(f)}`]);
+    expect(s.store.syncs).toBe(1);
+    const st = s.engine.stats().exports['e1.0']!.store;
+    expect(st.commits).toBe(0);
+    expect(st.flushes).toBe(1);
   });
 
-  it('a batch without writes never commits', () => {
+  it('a batch without writes never syncs', () => {
     const s = setup();
     s.run([read(0, 1), ata({ op: 0xec, count: 1 })]);
-    expect(s.store.commits).toBe(0);
+    expect(s.store.syncs).toBe(0);
   });
 
   it('non-overlapping writes out of order coalesce; overlapping writes keep arrival order', () => {
@@ -137,10 +141,10 @@ describe('write coalescing and durability', () => {
     expect(t.store.data[0]).toBe(0xc);
     expect(t.store.data[512]).toBe(0xd);
     expect(t.store.data[2 * 512]).toBe(0xc);
-    expect(t.store.commits).toBe(2);
+    expect(t.store.syncs).toBe(2);
   });
 
-  it('each export with writes commits once per batch', () => {
+  it('each export with writes syncs once per batch', () => {
     const s = setup();
     const other = new MemoryStore(16);
     s.engine.addExport({ shelf: 1, slot: 1, store: other });
@@ -149,9 +153,9 @@ describe('write coalescing and durability', () => {
       write(5, Buffer.alloc(512), { minor: 1 }),
       write(9, Buffer.alloc(512)),
     ]);
-    expect(s.store.commits).toBe(1);
+    expect(s.store.syncs).toBe(1);
     expect(s.store.writevCalls).toBe(2);
-    expect(other.commits).toBe(1);
+    expect(other.syncs).toBe(1);
   });
 });
 

@@ -85,7 +85,7 @@ describe('initiator ↔ target engine over a FakeSegment', () => {
       // Windowed requests arrive in batches: the store sees far fewer calls than frames.
       expect(e.store.readv).toBeLessThan(e.reads / 2);
       expect(e.store.writev).toBeLessThan(e.writes / 2);
-      expect(w.store.commits).toBe(e.store.commits);
+      expect(w.store.syncs).toBe(e.store.commits + e.store.flushes);
       expect(e.errors).toEqual({ ata: 0, aoe: 0, store: 0 });
       expect(st.links['1']!.malformed).toBe(0);
     });

@@ -112,7 +112,7 @@ describe('malformed frames', () => {
       const link = s.engine.stats().links[String(LINK)]!;
       expect(link.framesIn).toBe(1);
       expect(link[c.counter]).toBe(1);
-      expect(s.store.readvCalls + s.store.writevCalls + s.store.commits).toBe(0);
+      expect(s.store.readvCalls + s.store.writevCalls + s.store.syncs).toBe(0);
     });
   }
 

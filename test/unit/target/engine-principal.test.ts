@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AtaMessage, MacMaskMessage, ReserveMessage } from '../../../src/aoe/index.js';
-import type { BlockStore } from '../../../src/target/block-store.js';
 import { TargetEngine, type TargetEngineOptions } from '../../../src/target/engine.js';
 import type { ExportOptions, PersistentExportState } from '../../../src/target/export-state.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
@@ -19,6 +18,7 @@ import {
   INI_MAC,
   mac,
   mask,
+  nullStore,
   qc,
   RecordingSink,
   read,
@@ -275,16 +275,7 @@ function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
 
 describe('allocation with principals', () => {
   it('mask and reservation checks on peer and local links allocate nothing per frame', async () => {
-    const store: BlockStore = {
-      sectors: 1 << 20,
-      readOnly: false,
-      description: 'null',
-      readv() {},
-      writev() {},
-      commit() {},
-      flush() {},
-      close() {},
-    };
+    const store = nullStore();
     const engine = new TargetEngine({
       exports: [
         {

@@ -13,6 +13,7 @@ import {
   type QueryConfigMessage,
   type ReserveMessage,
 } from '../../../src/aoe/index.js';
+import type { BlockStore, StoreDone } from '../../../src/target/block-store.js';
 import { TargetEngine, type TargetEngineOptions } from '../../../src/target/engine.js';
 import type { ExportOptions, PersistentExportState } from '../../../src/target/export-state.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../../src/target/memory-store.js';
@@ -207,7 +208,7 @@ export function setup(
 ): Setup {
   const log: string[] = [];
   const store = new MemoryStore(pattern(o.sectors ?? 64), {
-    onEvent: (op, lba, n) => log.push(op === 'commit' || op === 'flush' ? op : `${op}:${lba}+${n}`),
+    onEvent: (op, lba, n) => log.push(op === 'sync' ? op : `${op}:${lba}+${n}`),
     ...o.storeOpts,
   });
   const changes: Setup['changes'] = [];
@@ -253,3 +254,29 @@ export function tagOf(frame: Buffer): number {
 }
 
 export { formatMac };
+
+/** A store that keeps nothing and completes every operation at once (reads mark byte 0 with the LBA). */
+export function nullStore(sectors = 1 << 20): BlockStore {
+  let done: StoreDone = () => {};
+  const bytes = (bufs: readonly Uint8Array[], count: number) => {
+    let n = 0;
+    for (let i = 0; i < count; i++) n += bufs[i]!.length;
+    return n;
+  };
+  return {
+    sectors,
+    readOnly: false,
+    syncsWrites: true,
+    description: 'null',
+    attach: (d) => {
+      done = d;
+    },
+    read(lba, bufs, count, token) {
+      for (let i = 0; i < count; i++) bufs[i]![0] = lba & 0xff;
+      done(token, bytes(bufs, count));
+    },
+    write: (_lba, bufs, count, token) => done(token, bytes(bufs, count)),
+    sync: (token) => done(token, 0),
+    close() {},
+  };
+}
