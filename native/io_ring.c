@@ -520,7 +520,7 @@ static napi_value js_ring_probe(napi_env env, napi_callback_info info) {
   (void)info;
   ring_t r;
   memset(&r, 0, sizeof r);
-  r.fd = -1;
+  r.fd = r.efd = -1;
   char why[256];
   napi_value out;
   if (ring_setup(&r, 1, why, sizeof why)) {
