@@ -385,6 +385,59 @@ describe('IoRing', () => {
     expectStatsAddUp(ring);
   });
 
+  it('yields to the event loop when the handler keeps resubmitting', async () => {
+    const ring = openRing({ arenaBytes: 1 << 20 });
+    const fd = openFile(file(diskDir, 'forever', 1 << 20), constants.O_RDONLY);
+    let stop = false;
+    let completions = 0;
+    ring.onCompletions((_t, _r, n) => {
+      completions += n;
+      if (stop) return;
+      ring.readv(fd, 0, [ring.arena.subarray(0, 4096)], 1, completions);
+      ring.submit();
+    });
+    ring.readv(fd, 0, [ring.arena.subarray(0, 4096)], 1, 0);
+    ring.submit(); // returns although every completion asks for another op
+    const inSubmit = completions;
+    expect(inSubmit).toBeGreaterThan(1);
+    await new Promise((r) => setImmediate(r));
+    stop = true;
+    while (ring.inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+    expect(completions).toBeGreaterThanOrEqual(inSubmit);
+    expectStatsAddUp(ring);
+  });
+
+  for (const where of ['inside submit()', 'from the event loop'] as const) {
+    it(`closes from inside the handler (${where}) once the handler returns`, async () => {
+      const ring = IoRing.open({ arenaBytes: 1 << 20 });
+      const fd = openFile(file(diskDir, `close-in-${where.length}`, 1 << 20), constants.O_RDWR);
+      const got: number[] = [];
+      let closeThrew: unknown;
+      ring.onCompletions((tokens, results, n) => {
+        for (let i = 0; i < n; i++) got.push(tokens[i]!, results[i]!);
+        ring.close();
+        try {
+          ring.submit();
+        } catch (e) {
+          closeThrew = e;
+        }
+      });
+      if (where === 'inside submit()') {
+        ring.readv(fd, 0, [ring.arena.subarray(0, 4096)], 1, 1); // cached read: inline
+      } else {
+        ring.writev(fd, 0, [ring.arena.subarray(0, 4096)], 1, 1, true);
+        ring.fdatasync(fd, 2); // completes later, through the eventfd
+      }
+      ring.submit();
+      while (ring.inFlight > 0 || got.length === 0) await new Promise((r) => setTimeout(r, 5));
+      expect(got.slice(0, 2)).toEqual([1, 4096]);
+      expect(closeThrew).toMatchObject({ code: 'ERR_CLOSED' });
+      expect(() => ring.readv(fd, 0, [ring.arena.subarray(0, 512)], 1, 3)).toThrow(/closed/);
+      await new Promise((r) => setTimeout(r, 20)); // no callback after close
+      expect(ring.stats().completions).toBe(got.length / 2);
+    });
+  }
+
   it('turns a bad raw descriptor into an -EINVAL completion that fails its chain', () => {
     // The addon's own checks, below the wrapper's: a descriptor pointing outside the arena.
     const addon = ringAddon();
