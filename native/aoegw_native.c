@@ -41,6 +41,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "io_ring.h"
+
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
 #endif
@@ -1419,6 +1421,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "ADDR_SLOT", v);
   napi_create_int32(env, CTL_WORDS, &v);
   napi_set_named_property(env, exports, "CTL_WORDS", v);
+  io_ring_register(env, exports);
   return exports;
 }
 

@@ -18,6 +18,8 @@ export const ErrorCodes = [
   'ERR_NATIVE_ARGUMENT',
   /** A link's interface went away or down; the link waits for it to return. */
   'ERR_LINK_DOWN',
+  /** io_uring is unavailable here, or an op was queued wrongly (e.g. a buffer outside the arena). */
+  'ERR_IO_RING',
   // aoe codec
   'ERR_AOE_TRUNCATED',
   'ERR_AOE_NOT_AOE',
