@@ -5,7 +5,7 @@ import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../conf
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
-import type { TargetSpec } from '../target/spec.js';
+import { BLOCK_IO_MODES, type BlockIoMode, type TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
 
 interface ServeOpts {
@@ -16,6 +16,7 @@ interface ServeOpts {
   state?: string;
   batch?: number;
   busyPollUs?: number;
+  blockIo?: string;
 }
 
 /** Builds a config from --iface/--export when no --config file is given. */
@@ -37,6 +38,12 @@ function configFromFlags(o: ServeOpts): TargetSpec {
   };
 }
 
+function blockIoOption(v: string): BlockIoMode {
+  if (!(BLOCK_IO_MODES as readonly string[]).includes(v))
+    throw new AoegwError('ERR_USAGE', `--block-io ${v}: expected one of ${BLOCK_IO_MODES.join(', ')}`);
+  return v as BlockIoMode;
+}
+
 /** A gateway with links and exports only. */
 function targetOnly(cfg: TargetSpec): GatewaySpec {
   return {
@@ -47,6 +54,7 @@ function targetOnly(cfg: TargetSpec): GatewaySpec {
     forwards: [],
     peers: [],
     tunnel: { mtu: DEFAULT_TUNNEL_MTU, busyPollUs: 0, failAfterMs: DEFAULT_FAIL_AFTER_MS },
+    ...(cfg.blockIo ? { blockIo: cfg.blockIo } : {}),
   };
 }
 
@@ -70,6 +78,11 @@ export function registerServe(program: Command): void {
     )
     .option('--state <file>', 'state file for config strings, mask lists, reservations')
     .option(
+      '--block-io <mode>',
+      'auto (io_uring when the kernel offers it), ring, or sync (default auto; overrides the config file)',
+      blockIoOption,
+    )
+    .option(
       '--busy-poll-us <us>',
       'poll this long after the last frame before sleeping (default 30, 0 = off)',
       intOption('--busy-poll-us', 0, 1000),
@@ -78,7 +91,8 @@ export function registerServe(program: Command): void {
       if (o.config && (o.iface.length || o.export.length)) {
         throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');
       }
-      const cfg = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
+      const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
+      const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
       const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
       // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
       const gw = Gateway.start(targetOnly(cfg), { log });

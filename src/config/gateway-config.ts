@@ -16,7 +16,7 @@ import type {
   PeerSpec,
   TargetRef,
 } from '../gateway/gateway-spec.js';
-import type { ExportSpec, LinkSpec } from '../target/spec.js';
+import { BLOCK_IO_MODES, type BlockIoMode, type ExportSpec, type LinkSpec } from '../target/spec.js';
 import { validateExports, validateLinks } from './target-config.js';
 import {
   ConfigError,
@@ -208,6 +208,11 @@ const schema = {
   },
   peers: { doc: 'Peer gateways.', format: 'aoegw-any', default: [] as unknown[] },
   tunnel: { doc: 'Tunnel settings.', format: 'aoegw-any', default: {} as Record<string, unknown> },
+  blockIo: {
+    doc: 'How block I/O of the built-in exports reaches the kernel: auto (io_uring when available), ring, or sync.',
+    format: 'aoegw-any',
+    default: 'auto',
+  },
 };
 
 type Raw = { [K in keyof typeof schema]: unknown };
@@ -317,5 +322,11 @@ export function validateGateway(raw: Raw): GatewaySpec {
     forwards,
     peers,
     tunnel,
+    blockIo: blockIoOf(raw.blockIo),
   };
+}
+
+function blockIoOf(v: unknown): BlockIoMode {
+  if (typeof v === 'string' && (BLOCK_IO_MODES as readonly string[]).includes(v)) return v as BlockIoMode;
+  return fail('blockIo', v, BLOCK_IO_MODES.join(', '));
 }

@@ -6,7 +6,14 @@
 import convict from 'convict';
 import { isMacString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
-import type { Durability, ExportSpec, LinkSpec, TargetSpec } from '../target/spec.js';
+import {
+  BLOCK_IO_MODES,
+  type BlockIoMode,
+  type Durability,
+  type ExportSpec,
+  type LinkSpec,
+  type TargetSpec,
+} from '../target/spec.js';
 import { ConfigError, checkKeys, fail, int, obj, str } from './validate.js';
 
 const DURABILITY: Durability[] = ['sync', 'writeback', 'direct'];
@@ -162,11 +169,16 @@ const schema = {
   },
   links: { doc: 'Network interfaces to serve on.', format: 'aoegw-links', default: [] as unknown[] },
   exports: { doc: 'Block devices or files to export.', format: 'aoegw-exports', default: [] as unknown[] },
+  blockIo: {
+    doc: 'How block I/O reaches the kernel: auto (io_uring when available), ring, or sync.',
+    format: [...BLOCK_IO_MODES],
+    default: 'auto',
+  },
 };
 
 /** Loads and validates a JSON config file. */
 export function loadTargetConfig(file: string): TargetSpec {
-  let conf: convict.Config<{ stateFile: string; links: unknown[]; exports: unknown[] }>;
+  let conf: convict.Config<{ stateFile: string; links: unknown[]; exports: unknown[]; blockIo: string }>;
   try {
     conf = convict(schema);
     conf.loadFile(file);
@@ -184,6 +196,7 @@ export function loadTargetConfig(file: string): TargetSpec {
         conf.get('exports'),
         links.map((l) => l.name),
       ),
+      blockIo: conf.get('blockIo') as BlockIoMode,
     };
   }, file);
 }

@@ -347,7 +347,12 @@ export class Gateway {
       e.links.length ? { ...e, links: [...e.links, ...peerNames] } : e,
     );
     return TargetServer.start(
-      { stateFile: this.spec.stateFile, links: [...this.spec.links, ...peerLinkConfigs], exports },
+      {
+        stateFile: this.spec.stateFile,
+        links: [...this.spec.links, ...peerLinkConfigs],
+        exports,
+        ...(this.spec.blockIo ? { blockIo: this.spec.blockIo } : {}),
+      },
       {
         log: this.log,
         openLink: (l) => this.peerLinks.get(l.name) ?? this.view(l.name),

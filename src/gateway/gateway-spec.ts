@@ -3,7 +3,7 @@
  * exports, forwards to native targets, and peers with what each may use here (grants) and what we
  * use there (imports).
  */
-import type { ExportSpec, LinkSpec } from '../target/spec.js';
+import type { BlockIoMode, ExportSpec, LinkSpec } from '../target/spec.js';
 import type { ForwardSpec } from './forward-side.js';
 
 /** A target named by shelf.slot or by its export name. */
@@ -53,4 +53,6 @@ export interface GatewaySpec {
   readonly forwards: readonly ForwardSpec[];
   readonly peers: readonly PeerSpec[];
   readonly tunnel: TunnelSpec;
+  /** How the built-in exports' block I/O reaches the kernel (default 'auto'). */
+  readonly blockIo?: BlockIoMode;
 }

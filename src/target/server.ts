@@ -20,6 +20,7 @@ import { macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink, LinkStateEvent } from '../io/frame-link.js';
 import { PacketLink } from '../io/packet-link.js';
+import { type BlockIo, connectRing, openBlockIo } from './block-io.js';
 import type { BlockStore } from './block-store.js';
 import type { EngineStatsSnapshot } from './counters.js';
 import { TargetEngine } from './engine.js';
@@ -55,6 +56,7 @@ export class TargetServer {
   private readonly links: { name: string; link: FrameLink }[] = [];
   private readonly stores: BlockStore[] = [];
   private readonly state: StateFile;
+  private readonly io: BlockIo;
   private stopped = false;
   /** Replies held during the current batch (see holdReply). */
   private held: HeldReply[] = [];
@@ -69,7 +71,10 @@ export class TargetServer {
     private readonly opts: TargetServerOptions,
   ) {
     this.state = new StateFile(cfg.stateFile);
+    this.io = openBlockIo(cfg.blockIo ?? 'auto');
+    const ring = this.io.ring;
     this.engine = new TargetEngine({
+      ...(ring ? { dataPath: { staging: ring.arena, submit: () => ring.submit() } } : {}),
       // Staged here; written after the batch (persist()), and the change's reply is held until then.
       onStateChange: (key, st) => {
         this.state.stage(key, st);
@@ -78,10 +83,12 @@ export class TargetServer {
       onError: (e) => this.log(`state change failed: ${e.message}`),
       holdReply: (linkId, frame) => this.held.push({ linkId, frame }),
     });
+    if (ring) connectRing(ring, this.engine, (line) => this.log(line));
   }
 
   static start(cfg: TargetSpec, opts: TargetServerOptions = {}): TargetServer {
     const s = new TargetServer(cfg, opts);
+    s.log(`block I/O: ${s.io.description}`);
     try {
       s.state.checkWritable();
       s.openExports();
@@ -158,7 +165,7 @@ export class TargetServer {
     const linkIds = new Map(this.cfg.links.map((l, i) => [l.name, i] as const));
     const files: { key: string; spec: ExportSpec; store: FileStore }[] = [];
     for (const e of this.cfg.exports) {
-      const store = openStore(e);
+      const store = openStore(e, this.io);
       this.stores.push(store);
       const key = `e${e.shelf}.${e.slot}`;
       if (store instanceof FileStore && !store.readOnly) {
@@ -256,8 +263,9 @@ export class TargetServer {
   }
 
   /**
-   * Stops receiving, sends what is queued, and makes every acknowledged write durable. Batches are
-   * served synchronously, so no request is half-done when this runs.
+   * Stops receiving, sends what is queued, and makes every acknowledged write durable. Requests
+   * still waiting for their store are finished first (closing the ring waits for the kernel), their
+   * replies dropped with the links: unacknowledged, so the initiator retries them elsewhere or later.
    */
   stop(): void {
     if (this.stopped) return;
@@ -269,6 +277,11 @@ export class TargetServer {
       } catch (e) {
         this.log(`closing link: ${(e as Error).message}`);
       }
+    }
+    try {
+      this.io.ring?.close();
+    } catch (e) {
+      this.log(`closing the block I/O ring: ${(e as Error).message}`);
     }
     // Changes in effect but not yet written (their replies were never sent): keep them anyway.
     try {
@@ -292,7 +305,7 @@ export class TargetServer {
  * `memory:SIZE` (e.g. memory:1g) is a volatile RAM disk — for tests and as a benchmark ceiling;
  * anything else is a file or block device.
  */
-function openStore(e: ExportSpec): BlockStore {
+function openStore(e: ExportSpec, io: BlockIo): BlockStore {
   const mem = /^memory:(\d+)([kmg]?)$/i.exec(e.path);
   if (mem) {
     const bytes =
@@ -314,6 +327,7 @@ function openStore(e: ExportSpec): BlockStore {
     durability: e.durability,
     offset: e.offset,
     ...(e.length !== undefined ? { length: e.length } : {}),
+    ...(io.ring ? { ring: io.ring } : {}),
   });
 }
 

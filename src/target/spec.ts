@@ -43,8 +43,18 @@ export interface ExportSpec {
   name?: string;
 }
 
+/**
+ * How block I/O reaches the kernel: `ring` = io_uring (off the event loop; start-up fails if the
+ * kernel refuses it), `sync` = synchronous calls on the event loop (a slow disk stalls the
+ * process), `auto` (default) = the ring when the kernel offers it, else sync with a warning.
+ */
+export type BlockIoMode = 'auto' | 'ring' | 'sync';
+export const BLOCK_IO_MODES: readonly BlockIoMode[] = ['auto', 'ring', 'sync'];
+
 export interface TargetSpec {
   stateFile: string;
   links: LinkSpec[];
   exports: ExportSpec[];
+  /** Default 'auto'. */
+  blockIo?: BlockIoMode;
 }
