@@ -13,7 +13,7 @@
  * takes lines `key=value` (fsync_delay_ms, write_delay_ms, read_delay_ms: milliseconds;
  * fail_write, fail_fsync, fail_read: EIO | ENOSPC | EROFS | EDQUOT | none). One write(2) is parsed
  * as whole lines and applied all at once, or not at all (EINVAL) if any line is bad. Reading it
- * shows the settings and the counters, one `key=value` a line. An injected failure applies to every
+ * shows the settings and the counters, one `key=value` a line, as they were when it was opened. An injected failure applies to every
  * operation of its kind until it is set back to `none`.
  *
  * Kernel behaviour this relies on (Linux FUSE without FUSE_CAP_WRITEBACK_CACHE, which is turned off
@@ -61,7 +61,14 @@ static atomic_uint fsyncs_in_flight, max_fsyncs_in_flight;
 
 static int backing_fd = -1;          /* the backing directory, for the *at() calls */
 static const char *control_name = ".slowfs";
-#define CONTROL_FH UINT64_MAX        /* fi->fh of an open control file */
+/* fi->fh of an open control file: a struct control_handle pointer with the top bit set (never set
+ * in a user-space pointer on Linux, nor in a file descriptor, which is what fi->fh is otherwise). */
+#define CONTROL_BIT (UINT64_C(1) << 63)
+#define IS_CONTROL_FH(fh) (((fh) & CONTROL_BIT) != 0)
+struct control_handle {
+  int len;
+  char text[2048]; /* the settings and counters when it was opened: one consistent snapshot */
+};
 
 static void sleep_ms(unsigned ms) {
   if (ms == 0) return;
@@ -209,17 +216,18 @@ static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
 }
 
 static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi) {
-  if (is_control(path) || (fi && fi->fh == CONTROL_FH)) {
-    char buf[2048];
+  if (is_control(path) || (fi && IS_CONTROL_FH(fi->fh))) {
+    /* Size 0, like /proc: readers read to end of file, which is the end of their snapshot. */
     memset(st, 0, sizeof *st);
     st->st_mode = S_IFREG | 0600;
     st->st_nlink = 1;
     st->st_uid = getuid();
     st->st_gid = getgid();
-    st->st_size = render(buf, sizeof buf);
     return 0;
   }
-  int r = fi ? fstat((int)fi->fh, st) : fstatat(backing_fd, rel(path), st, AT_SYMLINK_NOFOLLOW);
+  /* By name when there is one; the handle (always a backing file's descriptor: the kernel sends one
+   * only for regular files) when the file was unlinked while open. */
+  int r = path ? fstatat(backing_fd, rel(path), st, AT_SYMLINK_NOFOLLOW) : fstat((int)fi->fh, st);
   return r == -1 ? -errno : 0;
 }
 
@@ -287,7 +295,7 @@ static int sfs_utimens(const char *path, const struct timespec tv[2], struct fus
 }
 
 static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi) {
-  if (is_control(path) || (fi && fi->fh == CONTROL_FH)) return 0; /* O_TRUNC of the control file */
+  if (is_control(path) || (fi && IS_CONTROL_FH(fi->fh))) return 0; /* O_TRUNC of the control file */
   if (fi) return ftruncate((int)fi->fh, size) == -1 ? -errno : 0;
   int fd = openat(backing_fd, rel(path), O_WRONLY);
   if (fd < 0) return -errno;
@@ -314,7 +322,10 @@ static int sfs_create(const char *path, mode_t mode, struct fuse_file_info *fi) 
 
 static int sfs_open(const char *path, struct fuse_file_info *fi) {
   if (is_control(path)) {
-    fi->fh = CONTROL_FH;
+    struct control_handle *h = malloc(sizeof *h);
+    if (h == NULL) return -ENOMEM;
+    h->len = render(h->text, sizeof h->text);
+    fi->fh = (uint64_t)(uintptr_t)h | CONTROL_BIT;
     fi->direct_io = 1; /* every read renders the current text; every write reaches control_write */
     fi->nonseekable = 0;
     return 0;
@@ -329,12 +340,11 @@ static int sfs_open(const char *path, struct fuse_file_info *fi) {
 
 static int sfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   (void)path;
-  if (fi->fh == CONTROL_FH) {
-    char text[2048];
-    int n = render(text, sizeof text);
-    if (off >= n) return 0;
-    size_t len = (size_t)(n - off) < size ? (size_t)(n - off) : size;
-    memcpy(buf, text + off, len);
+  if (IS_CONTROL_FH(fi->fh)) {
+    const struct control_handle *h = (void *)(uintptr_t)(fi->fh & ~CONTROL_BIT);
+    if (off >= h->len) return 0;
+    size_t len = (size_t)(h->len - off) < size ? (size_t)(h->len - off) : size;
+    memcpy(buf, h->text + off, len);
     return (int)len;
   }
   sleep_ms(atomic_load(&read_delay_ms));
@@ -361,7 +371,7 @@ static int sfs_read(const char *path, char *buf, size_t size, off_t off, struct 
 
 static int sfs_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   (void)path;
-  if (fi->fh == CONTROL_FH) return control_write(buf, size);
+  if (IS_CONTROL_FH(fi->fh)) return control_write(buf, size);
   sleep_ms(atomic_load(&write_delay_ms));
   int err = atomic_load(&fail_write);
   if (err) { /* nothing is written: the device refused it */
@@ -385,7 +395,7 @@ static int sfs_write(const char *path, const char *buf, size_t size, off_t off, 
 
 static int sfs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
   (void)path;
-  if (fi->fh == CONTROL_FH) return -EOPNOTSUPP;
+  if (IS_CONTROL_FH(fi->fh)) return -EOPNOTSUPP;
   int err = atomic_load(&fail_write);
   if (err) {
     atomic_fetch_add(&n_write_errors, 1);
@@ -407,13 +417,14 @@ static int sfs_flush(const char *path, struct fuse_file_info *fi) {
 
 static int sfs_release(const char *path, struct fuse_file_info *fi) {
   (void)path;
-  if (fi->fh != CONTROL_FH) close((int)fi->fh);
+  if (IS_CONTROL_FH(fi->fh)) free((void *)(uintptr_t)(fi->fh & ~CONTROL_BIT));
+  else close((int)fi->fh);
   return 0;
 }
 
 static int sfs_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
   (void)path;
-  if (fi->fh == CONTROL_FH) return 0;
+  if (IS_CONTROL_FH(fi->fh)) return 0;
   unsigned now = atomic_fetch_add(&fsyncs_in_flight, 1) + 1;
   for (unsigned m = atomic_load(&max_fsyncs_in_flight); now > m;) {
     if (atomic_compare_exchange_weak(&max_fsyncs_in_flight, &m, now)) break;

@@ -216,6 +216,19 @@ describe.skipIf(skip)('slow-fs', () => {
     expect(after.readErrors - before.readErrors).toBeGreaterThanOrEqual(1);
   });
 
+  it('shows one snapshot of its counters per open of the control file', async () => {
+    const control = openFd(join(fs.dir, '.slowfs'), 'r');
+    const readAt0 = () => {
+      const b = Buffer.alloc(4096);
+      return b.subarray(0, readSync(control, b, 0, b.length, 0)).toString();
+    };
+    expect(statSync(join(fs.dir, '.slowfs')).size).toBe(0); // like /proc: read to the end
+    const first = readAt0();
+    writeFileSync(join(fs.dir, 'count.img'), 'more writes');
+    expect(readAt0()).toBe(first);
+    expect((await fs.stats()).writes).toBeGreaterThan(Number(/^writes=(\d+)$/m.exec(first)![1]));
+  });
+
   it('rejects a bad control line as a whole and keeps its settings', async () => {
     await expect(fs.set({ fsyncDelayMs: 5, failWrite: 'EBADF' as 'EIO' })).rejects.toThrow(/EINVAL/);
     const s = await fs.settings();
