@@ -6,15 +6,15 @@
  *   slow-fs [--fsync-delay-ms=N] [--write-delay-ms=N] [--read-delay-ms=N] [--control=NAME]
  *           [--max-threads=N] [--debug] <backing-dir> <mountpoint>
  *
- * Always in the foreground, so whoever starts it owns its PID; SIGTERM/SIGINT/SIGHUP unmount and
- * exit 0 (libfuse's handlers end the loop, then fuse_main unmounts).
+ * Always in the foreground, so whoever starts it owns its PID; SIGTERM/SIGINT/SIGHUP end the loop
+ * (libfuse's handlers), then it unmounts and exits 0. An unmount from outside also ends it.
  *
  * Runtime control without remounting: <mountpoint>/<NAME> (default `.slowfs`, not listed by readdir)
  * takes lines `key=value` (fsync_delay_ms, write_delay_ms, read_delay_ms: milliseconds;
  * fail_write, fail_fsync, fail_read: EIO | ENOSPC | EROFS | EDQUOT | none). One write(2) is parsed
  * as whole lines and applied all at once, or not at all (EINVAL) if any line is bad. Reading it
- * shows the settings and the counters, one `key=value` a line, as they were when it was opened. An injected failure applies to every
- * operation of its kind until it is set back to `none`.
+ * shows the settings and the counters, one `key=value` a line, as they were when it was opened.
+ * An injected failure applies to every operation of its kind until it is set back to `none`.
  *
  * Kernel behaviour this relies on (Linux FUSE without FUSE_CAP_WRITEBACK_CACHE, which is turned off
  * below, and without direct_io on regular files):
@@ -37,8 +37,9 @@
 #include <fcntl.h>
 #include <fuse.h>
 #include <getopt.h>
-#include <signal.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -147,15 +148,18 @@ static void invalidate_tree(struct fuse *f, const char *dir) {
   while ((e = readdir(d)) != NULL) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     char p[PATH_MAX];
-    if (snprintf(p, sizeof p, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, e->d_name) >= (int)sizeof p) continue;
+    int n = snprintf(p, sizeof p, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, e->d_name);
+    if (n < 0 || n >= (int)sizeof p) continue;
     if (e->d_type == DT_DIR) invalidate_tree(f, p);
     else if (e->d_type == DT_REG) fuse_invalidate_path(f, p); /* -ENOENT: never looked up; fine */
   }
   closedir(d);
 }
 
+static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Applies a control write: every line valid, or nothing applied and -EINVAL. */
-static int control_write(const char *buf, size_t size) {
+static int control_write_locked(const char *buf, size_t size) {
   unsigned fsd = atomic_load(&fsync_delay_ms), wd = atomic_load(&write_delay_ms),
            rd = atomic_load(&read_delay_ms);
   int fw = atomic_load(&fail_write), ff = atomic_load(&fail_fsync), fr = atomic_load(&fail_read);
@@ -171,7 +175,10 @@ static int control_write(const char *buf, size_t size) {
     while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) *--end = '\0';
     if (*line == '\0' || *line == '#') continue;
     char *eq = strchr(line, '=');
-    if (eq == NULL) return -EINVAL;
+    if (eq == NULL) {
+      fprintf(stderr, "slow-fs: bad control line '%s'\n", line);
+      return -EINVAL;
+    }
     *eq = '\0';
     const char *k = line, *v = eq + 1;
     int bad;
@@ -195,6 +202,14 @@ static int control_write(const char *buf, size_t size) {
   atomic_store(&fail_read, fr);
   if (read_changed) invalidate_tree(fuse_get_context()->fuse, "/");
   return (int)size;
+}
+
+/* One control write at a time: two at once would each start from the old settings. */
+static int control_write(const char *buf, size_t size) {
+  pthread_mutex_lock(&control_lock);
+  int r = control_write_locked(buf, size);
+  pthread_mutex_unlock(&control_lock);
+  return r;
 }
 
 /* ---- file system operations ---- */
