@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # System packages the demo and the tests use.
 # tcpdump: captures on the routed hop; wireguard-go + wireguard-tools: the baseline bench:gateway compares with.
-PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps strace util-linux tcpdump wireguard-go wireguard-tools)
+# gcc, libc6-dev, pkg-config, libfuse3-dev: build slow-fs (below); fuse3: fusermount3 and the FUSE tools.
+PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps strace util-linux tcpdump wireguard-go wireguard-tools
+  gcc libc6-dev pkg-config libfuse3-dev fuse3)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -31,6 +33,18 @@ if [ ! -f build/Release/aoegw_native.node ] || [ native/aoegw_native.c -nt build
    || [ binding.gyp -nt build/Release/aoegw_native.node ]; then
   npx node-gyp rebuild >/tmp/aoegw-node-gyp.log 2>&1 || { tail -30 /tmp/aoegw-node-gyp.log >&2; exit 1; }
 fi
+# slow-fs (support/slow-fs/slow-fs.c): the FUSE file system with a slow, failing fsync that storage
+# tests mount (docs/slow-fs.md). After node-gyp: its rebuild starts by deleting build/. Built next to
+# its final name and renamed, so a running copy is never overwritten in place.
+if [ ! -x build/slow-fs ] || [ support/slow-fs/slow-fs.c -nt build/slow-fs ]; then
+  mkdir -p build
+  # shellcheck disable=SC2046 # pkg-config's flags are meant to split
+  gcc -std=gnu11 -O2 -Wall -Wextra -o build/slow-fs.tmp support/slow-fs/slow-fs.c $(pkg-config --cflags --libs fuse3) \
+    >/tmp/aoegw-slow-fs.log 2>&1 || { cat /tmp/aoegw-slow-fs.log >&2; exit 1; }
+  mv -f build/slow-fs.tmp build/slow-fs
+fi
+# FUSE is a module on some kernels; the slow-fs tests skip (saying why) if /dev/fuse is still missing.
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
 npx tsc -p tsconfig.build.json >/tmp/aoegw-tsc.log 2>&1 || { grep -v 'npm warn' /tmp/aoegw-tsc.log >&2; exit 1; }
 
 # The real Linux AoE initiator (qemu VM with Debian's kernel), cached outside the clone.
