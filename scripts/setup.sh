@@ -29,8 +29,12 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
   touch "$stamp"
 fi
 # Rebuild what is out of date after a pull (cheap when nothing changed).
-if [ ! -f build/Release/aoegw_native.node ] || [ native/aoegw_native.c -nt build/Release/aoegw_native.node ] \
-   || [ binding.gyp -nt build/Release/aoegw_native.node ]; then
+stale_addon() {
+  [ ! -f build/Release/aoegw_native.node ] && return 0
+  for f in native/* binding.gyp; do [ "$f" -nt build/Release/aoegw_native.node ] && return 0; done
+  return 1
+}
+if stale_addon; then
   npx node-gyp rebuild >/tmp/aoegw-node-gyp.log 2>&1 || { tail -30 /tmp/aoegw-node-gyp.log >&2; exit 1; }
 fi
 # slow-fs (support/slow-fs/slow-fs.c): the FUSE file system with a slow, failing fsync that storage
