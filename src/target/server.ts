@@ -19,10 +19,12 @@ import { AoeErrorCode, Flag, Off } from '../aoe/constants.js';
 import { macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink, LinkStateEvent } from '../io/frame-link.js';
+import type { IoRingStats } from '../io/io-ring.js';
 import { PacketLink } from '../io/packet-link.js';
 import { type BlockIo, connectRing, openBlockIo } from './block-io.js';
 import type { BlockStore } from './block-store.js';
 import type { EngineStatsSnapshot } from './counters.js';
+import type { DataPathStats } from './data-path.js';
 import { TargetEngine } from './engine.js';
 import { FileStore, overlaps } from './file-store.js';
 import { MemoryStore } from './memory-store.js';
@@ -37,6 +39,12 @@ export interface ServerStats {
   /** Replies to state changes sent after their write completed, and sent as errors after it failed. */
   heldRepliesSent: number;
   heldRepliesFailed: number;
+  /** How block I/O reaches the kernel, the requests waiting for it, and the ring's counters. */
+  blockIo: {
+    description: string;
+    dataPath: DataPathStats;
+    ring?: IoRingStats;
+  };
 }
 
 interface HeldReply {
@@ -259,6 +267,11 @@ export class TargetServer {
       stateWriteErrors: this.stateWriteErrors,
       heldRepliesSent: this.heldRepliesSent,
       heldRepliesFailed: this.heldRepliesFailed,
+      blockIo: {
+        description: this.io.description,
+        dataPath: this.engine.dataPathStats(),
+        ...(this.io.ring && !this.stopped ? { ring: this.io.ring.stats() } : {}),
+      },
     };
   }
 
