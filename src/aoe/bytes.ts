@@ -35,7 +35,7 @@ export function padToMinFrame(out: Uint8Array, len: number, min: number): number
   return min;
 }
 
-/** Copies `len` bytes without creating subarray views (keeps encoders allocation-free). */
+/** Copies `len` bytes; small copies without creating views (see the comment on Buffer sources). */
 export function copyBytes(
   src: Uint8Array,
   srcOff: number,
@@ -51,8 +51,9 @@ export function copyBytes(
     dst.copyWithin(dstOff, srcOff, srcOff + len);
     return;
   }
-  // Buffer.copy is a native memmove with no view allocation; a JS byte loop costs ~10x more for a
-  // jumbo frame's 8 KiB of data (measured in bench:initiator, seq write at MTU 9000).
+  // Buffer.copy is a native memmove; a JS byte loop costs ~10x more for a jumbo frame's 8 KiB of
+  // data (measured in bench:initiator, seq write at MTU 9000). On Node 20 a partial source costs one
+  // short-lived Uint8Array view (lib/buffer.js _copyActual): cheaper than the loop above 64 bytes.
   if (Buffer.isBuffer(src)) {
     src.copy(dst, dstOff, srcOff, srcOff + len);
     return;
