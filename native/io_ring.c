@@ -58,6 +58,7 @@ enum { D_OP, D_FD, D_POS, D_IOV, D_COUNT, D_TOKEN, D_FLAGS, D_RESERVED, RING_DES
 #define RING_MAX_ARENA 0x7ffff000u /* offsets and lengths are int32 in the iov table */
 #define RING_MAX_IOV 1024          /* UIO_MAXIOV */
 #define RING_MAX_RW 0x7ffff000u    /* MAX_RW_COUNT: keeps every result an int32 */
+#define RING_REGISTER_IOWQ_MAX_WORKERS 19 /* IORING_REGISTER_IOWQ_MAX_WORKERS (5.15): an enum, not a macro */
 #define RING_BAD_OPCODE 0xff       /* >= IORING_OP_LAST on every kernel: completes with -EINVAL */
 #define RING_POLL_ROUNDS 4         /* completion callbacks per eventfd wakeup before yielding */
 
@@ -289,6 +290,25 @@ static bool ring_setup(ring_t *r, unsigned entries, char *why, size_t cap) {
     return false;
   }
   return true;
+}
+
+/* The io-wq (the kernel's worker threads for ops that block) belongs to the task, not to the
+ * ring: every ring of the process shares it, and it is created with the first ring the task ever
+ * sets up, its cap on workers for regular-file ops being min(that ring's SQ entries, 4 x online
+ * CPUs). The availability probe's 1-entry ring (ringProbe) thus left ONE worker for all block I/O:
+ * an export's slow fdatasync held the reads and writes of every other export until it returned.
+ * Raises the cap to what this ring would have set had it come first (never lowers it). Returns the
+ * cap in effect, or 0 when the kernel cannot tell (before 5.15). */
+static unsigned ring_io_workers(ring_t *r) {
+  uint32_t now[2] = {0, 0}; /* zeros: only read the current caps (bounded, unbounded) */
+  if (sys_register(r->fd, RING_REGISTER_IOWQ_MAX_WORKERS, now, 2) < 0) return 0;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  uint32_t want = 4u * (uint32_t)(cpus > 0 ? cpus : 1);
+  if (want > r->sq_entries) want = r->sq_entries;
+  if (now[0] >= want) return now[0];
+  uint32_t set[2] = {want, 0}; /* 0: the unbounded cap stays */
+  if (sys_register(r->fd, RING_REGISTER_IOWQ_MAX_WORKERS, set, 2) < 0) return now[0];
+  return want;
 }
 
 /* ---------- completions ---------- */
@@ -577,6 +597,7 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info) {
     ring_throw(env, "ERR_IO_RING", "%s", why);
     return NULL;
   }
+  unsigned io_workers = ring_io_workers(r);
   a->bytes = (size_t)arena_bytes;
   a->mem = mmap(NULL, a->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (a->mem == MAP_FAILED) {
@@ -610,6 +631,7 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info) {
   RING_NAPI(napi_set_named_property(env, out, "arena", ab));
   set_num(env, out, "sqEntries", r->sq_entries);
   set_num(env, out, "cqEntries", r->cq_entries);
+  set_num(env, out, "ioWorkers", io_workers);
   return out;
 }
 

@@ -107,6 +107,12 @@ export class IoRing {
   readonly sqEntries: number;
   /** CQ entries (2 × sqEntries): the most ops in flight at once. */
   readonly cqEntries: number;
+  /**
+   * Kernel workers (io-wq, shared by every ring of the process) that may block in ops on regular
+   * files at once: at least min(sqEntries, 4 × online CPUs), so one slow file cannot hold the
+   * others' ops; 0 when the kernel cannot tell (before 5.15).
+   */
+  readonly ioWorkers: number;
 
   private readonly native: RingAddon;
   private readonly h: NativeRingHandle;
@@ -156,6 +162,7 @@ export class IoRing {
     this.arena = Buffer.from(o.arena);
     this.sqEntries = o.sqEntries;
     this.cqEntries = o.cqEntries;
+    this.ioWorkers = o.ioWorkers;
     this.stride = native.RING_DESC_STRIDE;
     this.opRead = native.RING_OP_READV;
     this.opWrite = native.RING_OP_WRITEV;

@@ -47,6 +47,8 @@ export interface RingAddon {
     arena: ArrayBuffer;
     sqEntries: number;
     cqEntries: number;
+    /** The process's cap on kernel workers for blocking regular-file ops (0: unknown, kernel < 5.15). */
+    ioWorkers: number;
   };
   ringTables(h: NativeRingHandle, tables: RingTables): void;
   /** Submits descriptors first..first+n-1; returns completions copied into the cqe table (0 when harvest is 0). */

@@ -34,7 +34,7 @@ export function openBlockIo(mode: BlockIoMode, slots = DEFAULT_STAGING_SLOTS): B
   const ring = IoRing.open({ arenaBytes: slots * STAGING_STRIDE });
   return {
     ring,
-    description: `io_uring (${ring.sqEntries} entries, ${(slots * STAGING_STRIDE) >> 20} MiB staging)`,
+    description: `io_uring (${ring.sqEntries} entries, ${(slots * STAGING_STRIDE) >> 20} MiB staging, ${ring.ioWorkers || 'unknown'} kernel I/O workers)`,
   };
 }
 

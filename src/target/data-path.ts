@@ -260,29 +260,30 @@ export class DataPath {
   }
 
   /**
-   * Hands started operations to the kernel and handles every completion queued (starting the
-   * next groups they release), until nothing is left; then flushes the links it answered on.
-   * Re-entrant calls (a ring delivering completions inside submit) return at once.
+   * Handles every completion queued (starting the next groups they release), flushes the replies
+   * that made, then hands the started operations to the kernel, until nothing is left. The
+   * replies go before the submit: an acknowledgement never waits for the next group's
+   * io_uring_enter, and none leaves after a write of a later group could have completed (the
+   * ring's completions run concurrently in the kernel's workers). Re-entrant calls (a ring
+   * delivering completions inside submit) return at once.
    */
   settle(): void {
     if (this.settling) return;
     this.settling = true;
     try {
       for (;;) {
-        if (this.started) {
-          this.started = false;
-          this.submitOps?.();
+        while (this.cqHead !== this.cqTail) {
+          const token = this.cqToken[this.cqHead]!;
+          const result = this.cqResult[this.cqHead++]!;
+          this.complete(token, result);
         }
-        if (this.cqHead === this.cqTail) {
-          if (!this.started) break;
-          continue;
-        }
-        const token = this.cqToken[this.cqHead]!;
-        const result = this.cqResult[this.cqHead++]!;
-        this.complete(token, result);
+        this.cqHead = 0;
+        this.cqTail = 0;
+        if (!this.started) break;
+        this.started = false;
+        this.flushDirty();
+        this.submitOps?.();
       }
-      this.cqHead = 0;
-      this.cqTail = 0;
     } finally {
       this.settling = false;
       this.flushDirty();

@@ -60,6 +60,29 @@ describe('asynchronous data path', () => {
     expect(s.store.data[4 * 512]).toBe(9);
   });
 
+  it('the acknowledgements of a finished group are sent before the next group goes to the kernel', () => {
+    // A ring's submit: the kernel may complete the next group's writes in its workers at once, so
+    // an acknowledgement sent after that submit would leave while newer writes sit unsynced (and
+    // it would wait for the submit for nothing).
+    const order: string[] = [];
+    const s = setup({
+      storeOpts: { deferred: true },
+      engine: { dataPath: { submit: () => order.push('submit') } },
+    });
+    (s.sink as RecordingSink & { flush(): void }).flush = () => order.push(`flush:${s.sink.sent.length}`);
+    const w1 = write(0, Buffer.alloc(512, 1));
+    s.run([w1]);
+    s.run([write(1, Buffer.alloc(512, 2))]); // queued behind the first group
+    expect(order).toEqual(['submit']);
+    order.length = 0;
+    s.store.completeDeferred(); // the first group's write and sync
+    s.engine.settle();
+    // w1's acknowledgement is flushed, then the second group (write + sync) is submitted.
+    expect(order).toEqual(['flush:1', 'submit']);
+    expect((s.sink.take() as AtaMessage[]).map((r) => r.tag)).toEqual([tagOf(w1)]);
+    expect(s.store.pending).toBe(2);
+  });
+
   it('writes arriving while a group is in flight start together as the next group (one sync)', () => {
     const s = slowAndFast();
     s.run([write(0, Buffer.alloc(512, 1))]);
