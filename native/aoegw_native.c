@@ -681,7 +681,9 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
   if (get_int(env, opts, "rxRing", 1) != 0 && get_prop(env, opts, "rxIdx", &idxv)) {
     if (!(l->rx_idx = take_arena(env, opts, "rxIdx", l->batch * 4, &l->refs[REF_RX_IDX]))) goto fail;
     int rerr = 0;
-    l->ring = packet_ring_open(l->fd, l->slot_size, rcvbuf > 0 ? (size_t)rcvbuf : (size_t)4 << 20, &rerr);
+    /* At least two batches: the frames of one batch stay held while its handler (and the
+     * microtasks after it) run, and the next batch arrives meanwhile. */
+    l->ring = packet_ring_open(l->fd, l->slot_size, rcvbuf > 0 ? (size_t)rcvbuf : (size_t)4 << 20, 2 * l->batch, &rerr);
     if (!l->ring) l->rx_idx = NULL;
   }
   struct sockaddr_ll sll;
@@ -920,9 +922,9 @@ static int packet_filter(link_t *l, int n) {
 static int ring_recv(link_t *l) {
   packet_ring_t *r = l->ring;
   packet_ring_release(r);
-  uint32_t n = 0;
+  uint32_t n = 0, max = l->batch < r->frames ? l->batch : r->frames; /* never the same frame twice */
   int k = 0;
-  while (n < l->batch) {
+  while (n < max) {
     uint32_t idx = (r->head + n) % r->frames;
     struct tpacket2_hdr *h = packet_ring_frame(r, idx);
     uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);

@@ -24,18 +24,19 @@
 
 #define RING_BLOCK 65536u
 
-packet_ring_t *packet_ring_open(int fd, uint32_t snap, size_t bytes, int *err) {
-  long page = sysconf(_SC_PAGESIZE);
-  if (page <= 0) page = 4096;
+packet_ring_t *packet_ring_open(int fd, uint32_t snap, size_t bytes, uint32_t min_frames, int *err) {
   /* Where the kernel puts the MAC header of an Ethernet frame (af_packet.c tpacket_rcv, SOCK_RAW):
    * netoff = TPACKET_ALIGN(TPACKET2_HDRLEN + max(maclen, 16)), macoff = netoff - maclen. */
   uint32_t hdrlen = TPACKET_ALIGN(sizeof(struct tpacket2_hdr)) + sizeof(struct sockaddr_ll);
   uint32_t data_off = TPACKET_ALIGN(hdrlen + 16) - 14;
   uint32_t frame = TPACKET_ALIGN(data_off + snap);
+  /* A power of two (so a multiple of the page size): the kernel maps each block as 2^order
+   * pages, so other sizes would leave gaps between blocks in the mapping. */
   uint32_t block = RING_BLOCK;
-  if (frame > block) block = (uint32_t)(((size_t)frame + (size_t)page - 1) / (size_t)page * (size_t)page);
+  while (block < frame) block <<= 1;
   uint32_t per_block = block / frame;
   size_t blocks = (bytes + block - 1) / block;
+  if (blocks * per_block < min_frames) blocks = (min_frames + per_block - 1) / per_block;
   if (blocks < 2) blocks = 2;
   if (blocks > 65536) blocks = 65536;
 

@@ -23,10 +23,10 @@ typedef struct packet_ring {
   int holders;         /* the link, plus one per ArrayBuffer handed to JS */
 } packet_ring_t;
 
-/* Switches `fd` to TPACKET_V2 and maps a receive ring of about `bytes` whose frames hold `snap`
- * bytes of Ethernet frame each. Returns NULL with *err = errno when the kernel refuses (the socket
+/* Switches `fd` to TPACKET_V2 and maps a receive ring of about `bytes` (at least `min_frames`
+ * frames) whose frames hold `snap` bytes of Ethernet frame each. Returns NULL with *err = errno when the kernel refuses (the socket
  * is then back at TPACKET_V1 with no ring: the recvmmsg path still works). */
-packet_ring_t *packet_ring_open(int fd, uint32_t snap, size_t bytes, int *err);
+packet_ring_t *packet_ring_open(int fd, uint32_t snap, size_t bytes, uint32_t min_frames, int *err);
 
 static inline struct tpacket2_hdr *packet_ring_frame(const packet_ring_t *r, uint32_t i) {
   return (struct tpacket2_hdr *)(r->mem + (size_t)(i / r->per_block) * r->block_size +

@@ -108,7 +108,8 @@ export abstract class BatchedLink {
 
   /** Starts the receive loop; `deliver(count)` runs once per batch. */
   protected startReceiving(deliver: (count: number) => void): void {
-    this.native.start(this.h, (count: number, errno: number) => {
+    // Named so heap profiles (test/integration/packet-link.test.ts) can find the receive path.
+    const receiveBatch = (count: number, errno: number) => {
       if (count < 0) {
         this.receiveError(errno);
         return;
@@ -120,7 +121,8 @@ export abstract class BatchedLink {
         this.handlerErrors++;
         this.report(e instanceof Error ? e : new Error(String(e)));
       }
-    });
+    };
+    this.native.start(this.h, receiveBatch);
   }
 
   /** With a receive ring: points batch slots 0..count-1 at the ring frames the addon named. */
