@@ -3,7 +3,8 @@
  * process, bench/wake-target.ts) serving a RAM or tmpfs export across a veth pair, our initiator
  * here, random 4 KiB reads at queue depth 16. Per link variant: IOPS, the target link's wakeups,
  * receive batches, transmit batches and CPU per frame, and the initiator link's wakeups per frame.
- * Variants run in interleaved rounds; medians. `WAKE_STRACE=1` also counts the target's syscalls
+ * Variants run in interleaved rounds; medians. WAKE_PATH=file serves a 256 MiB tmpfs file (sync)
+ * instead of RAM. `WAKE_STRACE=1` also counts the target's syscalls
  * per frame (strace -c -f over one measured window; strace slows it, so IOPS of that run are not
  * comparable). `WAKE_ATTACH='perf record -o F -g -p {pid}'` runs a command on the target's PID over
  * the measured window (stopped with SIGINT).
@@ -41,6 +42,8 @@ type Counters = Record<string, number>;
 
 interface Sample {
   iops: number;
+  /** Frames the target received in the measured window. */
+  tFrames: number;
   tWakeupsPerFrame: number;
   tRxPerBatch: number;
   tTxPerBatch: number;
@@ -192,6 +195,7 @@ async function measure(
     const frames = d('rxFrames');
     return {
       iops: r.iops,
+      tFrames: frames,
       tWakeupsPerFrame: d('wakeups') / frames,
       tRxPerBatch: frames / d('rxBatches'),
       tTxPerBatch: d('txFrames') / d('txBatches'),
@@ -213,7 +217,7 @@ async function main() {
   const nsT = new Netns('wkt');
   const samples = new Map<string, Sample[]>();
   try {
-    if (process.env.WAKE_PATH === undefined || process.env.WAKE_PATH.startsWith('/')) {
+    if (process.env.WAKE_PATH === 'file') {
       writeFileSync(join(dir, 'img'), '');
       truncateSync(join(dir, 'img'), 256 << 20);
     }
