@@ -13,7 +13,9 @@ const link = PacketLink.open({
   netns: args.get('netns')!,
   batch: Number(args.get('batch')),
   maxBatchesPerWakeup: 64,
+  rxRing: args.get('rx-ring') !== '0',
 });
+if (link.rxRingActive !== (args.get('rx-ring') !== '0')) throw new Error('receive path not as asked');
 const seconds = Number(args.get('seconds'));
 let frames = 0;
 let bytes = 0;

@@ -42,9 +42,13 @@
 #include <uv.h>
 
 #include "io_ring.h"
+#include "packet_ring.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
+#endif
+#ifndef PACKET_QDISC_BYPASS
+#define PACKET_QDISC_BYPASS 20
 #endif
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55
@@ -66,7 +70,7 @@ enum { CTL_FLAGS = 0, CTL_MTU = 1, CTL_WORDS = 4 };
 
 enum kind { KIND_PACKET = 1, KIND_TAP = 2, KIND_UDP = 3 };
 
-enum arena_ref { REF_RX, REF_RX_LEN, REF_TX, REF_TX_LEN, REF_RX_ADDR, REF_TX_ADDR, REF_CTL, REF_COUNT };
+enum arena_ref { REF_RX, REF_RX_LEN, REF_TX, REF_TX_LEN, REF_RX_ADDR, REF_TX_ADDR, REF_CTL, REF_RX_IDX, REF_COUNT };
 
 typedef struct link {
   napi_env env;
@@ -104,6 +108,11 @@ typedef struct link {
   uint64_t rx_vlan_dropped, rx_otherhost_dropped, tx_oversized, link_errors;
   /* Capture mode (tests, diagnostics): deliver every frame, other VLANs and other hosts included. */
   bool monitor;
+  /* PACKET only, optional: a TPACKET_V2 receive ring (packet_ring.c). JS then finds batch frame i
+   * at ring frame rx_idx[i] (a view it cached per ring frame) instead of in the rx arena. */
+  packet_ring_t *ring;
+  int32_t *rx_idx;
+  bool qdisc_bypass;
 } link_t;
 
 /* ---------- error helpers ---------- */
@@ -467,6 +476,9 @@ static void link_close(napi_env env, link_t *l) {
   l->rx = l->tx = l->rx_addr = l->tx_addr = NULL;
   l->rx_len = l->tx_len = NULL;
   l->ctl = NULL;
+  l->rx_idx = NULL;
+  if (l->ring) packet_ring_unref(l->ring);
+  l->ring = NULL;
   if (l->on_batch) napi_delete_reference(env, l->on_batch);
   l->on_batch = NULL;
   if (l->self) napi_delete_reference(env, l->self);
@@ -656,7 +668,24 @@ static napi_value js_open_packet(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, "setsockopt(PACKET_AUXDATA)", l->ifname);
     goto fail;
   }
-  set_bufsizes(l->fd, get_int(env, opts, "rcvbuf", 4 << 20), get_int(env, opts, "sndbuf", 4 << 20));
+  int64_t rcvbuf = get_int(env, opts, "rcvbuf", 4 << 20);
+  set_bufsizes(l->fd, rcvbuf, get_int(env, opts, "sndbuf", 4 << 20));
+  /* Transmit straight to the driver, skipping the qdisc layer (no queueing discipline applies to
+   * these frames; a full driver queue shows as ENOBUFS/EAGAIN, which send() already waits on). */
+  if (get_int(env, opts, "qdiscBypass", 0) != 0)
+    l->qdisc_bypass = setsockopt(l->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) == 0;
+  /* Receive ring: asked for by passing rxIdx (and rxRing != 0). A kernel that refuses it leaves the
+   * recvmmsg path in place; ringInfo() then returns null and JS keeps using the rx arena. Set up
+   * before bind, so no frame is queued on the socket's ordinary receive queue meanwhile. */
+  napi_value idxv;
+  if (get_int(env, opts, "rxRing", 1) != 0 && get_prop(env, opts, "rxIdx", &idxv)) {
+    if (!(l->rx_idx = take_arena(env, opts, "rxIdx", l->batch * 4, &l->refs[REF_RX_IDX]))) goto fail;
+    int rerr = 0;
+    /* At least two batches: the frames of one batch stay held while its handler (and the
+     * microtasks after it) run, and the next batch arrives meanwhile. */
+    l->ring = packet_ring_open(l->fd, l->slot_size, rcvbuf > 0 ? (size_t)rcvbuf : (size_t)4 << 20, 2 * l->batch, &rerr);
+    if (!l->ring) l->rx_idx = NULL;
+  }
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
@@ -885,9 +914,62 @@ static int packet_filter(link_t *l, int n) {
   return k;
 }
 
+/* Receive from the TPACKET_V2 ring: the frames the kernel handed over since head (at most
+ * `batch`), filtered like packet_filter, their ring indices in rx_idx and lengths in rx_len. No
+ * syscall and no copy: JS reads the frames in place. They stay ours until packet_ring_release
+ * (after the JS call, or at the next receive). Returns the count kept; last_raw says how many
+ * frames were taken. */
+static int ring_recv(link_t *l) {
+  packet_ring_t *r = l->ring;
+  packet_ring_release(r);
+  uint32_t n = 0, max = l->batch < r->frames ? l->batch : r->frames; /* never the same frame twice */
+  int k = 0;
+  while (n < max) {
+    uint32_t idx = (r->head + n) % r->frames;
+    struct tpacket2_hdr *h = packet_ring_frame(r, idx);
+    uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (!(st & TP_STATUS_USER)) break;
+    n++;
+    const struct sockaddr_ll *sll = (const struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof *h));
+    uint32_t len = h->tp_len, snap = h->tp_snaplen;
+    if (h->tp_mac != r->data_off) {
+      /* Not where every other frame's data starts (and the cached views point): move it there
+       * when it fits, else the frame is unusable. Never seen on Ethernet; here for safety. */
+      if (h->tp_mac < r->data_off || (size_t)r->data_off + snap > r->frame_size) {
+        l->rx_errors++;
+        continue;
+      }
+      memmove((uint8_t *)h + r->data_off, (uint8_t *)h + h->tp_mac, snap);
+    }
+    const uint8_t *dst = (const uint8_t *)h + r->data_off;
+    if (!l->monitor) {
+      if ((st & TP_STATUS_VLAN_VALID) && (h->tp_vlan_tci & 0x0fff) != 0) {
+        l->rx_vlan_dropped++;
+        continue;
+      }
+      if (sll->sll_pkttype != PACKET_HOST && sll->sll_pkttype != PACKET_BROADCAST &&
+          sll->sll_pkttype != PACKET_MULTICAST) {
+        /* As in packet_filter: OTHERHOST to our MAC or a group address is another VLAN's frame. */
+        bool vlan = sll->sll_pkttype == PACKET_OTHERHOST && snap >= 6 && ((dst[0] & 1) || memcmp(dst, l->mac, 6) == 0);
+        if (vlan) l->rx_vlan_dropped++;
+        else l->rx_otherhost_dropped++;
+        continue;
+      }
+    }
+    bool trunc = snap < len || len > l->slot_size;
+    if (trunc) l->rx_truncated++;
+    l->rx_idx[k] = (int32_t)idx;
+    l->rx_len[k++] = trunc ? -(int32_t)(len > 0x7fffffff ? 0x7fffffff : len) : (int32_t)len;
+  }
+  r->held = n;
+  l->last_raw = (int)n;
+  return k;
+}
+
 /* Fills up to `batch` slots. Returns the count, 0 when nothing is waiting (or everything received
  * was filtered: see last_raw), or -errno. */
 static int link_recv(link_t *l) {
+  if (l->ring) return ring_recv(l);
   if (l->kind == KIND_TAP) {
     uint32_t n = 0;
     uint8_t spare;
@@ -1015,8 +1097,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       l->rx_frames += (uint64_t)n;
       l->rx_batches++;
       call_js(l, n, 0);
+      if (l->ring) packet_ring_release(l->ring); /* the views were only lent for the call */
       if ((uint32_t)n < l->batch && l->busy_poll_us == 0) break;
     }
+    /* Nothing may stay held while we sleep: a held frame keeps the ring's fd readable. */
+    if (l->ring) packet_ring_release(l->ring);
   }
   napi_close_handle_scope(env, scope);
 }
@@ -1265,6 +1350,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "rxOtherHostDropped", (double)l->rx_otherhost_dropped);
   set_num(env, o, "txOversized", (double)l->tx_oversized);
   set_num(env, o, "linkErrors", (double)l->link_errors);
+  set_num(env, o, "rxRingFrames", l->ring ? (double)l->ring->frames : 0);
+  set_num(env, o, "qdiscBypass", l->qdisc_bypass ? 1 : 0);
   return o;
 }
 
@@ -1349,6 +1436,34 @@ static napi_value js_rebind(napi_env env, napi_callback_info info) {
   return ifinfo_to_js(env, l->ifname, &ii);
 }
 
+/* ringInfo(handle) -> { buffer, frames, frameSize, perBlock, blockSize, dataOffset } for a packet
+ * link receiving through a ring, else null. `buffer` is an external ArrayBuffer over the ring (it
+ * keeps the mapping alive); ring frame i starts at (i / perBlock) * blockSize + (i % perBlock) *
+ * frameSize, its Ethernet frame at dataOffset from there. Call once per link. */
+static napi_value js_ring_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o, ab;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  link_t *l = get_link(env, argv[0]);
+  if (!l) return NULL;
+  if (!l->ring) {
+    NAPI_OK(napi_get_null(env, &o));
+    return o;
+  }
+  if (packet_ring_buffer(env, l->ring, &ab) != napi_ok) {
+    throw_coded(env, "ERR_SYSCALL", "ringInfo: external ArrayBuffers are not allowed in this runtime");
+    return NULL;
+  }
+  NAPI_OK(napi_create_object(env, &o));
+  NAPI_OK(napi_set_named_property(env, o, "buffer", ab));
+  set_num(env, o, "frames", l->ring->frames);
+  set_num(env, o, "frameSize", l->ring->frame_size);
+  set_num(env, o, "perBlock", l->ring->per_block);
+  set_num(env, o, "blockSize", l->ring->block_size);
+  set_num(env, o, "dataOffset", l->ring->data_off);
+  return o;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1413,6 +1528,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkInfo", NULL, js_link_info, NULL, NULL, NULL, napi_default, NULL},
       {"rebind", NULL, js_rebind, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"ringInfo", NULL, js_ring_info, NULL, NULL, NULL, napi_default, NULL},
       {"allocAligned", NULL, js_alloc_aligned, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -27,7 +27,13 @@ export abstract class BatchedLink {
   protected handle: NativeHandle | undefined;
   readonly batch: number;
   readonly slotSize: number;
+  /**
+   * What JS handlers see: batch frame i is rxViews[i]. Normally views of the rx arena; with a
+   * receive ring (packet links), re-pointed per batch at cached views of ring frames (rxRing).
+   */
   protected readonly rxViews: Buffer[];
+  /** Receive ring: one cached view per ring frame, and the ring index of each batch frame. */
+  protected rxRing: { views: Buffer[]; idx: Int32Array } | undefined;
   protected readonly txViews: Buffer[];
   protected readonly rxLen: Int32Array;
   protected readonly txLen: Int32Array;
@@ -102,18 +108,28 @@ export abstract class BatchedLink {
 
   /** Starts the receive loop; `deliver(count)` runs once per batch. */
   protected startReceiving(deliver: (count: number) => void): void {
-    this.native.start(this.h, (count: number, errno: number) => {
+    // Named so heap profiles (test/integration/packet-link.test.ts) can find the receive path.
+    const receiveBatch = (count: number, errno: number) => {
       if (count < 0) {
         this.receiveError(errno);
         return;
       }
       try {
+        this.mapRing(count);
         deliver(count);
       } catch (e) {
         this.handlerErrors++;
         this.report(e instanceof Error ? e : new Error(String(e)));
       }
-    });
+    };
+    this.native.start(this.h, receiveBatch);
+  }
+
+  /** With a receive ring: points batch slots 0..count-1 at the ring frames the addon named. */
+  protected mapRing(count: number): void {
+    const r = this.rxRing;
+    if (!r) return;
+    for (let i = 0; i < count; i++) this.rxViews[i] = r.views[r.idx[i]!]!;
   }
 
   /**

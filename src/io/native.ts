@@ -39,6 +39,20 @@ export interface NativeLinkStats {
   rxOtherHostDropped: number;
   txOversized: number;
   linkErrors: number;
+  /** Frames in the packet link's receive ring (0: no ring, recvmmsg into the rx arena). */
+  rxRingFrames: number;
+  /** 1 when the packet link transmits with PACKET_QDISC_BYPASS. */
+  qdiscBypass: number;
+}
+
+/** A packet link's receive ring (see ringInfo in the C file). */
+export interface NativeRingInfo {
+  buffer: ArrayBuffer;
+  frames: number;
+  frameSize: number;
+  perBlock: number;
+  blockSize: number;
+  dataOffset: number;
 }
 
 export interface ArenaOptions {
@@ -66,7 +80,15 @@ export interface NativeAddon {
   interfaceInfo(name: string, netns?: string): NativeInterfaceInfo;
   setInterface(name: string, opts: { up?: boolean; mtu?: number }, netns?: string): void;
   openPacket(
-    opts: ArenaOptions & { ifname: string; netns?: string; ethertype?: number; monitor?: number },
+    opts: ArenaOptions & {
+      ifname: string;
+      netns?: string;
+      ethertype?: number;
+      monitor?: number;
+      rxRing?: number;
+      rxIdx?: Int32Array;
+      qdiscBypass?: number;
+    },
   ): NativeHandle;
   openTap(opts: ArenaOptions & { name?: string; netns?: string }): NativeHandle;
   openUdp(
@@ -80,6 +102,8 @@ export interface NativeAddon {
   linkInfo(h: NativeHandle): NativeInterfaceInfo | NativeUdpInfo;
   /** Packet links: bind again to the interface now carrying the link's name. */
   rebind(h: NativeHandle): NativeInterfaceInfo;
+  /** Packet links: the receive ring, or null when the link receives with recvmmsg. */
+  ringInfo(h: NativeHandle): NativeRingInfo | null;
   close(h: NativeHandle): void;
   allocAligned(size: number, align?: number): ArrayBuffer;
 }

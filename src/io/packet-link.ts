@@ -35,6 +35,14 @@ export interface PacketLinkOptions extends BatchOptions {
    * VLANs and for other hosts that a serving link drops. Never for a link that answers frames.
    */
   monitor?: boolean;
+  /**
+   * Receive through a TPACKET_V2 ring mapped into this process (default true): frames are read in
+   * place, and a busy-polling link checks for new ones without a syscall. A kernel that refuses
+   * the ring leaves the recvmmsg path (also used with false). The ring is `rcvbuf` bytes.
+   */
+  rxRing?: boolean;
+  /** Transmit with PACKET_QDISC_BYPASS: frames skip the interface's queueing discipline (default false). */
+  qdiscBypass?: boolean;
 }
 
 /** Reads index, MAC, MTU and state of an interface (optionally inside a namespace). */
@@ -167,10 +175,15 @@ export class PacketLink extends BatchedFrameLink {
         ifname: opts.iface,
         ethertype: opts.ethertype ?? AOE_ETHERTYPE,
         monitor: opts.monitor ? 1 : 0,
+        rxRing: opts.rxRing === false ? 0 : 1,
+        rxIdx: new Int32Array(link.batch),
+        qdiscBypass: opts.qdiscBypass ? 1 : 0,
       };
       const ns = netnsPath(opts.netns);
       link.handle = link.native.openPacket(ns ? { ...o, netns: ns } : o);
+      link.attachRing(o.rxIdx);
     } catch (e) {
+      link.close();
       throw fromNative(e);
     }
     // Unref'd: it only notices changes, it is no reason to keep a process alive.
@@ -178,9 +191,28 @@ export class PacketLink extends BatchedFrameLink {
     return link;
   }
 
+  /** Cached views of every ring frame, when the addon set up a receive ring. */
+  private attachRing(idx: Int32Array): void {
+    const r = this.native.ringInfo(this.h);
+    if (!r) return;
+    const views: Buffer[] = [];
+    for (let i = 0; i < r.frames; i++) {
+      const start = Math.floor(i / r.perBlock) * r.blockSize + (i % r.perBlock) * r.frameSize;
+      views.push(Buffer.from(r.buffer, start + r.dataOffset, this.slotSize));
+    }
+    this.rxRing = { views, idx };
+  }
+
+  /** True when frames arrive through the receive ring (false: recvmmsg into the rx arena). */
+  get rxRingActive(): boolean {
+    return this.rxRing !== undefined;
+  }
+
   /** Receives one batch synchronously (no event loop); for benchmarks. */
   recvNow(): number {
-    return this.native.recvNow(this.h);
+    const n = this.native.recvNow(this.h);
+    this.mapRing(n);
+    return n;
   }
 
   get rxFrames(): readonly Buffer[] {

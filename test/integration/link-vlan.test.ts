@@ -106,38 +106,43 @@ describe.skipIf(skip)('frames from other VLANs and for other hosts are dropped a
     expect(srv.child.exitCode).toBeNull();
   }, 30_000);
 
-  it('PacketLink (what the initiator uses too) delivers only untagged frames for this host', async () => {
-    const v = vethPair(site.nsI, site.nsT, 1500);
-    site.nsT.ip('link', 'set', v.b, 'promisc', 'on');
-    const tx = PacketLink.open({ iface: v.a, netns: site.nsI.name });
-    const rx = PacketLink.open({ iface: v.b, netns: site.nsT.name });
-    site.track(tx);
-    site.track(rx);
-    const seen = replies(rx);
-    const frame = (dst: Buffer, tag: number) => {
-      // A "response" so the helper counts it; content is irrelevant to the filter.
-      const f = ataWrite(dst, tx.mac, 1, 1, 0, tag, 0);
-      f[14] = f[14]! | 0x08;
-      return f;
-    };
-    // Interleaved in one batch so the kept frames must be compacted past the dropped ones.
-    for (let i = 0; i < 20; i++) {
-      tx.send(tagged(frame(rx.mac, 0x1000 + i), 100 + i));
-      tx.send(frame(OTHER_HOST, 0x2000 + i));
-      tx.send(frame(rx.mac, 0x3000 + i));
-      tx.send(frame(Buffer.alloc(6, 0xff), 0x4000 + i));
-    }
-    tx.flush();
-    await waitFor(() => seen.size >= 40, 3000);
-    await sleep(200);
-    const tags = [...seen.keys()].sort((a, b) => a - b);
-    expect(tags).toEqual([
-      ...Array.from({ length: 20 }, (_, i) => 0x3000 + i),
-      ...Array.from({ length: 20 }, (_, i) => 0x4000 + i),
-    ]);
-    const s = rx.stats();
-    expect(s.rxVlanDropped).toBe(20);
-    expect(s.rxOtherHostDropped).toBe(20);
-    expect(s.rxFrames).toBe(40);
-  }, 30_000);
+  // Both receive paths filter: the ring (default; metadata from the frame header) and recvmmsg
+  // (sockaddr_ll and auxdata per message).
+  for (const rxRing of [true, false]) {
+    it(`PacketLink (what the initiator uses too) delivers only untagged frames for this host (${rxRing ? 'ring' : 'recvmmsg'})`, async () => {
+      const v = vethPair(site.nsI, site.nsT, 1500);
+      site.nsT.ip('link', 'set', v.b, 'promisc', 'on');
+      const tx = PacketLink.open({ iface: v.a, netns: site.nsI.name });
+      const rx = PacketLink.open({ iface: v.b, netns: site.nsT.name, rxRing });
+      expect(rx.rxRingActive).toBe(rxRing);
+      site.track(tx);
+      site.track(rx);
+      const seen = replies(rx);
+      const frame = (dst: Buffer, tag: number) => {
+        // A "response" so the helper counts it; content is irrelevant to the filter.
+        const f = ataWrite(dst, tx.mac, 1, 1, 0, tag, 0);
+        f[14] = f[14]! | 0x08;
+        return f;
+      };
+      // Interleaved in one batch so the kept frames must be compacted past the dropped ones.
+      for (let i = 0; i < 20; i++) {
+        tx.send(tagged(frame(rx.mac, 0x1000 + i), 100 + i));
+        tx.send(frame(OTHER_HOST, 0x2000 + i));
+        tx.send(frame(rx.mac, 0x3000 + i));
+        tx.send(frame(Buffer.alloc(6, 0xff), 0x4000 + i));
+      }
+      tx.flush();
+      await waitFor(() => seen.size >= 40, 3000);
+      await sleep(200);
+      const tags = [...seen.keys()].sort((a, b) => a - b);
+      expect(tags).toEqual([
+        ...Array.from({ length: 20 }, (_, i) => 0x3000 + i),
+        ...Array.from({ length: 20 }, (_, i) => 0x4000 + i),
+      ]);
+      const s = rx.stats();
+      expect(s.rxVlanDropped).toBe(20);
+      expect(s.rxOtherHostDropped).toBe(20);
+      expect(s.rxFrames).toBe(40);
+    }, 30_000);
+  }
 });
