@@ -13,20 +13,25 @@
  * (e) end to end as (b), batch 64, with UDP GSO on send and GRO on receive each on and off, and the
  *     system calls per datagram on both sides (the links' own counts, and perf's count of all
  *     system calls of each process when `perf` is installed). Written to its own section
- *     `tunnel-gso`; BENCH_TUNNEL_PHASES=gso runs only this phase.
+ *     `tunnel-gso`; BENCH_TUNNEL_PHASES=gso runs only this phase;
+ * (f) where a datagram's AEAD time goes, one core, in memory: ChaCha20-Poly1305 in C (libsodium and
+ *     OpenSSL, bench/aead-floor.c, when a C compiler and the libraries are there), the sodium-native
+ *     call, the CryptoBackend wrapper and the endpoint's data path, at the tunnel's plaintext sizes.
+ *     Section `tunnel-aead`; BENCH_TUNNEL_PHASES=aead runs only this phase.
  *
  * Every phase is bounded in time; rounds are interleaved and medians reported.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants as fsc, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import sodiumNative from 'sodium-native';
 import { encodeUdpAddress } from '../src/io/udp-address.js';
 import { UdpLink } from '../src/io/udp-link.js';
 import { CookieMaker } from '../src/tunnel/cookie.js';
 import { type CryptoBackend, loadCrypto } from '../src/tunnel/crypto.js';
 import { type DatagramSink, Rx, TunnelEndpoint } from '../src/tunnel/endpoint.js';
-import { INIT_LEN, INIT_MAC1, INIT_SENDER } from '../src/tunnel/messages.js';
+import { DATA_OVERHEAD, INIT_LEN, INIT_MAC1, INIT_SENDER } from '../src/tunnel/messages.js';
 import type { Peer } from '../src/tunnel/peer.js';
 import { RECORD_AOE } from '../src/tunnel/records.js';
 import { UdpTunnel } from '../src/tunnel/udp-tunnel.js';
@@ -611,6 +616,154 @@ async function main(): Promise<void> {
   const backends = [await loadCrypto('sodium-native'), await loadCrypto('libsodium-wrappers')];
   if (runs('base')) await baseSections(backends);
   if (runs('gso')) await gsoSection(backends[0]!);
+  if (runs('aead')) aeadSection(backends[0]!);
+}
+
+/** Builds bench/aead-floor.c; its path, or a reason it could not be built. */
+function buildAeadFloor(): { bin: string } | { why: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'aoegw-aead-'));
+  const bin = join(dir, 'aead-floor');
+  const include = join(dirname(process.execPath), '..', 'include', 'node');
+  const r = spawnSync(
+    'cc',
+    [
+      '-O2',
+      `-I${include}`,
+      '-o',
+      bin,
+      join(repoRoot, 'bench', 'aead-floor.c'),
+      '-l:libsodium.so.23',
+      '-l:libcrypto.so.3',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) return { why: (r.stderr || r.error?.message || 'cc failed').trim().split('\n')[0]! };
+  return { bin };
+}
+
+/** µs per call of `fn`, the best of 5 runs of `iters` calls. */
+function bestUs(iters: number, fn: () => void): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < 5; r++) {
+    const t = performance.now();
+    for (let i = 0; i < iters; i++) fn();
+    best = Math.min(best, ((performance.now() - t) * 1000) / iters);
+  }
+  return best;
+}
+
+/** (f): section `tunnel-aead`. */
+function aeadSection(sodium: CryptoBackend): void {
+  const started = performance.now();
+  const machine = machineLine();
+  const floor = buildAeadFloor();
+  // The plaintext the endpoint seals for one record of each size (record header, padding).
+  const ptLen = new Map<number, number>();
+  for (const s of SIZES) {
+    const sink = new RingSink(1, s.mtu);
+    const { a, ab } = connectedPair(sodium, s.mtu, sink);
+    a.queueRecord(ab, RECORD_AOE, new Uint8Array(s.record), 0, s.record, T0);
+    a.flush(T0);
+    ptLen.set(s.record, sink.lens[0]! - DATA_OVERHEAD);
+  }
+  type Step = 'c-sodium' | 'c-evp' | 'napi' | 'backend' | 'endpoint';
+  const xs = new Map<string, number[]>();
+  const push = (k: string, v: number) => xs.set(k, [...(xs.get(k) ?? []), v]);
+  for (let round = 0; round < ROUNDS; round++) {
+    if ('bin' in floor) {
+      const out = spawnSync(floor.bin, [...ptLen.values()].map(String), { encoding: 'utf8' }).stdout;
+      for (const line of out.trim().split('\n')) {
+        const [len, ss, so, es, eo] = line.split(' ').map(Number);
+        const rec = [...ptLen].find(([, p]) => p === len)![0];
+        push(`${rec}|c-sodium|seal`, ss!);
+        push(`${rec}|c-sodium|open`, so!);
+        push(`${rec}|c-evp|seal`, es!);
+        push(`${rec}|c-evp|open`, eo!);
+      }
+    }
+    for (const s of SIZES) {
+      const len = ptLen.get(s.record)!;
+      const iters = len > 2000 ? 20_000 : 100_000;
+      const key = new Uint8Array(32).fill(7);
+      const nonce = new Uint8Array(12);
+      const pt = new Uint8Array(len).fill(0x5a);
+      const ct = new Uint8Array(len + 16);
+      push(
+        `${s.record}|napi|seal`,
+        bestUs(iters, () => {
+          nonce[0]!++;
+          sodiumNative.crypto_aead_chacha20poly1305_ietf_encrypt(ct, pt, null, null, nonce, key);
+        }),
+      );
+      push(
+        `${s.record}|napi|open`,
+        bestUs(iters, () => {
+          sodiumNative.crypto_aead_chacha20poly1305_ietf_decrypt(pt, null, ct, null, nonce, key);
+        }),
+      );
+      const out = new Uint8Array(len + 64);
+      let counter = 0n;
+      push(
+        `${s.record}|backend|seal`,
+        bestUs(iters, () => {
+          sodium.seal(out, 16, key, counter++, null, pt, 0, len);
+        }),
+      );
+      const n = sodium.seal(out, 16, key, 5n, null, pt, 0, len);
+      push(
+        `${s.record}|backend|open`,
+        bestUs(iters, () => {
+          if (sodium.open(pt, 0, key, 5n, null, out, 16, n) !== len) throw new Error('open failed');
+        }),
+      );
+      push(`${s.record}|endpoint|seal`, 1e6 / dataCell(sodium, s.record, s.mtu, 'endpoint seal'));
+      push(`${s.record}|endpoint|open`, 1e6 / dataCell(sodium, s.record, s.mtu, 'endpoint open'));
+    }
+    log(`aead round ${round + 1}/${ROUNDS} done`);
+  }
+  const steps: { step: Step; what: string }[] = [
+    { step: 'c-sodium', what: 'C: libsodium 1.0.18 (the system library; no Node)' },
+    { step: 'c-evp', what: 'C: OpenSSL 3.0 EVP, key set once, nonce per message (no Node)' },
+    { step: 'napi', what: 'sodium-native call from JS (N-API + its bundled libsodium)' },
+    { step: 'backend', what: 'CryptoBackend.seal/open (argument checks, views, nonce from the counter)' },
+    { step: 'endpoint', what: 'TunnelEndpoint data path (queueRecord + flush / receive), as (a)' },
+  ];
+  const rows: (string | number)[][] = [];
+  for (const s of SIZES) {
+    let prev: { seal: number; open: number } | undefined;
+    for (const { step, what } of steps) {
+      const k = (op: string) => xs.get(`${s.record}|${step}|${op}`);
+      if (!k('seal')) continue;
+      const seal = median(k('seal')!);
+      const open = median(k('open')!);
+      const signed = (d: number) => `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(2)}`;
+      const delta =
+        prev && step !== 'c-evp' ? `${signed(seal - prev.seal)} / ${signed(open - prev.open)}` : '';
+      rows.push([s.record, ptLen.get(s.record)!, what, seal.toFixed(2), open.toFixed(2), delta]);
+      if (step !== 'c-evp') prev = { seal, open };
+    }
+  }
+  const minutes = ((performance.now() - started) / 60000).toFixed(1);
+  const body = [
+    "### (f) Where a datagram's AEAD time goes (`BENCH_TUNNEL_PHASES=aead npm run bench:tunnel`)",
+    '',
+    `Machine: ${machine}. ${ROUNDS} rounds, medians of the best of 5 runs per cell; the phase took ${minutes} min.`,
+    '',
+    'One ChaCha20-Poly1305 seal and open of the plaintext the endpoint seals for one record (record header,',
+    'padding to 16), in µs, from the floor up: C without Node (bench/aead-floor.c, built by the benchmark',
+    'with `cc`; libsodium 1.0.18 is what the system has, sodium-native bundles its own build; OpenSSL is',
+    "the system's libcrypto 3.0, the version Node 20 bundles and exports to addons), the same call through",
+    "sodium-native, through this project's CryptoBackend, and the endpoint's whole data path per datagram.",
+    'The last column is what each layer adds to the one above it (sodium-native is compared with C',
+    'libsodium, the OpenSSL row stands alone).',
+    ...('why' in floor
+      ? ['', `C rows missing: bench/aead-floor.c could not be built here (${floor.why}).`]
+      : []),
+    '',
+    table(['record bytes', 'plaintext bytes', 'layer', 'seal µs', 'open µs', 'adds (seal / open)'], rows),
+  ].join('\n');
+  writeSection('tunnel-aead', body);
+  process.stdout.write(`${body}\n`);
 }
 
 /** (a) to (d): section `tunnel`. */
