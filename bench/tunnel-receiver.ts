@@ -2,7 +2,7 @@
  * Receiving half of bench:tunnel's end-to-end and flood phases, run as its own process so sender
  * and receiver each get a core. A UdpTunnel (the responder) in the namespace given by --netns,
  * its static secret in AOEGW_BENCH_SECRET (hex) and the sender's public key in --peer; --gso and
- * --gro 0|1 override the link's offload defaults. Prints
+ * --gro 0|1 override the link's offload defaults, --linger MS delays the exit after the report. Prints
  * `ready PORT`, counts the records delivered for a fixed window that starts at the first one, then
  * prints one JSON line and exits.
  */
@@ -74,7 +74,8 @@ function finish(): void {
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   tunnel.close();
-  process.exit(0);
+  // --linger MS: stay (idle) that long after reporting, so a system-call counter can stop first.
+  setTimeout(() => process.exit(0), Number(args.get('linger') ?? 0));
 }
 
 process.stdout.write(`ready ${tunnel.localPort}\n`);

@@ -55,7 +55,8 @@ function finish(): void {
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   link.close();
-  process.exit(0);
+  // --linger MS: stay (idle) that long after reporting, so a system-call counter can stop first.
+  setTimeout(() => process.exit(0), Number(args.get('linger') ?? 0));
 }
 
 process.stdout.write(`ready ${link.localPort}\n`);
