@@ -648,7 +648,10 @@ function buildAeadFloor(): { bin: string } | { why: string } {
     ],
     { encoding: 'utf8' },
   );
-  if (r.status !== 0) return { why: (r.stderr || r.error?.message || 'cc failed').trim().split('\n')[0]! };
+  if (r.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return { why: (r.stderr || r.error?.message || 'cc failed').trim().split('\n')[0]! };
+  }
   return { bin };
 }
 
@@ -735,6 +738,7 @@ function aeadSection(sodium: CryptoBackend): void {
     }
     log(`aead round ${round + 1}/${ROUNDS} done`);
   }
+  if ('bin' in floor) rmSync(dirname(floor.bin), { recursive: true, force: true });
   const steps: { step: Step; what: string }[] = [
     { step: 'c-sodium', what: 'C: libsodium 1.0.18 (the system library; no Node)' },
     { step: 'c-evp', what: 'C: OpenSSL 3.0 EVP, key set once, nonce per message (no Node)' },
