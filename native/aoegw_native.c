@@ -66,6 +66,11 @@
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 65507
 #define GSO_CBUF CMSG_SPACE(sizeof(uint16_t))
+/* After the kernel refused a GSO message whose datagrams then went out one by one, the socket sends
+ * without GSO for this long (option gsoRetryMs), then tries again: the cause may pass (a route's MTU,
+ * an IPsec policy), and one refused message per period is cheap. A kernel without UDP GSO never gets
+ * it back. */
+#define GSO_RETRY_MS 10000
 /* UDP generic receive offload: a GRO socket may get several datagrams of one source coalesced in
  * one message (each gso_size bytes, the last possibly shorter), up to one IP packet. They are
  * received into a pool of messages this large and split into the JS slots. */
@@ -111,7 +116,9 @@ typedef struct link {
   int last_raw; /* frames the last recvmmsg returned, before filtering */
   /* UDP only. Send: tx_msgs are rebuilt per batch, message k covering slots tx_first[k] ..
    * tx_first[k] + tx_nseg[k] - 1 (more than one: a GSO message with a UDP_SEGMENT cmsg in tx_cbuf). */
-  bool gso; /* send runs with UDP_SEGMENT (off when asked to, or once the kernel refused it) */
+  bool gso; /* send runs with UDP_SEGMENT now (off when asked to, unsupported, or refused lately) */
+  uint64_t gso_retry_ns; /* after a refusal: uv_hrtime() at which to try GSO again (0: never) */
+  uint64_t gso_backoff_ns; /* how long GSO stays off after a refusal */
   bool gro; /* UDP_GRO is set: receive through the pool */
   uint32_t *tx_first, *tx_nseg;
   uint8_t *tx_cbuf; /* batch * GSO_CBUF */
@@ -872,7 +879,7 @@ static bool udp_setup_offloads(napi_env env, link_t *l, bool want_gso, bool want
 }
 
 /* openUdp({ family: 4|6, address?, port, netns?, batch, slotSize, rx, rxLen, tx, txLen, rxAddr, txAddr,
- *           rcvbuf?, sndbuf?, gso?: 0|1 (default 1), gro?: 0|1 (default 1) }) -> handle */
+ *           rcvbuf?, sndbuf?, gso?: 0|1 (default 1), gro?: 0|1 (default 1), gsoRetryMs? }) -> handle */
 static napi_value js_open_udp(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
@@ -929,6 +936,8 @@ static napi_value js_open_udp(napi_env env, napi_callback_info info) {
   }
   set_bufsizes(l->fd, get_int(env, opts, "rcvbuf", 4 << 20), get_int(env, opts, "sndbuf", 4 << 20));
   if (!udp_setup_offloads(env, l, get_int(env, opts, "gso", 1) != 0, get_int(env, opts, "gro", 1) != 0)) goto fail;
+  int64_t retry_ms = get_int(env, opts, "gsoRetryMs", GSO_RETRY_MS);
+  l->gso_backoff_ns = (uint64_t)(retry_ms < 1 ? 1 : retry_ms > 3600000 ? 3600000 : retry_ms) * 1000000ull;
   if (bind(l->fd, (struct sockaddr *)&sa, salen) < 0) {
     e = errno;
     throw_coded(env, "ERR_BIND", "cannot bind UDP %s%s%s:%d: %s", family == 6 ? "[" : "", *addr ? addr : (family == 6 ? "::" : "0.0.0.0"),
@@ -1431,13 +1440,18 @@ static uint32_t udp_plan(link_t *l, int32_t from, int32_t end, uint32_t m, uint3
  * socket allows. Returns the datagrams sent; *hard_err is set when a socket error stopped the batch,
  * *complete when every message was tried. A GSO message that fails is not retried as such: the rest
  * of the batch is re-planned without GSO, and if its datagrams then go out one by one the kernel
- * has refused GSO on this socket or route, so GSO stays off for the socket (gsoFallbacks). */
+ * has refused GSO on this socket or route, so GSO is off for the socket (gsoFallbacks) for
+ * gso_backoff_ns, or for good when the kernel has no UDP GSO at all. */
 static int32_t udp_send(link_t *l, int32_t first, int32_t end, uint32_t max_len, int *hard_err, bool *complete) {
+  if (!l->gso && l->gso_retry_ns != 0 && uv_hrtime() >= l->gso_retry_ns) {
+    l->gso = true;
+    l->gso_retry_ns = 0;
+  }
   uint32_t nmsg = udp_plan(l, first, end, 0, max_len, l->gso);
   uint32_t m = 0;
   int32_t sent = 0;
   int waits = 0;
-  bool refused = false; /* a GSO message failed with a refusal errno; its datagrams are retried plain */
+  int refused = 0; /* errno of a refused GSO message whose datagrams are being retried plain */
   while (m < nmsg) {
     int r = sendmmsg(l->fd, l->tx_msgs + m, nmsg - m, MSG_DONTWAIT);
     l->tx_calls++;
@@ -1445,7 +1459,8 @@ static int32_t udp_send(link_t *l, int32_t first, int32_t end, uint32_t max_len,
       if (refused) {
         l->gso = false;
         l->gso_fallbacks++;
-        refused = false;
+        l->gso_retry_ns = refused == ENOPROTOOPT || refused == EOPNOTSUPP ? 0 : uv_hrtime() + l->gso_backoff_ns;
+        refused = 0;
       }
       for (uint32_t k = m; k < m + (uint32_t)r; k++) {
         sent += (int32_t)l->tx_nseg[k];
@@ -1467,11 +1482,11 @@ static int32_t udp_send(link_t *l, int32_t first, int32_t end, uint32_t max_len,
     }
     if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) break; /* still full after ~20 ms: drop the rest */
     if (l->tx_nseg[m] > 1) {
-      refused = gso_refusal(e);
+      refused = gso_refusal(e) ? e : 0;
       nmsg = udp_plan(l, (int32_t)l->tx_first[m], end, m, max_len, false);
       continue;
     }
-    refused = false;
+    refused = 0;
     if (udp_datagram_error(e)) {
       /* A bad or unreachable destination is that datagram's problem, not the batch's. */
       l->tx_errors++;

@@ -93,6 +93,8 @@ export interface NativeAddon {
       gso?: 0 | 1;
       /** 1: UDP_GRO with a receive pool (default); 0: direct receive into the slots. */
       gro?: 0 | 1;
+      /** After the kernel refused GSO: send without it this long, then try again (default 10000). */
+      gsoRetryMs?: number;
     },
   ): NativeHandle;
   start(h: NativeHandle, onBatch: (count: number, errno: number) => void): void;

@@ -17,10 +17,13 @@ export interface UdpLinkOptions extends BatchOptions {
   maxDatagram?: number;
   /**
    * UDP segmentation offload on send: a run of datagrams of one size to one destination within a
-   * batch leaves as one UDP_SEGMENT message (up to 64 datagrams, 65507 bytes). Turned off for the
-   * socket by itself if the kernel refuses it. Default true.
+   * batch leaves as one UDP_SEGMENT message (up to 64 datagrams, 65507 bytes). If the kernel refuses
+   * it (and takes the same datagrams one by one), the socket sends without GSO for gsoRetryMs and
+   * then tries again; for good if the kernel has no UDP GSO. Default true.
    */
   gso?: boolean;
+  /** See gso. Default 10000 ms. */
+  gsoRetryMs?: number;
   /**
    * UDP generic receive offload: the kernel may hand over several datagrams from one source in one
    * message (a peer's GSO send arrives whole); they are split into the usual one-datagram slots.
@@ -51,6 +54,7 @@ export class UdpLink extends BatchedLink implements DatagramLink {
         port: opts.port,
         gso: opts.gso === false ? 0 : 1,
         gro: opts.gro === false ? 0 : 1,
+        ...(opts.gsoRetryMs !== undefined ? { gsoRetryMs: opts.gsoRetryMs } : {}),
       } as const;
       link.handle = link.native.openUdp({
         ...o,

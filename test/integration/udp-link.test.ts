@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeUdpAddress, readUdpAddress } from '../../src/io/udp-address.js';
 import { type DatagramHandler, UdpLink } from '../../src/io/udp-link.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const skip = netnsSkipReason();
 
@@ -248,9 +248,9 @@ describe.skipIf(skip)('UdpLink', () => {
     expect(tx.stats()).toMatchObject({ txFrames: 5, txErrors: 2, txDropped: 2 });
   });
 
-  it('falls back to single datagrams when the kernel refuses GSO (segments larger than the route MTU)', async () => {
+  it('falls back to single datagrams when the kernel refuses GSO (segments larger than the route MTU), and tries GSO again later', async () => {
     const r = receiver({ address: '10.77.1.2' });
-    const tx = UdpLink.open({ family: 4, address: '10.77.1.1', port: 0, netns: nsA.name });
+    const tx = UdpLink.open({ family: 4, address: '10.77.1.1', port: 0, netns: nsA.name, gsoRetryMs: 500 });
     links.push(tx);
     // 2000-byte datagrams on a 1500-MTU path: without GSO the kernel fragments them, with GSO it
     // refuses the message (EINVAL).
@@ -262,7 +262,7 @@ describe.skipIf(skip)('UdpLink', () => {
     ).toBe(10);
     expect(tx.gso).toBe(false);
     expect(tx.stats()).toMatchObject({ gsoFallbacks: 1, gsoSends: 0, txFrames: 10, txErrors: 0 });
-    // From now on this socket sends without GSO, even runs it could have sent.
+    // For gsoRetryMs this socket sends without GSO, even runs it could have sent.
     expect(
       sendBatch(
         tx,
@@ -275,6 +275,29 @@ describe.skipIf(skip)('UdpLink', () => {
     expect(r.got.map((g) => g.len)).toEqual([...Array(10).fill(2000), ...Array(10).fill(1000)]);
     expect(r.got.every((g) => g.ok)).toBe(true);
     expect(tx.stats()).toMatchObject({ gsoFallbacks: 1, gsoSends: 0, txFrames: 20 });
+    // Then it tries again: runs that fit the route's MTU leave as GSO messages, and another refusal
+    // is another fallback.
+    await sleep(600);
+    expect(
+      sendBatch(
+        tx,
+        Array.from({ length: 10 }, () => ({ len: 1000, to: r.to })),
+        20,
+      ),
+    ).toBe(10);
+    expect(tx.stats()).toMatchObject({ gsoFallbacks: 1, gsoSends: 1, gsoSegments: 10 });
+    expect(tx.gso).toBe(true);
+    expect(
+      sendBatch(
+        tx,
+        Array.from({ length: 10 }, () => ({ len: 2000, to: r.to })),
+        30,
+      ),
+    ).toBe(10);
+    expect(tx.stats()).toMatchObject({ gsoFallbacks: 2, gsoSends: 1, txFrames: 40, txErrors: 0 });
+    await waitFor(() => r.got.length >= 40, 2000, 2);
+    expect(r.got.map((g) => g.index)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(r.got.every((g) => g.ok)).toBe(true);
   });
 
   it('a bad destination in a GSO run fails alone and does not turn GSO off', async () => {
