@@ -60,6 +60,8 @@ const MTUS = [1500, 9000];
  * leaves the daemon's own default (no `tunnel` key in the config), a number sets it.
  */
 const GW_TUNNEL_MTU = process.env.BENCH_GW_TUNNEL_MTU ?? 'wan';
+/** BENCH_GW_OFFLOADS=off runs the gateways with `tunnel.gso` and `tunnel.gro` false (default: on). */
+const GW_OFFLOADS = process.env.BENCH_GW_OFFLOADS === 'off' ? 'off' : 'on';
 const IPV4_UDP_HEADERS = 28;
 
 type StackId = 'direct' | 'vxlan' | 'wg' | 'gw-vblade' | 'gw-export';
@@ -201,10 +203,12 @@ class Bench {
           allow: [{ targets: ['1.0', '1.1'], access: 'rw' }],
         },
       };
+      const tunnelKeys: Record<string, unknown> = GW_OFFLOADS === 'off' ? { gso: false, gro: false } : {};
       if (GW_TUNNEL_MTU !== 'default') {
-        const mtu = GW_TUNNEL_MTU === 'wan' ? site.wanMtu - IPV4_UDP_HEADERS : Number(GW_TUNNEL_MTU);
-        for (const side of [opts.a, opts.b]) side.extra = { tunnel: { mtu } };
+        tunnelKeys.mtu = GW_TUNNEL_MTU === 'wan' ? site.wanMtu - IPV4_UDP_HEADERS : Number(GW_TUNNEL_MTU);
       }
+      if (Object.keys(tunnelKeys).length > 0)
+        for (const side of [opts.a, opts.b]) side.extra = { tunnel: tunnelKeys };
       const pair = await startGatewayPair(site, opts);
       this.closers.push(() => pair.stop());
       const tunnel: Daemon[] = [
@@ -507,6 +511,8 @@ async function main() {
       ? "- Gateway: the daemon's default tunnel MTU (no `tunnel` key in the configs)."
       : `- Gateway: \`tunnel.mtu\` = ${GW_TUNNEL_MTU === 'wan' ? `WAN MTU − ${IPV4_UDP_HEADERS} (IPv4 + UDP), the same path the VXLAN rows get` : GW_TUNNEL_MTU} (BENCH_GW_TUNNEL_MTU=default: the daemon's own).`,
   );
+  if (GW_OFFLOADS === 'off')
+    notes.push('- Gateway: `tunnel.gso` and `tunnel.gro` false (BENCH_GW_OFFLOADS=off).');
   if (b.gatewaySkip)
     notes.push(`- Gateway rows: ${b.gatewaySkip} in this build (detected with \`aoegw run --help\`).`);
   for (const [k, why] of b.failed)

@@ -1,7 +1,8 @@
 /**
  * Receiving half of bench:tunnel's end-to-end and flood phases, run as its own process so sender
  * and receiver each get a core. A UdpTunnel (the responder) in the namespace given by --netns,
- * its static secret in AOEGW_BENCH_SECRET (hex) and the sender's public key in --peer. Prints
+ * its static secret in AOEGW_BENCH_SECRET (hex) and the sender's public key in --peer; --gso and
+ * --gro 0|1 override the link's offload defaults, --linger MS delays the exit after the report. Prints
  * `ready PORT`, counts the records delivered for a fixed window that starts at the first one, then
  * prints one JSON line and exits.
  */
@@ -28,6 +29,8 @@ const tunnel = UdpTunnel.open({
   mtu: Number(args.get('mtu')),
   batch: Number(args.get('batch')),
   maxBatchesPerWakeup: 64,
+  ...(args.has('gso') ? { gso: args.get('gso') === '1' } : {}),
+  ...(args.has('gro') ? { gro: args.get('gro') === '1' } : {}),
   events: {
     record: (_p, _t, _b, _o, len) => {
       if (start === 0) {
@@ -63,11 +66,16 @@ function finish(): void {
     loadEntered: s.driver.loadEntered,
     rxBatches: s.link.rxBatches,
     rxFrames: s.link.rxFrames,
+    rxCalls: s.link.rxCalls ?? 0,
+    wakeups: s.link.wakeups ?? 0,
+    groMessages: s.link.groMessages ?? 0,
+    groSegments: s.link.groSegments ?? 0,
     errors: s.driver.errors,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   tunnel.close();
-  process.exit(0);
+  // --linger MS: stay (idle) that long after reporting, so a system-call counter can stop first.
+  setTimeout(() => process.exit(0), Number(args.get('linger') ?? 0));
 }
 
 process.stdout.write(`ready ${tunnel.localPort}\n`);

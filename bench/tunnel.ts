@@ -9,18 +9,29 @@
  *     a child process, UdpLink batch 64 vs 1;
  * (c) handshakes per second in memory (initiation + response + confirming keepalive), and the
  *     responder's cost of a cookie reply and of a bad-mac1 drop;
- * (d) established-session throughput with and without a 20k/s handshake flood, as a ratio.
+ * (d) established-session throughput with and without a 20k/s handshake flood, as a ratio;
+ * (e) end to end as (b), batch 64, with UDP GSO on send and GRO on receive each on and off, and the
+ *     system calls per datagram on both sides (the links' own counts, and perf's count of all
+ *     system calls of each process when `perf` is installed). Written to its own section
+ *     `tunnel-gso`; BENCH_TUNNEL_PHASES=gso runs only this phase;
+ * (f) where a datagram's AEAD time goes, one core, in memory: ChaCha20-Poly1305 in C (libsodium and
+ *     OpenSSL, bench/aead-floor.c, when a C compiler and the libraries are there), the sodium-native
+ *     call, the CryptoBackend wrapper and the endpoint's data path, at the tunnel's plaintext sizes.
+ *     Section `tunnel-aead`; BENCH_TUNNEL_PHASES=aead runs only this phase.
  *
  * Every phase is bounded in time; rounds are interleaved and medians reported.
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants as fsc, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import sodiumNative from 'sodium-native';
 import { encodeUdpAddress } from '../src/io/udp-address.js';
 import { UdpLink } from '../src/io/udp-link.js';
 import { CookieMaker } from '../src/tunnel/cookie.js';
 import { type CryptoBackend, loadCrypto } from '../src/tunnel/crypto.js';
 import { type DatagramSink, Rx, TunnelEndpoint } from '../src/tunnel/endpoint.js';
-import { INIT_LEN, INIT_MAC1, INIT_SENDER } from '../src/tunnel/messages.js';
+import { DATA_OVERHEAD, INIT_LEN, INIT_MAC1, INIT_SENDER } from '../src/tunnel/messages.js';
 import type { Peer } from '../src/tunnel/peer.js';
 import { RECORD_AOE } from '../src/tunnel/records.js';
 import { UdpTunnel } from '../src/tunnel/udp-tunnel.js';
@@ -35,6 +46,23 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 /** Rounds of the flood phase (d): its ratio is the noisiest figure, so it gets more. */
 const FLOOD_ROUNDS = Number(process.env.BENCH_FLOOD_ROUNDS ?? 5);
 const FLOOD_RATE = 20_000;
+/** Rounds of the GSO/GRO phase (e): its ratios are what it is about, so it gets more. */
+const GSO_ROUNDS = Number(process.env.BENCH_GSO_ROUNDS ?? 5);
+/** `gso` runs phase (e) alone (and writes only its section); default all phases. */
+const PHASES = new Set((process.env.BENCH_TUNNEL_PHASES ?? 'all').split(','));
+const runs = (phase: string) => PHASES.has('all') || PHASES.has(phase);
+
+/** UDP offloads of one end-to-end cell, on both ends (GSO matters to the sender, GRO to the receiver). */
+interface Offload {
+  gso: boolean;
+  gro: boolean;
+}
+const OFFLOADS: { name: string; o: Offload }[] = [
+  { name: 'off', o: { gso: false, gro: false } },
+  { name: 'GSO', o: { gso: true, gro: false } },
+  { name: 'GRO', o: { gso: false, gro: true } },
+  { name: 'GSO+GRO', o: { gso: true, gro: true } },
+];
 /** Offered load of the paced flood cells: about half of what the receiver can take. */
 const PACED_RATE = 100_000;
 const SIZES = [
@@ -244,6 +272,121 @@ interface E2eSample {
   loadEntered: number;
   /** Datagrams the kernel dropped at a full receive buffer in the receiver's namespace. */
   socketDrops: number;
+  /** Per datagram: the sender's send calls, the receiver's recvmmsg calls and wakeups. */
+  txCallsPerDgram: number;
+  rxCallsPerDgram: number;
+  rxWakeupsPerDgram: number;
+  /** All system calls of each process per datagram (perf), NaN without perf. */
+  txSyscallsPerDgram: number;
+  rxSyscallsPerDgram: number;
+  /** Packets through the stack per datagram: sent messages (a GSO message is one), received messages. */
+  txMsgsPerDgram: number;
+  rxMsgsPerDgram: number;
+}
+
+const HAVE_PERF =
+  spawnSync('perf', ['stat', '-x,', '-e', 'raw_syscalls:sys_enter', 'true'], { stdio: 'ignore' }).status ===
+  0;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface SyscallCounter {
+  /** Stops counting (if the process still runs) and returns the count, NaN if there is none. */
+  stop(): Promise<number>;
+}
+
+/**
+ * Counts every system call of process `pid` (all its threads) with `perf stat`, from when the
+ * returned promise resolves (perf confirmed through its control FIFO that it counts) until stop() or
+ * the process's exit. NaN counts without perf or when perf does not start within 10 s.
+ */
+async function syscallCounter(pid: number): Promise<SyscallCounter> {
+  const none: SyscallCounter = { stop: async () => Number.NaN };
+  if (!HAVE_PERF) return none;
+  const dir = mkdtempSync(join(tmpdir(), 'aoegw-perf-'));
+  const ctl = join(dir, 'ctl');
+  const ack = join(dir, 'ack');
+  spawnSync('mkfifo', [ctl, ack]);
+  const p = spawn(
+    'perf',
+    [
+      'stat',
+      '-x,',
+      '-D',
+      '-1',
+      '--control',
+      `fifo:${ctl},${ack}`,
+      '-e',
+      'raw_syscalls:sys_enter',
+      '-p',
+      String(pid),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  p.stderr.on('data', (d) => {
+    err += d;
+  });
+  let running = true;
+  const exited = new Promise<number>((resolve) =>
+    p.on('exit', () => {
+      running = false;
+      rmSync(dir, { recursive: true, force: true });
+      const m = /^(\d+),/m.exec(err);
+      if (!m) log(`perf stat -p ${pid}: no count (${err.trim() || 'no output'})`);
+      resolve(m ? Number(m[1]) : Number.NaN);
+    }),
+  );
+  const ackFd = openSync(ack, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  let ctlFd = -1;
+  let fdsOpen = true;
+  const close = () => {
+    if (!fdsOpen) return;
+    fdsOpen = false;
+    closeSync(ackFd);
+    if (ctlFd >= 0) closeSync(ctlFd);
+  };
+  // Sends a control command and waits for perf's "ack".
+  const command = async (cmd: string): Promise<boolean> => {
+    const deadline = performance.now() + 10_000;
+    while (ctlFd < 0 && running && performance.now() < deadline) {
+      try {
+        ctlFd = openSync(ctl, fsc.O_WRONLY | fsc.O_NONBLOCK);
+      } catch {
+        await sleep(5); // ENXIO until perf opens its end
+      }
+    }
+    if (ctlFd < 0 || !running) return false;
+    writeSync(ctlFd, `${cmd}\n`);
+    const buf = Buffer.alloc(16);
+    while (running && performance.now() < deadline) {
+      let n = 0;
+      try {
+        n = readSync(ackFd, buf);
+      } catch {
+        // EAGAIN: nothing yet
+      }
+      if (n > 0 && buf.toString('latin1', 0, n).includes('ack')) return true;
+      await sleep(1);
+    }
+    return false;
+  };
+  if (!(await command('enable'))) {
+    close();
+    p.kill('SIGKILL');
+    await exited;
+    return none;
+  }
+  return {
+    stop: async () => {
+      if (running && fdsOpen) {
+        await command('disable');
+        p.kill('SIGINT');
+      }
+      close();
+      return exited;
+    },
+  };
 }
 
 /** UDP RcvbufErrors so far in a namespace (/proc/net/snmp). */
@@ -318,6 +461,8 @@ async function e2eCell(
   withFlood: boolean,
   /** Offered datagrams per second, or 0 for an unthrottled sender. */
   rate = 0,
+  /** UDP offloads on both ends; undefined: the links' defaults. */
+  offload?: Offload,
 ): Promise<E2eSample> {
   const net = topo.nets.get(size.veth)!;
   const kb = crypto.x25519KeyPair();
@@ -341,6 +486,9 @@ async function e2eCell(
       String(SECONDS),
       '--peer',
       Buffer.from(ka.publicKey).toString('hex'),
+      ...(offload
+        ? ['--gso', offload.gso ? '1' : '0', '--gro', offload.gro ? '1' : '0', '--linger', '500']
+        : []),
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -360,10 +508,21 @@ async function e2eCell(
     child.on('exit', () => reject(new Error(`receiver exited early: ${out}`)));
   });
   const done = new Promise<void>((r) => child.on('exit', () => r()));
+  // The receiver's report (one JSON line): it lingers after it, so its system calls can be counted
+  // up to here without racing its exit.
+  const reported = new Promise<void>((r) => {
+    child.stdout.on('data', () => {
+      if (/\{.*\}\n/.test(out)) r();
+    });
+    child.on('exit', () => r());
+  });
   const tunnels: { close(): void }[] = [];
   const drops0 = udpRcvbufErrors(topo.nsB);
+  let rxSyscalls: SyscallCounter | undefined;
   try {
     const port = await ready;
+    // The receiver's system calls from here (start-up done) until it exits after its window.
+    if (offload) rxSyscalls = await syscallCounter(child.pid!);
     let completed = false;
     const tx = UdpTunnel.open({
       crypto,
@@ -373,6 +532,7 @@ async function e2eCell(
       netns: topo.nsA.name,
       mtu: size.mtu,
       batch,
+      ...(offload ?? {}),
       events: {
         handshakeComplete: () => {
           completed = true;
@@ -395,6 +555,8 @@ async function e2eCell(
     const ep = tx.endpoint;
     let sent = 0;
     let flooded = 0;
+    const txSyscalls = offload ? await syscallCounter(process.pid) : undefined;
+    const link0 = tx.stats().link;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const end = t0 + (SECONDS + 0.5) * 1000;
@@ -418,7 +580,13 @@ async function e2eCell(
     tx.flush();
     const el = (now - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    const txDropped = tx.stats().link.txDropped;
+    const txSys = (await txSyscalls?.stop()) ?? Number.NaN;
+    const link1 = tx.stats().link;
+    const txDropped = link1.txDropped;
+    const txFrames = link1.txFrames - link0.txFrames;
+    const d = (k: 'txCalls' | 'gsoSends' | 'gsoSegments') => (link1[k] ?? 0) - (link0[k] ?? 0);
+    await reported;
+    const rxSys = (await rxSyscalls?.stop()) ?? Number.NaN;
     await done;
     const r = JSON.parse(out.slice(out.indexOf('{')));
     if (!r.records) throw new Error(`receiver got nothing: ${out}`);
@@ -437,8 +605,16 @@ async function e2eCell(
       badMac1: r.badMac1 ?? 0,
       loadEntered: r.loadEntered ?? 0,
       socketDrops: udpRcvbufErrors(topo.nsB) - drops0,
+      txCallsPerDgram: d('txCalls') / txFrames,
+      rxCallsPerDgram: r.rxCalls / r.rxFrames,
+      rxWakeupsPerDgram: r.wakeups / r.rxFrames,
+      txSyscallsPerDgram: txSys / txFrames,
+      rxSyscallsPerDgram: rxSys / r.rxFrames,
+      txMsgsPerDgram: (txFrames - d('gsoSegments') + d('gsoSends')) / txFrames,
+      rxMsgsPerDgram: (r.rxFrames - r.groSegments + r.groMessages) / r.rxFrames,
     };
   } finally {
+    await rxSyscalls?.stop();
     for (const t of tunnels) t.close();
     clearTimeout(killer);
     if (child.exitCode === null) child.kill('SIGKILL');
@@ -448,9 +624,171 @@ async function e2eCell(
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
+  const backends = [await loadCrypto('sodium-native'), await loadCrypto('libsodium-wrappers')];
+  if (runs('base')) await baseSections(backends);
+  if (runs('gso')) await gsoSection(backends[0]!);
+  if (runs('aead')) aeadSection(backends[0]!);
+}
+
+/** Builds bench/aead-floor.c; its path, or a reason it could not be built. */
+function buildAeadFloor(): { bin: string } | { why: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'aoegw-aead-'));
+  const bin = join(dir, 'aead-floor');
+  const include = join(dirname(process.execPath), '..', 'include', 'node');
+  const r = spawnSync(
+    'cc',
+    [
+      '-O2',
+      `-I${include}`,
+      '-o',
+      bin,
+      join(repoRoot, 'bench', 'aead-floor.c'),
+      '-l:libsodium.so.23',
+      '-l:libcrypto.so.3',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return { why: (r.stderr || r.error?.message || 'cc failed').trim().split('\n')[0]! };
+  }
+  return { bin };
+}
+
+/** µs per call of `fn`, the best of 5 runs of `iters` calls. */
+function bestUs(iters: number, fn: () => void): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < 5; r++) {
+    const t = performance.now();
+    for (let i = 0; i < iters; i++) fn();
+    best = Math.min(best, ((performance.now() - t) * 1000) / iters);
+  }
+  return best;
+}
+
+/** (f): section `tunnel-aead`. */
+function aeadSection(sodium: CryptoBackend): void {
   const started = performance.now();
   const machine = machineLine();
-  const backends = [await loadCrypto('sodium-native'), await loadCrypto('libsodium-wrappers')];
+  const floor = buildAeadFloor();
+  // The plaintext the endpoint seals for one record of each size (record header, padding).
+  const ptLen = new Map<number, number>();
+  for (const s of SIZES) {
+    const sink = new RingSink(1, s.mtu);
+    const { a, ab } = connectedPair(sodium, s.mtu, sink);
+    a.queueRecord(ab, RECORD_AOE, new Uint8Array(s.record), 0, s.record, T0);
+    a.flush(T0);
+    ptLen.set(s.record, sink.lens[0]! - DATA_OVERHEAD);
+  }
+  type Step = 'c-sodium' | 'c-evp' | 'napi' | 'backend' | 'endpoint';
+  const xs = new Map<string, number[]>();
+  const push = (k: string, v: number) => xs.set(k, [...(xs.get(k) ?? []), v]);
+  for (let round = 0; round < ROUNDS; round++) {
+    if ('bin' in floor) {
+      const out = spawnSync(floor.bin, [...ptLen.values()].map(String), { encoding: 'utf8' }).stdout;
+      for (const line of out.trim().split('\n')) {
+        const [len, ss, so, es, eo] = line.split(' ').map(Number);
+        const rec = [...ptLen].find(([, p]) => p === len)![0];
+        push(`${rec}|c-sodium|seal`, ss!);
+        push(`${rec}|c-sodium|open`, so!);
+        push(`${rec}|c-evp|seal`, es!);
+        push(`${rec}|c-evp|open`, eo!);
+      }
+    }
+    for (const s of SIZES) {
+      const len = ptLen.get(s.record)!;
+      const iters = len > 2000 ? 20_000 : 100_000;
+      const key = new Uint8Array(32).fill(7);
+      const nonce = new Uint8Array(12);
+      const pt = new Uint8Array(len).fill(0x5a);
+      const ct = new Uint8Array(len + 16);
+      push(
+        `${s.record}|napi|seal`,
+        bestUs(iters, () => {
+          nonce[0]!++;
+          sodiumNative.crypto_aead_chacha20poly1305_ietf_encrypt(ct, pt, null, null, nonce, key);
+        }),
+      );
+      push(
+        `${s.record}|napi|open`,
+        bestUs(iters, () => {
+          sodiumNative.crypto_aead_chacha20poly1305_ietf_decrypt(pt, null, ct, null, nonce, key);
+        }),
+      );
+      const out = new Uint8Array(len + 64);
+      let counter = 0n;
+      push(
+        `${s.record}|backend|seal`,
+        bestUs(iters, () => {
+          sodium.seal(out, 16, key, counter++, null, pt, 0, len);
+        }),
+      );
+      const n = sodium.seal(out, 16, key, 5n, null, pt, 0, len);
+      push(
+        `${s.record}|backend|open`,
+        bestUs(iters, () => {
+          if (sodium.open(pt, 0, key, 5n, null, out, 16, n) !== len) throw new Error('open failed');
+        }),
+      );
+      // Best of 3 cells, like the rows above (a cell's time is wall time, which a busy machine inflates).
+      const bestCell = (op: DataOp) =>
+        1e6 / Math.max(...[0, 1, 2].map(() => dataCell(sodium, s.record, s.mtu, op)));
+      push(`${s.record}|endpoint|seal`, bestCell('endpoint seal'));
+      push(`${s.record}|endpoint|open`, bestCell('endpoint open'));
+    }
+    log(`aead round ${round + 1}/${ROUNDS} done`);
+  }
+  if ('bin' in floor) rmSync(dirname(floor.bin), { recursive: true, force: true });
+  const steps: { step: Step; what: string }[] = [
+    { step: 'c-sodium', what: 'C: libsodium 1.0.18 (the system library; no Node)' },
+    { step: 'c-evp', what: 'C: OpenSSL 3.0 EVP, key set once, nonce per message (no Node)' },
+    { step: 'napi', what: 'sodium-native call from JS (N-API + its bundled libsodium)' },
+    { step: 'backend', what: 'CryptoBackend.seal/open (argument checks, views, nonce from the counter)' },
+    { step: 'endpoint', what: 'TunnelEndpoint data path (queueRecord + flush / receive), as (a)' },
+  ];
+  const rows: (string | number)[][] = [];
+  for (const s of SIZES) {
+    let prev: { seal: number; open: number } | undefined;
+    for (const { step, what } of steps) {
+      const k = (op: string) => xs.get(`${s.record}|${step}|${op}`);
+      if (!k('seal')) continue;
+      const seal = median(k('seal')!);
+      const open = median(k('open')!);
+      const signed = (d: number) => `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(2)}`;
+      const delta =
+        prev && step !== 'c-evp' ? `${signed(seal - prev.seal)} / ${signed(open - prev.open)}` : '';
+      rows.push([s.record, ptLen.get(s.record)!, what, seal.toFixed(2), open.toFixed(2), delta]);
+      if (step !== 'c-evp') prev = { seal, open };
+    }
+  }
+  const minutes = ((performance.now() - started) / 60000).toFixed(1);
+  const body = [
+    "### (f) Where a datagram's AEAD time goes (`BENCH_TUNNEL_PHASES=aead npm run bench:tunnel`)",
+    '',
+    `Machine: ${machine}. ${ROUNDS} rounds, medians of the best of 5 runs (endpoint rows: of 3 cells of ${SLICE} s) per`,
+    `cell; the phase took ${minutes} min. Wall-clock times: what a busy machine adds shows here as noise.`,
+    '',
+    'One ChaCha20-Poly1305 seal and open of the plaintext the endpoint seals for one record (record header,',
+    'padding to 16), in µs, from the floor up: C without Node (bench/aead-floor.c, built by the benchmark',
+    'with `cc`; libsodium 1.0.18 is what the system has, sodium-native bundles its own build; OpenSSL is',
+    "the system's libcrypto 3.0, the version Node 20 bundles and exports to addons), the same call through",
+    "sodium-native, through this project's CryptoBackend, and the endpoint's whole data path per datagram.",
+    'The last column is what each layer adds to the one above it (sodium-native is compared with C',
+    'libsodium, the OpenSSL row stands alone).',
+    ...('why' in floor
+      ? ['', `C rows missing: bench/aead-floor.c could not be built here (${floor.why}).`]
+      : []),
+    '',
+    table(['record bytes', 'plaintext bytes', 'layer', 'seal µs', 'open µs', 'adds (seal / open)'], rows),
+  ].join('\n');
+  writeSection('tunnel-aead', body);
+  process.stdout.write(`${body}\n`);
+}
+
+/** (a) to (d): section `tunnel`. */
+async function baseSections(backends: CryptoBackend[]): Promise<void> {
+  const started = performance.now();
+  const machine = machineLine();
   const sodium = backends[0]!;
 
   // (a) and (c), interleaved rounds.
@@ -655,7 +993,8 @@ async function main(): Promise<void> {
     '',
     'Sender: a TunnelEndpoint on a UdpLink in this process, unthrottled (`queueRecord` ×64 + `flush`) for the',
     'window; receiver: a UdpTunnel (responder) in a child process in the other namespace, counting delivered',
-    'records (= authenticated datagrams here) from the first one. Both links use the same batch size. "lost" is',
+    'records (= authenticated datagrams here) from the first one. Both links use the same batch size and their',
+    'default UDP offloads (GSO and GRO on: with batch 64 a batch leaves as GSO messages; see (e)). "lost" is',
     'what the receiver could not keep up with; rx socket drops are the UDP receive-buffer drops the kernel counted in',
     "the receiver's namespace over the whole cell (sender runs 0.5 s longer than the receiver's window).",
     '',
@@ -718,6 +1057,309 @@ async function main(): Promise<void> {
     'random nonce) — the in-memory rate in (c) — plus the kernel receiving it and sending the 64-byte reply.',
   ].join('\n');
   writeSection('tunnel', body);
+  process.stdout.write(`${body}\n`);
+}
+
+/** Offered datagrams per second of the link-only cells of (e), per datagram size. */
+const LINK_RATES = new Map<number, number>([
+  [1452, 150_000],
+  [8952, 60_000],
+]);
+
+interface LinkSample {
+  rxDps: number;
+  lostPct: number;
+  txCpuUs: number;
+  rxCpuUs: number;
+  txMsgsPerDgram: number;
+  rxMsgsPerDgram: number;
+  rxCallsPerDgram: number;
+  rxWakeupsPerDgram: number;
+  txSyscallsPerDgram: number;
+  rxSyscallsPerDgram: number;
+}
+
+/**
+ * Bare UdpLinks (no tunnel, no crypto): this process sends datagrams of `size` bytes at `rate` per
+ * second in 1 ms ticks (full batches of 64 and a remainder per tick, idle in between) to a
+ * bench/udp-receiver.ts in the other namespace. What the links and the kernel cost per datagram.
+ */
+async function linkCell(
+  topo: Topology,
+  veth: number,
+  size: number,
+  rate: number,
+  offload: Offload,
+): Promise<LinkSample> {
+  const net = topo.nets.get(veth)!;
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'bench', 'udp-receiver.ts'),
+      '--netns',
+      topo.nsB.name,
+      '--address',
+      net.b,
+      '--gro',
+      offload.gro ? '1' : '0',
+      '--seconds',
+      String(SECONDS),
+      '--linger',
+      '500',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot },
+  );
+  const killer = setTimeout(() => child.kill('SIGKILL'), (SECONDS + 40) * 1000);
+  let out = '';
+  const ready = new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /ready (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', () => reject(new Error(`receiver exited early: ${out}`)));
+  });
+  const done = new Promise<void>((r) => child.on('exit', () => r()));
+  // The receiver's report (one JSON line): it lingers after it, so its system calls can be counted
+  // up to here without racing its exit.
+  const reported = new Promise<void>((r) => {
+    child.stdout.on('data', () => {
+      if (/\{.*\}\n/.test(out)) r();
+    });
+    child.on('exit', () => r());
+  });
+  let tx: UdpLink | undefined;
+  let rxSyscalls: SyscallCounter | undefined;
+  try {
+    const port = await ready;
+    rxSyscalls = await syscallCounter(child.pid!);
+    tx = UdpLink.open({ family: 4, address: net.a, port: 0, netns: topo.nsA.name, gso: offload.gso });
+    const to = encodeUdpAddress({ address: net.b, port });
+    const txSyscalls = await syscallCounter(process.pid);
+    const link0 = tx.stats();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let sent = 0;
+    while (performance.now() - t0 < (SECONDS + 0.5) * 1000) {
+      const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+      for (; sent < due; sent++) {
+        tx.txSlot().fill(0x5a, 0, size);
+        tx.txCommitTo(size, to);
+      }
+      tx.flush();
+      await sleep(1);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    const txSys = await txSyscalls.stop();
+    const link1 = tx.stats();
+    const txFrames = link1.txFrames - link0.txFrames;
+    const d = (k: 'gsoSends' | 'gsoSegments') => (link1[k] ?? 0) - (link0[k] ?? 0);
+    await reported;
+    const rxSys = await rxSyscalls.stop();
+    await done;
+    const r = JSON.parse(out.slice(out.indexOf('{')));
+    if (!r.datagrams) throw new Error(`link receiver got nothing: ${out}`);
+    const rxDps = r.datagrams / r.seconds;
+    return {
+      rxDps,
+      lostPct: Math.max(0, (1 - rxDps / rate) * 100),
+      txCpuUs: (cpu.user + cpu.system) / txFrames,
+      rxCpuUs: (r.cpuS * 1e6) / r.datagrams,
+      txMsgsPerDgram: (txFrames - d('gsoSegments') + d('gsoSends')) / txFrames,
+      rxMsgsPerDgram: (r.rxFrames - r.groSegments + r.groMessages) / r.rxFrames,
+      rxCallsPerDgram: r.rxCalls / r.rxFrames,
+      rxWakeupsPerDgram: r.wakeups / r.rxFrames,
+      txSyscallsPerDgram: txSys / txFrames,
+      rxSyscallsPerDgram: rxSys / r.rxTotal,
+    };
+  } finally {
+    await rxSyscalls?.stop();
+    tx?.close();
+    clearTimeout(killer);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** (e): section `tunnel-gso`, UDP GSO and GRO on and off, end to end as in (b) with batch 64. */
+async function gsoSection(sodium: CryptoBackend): Promise<void> {
+  const started = performance.now();
+  const machine = machineLine();
+  const topo = topology();
+  const cells = new Map<string, E2eSample[]>();
+  const linkCells = new Map<string, LinkSample[]>();
+  try {
+    for (let round = 0; round < GSO_ROUNDS; round++) {
+      for (const s of SIZES) {
+        const rate = LINK_RATES.get(s.mtu)!;
+        for (let j = 0; j < OFFLOADS.length; j++) {
+          const { name, o } = OFFLOADS[(j + round) % OFFLOADS.length]!;
+          const x = await linkCell(topo, s.veth, s.mtu, rate, o);
+          linkCells.set(`${s.mtu}|${name}`, [...(linkCells.get(`${s.mtu}|${name}`) ?? []), x]);
+          log(
+            `round ${round + 1}/${GSO_ROUNDS} link ${s.mtu} B ${name}: rx ${fmt(x.rxDps)} dgram/s, tx ${x.txCpuUs.toFixed(2)} rx ${x.rxCpuUs.toFixed(2)} µs/dgram, syscalls/dgram tx ${x.txSyscallsPerDgram.toFixed(3)} rx ${x.rxSyscallsPerDgram.toFixed(3)}`,
+          );
+        }
+        // Rotate the order by round, so no setting always runs first (or right after another one).
+        for (let j = 0; j < OFFLOADS.length; j++) {
+          const { name, o } = OFFLOADS[(j + round) % OFFLOADS.length]!;
+          const x = await e2eCell(sodium, topo, s, 64, false, 0, o);
+          push2(cells, `${s.record}|${name}`, x);
+          log(
+            `round ${round + 1}/${GSO_ROUNDS} ${s.record} B ${name}: rx ${fmt(x.rxDps)} dgram/s, tx ${x.txCpuUs.toFixed(2)} rx ${x.rxCpuUs.toFixed(2)} µs/dgram, syscalls/dgram tx ${x.txSyscallsPerDgram.toFixed(3)} rx ${x.rxSyscallsPerDgram.toFixed(3)}`,
+          );
+        }
+      }
+    }
+  } finally {
+    topo.nsA.delete();
+    topo.nsB.delete();
+  }
+  const m = (k: string, f: (x: E2eSample) => number) => median(cells.get(k)!.map(f));
+  const ml = (k: string, f: (x: LinkSample) => number) => median(linkCells.get(k)!.map(f));
+  const per = (x: number) => (Number.isNaN(x) ? 'n/a' : x.toFixed(3));
+  const vs = (x: number, base: number, digits = 2) => `${x.toFixed(digits)} (${(x / base).toFixed(2)}×)`;
+  const linkRows: (string | number)[][] = [];
+  for (const s of SIZES) {
+    const off = `${s.mtu}|off`;
+    for (const { name } of OFFLOADS) {
+      const k = `${s.mtu}|${name}`;
+      linkRows.push([
+        s.mtu,
+        fmt(LINK_RATES.get(s.mtu)!),
+        name,
+        fmt(ml(k, (x) => x.rxDps)),
+        ml(k, (x) => x.lostPct).toFixed(1),
+        vs(
+          ml(k, (x) => x.txCpuUs),
+          ml(off, (x) => x.txCpuUs),
+        ),
+        vs(
+          ml(k, (x) => x.rxCpuUs),
+          ml(off, (x) => x.rxCpuUs),
+        ),
+        per(ml(k, (x) => x.txMsgsPerDgram)),
+        per(ml(k, (x) => x.txSyscallsPerDgram)),
+        per(ml(k, (x) => x.rxMsgsPerDgram)),
+        per(ml(k, (x) => x.rxCallsPerDgram)),
+        per(ml(k, (x) => x.rxWakeupsPerDgram)),
+        per(ml(k, (x) => x.rxSyscallsPerDgram)),
+      ]);
+    }
+  }
+  const rows: (string | number)[][] = [];
+  const roundRatios: string[] = [];
+  const cpuRatios: string[] = [];
+  for (const s of SIZES) {
+    const off = `${s.record}|off`;
+    for (const { name } of OFFLOADS) {
+      const k = `${s.record}|${name}`;
+      rows.push([
+        s.record,
+        name,
+        fmt(m(k, (x) => x.txDps)),
+        fmt(m(k, (x) => x.rxDps)),
+        `${(m(k, (x) => x.rxDps) / m(off, (x) => x.rxDps)).toFixed(2)}×`,
+        m(k, (x) => x.lostPct).toFixed(1),
+        vs(
+          m(k, (x) => x.txCpuUs),
+          m(off, (x) => x.txCpuUs),
+        ),
+        vs(
+          m(k, (x) => x.rxCpuUs),
+          m(off, (x) => x.rxCpuUs),
+        ),
+        per(m(k, (x) => x.txMsgsPerDgram)),
+        per(m(k, (x) => x.txCallsPerDgram)),
+        per(m(k, (x) => x.txSyscallsPerDgram)),
+        per(m(k, (x) => x.rxMsgsPerDgram)),
+        per(m(k, (x) => x.rxCallsPerDgram)),
+        per(m(k, (x) => x.rxWakeupsPerDgram)),
+        per(m(k, (x) => x.rxSyscallsPerDgram)),
+        fmt(m(k, (x) => x.socketDrops)),
+      ]);
+    }
+    const on = cells.get(`${s.record}|GSO+GRO`)!;
+    const offs = cells.get(off)!;
+    roundRatios.push(`${s.record} B: ${on.map((x, i) => (x.rxDps / offs[i]!.rxDps).toFixed(2)).join(', ')}`);
+    cpuRatios.push(
+      `${s.record} B: tx ${on.map((x, i) => (x.txCpuUs / offs[i]!.txCpuUs).toFixed(2)).join(', ')}; rx ${on.map((x, i) => (x.rxCpuUs / offs[i]!.rxCpuUs).toFixed(2)).join(', ')}`,
+    );
+  }
+  const minutes = ((performance.now() - started) / 60000).toFixed(1);
+  const body = [
+    '### (e) UDP GSO/GRO (`BENCH_TUNNEL_PHASES=gso npm run bench:tunnel`)',
+    '',
+    `Machine: ${machine}. ${GSO_ROUNDS} rounds; in each, every cell of both tables once, the four settings of a size in`,
+    `an order rotated by round; medians. The phase took ${minutes} min.`,
+    '',
+    'Settings: `gso` and `gro` of both UdpLinks as in the offloads column (GSO only matters to the sender,',
+    'GRO to the receiver). A batch of datagrams of one size to one peer leaves as GSO messages of up to 64',
+    'segments and 65,507 bytes (link cells: 45 + 19 datagrams of 1,452 bytes, 9 × 7 + 1 of 8,952; tunnel',
+    'cells: 57 + 7 of 1,136, 9 × 7 + 1 of 8,848). Per datagram:',
+    '"msgs" are the packets that went through the stack (sent: plain datagrams + GSO messages; received:',
+    'messages recvmmsg returned, a coalesced one counting once); send and recvmmsg calls and receive',
+    "wakeups (epoll, or a GRO remainder) are the links' own counts; syscalls are every system call of the",
+    'process (all threads) counted by `perf stat -e raw_syscalls:sys_enter -p PID` (sender: over its send',
+    'loop; receiver: from the end of its start-up to its report, over what its link received; n/a without',
+    'perf). CPU µs per datagram is user + system time of the process (as in (b)); the ratio is against "off" of the same',
+    "size. On veth the receiving socket's share of the kernel work (IP and UDP receive, queueing) runs in",
+    "the sender's context, so GRO shows on the sender's CPU too.",
+    '',
+    'Link only: bare UdpLinks, no tunnel and no crypto, the sender paced (1 ms ticks: full batches of 64',
+    'and a remainder, idle in between), so neither side is saturated and CPU per datagram is comparable',
+    'across settings; the receiver counts datagrams for the 2 s window. What the links and the kernel cost.',
+    '',
+    table(
+      [
+        'datagram bytes',
+        'offered/s',
+        'offloads',
+        'rx datagrams/s',
+        'lost %',
+        'tx CPU µs/dgram',
+        'rx CPU µs/dgram',
+        'tx msgs/dgram',
+        'tx syscalls/dgram',
+        'rx msgs/dgram',
+        'rx recvmmsg/dgram',
+        'rx wakeups/dgram',
+        'rx syscalls/dgram',
+      ],
+      linkRows,
+    ),
+    '',
+    'Tunnel end to end: as (b) with batch 64, sender unthrottled (64 records of one size per `flush`, so',
+    "every batch is one run to one peer). Throughput here depends on what else runs on the machine's two",
+    'cores (see the per-round ratios below); CPU per datagram much less.',
+    '',
+    table(
+      [
+        'record bytes',
+        'offloads',
+        'tx datagrams/s',
+        'rx datagrams/s',
+        'rx vs off',
+        'lost %',
+        'tx CPU µs/dgram',
+        'rx CPU µs/dgram',
+        'tx msgs/dgram',
+        'tx sendmmsg/dgram',
+        'tx syscalls/dgram',
+        'rx msgs/dgram',
+        'rx recvmmsg/dgram',
+        'rx wakeups/dgram',
+        'rx syscalls/dgram',
+        'rx socket drops',
+      ],
+      rows,
+    ),
+    '',
+    `GSO+GRO vs off in each round (same round, same size), rx datagrams/s: ${roundRatios.join('; ')}. CPU µs per`,
+    `datagram: ${cpuRatios.join('; ')}.`,
+  ].join('\n');
+  writeSection('tunnel-gso', body);
   process.stdout.write(`${body}\n`);
 }
 

@@ -26,6 +26,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <node_api.h>
 #include <poll.h>
 #include <sched.h>
@@ -54,6 +55,34 @@
 #define SO_MEMINFO 55
 #endif
 #define SK_MEMINFO_DROPS_IDX 8
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+/* UDP segmentation offload (send): one sendmsg carries a run of equal-size datagrams to one
+ * destination and the kernel cuts it into datagrams (in the device, or in software just before it).
+ * Limits: the kernel's UDP_MAX_SEGMENTS (64 before Linux 6.11, 128 since: we stay at 64) and one IP
+ * packet's payload (65535 - 20 - 8 = 65507 for IPv4; IPv6 allows 65527, we use the smaller). */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65507
+#define GSO_CBUF CMSG_SPACE(sizeof(uint16_t))
+/* After the kernel refused a GSO message whose datagrams then went out one by one, the socket sends
+ * without GSO for this long (option gsoRetryMs), then tries again: the cause may pass (a route's MTU,
+ * an IPsec policy), and one refused message per period is cheap. A kernel without UDP GSO never gets
+ * it back. */
+#define GSO_RETRY_MS 10000
+/* UDP generic receive offload: a GRO socket may get several datagrams of one source coalesced in
+ * one message (each gso_size bytes, the last possibly shorter), up to one IP packet. They are
+ * received into a pool of messages this large and split into the JS slots. */
+#define GRO_BUF 65536
+#define GRO_POOL_MAX 64
+#define GRO_CBUF CMSG_SPACE(sizeof(int))
 
 /* Per-slot control buffer for PACKET_AUXDATA (the VLAN tag the kernel stripped). */
 #define RX_CBUF CMSG_SPACE(sizeof(struct tpacket_auxdata))
@@ -91,6 +120,25 @@ typedef struct link {
   int32_t *ctl; /* optional, CTL_WORDS */
   uint8_t *rx_cbuf; /* PACKET only: batch * RX_CBUF */
   int last_raw; /* frames the last recvmmsg returned, before filtering */
+  /* UDP only. Send: tx_msgs are rebuilt per batch, message k covering slots tx_first[k] ..
+   * tx_first[k] + tx_nseg[k] - 1 (more than one: a GSO message with a UDP_SEGMENT cmsg in tx_cbuf). */
+  bool gso; /* send runs with UDP_SEGMENT now (off when asked to, unsupported, or refused lately) */
+  uint64_t gso_retry_ns; /* after a refusal: uv_hrtime() at which to try GSO again (0: never) */
+  uint64_t gso_backoff_ns; /* how long GSO stays off after a refusal */
+  bool gro; /* UDP_GRO is set: receive through the pool */
+  uint32_t *tx_first, *tx_nseg;
+  uint8_t *tx_cbuf; /* batch * GSO_CBUF */
+  /* Receive pool (gro): gro_n messages of GRO_BUF bytes; gro_have of them hold data from the last
+   * recvmmsg, split into slots from message gro_next at byte gro_off (what did not fit in the last
+   * delivery waits there for the next one; an idle handle makes sure it comes). */
+  uint32_t gro_n, gro_have, gro_next, gro_off;
+  uint8_t *gro_buf, *gro_cbuf, *gro_addr; /* gro_n * GRO_BUF, * GRO_CBUF, * ADDR_SLOT */
+  uint32_t *gro_seg; /* per received message: segment size (its length when not coalesced) */
+  struct mmsghdr *gro_msgs;
+  struct iovec *gro_iov;
+  struct sockaddr_storage *gro_sa;
+  uv_idle_t *idle;
+  int idling;
   napi_ref refs[REF_COUNT];
   napi_ref on_batch;
   napi_ref self; /* strong while polling, so an active link is never collected */
@@ -106,6 +154,8 @@ typedef struct link {
   uint64_t tx_frames, tx_batches, tx_dropped, tx_errors, tx_waits;
   uint64_t kernel_packets, kernel_drops;
   uint64_t rx_vlan_dropped, rx_otherhost_dropped, tx_oversized, link_errors;
+  uint64_t tx_calls, rx_calls; /* sendmmsg/sendmsg/write and recvmmsg/read calls made */
+  uint64_t gso_sends, gso_segments, gso_fallbacks, gro_messages, gro_segments;
   /* Capture mode (tests, diagnostics): deliver every frame, other VLANs and other hosts included. */
   bool monitor;
   /* PACKET only, optional: a TPACKET_V2 receive ring (packet_ring.c). JS then finds batch frame i
@@ -448,6 +498,24 @@ static void link_free_buffers(link_t *l) {
   free(l->tx_sa);
   free(l->rx_cbuf);
   l->rx_cbuf = NULL;
+  free(l->tx_first);
+  free(l->tx_nseg);
+  free(l->tx_cbuf);
+  l->tx_first = l->tx_nseg = NULL;
+  l->tx_cbuf = NULL;
+  free(l->gro_buf);
+  free(l->gro_cbuf);
+  free(l->gro_addr);
+  free(l->gro_seg);
+  free(l->gro_msgs);
+  free(l->gro_iov);
+  free(l->gro_sa);
+  l->gro_buf = l->gro_cbuf = l->gro_addr = NULL;
+  l->gro_seg = NULL;
+  l->gro_msgs = NULL;
+  l->gro_iov = NULL;
+  l->gro_sa = NULL;
+  l->gro_n = l->gro_have = l->gro_next = l->gro_off = 0;
   l->rx_msgs = l->tx_msgs = NULL;
   l->rx_iov = l->tx_iov = NULL;
   l->rx_sa = l->tx_sa = NULL;
@@ -465,6 +533,12 @@ static void link_close(napi_env env, link_t *l) {
     l->poll = NULL;
   }
   l->polling = 0;
+  if (l->idle) {
+    if (l->idling) uv_idle_stop(l->idle);
+    uv_close((uv_handle_t *)l->idle, on_poll_closed);
+    l->idle = NULL;
+  }
+  l->idling = 0;
   if (l->fd >= 0) close(l->fd);
   l->fd = -1;
   if (l->ctl_fd >= 0) close(l->ctl_fd);
@@ -535,6 +609,15 @@ static bool link_setup_arenas(napi_env env, link_t *l, napi_value opts) {
   if (l->kind == KIND_PACKET && !(l->rx_cbuf = calloc(l->batch, RX_CBUF))) {
     throw_coded(env, "ERR_SYSCALL", "out of memory");
     return false;
+  }
+  if (l->kind == KIND_UDP) {
+    l->tx_first = calloc(l->batch, sizeof *l->tx_first);
+    l->tx_nseg = calloc(l->batch, sizeof *l->tx_nseg);
+    l->tx_cbuf = calloc(l->batch, GSO_CBUF);
+    if (!l->tx_first || !l->tx_nseg || !l->tx_cbuf) {
+      throw_coded(env, "ERR_SYSCALL", "out of memory");
+      return false;
+    }
   }
   l->rx_msgs = calloc(l->batch, sizeof *l->rx_msgs);
   l->tx_msgs = calloc(l->batch, sizeof *l->tx_msgs);
@@ -791,8 +874,43 @@ static void sa_to_slot(const struct sockaddr_storage *sa, uint8_t *slot) {
   }
 }
 
+/* Turns UDP segmentation offload (send) and generic receive offload (receive) on as asked and as
+ * far as the kernel knows them (UDP_SEGMENT: Linux 4.18, UDP_GRO: 5.0). GSO needs nothing on the
+ * socket (each message carries its segment size), but setting a segment size of 0 tells whether the
+ * kernel knows the option at all. GRO needs the receive pool; a kernel that refuses the option
+ * leaves the link on direct receive. Returns false (exception pending) only when out of memory. */
+static bool udp_setup_offloads(napi_env env, link_t *l, bool want_gso, bool want_gro) {
+  int zero = 0, one = 1;
+  l->gso = want_gso && setsockopt(l->fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  if (!want_gro || setsockopt(l->fd, SOL_UDP, UDP_GRO, &one, sizeof one) < 0) return true;
+  uint32_t n = l->batch < GRO_POOL_MAX ? l->batch : GRO_POOL_MAX;
+  /* Pages of the pool are only touched as datagrams land in them. */
+  l->gro_buf = malloc((size_t)n * GRO_BUF);
+  l->gro_cbuf = calloc(n, GRO_CBUF);
+  l->gro_addr = calloc(n, ADDR_SLOT);
+  l->gro_seg = calloc(n, sizeof *l->gro_seg);
+  l->gro_msgs = calloc(n, sizeof *l->gro_msgs);
+  l->gro_iov = calloc(n, sizeof *l->gro_iov);
+  l->gro_sa = calloc(n, sizeof *l->gro_sa);
+  if (!l->gro_buf || !l->gro_cbuf || !l->gro_addr || !l->gro_seg || !l->gro_msgs || !l->gro_iov || !l->gro_sa) {
+    throw_coded(env, "ERR_SYSCALL", "out of memory");
+    return false;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    l->gro_iov[i].iov_base = l->gro_buf + (size_t)i * GRO_BUF;
+    l->gro_iov[i].iov_len = GRO_BUF;
+    l->gro_msgs[i].msg_hdr.msg_iov = &l->gro_iov[i];
+    l->gro_msgs[i].msg_hdr.msg_iovlen = 1;
+    l->gro_msgs[i].msg_hdr.msg_name = &l->gro_sa[i];
+    l->gro_msgs[i].msg_hdr.msg_control = l->gro_cbuf + (size_t)i * GRO_CBUF;
+  }
+  l->gro_n = n;
+  l->gro = true;
+  return true;
+}
+
 /* openUdp({ family: 4|6, address?, port, netns?, batch, slotSize, rx, rxLen, tx, txLen, rxAddr, txAddr,
- *           rcvbuf?, sndbuf? }) -> handle */
+ *           rcvbuf?, sndbuf?, gso?: 0|1 (default 1), gro?: 0|1 (default 1), gsoRetryMs? }) -> handle */
 static napi_value js_open_udp(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value opts;
@@ -848,6 +966,9 @@ static napi_value js_open_udp(napi_env env, napi_callback_info info) {
     setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
   }
   set_bufsizes(l->fd, get_int(env, opts, "rcvbuf", 4 << 20), get_int(env, opts, "sndbuf", 4 << 20));
+  if (!udp_setup_offloads(env, l, get_int(env, opts, "gso", 1) != 0, get_int(env, opts, "gro", 1) != 0)) goto fail;
+  int64_t retry_ms = get_int(env, opts, "gsoRetryMs", GSO_RETRY_MS);
+  l->gso_backoff_ns = (uint64_t)(retry_ms < 1 ? 1 : retry_ms > 3600000 ? 3600000 : retry_ms) * 1000000ull;
   if (bind(l->fd, (struct sockaddr *)&sa, salen) < 0) {
     e = errno;
     throw_coded(env, "ERR_BIND", "cannot bind UDP %s%s%s:%d: %s", family == 6 ? "[" : "", *addr ? addr : (family == 6 ? "::" : "0.0.0.0"),
@@ -966,10 +1087,98 @@ static int ring_recv(link_t *l) {
   return k;
 }
 
+/* Splits what the pool holds into slots k.. (one datagram per slot, each with its message's source
+ * address) until the slots or the pool run out. Returns the new k. */
+static uint32_t gro_drain(link_t *l, uint32_t k) {
+  while (l->gro_next < l->gro_have && k < l->batch) {
+    uint32_t m = l->gro_next;
+    uint32_t len = l->gro_msgs[m].msg_len;
+    uint32_t seg = l->gro_seg[m];
+    uint32_t sl = len - l->gro_off < seg ? len - l->gro_off : seg;
+    const uint8_t *src = l->gro_buf + (size_t)m * GRO_BUF + l->gro_off;
+    bool last = l->gro_off + sl >= len;
+    /* A datagram longer than a slot, or the tail of a message the pool cut (cannot happen with
+     * kernel limits as they are): a negative length tells JS to skip it, as on direct receive. */
+    bool trunc = sl > l->slot_size || (last && (l->gro_msgs[m].msg_hdr.msg_flags & MSG_TRUNC));
+    if (trunc) {
+      l->rx_truncated++;
+      l->rx_len[k] = -(int32_t)sl;
+    } else {
+      memcpy(l->rx + (size_t)k * l->slot_size, src, sl);
+      l->rx_len[k] = (int32_t)sl;
+    }
+    memcpy(l->rx_addr + (size_t)k * ADDR_SLOT, l->gro_addr + (size_t)m * ADDR_SLOT, ADDR_SLOT);
+    k++;
+    if (last) {
+      l->gro_next++;
+      l->gro_off = 0;
+    } else {
+      l->gro_off += sl;
+    }
+  }
+  return k;
+}
+
+static bool gro_pending(const link_t *l) { return l->gro && l->gro_next < l->gro_have; }
+
+/* Receive for a GRO socket: first what an earlier recvmmsg left in the pool, then as many messages as
+ * there are free slots (each holds at least one datagram), split. Whatever does not fit stays in the
+ * pool for the next call: nothing is dropped here. */
+static int udp_recv_gro(link_t *l) {
+  uint32_t k = gro_drain(l, 0);
+  int err = 0;
+  while (k < l->batch) {
+    uint32_t want = l->batch - k < l->gro_n ? l->batch - k : l->gro_n;
+    for (uint32_t i = 0; i < want; i++) {
+      l->gro_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+      l->gro_msgs[i].msg_hdr.msg_controllen = GRO_CBUF;
+      l->gro_msgs[i].msg_hdr.msg_flags = 0;
+    }
+    int n;
+    do {
+      n = recvmmsg(l->fd, l->gro_msgs, want, MSG_DONTWAIT, NULL);
+      l->rx_calls++;
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      struct msghdr *mh = &l->gro_msgs[i].msg_hdr;
+      uint32_t len = l->gro_msgs[i].msg_len, seg = 0;
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+          int g;
+          memcpy(&g, CMSG_DATA(c), sizeof g);
+          if (g > 0) seg = (uint32_t)g;
+        }
+      }
+      if (seg == 0 || seg >= len) {
+        seg = len > 0 ? len : 1; /* one datagram (a zero-length one is delivered as such) */
+      } else {
+        uint32_t segs = (len + seg - 1) / seg;
+        l->gro_messages++;
+        l->gro_segments += segs;
+      }
+      l->gro_seg[i] = seg;
+      sa_to_slot(&l->gro_sa[i], l->gro_addr + (size_t)i * ADDR_SLOT);
+    }
+    l->gro_have = (uint32_t)n;
+    l->gro_next = 0;
+    l->gro_off = 0;
+    k = gro_drain(l, k);
+    if ((uint32_t)n < want) break;
+  }
+  l->last_raw = (int)k;
+  if (k == 0 && err) return -err;
+  return (int)k;
+}
+
 /* Fills up to `batch` slots. Returns the count, 0 when nothing is waiting (or everything received
  * was filtered: see last_raw), or -errno. */
 static int link_recv(link_t *l) {
   if (l->ring) return ring_recv(l);
+  if (l->kind == KIND_UDP && l->gro) return udp_recv_gro(l);
   if (l->kind == KIND_TAP) {
     uint32_t n = 0;
     uint8_t spare;
@@ -978,6 +1187,7 @@ static int link_recv(link_t *l) {
        * whole: read one spare byte past the slot, and if it is used the frame was truncated. */
       struct iovec iov[2] = {{l->rx + (size_t)n * l->slot_size, l->slot_size}, {&spare, 1}};
       ssize_t r = readv(l->fd, iov, 2);
+      l->rx_calls++;
       if (r < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -1003,6 +1213,7 @@ static int link_recv(link_t *l) {
   do {
     /* MSG_TRUNC makes packet sockets report a frame's real length even when it did not fit. */
     n = recvmmsg(l->fd, l->rx_msgs, l->batch, MSG_DONTWAIT | (l->kind == KIND_PACKET ? MSG_TRUNC : 0), NULL);
+    l->rx_calls++;
   } while (n < 0 && errno == EINTR);
   l->last_raw = n > 0 ? n : 0;
   if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
@@ -1037,6 +1248,81 @@ static void call_js(link_t *l, int count, int err) {
   }
 }
 
+static void on_idle(uv_idle_t *h);
+
+/* Runs rx_rounds again on the next event-loop iteration, socket readable or not. */
+static void idle_arm(link_t *l) {
+  if (l->idling) return;
+  if (!l->idle) {
+    uv_loop_t *loop;
+    l->idle = malloc(sizeof *l->idle);
+    if (!l->idle) return;
+    if (napi_get_uv_event_loop(l->env, &loop) != napi_ok || uv_idle_init(loop, l->idle) != 0) {
+      free(l->idle);
+      l->idle = NULL;
+      return;
+    }
+    l->idle->data = l;
+  }
+  if (uv_idle_start(l->idle, on_idle) == 0) l->idling = 1;
+}
+
+/* Receive batches and deliver them to JS: up to max_rounds per wakeup (see busy_poll_us). */
+static void rx_rounds(link_t *l) {
+  uint64_t spin_until = 0;
+  for (uint32_t round = 0; round < l->max_rounds && !l->closed && l->polling; round++) {
+    int n = link_recv(l);
+    if (n == 0 && l->last_raw > 0) {
+      /* Everything in this batch was filtered out: more may be waiting, and the round still
+       * counts against max_rounds, so a flood of foreign frames cannot starve the loop. */
+      spin_until = 0;
+      if ((uint32_t)l->last_raw < l->batch && l->busy_poll_us == 0) break;
+      continue;
+    }
+    if (n == 0) {
+      /* Busy-poll briefly before sleeping in epoll: a request/reply peer usually answers within
+       * microseconds, and a sleep + wakeup costs more than that. Bounded by busy_poll_us. */
+      if (l->busy_poll_us == 0) break;
+      uint64_t now = uv_hrtime();
+      if (spin_until == 0) spin_until = now + (uint64_t)l->busy_poll_us * 1000;
+      if (now >= spin_until) break;
+      round--;
+      continue;
+    }
+    spin_until = 0;
+    if (n < 0) {
+      l->rx_errors++;
+      call_js(l, -1, -n);
+      break;
+    }
+    l->rx_frames += (uint64_t)n;
+    l->rx_batches++;
+    call_js(l, n, 0);
+    if (l->ring) packet_ring_release(l->ring); /* the views were only lent for the call */
+    if ((uint32_t)n < l->batch && l->busy_poll_us == 0) break;
+  }
+  /* Nothing may stay held while we sleep: a held frame keeps the ring's fd readable. */
+  if (l->ring) packet_ring_release(l->ring);
+  /* Datagrams a GRO receive took from the socket but that did not fit in this wakeup's batches:
+   * the socket may not wake us again, so come back on the next loop iteration (an idle handle
+   * also keeps the loop from sleeping in epoll until then). */
+  bool more = gro_pending(l) && l->polling && !l->closed;
+  if (more) idle_arm(l);
+  else if (l->idling) {
+    uv_idle_stop(l->idle);
+    l->idling = 0;
+  }
+}
+
+static void on_idle(uv_idle_t *h) {
+  link_t *l = h->data;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(l->env, &scope) != napi_ok) return;
+  l->wakeups++;
+  rx_rounds(l);
+  napi_close_handle_scope(l->env, scope);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   (void)events;
   link_t *l = h->data;
@@ -1068,40 +1354,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (is_socket && l->polling && !l->closed && uv_poll_start(l->poll, UV_READABLE, on_poll) != 0) l->polling = 0;
     call_js(l, -1, err);
   } else {
-    uint64_t spin_until = 0;
-    for (uint32_t round = 0; round < l->max_rounds && !l->closed && l->polling; round++) {
-      int n = link_recv(l);
-      if (n == 0 && l->last_raw > 0) {
-        /* Everything in this batch was filtered out: more may be waiting, and the round still
-         * counts against max_rounds, so a flood of foreign frames cannot starve the loop. */
-        spin_until = 0;
-        if ((uint32_t)l->last_raw < l->batch && l->busy_poll_us == 0) break;
-        continue;
-      }
-      if (n == 0) {
-        /* Busy-poll briefly before sleeping in epoll: a request/reply peer usually answers within
-         * microseconds, and a sleep + wakeup costs more than that. Bounded by busy_poll_us. */
-        if (l->busy_poll_us == 0) break;
-        uint64_t now = uv_hrtime();
-        if (spin_until == 0) spin_until = now + (uint64_t)l->busy_poll_us * 1000;
-        if (now >= spin_until) break;
-        round--;
-        continue;
-      }
-      spin_until = 0;
-      if (n < 0) {
-        l->rx_errors++;
-        call_js(l, -1, -n);
-        break;
-      }
-      l->rx_frames += (uint64_t)n;
-      l->rx_batches++;
-      call_js(l, n, 0);
-      if (l->ring) packet_ring_release(l->ring); /* the views were only lent for the call */
-      if ((uint32_t)n < l->batch && l->busy_poll_us == 0) break;
-    }
-    /* Nothing may stay held while we sleep: a held frame keeps the ring's fd readable. */
-    if (l->ring) packet_ring_release(l->ring);
+    rx_rounds(l);
   }
   napi_close_handle_scope(env, scope);
 }
@@ -1138,6 +1391,9 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   l->polling = 1;
+  /* Datagrams left in the GRO pool when receiving was paused: deliver them without waiting for
+   * the socket to become readable again. */
+  if (gro_pending(l)) idle_arm(l);
   return NULL;
 }
 
@@ -1150,6 +1406,8 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   if (!l) return NULL;
   if (l->polling) uv_poll_stop(l->poll);
   l->polling = 0;
+  if (l->idling) uv_idle_stop(l->idle);
+  l->idling = 0;
   return NULL;
 }
 
@@ -1200,8 +1458,138 @@ static void link_reread_mtu(link_t *l) {
   }
 }
 
+/* A UDP send error that is one datagram's own problem (its destination is bad or unreachable, or a
+ * firewall refused it): that datagram is counted and skipped, the batch goes on. */
+static bool udp_datagram_error(int e) {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EINVAL || e == EAFNOSUPPORT ||
+         e == EPERM || e == EMSGSIZE;
+}
+
+/* Errors with which a kernel refuses a GSO message whose datagrams it may still take one by one:
+ * EIO (device or route cannot, e.g. IPsec), EINVAL (segment larger than the route's MTU, checksums
+ * off), ENOPROTOOPT/EOPNOTSUPP (no UDP GSO at all). */
+static bool gso_refusal(int e) {
+  return e == EIO || e == EINVAL || e == ENOPROTOOPT || e == EOPNOTSUPP || e == EMSGSIZE;
+}
+
+/* Plans tx_msgs[m..] for the sendable datagrams of slots from..end-1 (0 < length <= max_len; their
+ * iovecs and addresses are already set) and returns the message count. With gso, a run of
+ * consecutive datagrams to the same address with the same length (the last may be shorter) becomes
+ * one message with a UDP_SEGMENT cmsg, within the kernel's limits; otherwise one message each. */
+static uint32_t udp_plan(link_t *l, int32_t from, int32_t end, uint32_t m, uint32_t max_len, bool gso) {
+  for (int32_t i = from; i < end;) {
+    int32_t len = l->tx_len[i];
+    if (len <= 0 || (uint32_t)len > max_len) {
+      i++;
+      continue;
+    }
+    uint32_t n = 1;
+    if (gso) {
+      const uint8_t *a = l->tx_addr + (size_t)i * ADDR_SLOT;
+      uint32_t total = (uint32_t)len;
+      while (i + (int32_t)n < end && n < GSO_MAX_SEGS) {
+        int32_t nl = l->tx_len[i + (int32_t)n];
+        if (nl <= 0 || nl > len || total + (uint32_t)nl > GSO_MAX_BYTES) break;
+        if (memcmp(l->tx_addr + (size_t)(i + (int32_t)n) * ADDR_SLOT, a, ADDR_SLOT) != 0) break;
+        total += (uint32_t)nl;
+        n++;
+        if (nl < len) break; /* only the last segment may be shorter */
+      }
+    }
+    struct msghdr *mh = &l->tx_msgs[m].msg_hdr;
+    mh->msg_name = &l->tx_sa[i];
+    mh->msg_namelen = l->tx_sa[i].ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    mh->msg_iov = &l->tx_iov[i];
+    mh->msg_iovlen = n;
+    mh->msg_flags = 0;
+    if (n > 1) {
+      struct cmsghdr *c = (struct cmsghdr *)(l->tx_cbuf + (size_t)m * GSO_CBUF);
+      uint16_t gso_size = (uint16_t)len;
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof gso_size);
+      memcpy(CMSG_DATA(c), &gso_size, sizeof gso_size);
+      mh->msg_control = c;
+      mh->msg_controllen = GSO_CBUF;
+    } else {
+      mh->msg_control = NULL;
+      mh->msg_controllen = 0;
+    }
+    l->tx_first[m] = (uint32_t)i;
+    l->tx_nseg[m] = n;
+    m++;
+    i += (int32_t)n;
+  }
+  return m;
+}
+
+/* Sends the planned datagrams of slots first..end-1 of a UDP link in as few sendmmsg calls as the
+ * socket allows. Returns the datagrams sent; *hard_err is set when a socket error stopped the batch,
+ * *complete when every message was tried. A GSO message that fails is not retried as such: the rest
+ * of the batch is re-planned without GSO, and if its datagrams then go out one by one the kernel
+ * has refused GSO on this socket or route, so GSO is off for the socket (gsoFallbacks) for
+ * gso_backoff_ns, or for good when the kernel has no UDP GSO at all. */
+static int32_t udp_send(link_t *l, int32_t first, int32_t end, uint32_t max_len, int *hard_err, bool *complete) {
+  if (!l->gso && l->gso_retry_ns != 0 && uv_hrtime() >= l->gso_retry_ns) {
+    l->gso = true;
+    l->gso_retry_ns = 0;
+  }
+  uint32_t nmsg = udp_plan(l, first, end, 0, max_len, l->gso);
+  uint32_t m = 0;
+  int32_t sent = 0;
+  int waits = 0;
+  int refused = 0; /* errno of a refused GSO message whose datagrams are being retried plain */
+  while (m < nmsg) {
+    int r = sendmmsg(l->fd, l->tx_msgs + m, nmsg - m, MSG_DONTWAIT);
+    l->tx_calls++;
+    if (r > 0) {
+      if (refused) {
+        l->gso = false;
+        l->gso_fallbacks++;
+        l->gso_retry_ns = refused == ENOPROTOOPT || refused == EOPNOTSUPP ? 0 : uv_hrtime() + l->gso_backoff_ns;
+        refused = 0;
+      }
+      for (uint32_t k = m; k < m + (uint32_t)r; k++) {
+        sent += (int32_t)l->tx_nseg[k];
+        if (l->tx_nseg[k] > 1) {
+          l->gso_sends++;
+          l->gso_segments += l->tx_nseg[k];
+        }
+      }
+      m += (uint32_t)r;
+      continue;
+    }
+    int e = errno;
+    if (e == EINTR) continue;
+    if ((e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) && waits < 20) {
+      waits++;
+      l->tx_waits++;
+      wait_writable(l->fd, 1);
+      continue;
+    }
+    if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) break; /* still full after ~20 ms: drop the rest */
+    if (l->tx_nseg[m] > 1) {
+      refused = gso_refusal(e) ? e : 0;
+      nmsg = udp_plan(l, (int32_t)l->tx_first[m], end, m, max_len, false);
+      continue;
+    }
+    refused = 0;
+    if (udp_datagram_error(e)) {
+      /* A bad or unreachable destination is that datagram's problem, not the batch's. */
+      l->tx_errors++;
+      m++;
+      continue;
+    }
+    *hard_err = e;
+    break;
+  }
+  *complete = m >= nmsg;
+  return sent;
+}
+
 /* send(handle, count[, first]) -> frames sent. Frames are tx slots first..first+count-1 with
- * lengths in txLen (and destinations in txAddr for UDP). */
+ * lengths in txLen (and destinations in txAddr for UDP). On a UDP link a datagram of length <= 0 is
+ * counted (txErrors) and skipped; on the others it is a caller error. */
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out;
@@ -1215,75 +1603,82 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: slots %d..%d outside the %u-slot arena", first, first + count, l->batch);
     return NULL;
   }
-  for (int32_t i = first; i < first + count; i++) {
-    if (l->tx_len[i] <= 0) {
-      throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: frame in slot %d has length %d", i, l->tx_len[i]);
-      return NULL;
-    }
-    l->tx_iov[i].iov_len = (size_t)l->tx_len[i];
-    if (l->kind == KIND_UDP) {
-      int salen = sa_from_slot(l->tx_addr + (size_t)i * ADDR_SLOT, &l->tx_sa[i]);
-      if (salen == 0) {
-        throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: slot %d has no destination address", i);
-        return NULL;
-      }
-      l->tx_msgs[i].msg_hdr.msg_namelen = (socklen_t)salen;
-    }
-  }
   /* An oversized frame is that frame's problem, never the batch's: it is dropped and counted, and
    * the frames around it still go out. Oversized against the MTU we know is caught here; against
    * an MTU lowered under us, by the kernel's EMSGSIZE, which also makes us re-read the MTU and tell
    * JS (CTL_MTU_CHANGED) so the layers above can shrink what they send. */
   uint32_t max_len = link_max_len(l);
   int32_t pos = first, end = first + count;
-  int32_t ok_sent = 0, oversized = 0;
-  int waits = 0;
+  int32_t ok_sent = 0, oversized = 0, empty = 0;
   int hard_err = 0;
-  while (pos < end) {
-    if ((uint32_t)l->tx_len[pos] > max_len) {
-      oversized++;
-      pos++;
-      continue;
+  bool complete = true;
+  for (int32_t i = first; i < end; i++) {
+    if (l->tx_len[i] <= 0) {
+      if (l->kind == KIND_UDP) {
+        empty++;
+        continue;
+      }
+      throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: frame in slot %d has length %d", i, l->tx_len[i]);
+      return NULL;
     }
-    int32_t run = 1;
-    while (pos + run < end && (uint32_t)l->tx_len[pos + run] <= max_len) run++;
-    int r;
-    if (l->kind == KIND_TAP) {
-      ssize_t w = write(l->fd, l->tx + (size_t)pos * l->slot_size, (size_t)l->tx_len[pos]);
-      r = w < 0 ? -1 : 1;
-    } else {
-      r = sendmmsg(l->fd, l->tx_msgs + pos, (unsigned)run, MSG_DONTWAIT);
+    l->tx_iov[i].iov_len = (size_t)l->tx_len[i];
+    if (l->kind == KIND_UDP) {
+      if ((uint32_t)l->tx_len[i] > max_len) continue;
+      int salen = sa_from_slot(l->tx_addr + (size_t)i * ADDR_SLOT, &l->tx_sa[i]);
+      if (salen == 0) {
+        throw_coded(env, "ERR_NATIVE_ARGUMENT", "send: slot %d has no destination address", i);
+        return NULL;
+      }
     }
-    if (r > 0) {
-      pos += r;
-      ok_sent += r;
-      continue;
+  }
+  if (l->kind == KIND_UDP) {
+    for (int32_t i = first; i < end; i++)
+      if ((uint32_t)l->tx_len[i] > max_len && l->tx_len[i] > 0) oversized++;
+    l->tx_errors += (uint64_t)empty;
+    ok_sent = udp_send(l, first, end, max_len, &hard_err, &complete);
+  } else {
+    int waits = 0;
+    while (pos < end) {
+      if ((uint32_t)l->tx_len[pos] > max_len) {
+        oversized++;
+        pos++;
+        continue;
+      }
+      int32_t run = 1;
+      while (pos + run < end && (uint32_t)l->tx_len[pos + run] <= max_len) run++;
+      int r;
+      if (l->kind == KIND_TAP) {
+        ssize_t w = write(l->fd, l->tx + (size_t)pos * l->slot_size, (size_t)l->tx_len[pos]);
+        r = w < 0 ? -1 : 1;
+      } else {
+        r = sendmmsg(l->fd, l->tx_msgs + pos, (unsigned)run, MSG_DONTWAIT);
+      }
+      l->tx_calls++;
+      if (r > 0) {
+        pos += r;
+        ok_sent += r;
+        continue;
+      }
+      int e = errno;
+      if (e == EINTR) continue;
+      if ((e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) && waits < 20) {
+        waits++;
+        l->tx_waits++;
+        wait_writable(l->fd, 1);
+        continue;
+      }
+      if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) break; /* still full after ~20 ms: drop the rest */
+      if (e == EMSGSIZE && l->kind == KIND_PACKET) {
+        oversized++;
+        pos++;
+        link_reread_mtu(l);
+        max_len = link_max_len(l);
+        continue;
+      }
+      hard_err = e;
+      break;
     }
-    int e = errno;
-    if (e == EINTR) continue;
-    if ((e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) && waits < 20) {
-      waits++;
-      l->tx_waits++;
-      wait_writable(l->fd, 1);
-      continue;
-    }
-    if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) break; /* still full after ~20 ms: drop the rest */
-    if (e == EMSGSIZE && l->kind == KIND_PACKET) {
-      oversized++;
-      pos++;
-      link_reread_mtu(l);
-      max_len = link_max_len(l);
-      continue;
-    }
-    if (l->kind == KIND_UDP && (e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EINVAL ||
-                                e == EAFNOSUPPORT || e == EPERM || e == EMSGSIZE)) {
-      /* A bad or unreachable destination is that datagram's problem, not the batch's. */
-      l->tx_errors++;
-      pos++;
-      continue;
-    }
-    hard_err = e;
-    break;
+    complete = pos >= end;
   }
   l->tx_oversized += (uint64_t)oversized;
   if (ok_sent < count) l->tx_dropped += (uint64_t)(count - ok_sent);
@@ -1295,7 +1690,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (hard_err) l->tx_errors++;
-  if (oversized > 0 && ok_sent == 0 && pos >= end) {
+  if (oversized > 0 && ok_sent == 0 && complete) {
     throw_coded(env, "ERR_FRAME_TOO_LARGE", "send: %d frame(s) larger than %s allows (%u bytes) dropped", oversized,
                 l->ifname, max_len);
     return NULL;
@@ -1352,11 +1747,20 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "linkErrors", (double)l->link_errors);
   set_num(env, o, "rxRingFrames", l->ring ? (double)l->ring->frames : 0);
   set_num(env, o, "qdiscBypass", l->qdisc_bypass ? 1 : 0);
+  set_num(env, o, "txCalls", (double)l->tx_calls);
+  set_num(env, o, "rxCalls", (double)l->rx_calls);
+  if (l->kind == KIND_UDP) {
+    set_num(env, o, "gsoSends", (double)l->gso_sends);
+    set_num(env, o, "gsoSegments", (double)l->gso_segments);
+    set_num(env, o, "gsoFallbacks", (double)l->gso_fallbacks);
+    set_num(env, o, "groMessages", (double)l->gro_messages);
+    set_num(env, o, "groSegments", (double)l->gro_segments);
+  }
   return o;
 }
 
 /* linkInfo(handle) -> { name, index, mtu, mac, up, running } (re-read: MTU may have changed), or
- * { name, port, address, family } for UDP. */
+ * { port, address, family, gso, gro } for UDP (gso: still sending with UDP_SEGMENT; gro: UDP_GRO on). */
 static napi_value js_link_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1380,6 +1784,10 @@ static napi_value js_link_info(napi_env env, napi_callback_info info) {
     set_num(env, o, "port", (slot[2] << 8) | slot[3]);
     NAPI_OK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v));
     NAPI_OK(napi_set_named_property(env, o, "address", v));
+    NAPI_OK(napi_get_boolean(env, l->gso, &v));
+    NAPI_OK(napi_set_named_property(env, o, "gso", v));
+    NAPI_OK(napi_get_boolean(env, l->gro, &v));
+    NAPI_OK(napi_set_named_property(env, o, "gro", v));
     return o;
   }
   ifinfo_t ii;

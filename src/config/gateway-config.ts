@@ -19,6 +19,7 @@ import type {
 import { BLOCK_IO_MODES, type BlockIoMode, type ExportSpec, type LinkSpec } from '../target/spec.js';
 import { validateExports, validateLinks } from './target-config.js';
 import {
+  bool,
   ConfigError,
   checkKeys,
   fail,
@@ -275,13 +276,15 @@ export function validateGateway(raw: Raw): GatewaySpec {
   const forwards = validateForwards(raw.forwards, links, exports);
   const peers = validatePeers(raw.peers, links, exports, forwards);
   const t = obj(raw.tunnel, 'tunnel');
-  checkKeys(t, 'tunnel', ['mtu', 'busyPollUs', 'failAfterMs']);
+  checkKeys(t, 'tunnel', ['mtu', 'busyPollUs', 'failAfterMs', 'gso', 'gro']);
   const tunnel = {
     // 1280 (IPv6's minimum) carries the largest advertisement of one target (1 KiB config string).
     mtu: int(t, 'mtu', 'tunnel', 1280, 65507, DEFAULT_TUNNEL_MTU),
     busyPollUs: int(t, 'busyPollUs', 'tunnel', 0, 1000, DEFAULT_TUNNEL_BUSY_POLL_US),
     // Below the Linux initiator's aoe_deadsecs (180 s), after which an open device stays failed.
     failAfterMs: int(t, 'failAfterMs', 'tunnel', 1000, 170_000, DEFAULT_FAIL_AFTER_MS),
+    gso: bool(t, 'gso', 'tunnel', true),
+    gro: bool(t, 'gro', 'tunnel', true),
   };
   let listen: GatewaySpec['listen'];
   if (raw.listen !== '') {

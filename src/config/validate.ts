@@ -33,6 +33,12 @@ export function int(
   return v;
 }
 
+export function bool(o: Record<string, unknown>, key: string, path: string, dflt: boolean): boolean {
+  const v = o[key] ?? dflt;
+  if (typeof v !== 'boolean') fail(`${path}.${key}`, o[key], 'true or false');
+  return v;
+}
+
 export function str(o: Record<string, unknown>, key: string, path: string, dflt?: string): string {
   const v = o[key] ?? dflt;
   if (typeof v !== 'string' || v.length === 0) fail(`${path}.${key}`, o[key], 'a non-empty string');

@@ -208,6 +208,8 @@ export class Gateway {
       // Spinning after a datagram saves a wakeup per reply, at the cost of CPU the other processes
       // on the path may need (see DEFAULT_TUNNEL_BUSY_POLL_US).
       busyPollUs: this.spec.tunnel.busyPollUs,
+      ...(this.spec.tunnel.gso !== undefined ? { gso: this.spec.tunnel.gso } : {}),
+      ...(this.spec.tunnel.gro !== undefined ? { gro: this.spec.tunnel.gro } : {}),
       onError: (e) => this.log(`tunnel: ${e.message}`),
       // Requests of one UDP receive batch reach the engine as one batch; their replies leave in
       // the same flush.

@@ -40,6 +40,9 @@ export interface TunnelSpec {
   readonly busyPollUs: number;
   /** A request unanswered this long is failed with an ATA error (ms, below Linux's 180 s). */
   readonly failAfterMs: number;
+  /** UDP GSO on send / GRO on receive on the tunnel socket (UdpLinkOptions); absent = on. */
+  readonly gso?: boolean;
+  readonly gro?: boolean;
 }
 
 export interface GatewaySpec {

@@ -279,6 +279,18 @@ export abstract class BatchedLink {
       rxOtherHostDropped: s.rxOtherHostDropped,
       txOversized: s.txOversized,
       linkDowns: this.linkDowns,
+      txCalls: s.txCalls,
+      rxCalls: s.rxCalls,
+      wakeups: s.wakeups,
+      ...(s.gsoSends !== undefined
+        ? {
+            gsoSends: s.gsoSends,
+            gsoSegments: s.gsoSegments ?? 0,
+            gsoFallbacks: s.gsoFallbacks ?? 0,
+            groMessages: s.groMessages ?? 0,
+            groSegments: s.groSegments ?? 0,
+          }
+        : {}),
     };
   }
 

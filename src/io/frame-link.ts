@@ -46,6 +46,19 @@ export interface LinkStats {
   txOversized: number;
   /** Times the link went down (socket error, interface down or deleted). */
   linkDowns: number;
+  /** Native links: send calls (sendmmsg, sendmsg, write) and receive calls (recvmmsg, read) made. */
+  txCalls?: number;
+  rxCalls?: number;
+  /** Native links: receive wakeups (socket readable, or a GRO remainder to deliver). */
+  wakeups?: number;
+  /** UDP links: GSO messages sent (several datagrams in one UDP_SEGMENT send) and their datagrams. */
+  gsoSends?: number;
+  gsoSegments?: number;
+  /** UDP links: times the kernel refused GSO, which is then off for the socket. */
+  gsoFallbacks?: number;
+  /** UDP links: received messages that held several coalesced datagrams (GRO), and those datagrams. */
+  groMessages?: number;
+  groSegments?: number;
 }
 
 /** All counters zero: for links that start their own. */

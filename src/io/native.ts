@@ -21,6 +21,10 @@ export interface NativeUdpInfo {
   family: number;
   port: number;
   address: string;
+  /** Runs of equal-size datagrams to one destination still leave as one UDP_SEGMENT message. */
+  gso: boolean;
+  /** UDP_GRO is on: coalesced datagrams are received and split into slots. */
+  gro: boolean;
 }
 
 export interface NativeLinkStats {
@@ -43,6 +47,16 @@ export interface NativeLinkStats {
   rxRingFrames: number;
   /** 1 when the packet link transmits with PACKET_QDISC_BYPASS. */
   qdiscBypass: number;
+  /** sendmmsg/sendmsg/write calls, recvmmsg/read calls. */
+  txCalls: number;
+  rxCalls: number;
+  /** UDP links only: GSO messages sent and the datagrams they carried; times GSO was given up. */
+  gsoSends?: number;
+  gsoSegments?: number;
+  gsoFallbacks?: number;
+  /** UDP links only: received messages that held several datagrams (GRO), and those datagrams. */
+  groMessages?: number;
+  groSegments?: number;
 }
 
 /** A packet link's receive ring (see ringInfo in the C file). */
@@ -92,7 +106,18 @@ export interface NativeAddon {
   ): NativeHandle;
   openTap(opts: ArenaOptions & { name?: string; netns?: string }): NativeHandle;
   openUdp(
-    opts: ArenaOptions & { family: 4 | 6; address?: string; port: number; netns?: string },
+    opts: ArenaOptions & {
+      family: 4 | 6;
+      address?: string;
+      port: number;
+      netns?: string;
+      /** 1: send runs with UDP_SEGMENT where the kernel takes it (default); 0: never. */
+      gso?: 0 | 1;
+      /** 1: UDP_GRO with a receive pool (default); 0: direct receive into the slots. */
+      gro?: 0 | 1;
+      /** After the kernel refused GSO: send without it this long, then try again (default 10000). */
+      gsoRetryMs?: number;
+    },
   ): NativeHandle;
   start(h: NativeHandle, onBatch: (count: number, errno: number) => void): void;
   stop(h: NativeHandle): void;

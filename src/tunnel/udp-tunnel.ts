@@ -70,6 +70,9 @@ export interface UdpTunnelOptions {
   readonly busyPollUs?: number;
   readonly rcvbuf?: number;
   readonly sndbuf?: number;
+  /** UDP GSO on send / GRO on receive (UdpLinkOptions.gso, .gro). Default on. */
+  readonly gso?: boolean;
+  readonly gro?: boolean;
   /** Protocol timer period (ms). Default 250 (the endpoint wants 100 ms..1 s). */
   readonly tickMs?: number;
   readonly events?: TunnelEvents;
@@ -245,6 +248,8 @@ export class UdpTunnel {
       ...(opts.busyPollUs !== undefined ? { busyPollUs: opts.busyPollUs } : {}),
       ...(opts.rcvbuf !== undefined ? { rcvbuf: opts.rcvbuf } : {}),
       ...(opts.sndbuf !== undefined ? { sndbuf: opts.sndbuf } : {}),
+      ...(opts.gso !== undefined ? { gso: opts.gso } : {}),
+      ...(opts.gro !== undefined ? { gro: opts.gro } : {}),
     });
   }
 

@@ -99,6 +99,10 @@ describe('gateway config: valid files', () => {
     const b = load(siteB());
     expect(b.listen).toEqual({ address: '::', port: 51820 });
     expect(b.tunnel.mtu).toBe(DEFAULT_TUNNEL_MTU);
+    expect(b.tunnel).toMatchObject({ gso: true, gro: true });
+    const c = siteB();
+    c.tunnel = { gso: false, gro: false };
+    expect(load(c).tunnel).toMatchObject({ gso: false, gro: false });
     expect(b.forwards).toEqual([{ link: 'storage', targets: [{ shelf: 2, slot: 0 }] }]);
     expect(b.peers[0]).toMatchObject({
       name: 'site-a',
@@ -244,7 +248,17 @@ const cases: Case[] = [
     },
     'tunnel.psk',
     '"x"',
-    'known keys (mtu, busyPollUs, failAfterMs)',
+    'known keys (mtu, busyPollUs, failAfterMs, gso, gro)',
+  ],
+  [
+    'tunnel gso not a boolean',
+    siteA,
+    (c) => {
+      (c.tunnel as Json).gso = 'off';
+    },
+    'tunnel.gso',
+    '"off"',
+    'true or false',
   ],
   [
     'tunnel mtu too small',
