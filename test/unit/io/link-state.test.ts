@@ -107,7 +107,7 @@ describe('TargetServer on link state events', () => {
     });
     expect(lines.at(-1)).toMatch(/link t0: up .*mtu 9000, re-announced 1 exports/);
     // And a query answers with the new values too.
-    const q = await ini.queryConfig(30, { major: 2, minor: 3 });
+    const q = await ini.queryConfig(500, { major: 2, minor: 3 });
     expect(q.map((a) => [a.mac.toString('hex'), a.sectorCount])).toEqual([['02000000aa01', 17]]);
   });
 });
