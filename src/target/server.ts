@@ -19,6 +19,7 @@ import { AoeErrorCode, Flag, Off } from '../aoe/constants.js';
 import { macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink, LinkStateEvent } from '../io/frame-link.js';
+import type { IoRingStats } from '../io/io-ring.js';
 import { PacketLink } from '../io/packet-link.js';
 import { type BlockIo, connectRing, openBlockIo } from './block-io.js';
 import type { BlockStore } from './block-store.js';
@@ -37,6 +38,8 @@ export interface ServerStats {
   /** Replies to state changes sent after their write completed, and sent as errors after it failed. */
   heldRepliesSent: number;
   heldRepliesFailed: number;
+  /** The block I/O ring's counters (absent with synchronous block I/O). */
+  blockIo?: IoRingStats;
 }
 
 interface HeldReply {
@@ -259,6 +262,7 @@ export class TargetServer {
       stateWriteErrors: this.stateWriteErrors,
       heldRepliesSent: this.heldRepliesSent,
       heldRepliesFailed: this.heldRepliesFailed,
+      ...(this.io.ring ? { blockIo: this.io.ring.stats() } : {}),
     };
   }
 
