@@ -2,7 +2,15 @@
  * Shared benchmark plumbing: medians over interleaved rounds, CPU time of other processes, and
  * replacing one generated section of docs/benchmarks.md.
  */
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { IdentifyParsed } from '../src/aoe/identify.js';
 import type { Initiator } from '../src/initiator/initiator.js';
@@ -113,4 +121,40 @@ export async function closeAll(closers: (() => unknown)[]): Promise<void> {
       process.stderr.write(`cleanup: ${(e as Error).message}\n`);
     }
   }
+}
+
+/** CPU seconds of one process split by thread kind: the event loop (main thread), io_uring's io-wq workers (iou-wrk-*), and the rest (libuv pool, V8). */
+export interface ThreadCpu {
+  loop: number;
+  iowq: number;
+  other: number;
+  /** Voluntary + involuntary context switches of every thread. */
+  switches: number;
+}
+
+export function threadCpu(pid: number): ThreadCpu {
+  const out: ThreadCpu = { loop: 0, iowq: 0, other: 0, switches: 0 };
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(f[11]) + Number(f[12])) / 100;
+      if (tid === String(pid)) out.loop += s;
+      else if (!comm.startsWith('iou-wrk')) out.other += s;
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      for (const m of status.matchAll(/_ctxt_switches:\s+(\d+)/g)) out.switches += Number(m[1]);
+    } catch {
+      // the thread exited between readdir and read (io-wq workers come and go)
+    }
+  }
+  // io-wq workers exit when idle, and a dead thread's time is only in the process total.
+  out.iowq = Math.max(0, processCpuSeconds(pid) - out.loop - out.other);
+  return out;
 }

@@ -49,6 +49,7 @@ import {
   processCpuSeconds,
   repoRoot,
   table,
+  threadCpu,
   withTimeout,
   writeSection,
 } from './lib.js';
@@ -120,6 +121,11 @@ interface Sample {
   errors: number;
   /** Target process CPU seconds during the cell. */
   targetCpuS: number;
+  /** Of which: its event loop (main thread), and io_uring's io-wq workers. */
+  loopCpuS: number;
+  iowqCpuS: number;
+  /** Context switches of the target's threads. */
+  switches: number;
   /** Load generator CPU seconds during the cell. */
   loadCpuS: number;
   /** Busy share of the whole machine (all CPUs, 0..1) during the cell. */
@@ -142,16 +148,31 @@ interface Env {
 /** What drives the I/O: aoegw's JS initiator in this process, or bench/c/aoe-load. */
 interface LoadDriver {
   name: string;
+  /** Uses the session's Initiator; otherwise that is closed first (its socket would take a copy of every frame). */
+  inProcess: boolean;
   run(
     link: { a: string; nsI: string },
     target: { major: number; minor: number; sectors: number; advert: ConfigAdvert; ini: Initiator },
     w: Workload,
     qd: number,
-  ): Promise<Omit<Sample, 'targetCpuS' | 'machineBusy' | 'inlineShare' | 'ringOps' | 'ringWakeups'>>;
+  ): Promise<
+    Omit<
+      Sample,
+      | 'targetCpuS'
+      | 'loopCpuS'
+      | 'iowqCpuS'
+      | 'switches'
+      | 'machineBusy'
+      | 'inlineShare'
+      | 'ringOps'
+      | 'ringWakeups'
+    >
+  >;
 }
 
 const jsDriver: LoadDriver = {
   name: "aoegw's JS initiator (src/initiator/bench.ts) in the benchmark process",
+  inProcess: true,
   async run(_link, t, w, qd) {
     t.ini.dropClient(t.major, t.minor);
     const c = t.ini.client(t.advert, { maxWindow: Math.min(BUFCNT, 4 * qd) });
@@ -196,6 +217,7 @@ function buildCLoad(): string | undefined {
 
 const cDriver: LoadDriver = {
   name: 'bench/c/aoe-load (C, AF_PACKET, sendmmsg/recvmmsg batches), one process per cell',
+  inProcess: false,
   async run(link, t, w, qd) {
     const args = [
       'netns',
@@ -345,17 +367,23 @@ async function session(
   const { proc, major } = await startTarget(env, t, storage, mtu);
   const link = env.links.get(mtu)!;
   const ini = new Initiator(PacketLink.open({ iface: link.a, netns: env.nsI.name }));
+  let iniOpen = true;
   try {
     let advert: ConfigAdvert | undefined;
     for (let i = 0; i < 10 && !advert; i++) [advert] = await ini.queryConfig(300, { major, minor: 0 });
     if (!advert) throw new Error(`${t.label} did not answer: ${proc.output()}`);
     const c = ini.client(advert);
     const id = await withTimeout(identify(ini, c), 5000, 'IDENTIFY');
+    if (!driver.inProcess) {
+      ini.close();
+      iniOpen = false;
+    }
     const pid = proc.child.pid!;
     for (const qd of QDS) {
       for (const w of WORKLOADS) {
         const rs0 = t.vblade ? undefined : await ringStats(proc);
         const cpu0 = processCpuSeconds(pid);
+        const th0 = threadCpu(pid);
         const m0 = machineJiffies();
         const r = await withTimeout(
           driver.run(
@@ -368,11 +396,15 @@ async function session(
           `${t.label} ${w.label}`,
         );
         const targetCpuS = processCpuSeconds(pid) - cpu0;
+        const th1 = threadCpu(pid);
         const m1 = machineJiffies();
         const rs1 = rs0 ? await ringStats(proc) : undefined;
         const s: Sample = {
           ...r,
           targetCpuS,
+          loopCpuS: th1.loop - th0.loop,
+          iowqCpuS: th1.iowq - th0.iowq,
+          switches: th1.switches - th0.switches,
           machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
         };
         if (rs0 && rs1 && rs1.ops > rs0.ops) {
@@ -388,7 +420,7 @@ async function session(
       }
     }
   } finally {
-    ini.close();
+    if (iniOpen) ini.close();
     await proc.stop();
     if (storage === 'disk') {
       // Written data reaches the disk before the next target runs (untimed), so no target pays
@@ -565,11 +597,49 @@ function figure(samples: Map<string, Sample[]>, k: string, w: Workload): number 
   return med(samples, k, (s) => (isSeq(w) ? s.mbps : s.iops));
 }
 
+const NCPU = readFileSync('/proc/cpuinfo', 'utf8')
+  .split('\n')
+  .filter((l) => l.startsWith('processor')).length;
+/** Share of the machine (0..1) busy with processes other than the target and the load generator. */
+const foreign = (s: Sample) => Math.max(0, s.machineBusy - (s.targetCpuS + s.loadCpuS) / (NCPU * s.seconds));
+
 const cpuPerGB = (s: Sample) => (s.bytes > 0 ? s.targetCpuS / (s.bytes / 1e9) : Number.NaN);
+
+/**
+ * Median over rounds of f(a)/f(b), pairing the samples of the same round: the load of a shared
+ * machine drifts between rounds, and a ratio within one round cancels most of that drift.
+ */
+function paired(samples: Map<string, Sample[]>, ka: string, kb: string, f: (s: Sample) => number): number {
+  const a = samples.get(ka) ?? [];
+  const b = samples.get(kb) ?? [];
+  const rs: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const r = f(a[i]!) / f(b[i]!);
+    if (Number.isFinite(r)) rs.push(r);
+  }
+  return rs.length ? median(rs) : Number.NaN;
+}
+
+/** Paired ratio of the figure a cell is judged by. */
+function pairedFigure(samples: Map<string, Sample[]>, ka: string, kb: string, w: Workload): number {
+  return paired(samples, ka, kb, (s) => (isSeq(w) ? s.mbps : s.iops));
+}
 
 function fmtFigure(x: number, w: Workload): string {
   if (!Number.isFinite(x)) return '–';
   return isSeq(w) ? x.toFixed(0) : Math.round(x).toLocaleString('en');
+}
+
+/** Median over rounds of (N exports MB/s) / (1 export MB/s) of the same round. */
+function aggRatio(
+  agg: Map<string, { mbps: number; cpuPerGB: number }[]>,
+  kind: AggKind,
+  count: number,
+): number {
+  const one = agg.get(`${kind}|1`) ?? [];
+  const n = agg.get(`${kind}|${count}`) ?? [];
+  const rs = n.map((a, i) => a.mbps / (one[i]?.mbps ?? Number.NaN)).filter(Number.isFinite);
+  return rs.length ? median(rs) : Number.NaN;
 }
 
 function report(
@@ -583,9 +653,13 @@ function report(
   const hasMemory = TARGETS.some((t) => t.id === 'memory');
   const hasVblade = TARGETS.some((t) => t.id === 'vblade');
   out.push('## Built-in target vs vblade (`npm run bench:target`)', '');
+  const all = [...samples.values()].flat();
+  const busy = median(all.map((s) => s.machineBusy));
+  const other = median(all.map(foreign));
   out.push(
     `Machine: ${meta.machine}; load average after ${meta.loadAfter}; the run took ${meta.minutes.toFixed(1)} min.`,
     `${ROUNDS} interleaved rounds (target order rotated each round) of ${SECONDS} s per cell, medians.`,
+    `During the cells the machine was ${(busy * 100).toFixed(0)} % busy (median), ${(other * 100).toFixed(0)} % of it (of ${NCPU} cores) with other processes than the target and the load generator.`,
     `Load generator: ${meta.driver.name}. Settings: MTU ${MTUS.join(', ')}; queue depth ${QDS.join(', ')};`,
     `storage ${STORAGES.map((s) => (s === 'tmpfs' ? 'tmpfs (1 GiB image in /dev/shm)' : `disk (1 GiB file in ${DISK_DIR}, ext4, in the page cache; fdatasync'd between targets)`)).join(' and ')}.`,
     `Every target advertises buffer count ${BUFCNT}; the initiator keeps min(4 × qd, ${BUFCNT}) frames in flight.`,
@@ -593,7 +667,7 @@ function report(
     'fdatasync that covers it; `writeback` after the write; `(ring)` = io_uring block I/O (the default),',
     '`(sync I/O)` = `--block-io sync` (synchronous calls on the event loop: the path before io_uring);',
     '`aoegw memory` answers from RAM with batched I/O: the ceiling of this machine for an AoE target.',
-    'Seq figures are MB/s (10^6 B/s), 4K figures IOPS; ratios are against vblade in the same cells.',
+    'Seq figures are MB/s (10^6 B/s), 4K figures IOPS; ratios are medians of per-round ratios (same round, same cell).',
     '',
   );
 
@@ -637,9 +711,13 @@ function report(
       for (const mtu of MTUS)
         for (const qd of QDS)
           for (const w of WORKLOADS) {
-            const a = med(samples, key(storage, mtu, w.id, qd, 'sync-ring'), cpuPerGB);
-            const b = med(samples, key(storage, mtu, w.id, qd, 'vblade'), cpuPerGB);
-            if (Number.isFinite(a / b)) cpuXs.push({ where: `${storage} ${mtu} qd${qd} ${w.id}`, r: a / b });
+            const r = paired(
+              samples,
+              key(storage, mtu, w.id, qd, 'sync-ring'),
+              key(storage, mtu, w.id, qd, 'vblade'),
+              cpuPerGB,
+            );
+            if (Number.isFinite(r)) cpuXs.push({ where: `${storage} ${mtu} qd${qd} ${w.id}`, r });
           }
     if (cpuXs.length) {
       const rs = cpuXs.map((x) => x.r);
@@ -651,8 +729,7 @@ function report(
       ]);
     }
     if (agg.size) {
-      const one = median(agg.get('sync-ring|1')!.map((a) => a.mbps));
-      const r64 = median(agg.get('sync-ring|64')!.map((a) => a.mbps)) / one;
+      const r64 = aggRatio(agg, 'sync-ring', 64);
       rows.push([
         '64 exports ≥ 0.9× of one (one process)',
         fmtRatio(r64),
@@ -665,9 +742,13 @@ function report(
         for (const mtu of MTUS)
           for (const qd of QDS)
             for (const w of WORKLOADS.filter((w) => w.rw === 'read' || w.rw === 'randread')) {
-              const a = figure(samples, key(storage, mtu, w.id, qd, 'sync-ring'), w);
-              const b = figure(samples, key(storage, mtu, w.id, qd, 'sync-sync'), w);
-              if (Number.isFinite(a / b)) xs.push({ where: `${storage} ${mtu} qd${qd} ${w.id}`, r: a / b });
+              const r = pairedFigure(
+                samples,
+                key(storage, mtu, w.id, qd, 'sync-ring'),
+                key(storage, mtu, w.id, qd, 'sync-sync'),
+                w,
+              );
+              if (Number.isFinite(r)) xs.push({ where: `${storage} ${mtu} qd${qd} ${w.id}`, r });
             }
       if (xs.length) {
         const rs = xs.map((x) => x.r);
@@ -698,27 +779,34 @@ function report(
     for (const mtu of MTUS)
       for (const w of WORKLOADS)
         for (const qd of QDS) {
-          const base = figure(samples, key(storage, mtu, w.id, qd, 'vblade'), w);
+          const kv = key(storage, mtu, w.id, qd, 'vblade');
+          const base = figure(samples, kv, w);
           const row = [String(mtu), w.label, String(qd)];
           for (const t of vbladeTargets) {
             if (t.id === 'vblade') row.push(fmtFigure(base, w));
             else if (storage !== 'disk') row.push('–');
-            else row.push(fmtRatio(figure(samples, key(storage, mtu, w.id, qd, t.id), w) / base));
+            else row.push(fmtRatio(pairedFigure(samples, key(storage, mtu, w.id, qd, t.id), kv, w)));
           }
           for (const t of aoegwTargets) {
-            const f = figure(samples, key(storage, mtu, w.id, qd, t.id), w);
-            row.push(`${fmtFigure(f, w)} (${fmtRatio(f / base)})`);
+            const k = key(storage, mtu, w.id, qd, t.id);
+            row.push(`${fmtFigure(figure(samples, k, w), w)} (${fmtRatio(pairedFigure(samples, k, kv, w))})`);
           }
-          const ceil = figure(samples, key('memory', mtu, w.id, qd, 'memory'), w);
+          const kc = key('memory', mtu, w.id, qd, 'memory');
           if (hasMemory) {
-            row.push(`${fmtFigure(ceil, w)} (${fmtRatio(ceil / base)})`);
-            row.push(fmtRatio(figure(samples, key(storage, mtu, w.id, qd, 'sync-ring'), w) / ceil));
+            row.push(
+              `${fmtFigure(figure(samples, kc, w), w)} (${fmtRatio(pairedFigure(samples, kc, kv, w))})`,
+            );
+            row.push(fmtRatio(pairedFigure(samples, key(storage, mtu, w.id, qd, 'sync-ring'), kc, w)));
           }
           if (header.at(-1) === 'ring / sync I/O')
             row.push(
               fmtRatio(
-                figure(samples, key(storage, mtu, w.id, qd, 'sync-ring'), w) /
-                  figure(samples, key(storage, mtu, w.id, qd, 'sync-sync'), w),
+                pairedFigure(
+                  samples,
+                  key(storage, mtu, w.id, qd, 'sync-ring'),
+                  key(storage, mtu, w.id, qd, 'sync-sync'),
+                  w,
+                ),
               ),
             );
           rows.push(row);
@@ -785,8 +873,12 @@ function report(
               (m((s) => s.p99Us) / 1000).toFixed(2),
               m(cpuPerGB).toFixed(2),
               `${(m((s) => s.targetCpuS / s.seconds) * 100).toFixed(0)}`,
+              m((s) => (s.loopCpuS * 1e6) / Math.max(1, s.iops * s.seconds)).toFixed(1),
+              m((s) => (s.iowqCpuS * 1e6) / Math.max(1, s.iops * s.seconds)).toFixed(1),
+              m((s) => s.switches / Math.max(1, s.iops * s.seconds)).toFixed(2),
               `${(m((s) => s.loadCpuS / s.seconds) * 100).toFixed(0)}`,
               `${(m((s) => s.machineBusy) * 100).toFixed(0)}`,
+              `${(m(foreign) * 100).toFixed(0)}`,
               Number.isFinite(inline) ? `${(inline * 100).toFixed(0)}` : '–',
               String(m((s) => s.retransmits)),
             ]);
@@ -805,8 +897,12 @@ function report(
           'p99 ms',
           'target CPU s/GB',
           'target CPU %',
+          'event loop µs/IO',
+          'io-wq µs/IO',
+          'ctx switches/IO',
           'load gen CPU %',
           'machine busy %',
+          'other processes %',
           'ring inline %',
           'retransmits',
         ],
@@ -825,7 +921,6 @@ function report(
     );
     const rows: string[][] = [];
     for (const kind of ['vblade', 'sync-ring'] as AggKind[]) {
-      const one = median(agg.get(`${kind}|1`)!.map((a) => a.mbps));
       for (const count of [1, 8, 64]) {
         const as = agg.get(`${kind}|${count}`)!;
         const mbps = median(as.map((a) => a.mbps));
@@ -834,7 +929,7 @@ function report(
           String(count),
           kind === 'vblade' ? `${count} process${count > 1 ? 'es' : ''}` : '1 process',
           mbps.toFixed(1),
-          fmtRatio(mbps / one),
+          fmtRatio(aggRatio(agg, kind, count)),
           median(as.map((a) => a.cpuPerGB)).toFixed(2),
         ]);
       }
