@@ -123,17 +123,15 @@ export async function closeAll(closers: (() => unknown)[]): Promise<void> {
   }
 }
 
-/** CPU seconds of one process split by thread kind: the event loop (main thread), io_uring's io-wq workers (iou-wrk-*), and the rest (libuv pool, V8). */
-export interface ThreadCpu {
-  loop: number;
-  iowq: number;
-  other: number;
-  /** Voluntary + involuntary context switches of every thread. */
-  switches: number;
-}
+/**
+ * Per-thread CPU of one process: nanoseconds on CPU (schedstat, exact, unlike the 10 ms ticks of
+ * /proc/PID/stat), thread name and context switches, by thread id. Diff two snapshots with
+ * threadCpuDelta(): io_uring's io-wq workers (iou-wrk-*) come and go.
+ */
+export type ThreadSnapshot = Map<string, { comm: string; ns: number; switches: number }>;
 
-export function threadCpu(pid: number): ThreadCpu {
-  const out: ThreadCpu = { loop: 0, iowq: 0, other: 0, switches: 0 };
+export function threadSnapshot(pid: number): ThreadSnapshot {
+  const out: ThreadSnapshot = new Map();
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -142,19 +140,37 @@ export function threadCpu(pid: number): ThreadCpu {
   }
   for (const tid of tids) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const s = (Number(f[11]) + Number(f[12])) / 100;
-      if (tid === String(pid)) out.loop += s;
-      else if (!comm.startsWith('iou-wrk')) out.other += s;
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-      for (const m of status.matchAll(/_ctxt_switches:\s+(\d+)/g)) out.switches += Number(m[1]);
+      let switches = 0;
+      for (const m of status.matchAll(/_ctxt_switches:\s+(\d+)/g)) switches += Number(m[1]);
+      out.set(tid, { comm, ns, switches });
     } catch {
-      // the thread exited between readdir and read (io-wq workers come and go)
+      // the thread exited between readdir and read
     }
   }
-  // io-wq workers exit when idle, and a dead thread's time is only in the process total.
-  out.iowq = Math.max(0, processCpuSeconds(pid) - out.loop - out.other);
+  return out;
+}
+
+/** CPU seconds between two snapshots: the event loop (main thread), io-wq workers, the rest (libuv pool, V8). */
+export interface ThreadCpu {
+  loop: number;
+  iowq: number;
+  other: number;
+  /** Voluntary + involuntary context switches of every thread. */
+  switches: number;
+}
+
+export function threadCpuDelta(pid: number, a: ThreadSnapshot, b: ThreadSnapshot): ThreadCpu {
+  const out: ThreadCpu = { loop: 0, iowq: 0, other: 0, switches: 0 };
+  for (const [tid, t] of b) {
+    const t0 = a.get(tid);
+    const s = (t.ns - (t0?.ns ?? 0)) / 1e9;
+    out.switches += t.switches - (t0?.switches ?? 0);
+    if (tid === String(pid)) out.loop += s;
+    else if (t.comm.startsWith('iou-wrk')) out.iowq += s;
+    else out.other += s;
+  }
   return out;
 }

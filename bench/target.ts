@@ -49,7 +49,8 @@ import {
   processCpuSeconds,
   repoRoot,
   table,
-  threadCpu,
+  threadCpuDelta,
+  threadSnapshot,
   withTimeout,
   writeSection,
 } from './lib.js';
@@ -383,7 +384,7 @@ async function session(
       for (const w of WORKLOADS) {
         const rs0 = t.vblade ? undefined : await ringStats(proc);
         const cpu0 = processCpuSeconds(pid);
-        const th0 = threadCpu(pid);
+        const th0 = threadSnapshot(pid);
         const m0 = machineJiffies();
         const r = await withTimeout(
           driver.run(
@@ -396,15 +397,15 @@ async function session(
           `${t.label} ${w.label}`,
         );
         const targetCpuS = processCpuSeconds(pid) - cpu0;
-        const th1 = threadCpu(pid);
+        const th = threadCpuDelta(pid, th0, threadSnapshot(pid));
         const m1 = machineJiffies();
         const rs1 = rs0 ? await ringStats(proc) : undefined;
         const s: Sample = {
           ...r,
           targetCpuS,
-          loopCpuS: th1.loop - th0.loop,
-          iowqCpuS: th1.iowq - th0.iowq,
-          switches: th1.switches - th0.switches,
+          loopCpuS: th.loop,
+          iowqCpuS: th.iowq,
+          switches: th.switches,
           machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
         };
         if (rs0 && rs1 && rs1.ops > rs0.ops) {

@@ -33,7 +33,8 @@
 #define HDR_END 36 /* Ethernet 14 + AoE 10 + ATA 12 */
 #define BATCH 64
 #define MAX_WINDOW 4096
-#define HIST_US 200000 /* 1 µs buckets up to 200 ms, then one overflow bucket */
+#define FINE_US 10000     /* 1 µs buckets up to 10 ms */
+#define COARSE_N 100000   /* then 100 µs buckets up to 10 s, then one overflow bucket */
 
 static void die(const char *what) {
   fprintf(stderr, "aoe-load: %s: %s\n", what, strerror(errno));
@@ -101,7 +102,7 @@ static struct mmsghdr rxmsg[BATCH];
 
 static uint64_t cursor, rng = 0x12345678;
 static uint64_t done_ios, done_bytes, frames_sent, retransmits, errors, stale;
-static uint32_t *hist;
+static uint32_t *hist, *hist_coarse;
 static uint64_t hist_over;
 static int running = 1;
 static uint32_t in_flight_ios;
@@ -221,8 +222,9 @@ static void pump(double t) {
 static void record(double lat_s) {
   double us = lat_s * 1e6;
   if (us < 0) us = 0;
-  if (us >= HIST_US) hist_over++;
-  else hist[(uint32_t)us]++;
+  if (us < FINE_US) hist[(uint32_t)us]++;
+  else if (us < FINE_US + (double)COARSE_N * 100) hist_coarse[(uint32_t)((us - FINE_US) / 100)]++;
+  else hist_over++;
 }
 
 static void finish_io(int i, double t) {
@@ -307,6 +309,17 @@ static void query_config(void) {
   exit(3);
 }
 
+/* The latency (µs) below which pct % of the recorded I/Os fall. */
+static double percentile(uint64_t total, int pct) {
+  uint64_t want = (total * (uint64_t)pct + 99) / 100, acc = 0;
+  if (want == 0) return 0;
+  for (uint32_t i = 0; i < FINE_US; i++)
+    if ((acc += hist[i]) >= want) return i + 0.5;
+  for (uint32_t i = 0; i < COARSE_N; i++)
+    if ((acc += hist_coarse[i]) >= want) return FINE_US + i * 100.0 + 50;
+  return FINE_US + COARSE_N * 100.0;
+}
+
 int main(int argc, char **argv) {
   const char *iface = NULL, *rw = NULL;
   uint32_t bs = 0;
@@ -377,8 +390,9 @@ int main(int argc, char **argv) {
   slots = calloc(window_, sizeof *slots);
   free_slots = calloc(window_, sizeof *free_slots);
   sendq = calloc(qd, sizeof *sendq);
-  hist = calloc(HIST_US, sizeof *hist);
-  if (!ios || !slots || !free_slots || !sendq || !hist) die("calloc");
+  hist = calloc(FINE_US, sizeof *hist);
+  hist_coarse = calloc(COARSE_N, sizeof *hist_coarse);
+  if (!ios || !slots || !free_slots || !sendq || !hist || !hist_coarse) die("calloc");
   for (uint32_t i = 0; i < qd; i++) {
     ios[i].buf = malloc(bs);
     if (!ios[i].buf) die("malloc");
@@ -442,20 +456,11 @@ int main(int argc, char **argv) {
   double finished = now_s();
   getrusage(RUSAGE_SELF, &ru1);
   double el = finished - start;
-  /* percentiles */
-  uint64_t total = 0;
-  for (uint32_t i = 0; i < HIST_US; i++) total += hist[i];
-  total += hist_over;
-  double p50 = 0, p99 = 0;
-  uint64_t acc = 0, want50 = (total * 50 + 99) / 100, want99 = (total * 99 + 99) / 100;
-  int got50 = 0, got99 = 0;
-  for (uint32_t i = 0; i < HIST_US && !got99; i++) {
-    acc += hist[i];
-    if (!got50 && acc >= want50 && want50 > 0) p50 = i + 0.5, got50 = 1;
-    if (!got99 && acc >= want99 && want99 > 0) p99 = i + 0.5, got99 = 1;
-  }
-  if (!got50 && total) p50 = HIST_US;
-  if (!got99 && total) p99 = HIST_US;
+  /* percentiles (bucket midpoints) */
+  uint64_t total = hist_over;
+  for (uint32_t i = 0; i < FINE_US; i++) total += hist[i];
+  for (uint32_t i = 0; i < COARSE_N; i++) total += hist_coarse[i];
+  double p50 = percentile(total, 50), p99 = percentile(total, 99);
   double cu = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) * 1e-6;
   double cs = (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
   printf("{\"ios\":%llu,\"bytes\":%llu,\"seconds\":%.6f,\"mbps\":%.3f,\"iops\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
