@@ -9,10 +9,11 @@
  * seq read/write 1 MiB, rand read/write 4 KiB, at queue depths 16 and 64 and MTU 1500 and 9000;
  * buffer count 256 for every target, initiator window 4 × qd frames. Then the aggregate of 1, 8
  * and 64 exports read concurrently (tmpfs, MTU 9000). CPU s/GB is the target process(es) from
- * /proc (io_uring's io-wq workers are threads of the target and count). Rounds are interleaved
- * (the target order rotates every round); medians reported.
+ * /proc (io_uring's io-wq workers are threads of the target and count). Interleaved: in a round
+ * all targets run at once, each on its own veth pair, and the cells of one workload run back to
+ * back across them in an order that rotates; ratios are medians of per-round ratios.
  *
- * Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS per cell (2), BENCH_MTUS (1500,9000),
+ * Knobs (environment): BENCH_ROUNDS (5), BENCH_SECONDS per cell (1.25), BENCH_MTUS (1500,9000),
  * BENCH_QD (16,64), BENCH_STORAGE (tmpfs,disk), BENCH_WORKLOADS (seqread,seqwrite,randread,randwrite),
  * BENCH_TARGETS (vblade,sync-ring,sync-sync,wb-ring,memory; also wb-sync, vblade-s), BENCH_AGGREGATE
  * (1), BENCH_DISK_DIR (/var/tmp), BENCH_LOADGEN (c when gcc builds bench/c/aoe-load.c, else js),
@@ -60,8 +61,8 @@ const list = (name: string, dflt: string) =>
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.25);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const MTUS = list('BENCH_MTUS', '1500,9000').map(Number);
 const QDS = list('BENCH_QD', '16,64').map(Number);
 const STORAGES = list('BENCH_STORAGE', 'tmpfs,disk') as Storage[];
@@ -140,7 +141,8 @@ interface Sample {
 interface Env {
   nsI: Netns;
   nsT: Netns;
-  links: Map<number, { a: string; b: string }>;
+  /** veth pairs by `${mtu}|${slot}`. */
+  pairs: Map<string, { a: string; b: string }>;
   images: Record<Storage, string>;
   aggDir: string;
   stateDir: string;
@@ -321,13 +323,23 @@ async function ringStats(p: Spawned): Promise<{ ops: number; inline: number; wak
   return undefined;
 }
 
+/** A veth pair of its own for every target of a round: an idle target's socket sees no frames. */
+function linkFor(env: Env, mtu: number, slot: number): { a: string; b: string } {
+  const k = `${mtu}|${slot}`;
+  let l = env.pairs.get(k);
+  if (!l) {
+    l = vethPair(env.nsI, env.nsT, mtu);
+    env.pairs.set(k, l);
+  }
+  return l;
+}
+
 async function startTarget(
   env: Env,
   t: TargetDef,
   storage: Storage | 'memory',
-  mtu: number,
+  link: { a: string; b: string },
 ): Promise<{ proc: Spawned; major: number }> {
-  const link = env.links.get(mtu)!;
   const major = 20 + (majorSeq++ % 1000);
   if (t.vblade) {
     const image = env.images[storage as Storage];
@@ -356,79 +368,135 @@ async function startTarget(
 const key = (s: Storage | 'memory', mtu: number, w: string, qd: number, t: TargetId) =>
   `${s}|${mtu}|${w}|${qd}|${t}`;
 
-async function session(
+/** One running target of a round, discovered and identified. */
+interface Live {
+  t: TargetDef;
+  storage: Storage | 'memory';
+  proc: Spawned;
+  major: number;
+  link: { a: string; b: string };
+  advert: ConfigAdvert;
+  sectors: number;
+  ini: Initiator | undefined;
+}
+
+async function open(
   env: Env,
   driver: LoadDriver,
   t: TargetDef,
   storage: Storage | 'memory',
-  mtu: number,
-  samples: Map<string, Sample[]>,
-  round: number,
-): Promise<void> {
-  const { proc, major } = await startTarget(env, t, storage, mtu);
-  const link = env.links.get(mtu)!;
+  link: { a: string; b: string },
+): Promise<Live> {
+  const { proc, major } = await startTarget(env, t, storage, link);
   const ini = new Initiator(PacketLink.open({ iface: link.a, netns: env.nsI.name }));
-  let iniOpen = true;
   try {
     let advert: ConfigAdvert | undefined;
     for (let i = 0; i < 10 && !advert; i++) [advert] = await ini.queryConfig(300, { major, minor: 0 });
     if (!advert) throw new Error(`${t.label} did not answer: ${proc.output()}`);
-    const c = ini.client(advert);
-    const id = await withTimeout(identify(ini, c), 5000, 'IDENTIFY');
-    if (!driver.inProcess) {
-      ini.close();
-      iniOpen = false;
-    }
-    const pid = proc.child.pid!;
+    const id = await withTimeout(identify(ini, ini.client(advert)), 5000, 'IDENTIFY');
+    if (!driver.inProcess) ini.close();
+    return {
+      t,
+      storage,
+      proc,
+      major,
+      link,
+      advert,
+      sectors: id.sectors,
+      ini: driver.inProcess ? ini : undefined,
+    };
+  } catch (e) {
+    ini.close();
+    await proc.stop();
+    throw e;
+  }
+}
+
+async function cell(
+  env: Env,
+  driver: LoadDriver,
+  live: Live,
+  mtu: number,
+  w: Workload,
+  qd: number,
+  samples: Map<string, Sample[]>,
+  round: number,
+): Promise<void> {
+  const { t, storage, proc } = live;
+  const pid = proc.child.pid!;
+  const rs0 = t.vblade ? undefined : await ringStats(proc);
+  const cpu0 = processCpuSeconds(pid);
+  const th0 = threadSnapshot(pid);
+  const m0 = machineJiffies();
+  const r = await withTimeout(
+    driver.run(
+      { a: live.link.a, nsI: env.nsI.name },
+      { major: live.major, minor: 0, sectors: live.sectors, advert: live.advert, ini: live.ini! },
+      w,
+      qd,
+    ),
+    (SECONDS + 30) * 1000,
+    `${t.label} ${w.label}`,
+  );
+  const targetCpuS = processCpuSeconds(pid) - cpu0;
+  const th = threadCpuDelta(pid, th0, threadSnapshot(pid));
+  const m1 = machineJiffies();
+  const rs1 = rs0 ? await ringStats(proc) : undefined;
+  const s: Sample = {
+    ...r,
+    targetCpuS,
+    loopCpuS: th.loop,
+    iowqCpuS: th.iowq,
+    switches: th.switches,
+    machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
+  };
+  if (rs0 && rs1 && rs1.ops > rs0.ops) {
+    s.ringOps = rs1.ops - rs0.ops;
+    s.inlineShare = (rs1.inline - rs0.inline) / s.ringOps;
+    s.ringWakeups = rs1.wakeups - rs0.wakeups;
+  }
+  const k = key(storage, mtu, w.id, qd, t.id);
+  samples.set(k, [...(samples.get(k) ?? []), s]);
+  process.stderr.write(
+    `r${round + 1} ${storage} MTU ${mtu} qd ${qd} ${w.label} ${t.label}: ${r.mbps.toFixed(1)} MB/s ${Math.round(r.iops)} IOPS, target ${((targetCpuS / r.seconds) * 100).toFixed(0)} % CPU, load ${((r.loadCpuS / r.seconds) * 100).toFixed(0)} %, machine ${(s.machineBusy * 100).toFixed(0)} % (other ${(foreign(s) * 100).toFixed(0)} %) (${r.retransmits} rexmit, ${r.errors} err)\n`,
+  );
+  if (storage === 'disk' && (w.rw === 'write' || w.rw === 'randwrite')) {
+    // What a target wrote reaches the disk before the next cell (untimed): no target pays for
+    // another's dirty pages.
+    const fd = openSync(env.images.disk, 'r+');
+    fdatasyncSync(fd);
+    closeSync(fd);
+  }
+}
+
+/**
+ * One round at one MTU: every target on every storage (and the ceiling) runs at once, each on its
+ * own veth pair; the cells of one workload run back to back across the targets, in an order that
+ * rotates from cell to cell and round to round, so a ratio compares figures taken seconds apart.
+ */
+async function round(
+  env: Env,
+  driver: LoadDriver,
+  mtu: number,
+  samples: Map<string, Sample[]>,
+  r: number,
+): Promise<void> {
+  const lives: Live[] = [];
+  try {
+    for (const [i, s] of sessionsOf().entries())
+      lives.push(await open(env, driver, s.t, s.storage, linkFor(env, mtu, i)));
+    let n = r;
     for (const qd of QDS) {
       for (const w of WORKLOADS) {
-        const rs0 = t.vblade ? undefined : await ringStats(proc);
-        const cpu0 = processCpuSeconds(pid);
-        const th0 = threadSnapshot(pid);
-        const m0 = machineJiffies();
-        const r = await withTimeout(
-          driver.run(
-            { a: link.a, nsI: env.nsI.name },
-            { major, minor: 0, sectors: id.sectors, advert, ini },
-            w,
-            qd,
-          ),
-          (SECONDS + 30) * 1000,
-          `${t.label} ${w.label}`,
-        );
-        const targetCpuS = processCpuSeconds(pid) - cpu0;
-        const th = threadCpuDelta(pid, th0, threadSnapshot(pid));
-        const m1 = machineJiffies();
-        const rs1 = rs0 ? await ringStats(proc) : undefined;
-        const s: Sample = {
-          ...r,
-          targetCpuS,
-          loopCpuS: th.loop,
-          iowqCpuS: th.iowq,
-          switches: th.switches,
-          machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
-        };
-        if (rs0 && rs1 && rs1.ops > rs0.ops) {
-          s.ringOps = rs1.ops - rs0.ops;
-          s.inlineShare = (rs1.inline - rs0.inline) / s.ringOps;
-          s.ringWakeups = rs1.wakeups - rs0.wakeups;
-        }
-        const k = key(storage, mtu, w.id, qd, t.id);
-        samples.set(k, [...(samples.get(k) ?? []), s]);
-        process.stderr.write(
-          `r${round + 1} ${storage} MTU ${mtu} qd ${qd} ${w.label} ${t.label}: ${r.mbps.toFixed(1)} MB/s ${Math.round(r.iops)} IOPS, target ${((targetCpuS / r.seconds) * 100).toFixed(0)} % CPU, load ${((r.loadCpuS / r.seconds) * 100).toFixed(0)} %, machine ${(s.machineBusy * 100).toFixed(0)} %${s.inlineShare !== undefined ? `, inline ${(s.inlineShare * 100).toFixed(0)} %` : ''} (${r.retransmits} rexmit, ${r.errors} err)\n`,
-        );
+        const k = n++ % lives.length;
+        const order = [...lives.slice(k), ...lives.slice(0, k)];
+        for (const live of order) await cell(env, driver, live, mtu, w, qd, samples, r);
       }
     }
   } finally {
-    if (iniOpen) ini.close();
-    await proc.stop();
-    if (storage === 'disk') {
-      // Written data reaches the disk before the next target runs (untimed), so no target pays
-      // for another's dirty pages.
-      const fd = openSync(env.images.disk, 'r+');
-      fdatasyncSync(fd);
-      closeSync(fd);
+    for (const l of lives) {
+      l.ini?.close();
+      await l.proc.stop();
     }
   }
 }
@@ -441,7 +509,7 @@ async function aggregate(
   kind: AggKind,
   count: number,
 ): Promise<{ mbps: number; cpuPerGB: number }> {
-  const link = env.links.get(9000)!;
+  const link = linkFor(env, 9000, 0);
   const major = 20 + (majorSeq++ % 1000);
   const img = (i: number) => (i === 0 ? env.images.tmpfs : join(env.aggDir, `img${i}`));
   let procs: Spawned[];
@@ -526,7 +594,7 @@ async function main() {
   const env: Env = {
     nsI: new Netns('bti'),
     nsT: new Netns('btt'),
-    links: new Map(),
+    pairs: new Map(),
     images: { tmpfs: join(shm, 'img0'), disk: disk ? join(disk, 'img') : '' },
     aggDir: shm,
     stateDir: shm,
@@ -548,15 +616,8 @@ async function main() {
         truncateSync(join(shm, `img${i}`), 64 << 20);
       }
     }
-    for (const mtu of new Set([...MTUS, ...(AGGREGATE ? [9000] : [])]))
-      env.links.set(mtu, vethPair(env.nsI, env.nsT, mtu));
-    const all = sessionsOf();
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const mtu of MTUS) {
-        // Rotate the order every round, so no target always runs first or after the same one.
-        const order = all.map((_, i) => all[(i + round) % all.length]!);
-        for (const s of order) await session(env, driver, s.t, s.storage, mtu, samples, round);
-      }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const mtu of MTUS) await round(env, driver, mtu, samples, r);
       if (AGGREGATE) {
         for (const count of [1, 8, 64]) {
           for (const kind of ['vblade', 'sync-ring'] as AggKind[]) {
@@ -659,7 +720,7 @@ function report(
   const other = median(all.map(foreign));
   out.push(
     `Machine: ${meta.machine}; load average after ${meta.loadAfter}; the run took ${meta.minutes.toFixed(1)} min.`,
-    `${ROUNDS} interleaved rounds (target order rotated each round) of ${SECONDS} s per cell, medians.`,
+    `${ROUNDS} rounds of ${SECONDS} s per cell, medians. In a round every target runs at once (its own veth pair) and the cells of one workload run back to back across the targets, in an order that rotates from cell to cell and round to round.`,
     `During the cells the machine was ${(busy * 100).toFixed(0)} % busy (median), ${(other * 100).toFixed(0)} % of it (of ${NCPU} cores) with other processes than the target and the load generator.`,
     `Load generator: ${meta.driver.name}. Settings: MTU ${MTUS.join(', ')}; queue depth ${QDS.join(', ')};`,
     `storage ${STORAGES.map((s) => (s === 'tmpfs' ? 'tmpfs (1 GiB image in /dev/shm)' : `disk (1 GiB file in ${DISK_DIR}, ext4, in the page cache; fdatasync'd between targets)`)).join(' and ')}.`,
@@ -881,6 +942,12 @@ function report(
               `${(m((s) => s.machineBusy) * 100).toFixed(0)}`,
               `${(m(foreign) * 100).toFixed(0)}`,
               Number.isFinite(inline) ? `${(inline * 100).toFixed(0)}` : '–',
+              t.vblade || t.blockIo === 'sync' || t.id === 'memory'
+                ? '–'
+                : m((s) => (s.ringOps ?? 0) / Math.max(1, s.iops * s.seconds)).toFixed(2),
+              t.vblade || t.blockIo === 'sync' || t.id === 'memory'
+                ? '–'
+                : m((s) => (s.ringWakeups ?? 0) / Math.max(1, s.iops * s.seconds)).toFixed(2),
               String(m((s) => s.retransmits)),
             ]);
           }
@@ -904,7 +971,9 @@ function report(
           'load gen CPU %',
           'machine busy %',
           'other processes %',
-          'ring inline %',
+          'ring reaped in submit %',
+          'ring ops/IO',
+          'ring wakeups/IO',
           'retransmits',
         ],
         rows,
