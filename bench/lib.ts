@@ -2,7 +2,15 @@
  * Shared benchmark plumbing: medians over interleaved rounds, CPU time of other processes, and
  * replacing one generated section of docs/benchmarks.md.
  */
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { IdentifyParsed } from '../src/aoe/identify.js';
 import type { Initiator } from '../src/initiator/initiator.js';
@@ -113,4 +121,56 @@ export async function closeAll(closers: (() => unknown)[]): Promise<void> {
       process.stderr.write(`cleanup: ${(e as Error).message}\n`);
     }
   }
+}
+
+/**
+ * Per-thread CPU of one process: nanoseconds on CPU (schedstat, exact, unlike the 10 ms ticks of
+ * /proc/PID/stat), thread name and context switches, by thread id. Diff two snapshots with
+ * threadCpuDelta(): io_uring's io-wq workers (iou-wrk-*) come and go.
+ */
+export type ThreadSnapshot = Map<string, { comm: string; ns: number; switches: number }>;
+
+export function threadSnapshot(pid: number): ThreadSnapshot {
+  const out: ThreadSnapshot = new Map();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      let switches = 0;
+      for (const m of status.matchAll(/_ctxt_switches:\s+(\d+)/g)) switches += Number(m[1]);
+      out.set(tid, { comm, ns, switches });
+    } catch {
+      // the thread exited between readdir and read
+    }
+  }
+  return out;
+}
+
+/** CPU seconds between two snapshots: the event loop (main thread), io-wq workers, the rest (libuv pool, V8). */
+export interface ThreadCpu {
+  loop: number;
+  iowq: number;
+  other: number;
+  /** Voluntary + involuntary context switches of every thread. */
+  switches: number;
+}
+
+export function threadCpuDelta(pid: number, a: ThreadSnapshot, b: ThreadSnapshot): ThreadCpu {
+  const out: ThreadCpu = { loop: 0, iowq: 0, other: 0, switches: 0 };
+  for (const [tid, t] of b) {
+    const t0 = a.get(tid);
+    const s = (t.ns - (t0?.ns ?? 0)) / 1e9;
+    out.switches += t.switches - (t0?.switches ?? 0);
+    if (tid === String(pid)) out.loop += s;
+    else if (t.comm.startsWith('iou-wrk')) out.iowq += s;
+    else out.other += s;
+  }
+  return out;
 }

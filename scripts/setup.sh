@@ -22,8 +22,12 @@ fi
 if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
 
 # npm dependencies; `npm ci` also builds the native addon (install script) and dist/ (prepare).
+# A worktree whose node_modules is a symlink to another clone's must never run npm ci: npm empties
+# the link's target (every worktree sharing it breaks) and replaces the link with a directory.
 stamp=node_modules/.aoegw-setup-stamp
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+if [ -L node_modules ]; then
+  echo "setup: node_modules is a symlink ($(readlink node_modules)); not running npm ci here" >&2
+elif [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
   echo "setup: npm ci (dependencies, native addon, TypeScript build)"
   npm ci --no-audit --no-fund >/tmp/aoegw-npm-ci.log 2>&1 || { tail -30 /tmp/aoegw-npm-ci.log >&2; exit 1; }
   touch "$stamp"
