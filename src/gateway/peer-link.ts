@@ -123,14 +123,6 @@ export class TunnelPeerLink implements FrameLink {
     return this.tx[this.txCursor]!;
   }
 
-  txReserve(n: number): number {
-    return Math.max(1, Math.min(n, this.batch));
-  }
-
-  txSlotAt(k: number): Buffer {
-    return this.tx[(this.txCursor + k) % this.batch]!;
-  }
-
   /** The reply in the current slot becomes a record now (the tunnel copies it). */
   txCommit(length: number): void {
     const f = this.tx[this.txCursor]!;

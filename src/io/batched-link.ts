@@ -191,21 +191,6 @@ export abstract class BatchedLink {
     return this.txViews[this.txPending]!;
   }
 
-  /**
-   * Makes up to `n` consecutive uncommitted slots addressable with txSlotAt() (flushing committed
-   * frames first if fewer remain), so a reply spanning several frames can be built in place.
-   * Returns how many are available (>= 1).
-   */
-  txReserve(n: number): number {
-    if (this.batch - this.txPending < Math.min(n, this.batch)) this.flushSafely();
-    return Math.max(1, Math.min(n, this.batch - this.txPending));
-  }
-
-  /** The k-th uncommitted slot after txReserve(); txSlotAt(0) is txSlot(). */
-  txSlotAt(k: number): Buffer {
-    return this.txViews[this.txPending + k]!;
-  }
-
   txCommit(length: number): void {
     this.txLen[this.txPending] = length;
     this.txPending++;

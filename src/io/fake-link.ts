@@ -146,15 +146,6 @@ export class FakeLink implements FrameLink {
     return this.txViews[this.txLen.length]!;
   }
 
-  txReserve(n: number): number {
-    if (this.batch - this.txLen.length < Math.min(n, this.batch)) this.flush();
-    return Math.max(1, Math.min(n, this.batch - this.txLen.length));
-  }
-
-  txSlotAt(k: number): Buffer {
-    return this.txViews[this.txLen.length + k]!;
-  }
-
   txCommit(length: number): void {
     if (length <= 0 || length > this.maxFrame) {
       throw new AoegwError(

@@ -95,9 +95,6 @@ export interface FrameLink {
   onError(handler: (err: Error) => void): void;
   txSlot(): Buffer;
   txCommit(length: number): void;
-  /** Up to n consecutive uncommitted slots addressable via txSlotAt (see BatchedLink). */
-  txReserve(n: number): number;
-  txSlotAt(k: number): Buffer;
   /** Copies one frame into the next slot and commits it. */
   send(frame: Uint8Array, length?: number): void;
   flush(): number;

@@ -156,12 +156,6 @@ class LinkView implements FrameLink {
   txCommit(length: number): void {
     this.entry.link.txCommit(length);
   }
-  txReserve(n: number): number {
-    return this.entry.link.txReserve(n);
-  }
-  txSlotAt(k: number): Buffer {
-    return this.entry.link.txSlotAt(k);
-  }
   send(frame: Uint8Array, length?: number): void {
     this.entry.link.send(frame, length);
   }

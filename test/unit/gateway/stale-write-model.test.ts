@@ -213,12 +213,6 @@ class LanLink implements FrameLink {
   txCommit(length: number): void {
     this.out(Buffer.from(this.slot.subarray(0, length)));
   }
-  txReserve(): number {
-    return 1;
-  }
-  txSlotAt(): Buffer {
-    return this.slot;
-  }
   send(frame: Uint8Array, length = frame.length): void {
     this.out(Buffer.from(frame.subarray(0, length)));
   }

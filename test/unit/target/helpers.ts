@@ -1,7 +1,6 @@
 /**
  * Shared fixtures for the target engine tests: frame builders over the codec's encodeFrame, a
- * recording transmit sink (with or without the zero-copy txReserve/txSlotAt extension) and a
- * one-call batch runner.
+ * recording transmit sink and a one-call batch runner.
  */
 import {
   type AoeMessage,
@@ -135,24 +134,11 @@ export class RecordingSink implements TxSink {
   private readonly arena: Buffer[];
   private pending = 0;
   private readonly log: string[] | undefined;
-  txReserve?: (n: number) => number;
-  txSlotAt?: (k: number) => Buffer;
 
-  constructor(opts: { slotSize?: number; slots?: number; zeroCopy?: boolean; log?: string[] } = {}) {
+  constructor(opts: { slotSize?: number; slots?: number; log?: string[] } = {}) {
     this.log = opts.log;
     const size = opts.slotSize ?? 9014;
     this.arena = Array.from({ length: opts.slots ?? 64 }, () => Buffer.alloc(size, 0xee));
-    if (opts.zeroCopy ?? true) {
-      this.txReserve = (n) => {
-        const cap = this.arena.length;
-        if (cap - this.pending < Math.min(n, cap)) this.pending = 0; // "flush"
-        return Math.min(n, cap - this.pending);
-      };
-      this.txSlotAt = (k) => {
-        if (this.pending + k >= this.arena.length) throw new Error(`txSlotAt(${k}) beyond reservation`);
-        return this.arena[this.pending + k]!;
-      };
-    }
   }
 
   txSlot(): Buffer {
@@ -202,7 +188,6 @@ export function setup(
     exp?: Partial<ExportOptions>;
     engine?: TargetEngineOptions;
     mtu?: number;
-    zeroCopy?: boolean;
     slots?: number;
   } = {},
 ): Setup {
@@ -218,8 +203,7 @@ export function setup(
   });
   engine.addExport({ shelf: 1, slot: 0, store, ...o.exp });
   engine.addLink(LINK, { mac: mac(TARGET_MAC), mtu: o.mtu ?? 9000, name: 'test0' });
-  const zeroCopy = o.zeroCopy ?? true;
-  const sink = new RecordingSink({ zeroCopy, log, slots: o.slots ?? 64 });
+  const sink = new RecordingSink({ log, slots: o.slots ?? 64 });
   const s: Setup = {
     engine,
     store,
