@@ -3,11 +3,11 @@
  * bounded rate, at MTU 1500 and 9000, through the receive ring and through recvmmsg, and reports
  * clear errors for bad interfaces.
  */
-import { Session } from 'node:inspector';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAoegwError } from '../../src/errors.js';
 import { interfaceInfo, PacketLink } from '../../src/io/index.js';
 import { TapLink } from '../../src/io/tap-link.js';
+import { type ProfileNode, sampleHeap } from '../helpers/heap-sampling.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
 
 const skip = netnsSkipReason();
@@ -66,18 +66,6 @@ async function transfer(tx: PacketLink, rx: PacketLink, total: number, frameLen:
   }
   rx.pause();
   return { seen, bad, outOfOrder };
-}
-
-interface ProfileNode {
-  callFrame: { functionName: string };
-  selfSize: number;
-  children: ProfileNode[];
-}
-
-function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
-  return new Promise((resolve, reject) =>
-    s.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
-  );
 }
 
 function hasFunction(n: ProfileNode, name: string): boolean {
@@ -195,26 +183,13 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
       }
     };
     await pump(5000); // warm-up: JIT, the ring's views
-    const s = new Session();
-    s.connect();
-    try {
-      await post(s, 'HeapProfiler.enable');
-      await post(s, 'HeapProfiler.startSampling', {
-        samplingInterval: 128,
-        includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
-      });
-      const start = got;
-      await pump(50_000);
-      const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
-      expect(got - start).toBeGreaterThanOrEqual(50_000);
-      // The profile does see the receive path (else the bound below would hold trivially).
-      expect(hasFunction(profile.head, 'receiveBatch')).toBe(true);
-      // 50k frames: one 16-byte heap number per frame would be ≥ 800 KB.
-      expect(bytesUnder(profile.head, 'receiveBatch')).toBeLessThan(32 * 1024);
-    } finally {
-      s.disconnect();
-    }
+    const start = got;
+    const profile = await sampleHeap(() => pump(50_000));
+    expect(got - start).toBeGreaterThanOrEqual(50_000);
+    // The profile does see the receive path (else the bound below would hold trivially).
+    expect(hasFunction(profile, 'receiveBatch')).toBe(true);
+    // 50k frames: one 16-byte heap number per frame would be ≥ 800 KB.
+    expect(bytesUnder(profile, 'receiveBatch')).toBeLessThan(32 * 1024);
     expect(sum).toBeGreaterThan(0);
   }, 60_000);
 

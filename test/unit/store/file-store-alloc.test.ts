@@ -3,23 +3,11 @@
  * call must not allocate a sliced copy of it per call (V8 heap sampling, as engine-alloc does).
  */
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../../src/target/file-store.js';
-
-interface ProfileNode {
-  callFrame: { functionName: string };
-  selfSize: number;
-  children: ProfileNode[];
-}
-
-function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
-  return new Promise((resolve, reject) =>
-    s.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
-  );
-}
+import { type ProfileNode, sampleHeap } from '../../helpers/heap-sampling.js';
 
 /** Bytes sampled in frames named `names` (anywhere), not descending into `skip`. */
 function selfBytes(n: ProfileNode, names: string[], skip: string[]): number {
@@ -47,32 +35,24 @@ describe('FileStore allocation', () => {
       store.write(i % 200, bufs, 1 + (i % 8), i, false);
       store.read(i % 200, bufs, 1 + (i % 8), i);
     }
-    const s = new Session();
-    s.connect();
     try {
-      await post(s, 'HeapProfiler.enable');
-      await post(s, 'HeapProfiler.startSampling', {
-        samplingInterval: 128,
-        includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+      const profile = await sampleHeap(async () => {
+        for (let i = 0; i < 20_000; i++) {
+          store.write(i % 200, bufs, 1 + (i % 8), i, false);
+          store.read(i % 200, bufs, 1 + (i % 8), i);
+        }
       });
-      for (let i = 0; i < 20_000; i++) {
-        store.write(i % 200, bufs, 1 + (i % 8), i, false);
-        store.read(i % 200, bufs, 1 + (i % 8), i);
-      }
-      const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
       // 40k calls: a slice (≥ 32 bytes + elements) per call would be over a megabyte. Node's own
       // readvSync/writevSync are not ours to fix: only FileStore's frames are counted.
       expect(
         selfBytes(
-          profile.head,
+          profile,
           ['read', 'write', 'runSync', 'vector', 'check', 'slice'],
           ['readvSync', 'writevSync'],
         ),
       ).toBeLessThan(64 * 1024);
       expect(failed).toBe(0);
     } finally {
-      s.disconnect();
       store.close();
     }
   });

@@ -3,23 +3,11 @@
  * handling the same mix of batches again must allocate (almost) nothing. A per-frame allocation
  * of even one 16-byte heap number would show up as megabytes here.
  */
-import { Session } from 'node:inspector';
 import { describe, expect, it } from 'vitest';
 import { TargetEngine } from '../../../src/target/engine.js';
 import type { TxSink } from '../../../src/target/tx-sink.js';
+import { type ProfileNode, sampleHeap } from '../../helpers/heap-sampling.js';
 import { ata, INI2_MAC, mac, nullStore as makeNullStore, qc, read, TARGET_MAC, write } from './helpers.js';
-
-interface ProfileNode {
-  callFrame: { functionName: string; url: string };
-  selfSize: number;
-  children: ProfileNode[];
-}
-
-function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
-  return new Promise((resolve, reject) =>
-    s.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
-  );
-}
 
 /** Bytes sampled in frames below TargetEngine.handleBatch. */
 function bytesUnderHandleBatch(n: ProfileNode, inside = false): number {
@@ -70,24 +58,13 @@ describe('steady-state allocation', () => {
     const lens = Int32Array.from(reqs.map((f) => f.length));
     const sink = sinkOf();
     for (let i = 0; i < 5000; i++) engine.handleBatch(1, frames, lens, frames.length, sink, i);
-    const s = new Session();
-    s.connect();
-    try {
-      await post(s, 'HeapProfiler.enable');
-      await post(s, 'HeapProfiler.startSampling', {
-        samplingInterval: 128,
-        includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
-      });
+    const profile = await sampleHeap(async () => {
       const batches = 20_000;
       for (let i = 0; i < batches; i++) engine.handleBatch(1, frames, lens, frames.length, sink, i);
-      const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
-      const bytes = bytesUnderHandleBatch(profile.head);
-      // 200k frames: one stray heap number per frame would be ≥ 3 MB.
-      expect(bytes).toBeLessThan(64 * 1024);
-    } finally {
-      s.disconnect();
-    }
+    });
+    const bytes = bytesUnderHandleBatch(profile);
+    // 200k frames: one stray heap number per frame would be ≥ 3 MB.
+    expect(bytes).toBeLessThan(64 * 1024);
     expect(engine.stats().exports['e1.0']!.reads).toBe(25_000 * 3);
   });
 
@@ -126,22 +103,11 @@ describe('steady-state allocation', () => {
       engine.handleBatch(1, frames, lens, frames.length, sink, now);
     };
     for (let i = 0; i < 5000; i++) batch(i);
-    const s = new Session();
-    s.connect();
-    try {
-      await post(s, 'HeapProfiler.enable');
-      await post(s, 'HeapProfiler.startSampling', {
-        samplingInterval: 128,
-        includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
-      });
+    const profile = await sampleHeap(async () => {
       for (let i = 0; i < 20_000; i++) batch(5000 + i);
-      const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
-      // 100k frames from 100k MACs: one table entry per new MAC would be megabytes.
-      expect(bytesUnderHandleBatch(profile.head)).toBeLessThan(64 * 1024);
-    } finally {
-      s.disconnect();
-    }
+    });
+    // 100k frames from 100k MACs: one table entry per new MAC would be megabytes.
+    expect(bytesUnderHandleBatch(profile)).toBeLessThan(64 * 1024);
     const st = engine.stats().exports['e1.0']!;
     expect(Object.keys(st.initiators).length).toBeLessThanOrEqual(33);
     expect(st.drops.stateRate).toBeGreaterThan(0);
