@@ -43,6 +43,7 @@
 #include <uv.h>
 
 #include "io_ring.h"
+#include "napi_util.h"
 #include "packet_ring.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
@@ -166,16 +167,6 @@ typedef struct link {
 } link_t;
 
 /* ---------- error helpers ---------- */
-
-static void throw_coded(napi_env env, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void throw_coded(napi_env env, const char *code, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  napi_throw_error(env, code, msg);
-}
 
 /* Maps an errno from a given operation to one of the project's stable error codes. */
 static void throw_errno(napi_env env, int err, const char *what, const char *ifname) {
@@ -521,7 +512,6 @@ static void link_free_buffers(link_t *l) {
   l->rx_sa = l->tx_sa = NULL;
 }
 
-static void on_poll_closed(uv_handle_t *h) { free(h); }
 
 /* Stops polling, closes the fd and drops every reference. Safe to call twice. */
 static void link_close(napi_env env, link_t *l) {
@@ -529,13 +519,13 @@ static void link_close(napi_env env, link_t *l) {
   l->closed = 1;
   if (l->poll) {
     if (l->polling) uv_poll_stop(l->poll);
-    uv_close((uv_handle_t *)l->poll, on_poll_closed);
+    uv_close((uv_handle_t *)l->poll, free_closed_handle);
     l->poll = NULL;
   }
   l->polling = 0;
   if (l->idle) {
     if (l->idling) uv_idle_stop(l->idle);
-    uv_close((uv_handle_t *)l->idle, on_poll_closed);
+    uv_close((uv_handle_t *)l->idle, free_closed_handle);
     l->idle = NULL;
   }
   l->idling = 0;
@@ -1700,12 +1690,6 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 }
 
 /* ---------- info and stats ---------- */
-
-static void set_num(napi_env env, napi_value o, const char *k, double v) {
-  napi_value x;
-  napi_create_double(env, v, &x);
-  napi_set_named_property(env, o, k, x);
-}
 
 /* stats(handle) -> counters, including kernel drops (PACKET_STATISTICS resets on read, so they are
  * accumulated here). */

@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include "io_ring.h"
+#include "napi_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,17 +106,7 @@ typedef struct ring {
       bad_descriptors;
 } ring_t;
 
-/* ---------- small helpers (local: aoegw_native.c keeps its own static) ---------- */
-
-static void ring_throw(napi_env env, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void ring_throw(napi_env env, const char *code, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  napi_throw_error(env, code, msg);
-}
+/* ---------- small helpers (the shared ones are in napi_util.h) ---------- */
 
 /* Fails the calling function (returns NULL) with ERR_NATIVE_ARGUMENT unless the N-API call worked. */
 #define RING_NAPI(call)                                                                   \
@@ -474,11 +465,11 @@ static int submit_published(ring_t *r, unsigned n) {
 static ring_t *get_ring(napi_env env, napi_value v) {
   ring_t *r = NULL;
   if (napi_get_value_external(env, v, (void **)&r) != napi_ok || r == NULL) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "not a ring handle");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "not a ring handle");
     return NULL;
   }
   if (r->closed) {
-    ring_throw(env, "ERR_CLOSED", "io ring is closed");
+    throw_coded(env, "ERR_CLOSED", "io ring is closed");
     return NULL;
   }
   return r;
@@ -500,7 +491,6 @@ static void ring_release_js(napi_env env, ring_t *r) {
   r->async_ctx = NULL;
 }
 
-static void on_poll_closed(uv_handle_t *h) { free(h); }
 
 /* Stops the poll, waits for in-flight ops (blocking: an op in an io-wq worker may still write
  * into the arena), unmaps the ring and lets go of the arena. Safe to call twice. */
@@ -509,7 +499,7 @@ static void ring_teardown(napi_env env, ring_t *r) {
   r->closed = true;
   if (r->poll) {
     if (r->polling) uv_poll_stop(r->poll);
-    uv_close((uv_handle_t *)r->poll, on_poll_closed);
+    uv_close((uv_handle_t *)r->poll, free_closed_handle);
     r->poll = NULL;
   }
   r->polling = false;
@@ -552,12 +542,6 @@ static napi_value js_ring_probe(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static void set_num(napi_env env, napi_value o, const char *k, double v) {
-  napi_value x;
-  napi_create_double(env, v, &x);
-  napi_set_named_property(env, o, k, x);
-}
-
 /* ringOpen({ entries, arenaBytes }) -> { handle, arena, sqEntries, cqEntries }. The arena is
  * mmap'd (page-aligned, zeroed) and exposed as an external ArrayBuffer. */
 static napi_value js_ring_open(napi_env env, napi_callback_info info) {
@@ -576,7 +560,7 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info) {
   }
   if (entries < 1 || entries > RING_MAX_ENTRIES || arena_bytes < 4096 || arena_bytes > RING_MAX_ARENA ||
       arena_bytes % 4096 != 0) {
-    ring_throw(env, "ERR_IO_RING", "ringOpen: entries must be 1..%d and arenaBytes a multiple of 4096 up to %u",
+    throw_coded(env, "ERR_IO_RING", "ringOpen: entries must be 1..%d and arenaBytes a multiple of 4096 up to %u",
                RING_MAX_ENTRIES, RING_MAX_ARENA);
     return NULL;
   }
@@ -585,7 +569,7 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info) {
   if (!r || !a) {
     free(r);
     free(a);
-    ring_throw(env, "ERR_IO_RING", "ringOpen: out of memory");
+    throw_coded(env, "ERR_IO_RING", "ringOpen: out of memory");
     return NULL;
   }
   r->env = env;
@@ -594,7 +578,7 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info) {
   if (!ring_setup(r, (unsigned)entries, why, sizeof why)) {
     free(r);
     free(a);
-    ring_throw(env, "ERR_IO_RING", "%s", why);
+    throw_coded(env, "ERR_IO_RING", "%s", why);
     return NULL;
   }
   unsigned io_workers = ring_io_workers(r);
@@ -605,7 +589,7 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info) {
     ring_unmap(r);
     free(r);
     free(a);
-    ring_throw(env, "ERR_IO_RING", "ringOpen: cannot map a %lld-byte arena: %s", (long long)arena_bytes, strerror(e));
+    throw_coded(env, "ERR_IO_RING", "ringOpen: cannot map a %lld-byte arena: %s", (long long)arena_bytes, strerror(e));
     return NULL;
   }
   napi_value ab, ext, name, out;
@@ -614,14 +598,14 @@ static napi_value js_ring_open(napi_env env, napi_callback_info info) {
     ring_unmap(r);
     free(r);
     free(a);
-    ring_throw(env, "ERR_IO_RING", "ringOpen: external ArrayBuffers are not allowed in this runtime");
+    throw_coded(env, "ERR_IO_RING", "ringOpen: external ArrayBuffers are not allowed in this runtime");
     return NULL;
   }
   a->holders = 2; /* the ArrayBuffer (arena_finalize) and the ring (ring_teardown) */
   r->arena = a;
   if (napi_create_external(env, r, ring_finalize, NULL, &ext) != napi_ok) {
     ring_finalize(env, r, NULL);
-    ring_throw(env, "ERR_IO_RING", "ringOpen: cannot wrap the ring");
+    throw_coded(env, "ERR_IO_RING", "ringOpen: cannot wrap the ring");
     return NULL;
   }
   RING_NAPI(napi_create_string_utf8(env, "aoegw-io-ring", NAPI_AUTO_LENGTH, &name));
@@ -649,7 +633,7 @@ static int take_table(napi_env env, napi_value opts, const char *key, napi_typed
   size_t off;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
       napi_get_typedarray_info(env, v, &type, elems, data, &ab, &off) != napi_ok || type != want) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "ringTables: %s must be a %s", key,
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "ringTables: %s must be a %s", key,
                want == napi_float64_array ? "Float64Array" : "Int32Array");
     return -1;
   }
@@ -669,7 +653,7 @@ static napi_value js_ring_tables(napi_env env, napi_callback_info info) {
   ring_t *r = get_ring(env, argv[0]);
   if (!r) return NULL;
   if (argc < 2) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "ringTables(h, { desc?, iov?, cqe? })");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "ringTables(h, { desc?, iov?, cqe? })");
     return NULL;
   }
   void *data;
@@ -679,7 +663,7 @@ static napi_value js_ring_tables(napi_env env, napi_callback_info info) {
   if (t > 0) {
     struct iovec *iv = realloc(r->iovecs, (elems / 2 + 1) * sizeof *iv);
     if (!iv) {
-      ring_throw(env, "ERR_IO_RING", "ringTables: out of memory");
+      throw_coded(env, "ERR_IO_RING", "ringTables: out of memory");
       return NULL;
     }
     r->iovecs = iv;
@@ -713,26 +697,26 @@ static napi_value js_ring_submit(napi_env env, napi_callback_info info) {
   if (argc > 2) napi_get_value_int32(env, argv[2], &first);
   if (argc > 3) napi_get_value_int32(env, argv[3], &harvest);
   if (r->broken) {
-    ring_throw(env, "ERR_IO_RING", "ringSubmit: the ring failed earlier and cannot submit");
+    throw_coded(env, "ERR_IO_RING", "ringSubmit: the ring failed earlier and cannot submit");
     return NULL;
   }
   if (!r->desc || !r->iov || !r->cqe) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "ringSubmit: call ringTables first");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "ringSubmit: call ringTables first");
     return NULL;
   }
   if (n < 0 || first < 0 || (uint64_t)first + (uint64_t)n > r->desc_ops || (unsigned)n > r->sq_entries) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "ringSubmit: ops %d..%d outside the %u-op table or over %u SQ entries",
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "ringSubmit: ops %d..%d outside the %u-op table or over %u SQ entries",
                first, first + n, r->desc_ops, r->sq_entries);
     return NULL;
   }
   if (r->in_flight + (unsigned)n > r->cq_entries) {
-    ring_throw(env, "ERR_IO_RING", "ringSubmit: %d more ops would put more than %u in flight", n, r->cq_entries);
+    throw_coded(env, "ERR_IO_RING", "ringSubmit: %d more ops would put more than %u in flight", n, r->cq_entries);
     return NULL;
   }
   unsigned tail = *r->sq_tail; /* only this thread writes it */
   unsigned head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
   if (tail - head + (unsigned)n > r->sq_entries) {
-    ring_throw(env, "ERR_IO_RING", "ringSubmit: the SQ still holds %u unsubmitted entries", tail - head);
+    throw_coded(env, "ERR_IO_RING", "ringSubmit: the SQ still holds %u unsubmitted entries", tail - head);
     return NULL;
   }
   unsigned mask = *r->sq_mask;
@@ -743,7 +727,7 @@ static napi_value js_ring_submit(napi_env env, napi_callback_info info) {
   if (err < 0) {
     r->broken = true;
     update_loop_ref(r);
-    ring_throw(env, "ERR_IO_RING", "io_uring_enter: %s", strerror(-err));
+    throw_coded(env, "ERR_IO_RING", "io_uring_enter: %s", strerror(-err));
     return NULL;
   }
   uint32_t got = harvest ? ring_reap(r) : 0;
@@ -774,13 +758,13 @@ static napi_value js_ring_wait(napi_env env, napi_callback_info info) {
   ring_t *r = get_ring(env, argv[0]);
   if (!r) return NULL;
   if (!r->cqe) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "ringWait: call ringTables first");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "ringWait: call ringTables first");
     return NULL;
   }
   uint32_t got = 0;
   while (r->in_flight > 0 && (got = ring_reap(r)) == 0) {
     if (sys_enter(r->fd, 0, 1, IORING_ENTER_GETEVENTS) < 0 && errno != EINTR) {
-      ring_throw(env, "ERR_IO_RING", "io_uring_enter(GETEVENTS): %s", strerror(errno));
+      throw_coded(env, "ERR_IO_RING", "io_uring_enter(GETEVENTS): %s", strerror(errno));
       return NULL;
     }
   }
@@ -849,7 +833,7 @@ static napi_value js_ring_start(napi_env env, napi_callback_info info) {
   if (!r) return NULL;
   napi_valuetype t = napi_undefined;
   if (argc < 2 || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "ringStart(h, onReady): onReady must be a function");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "ringStart(h, onReady): onReady must be a function");
     return NULL;
   }
   napi_ref cb;
@@ -859,13 +843,13 @@ static napi_value js_ring_start(napi_env env, napi_callback_info info) {
   if (r->efd < 0) {
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd < 0) {
-      ring_throw(env, "ERR_IO_RING", "eventfd: %s", strerror(errno));
+      throw_coded(env, "ERR_IO_RING", "eventfd: %s", strerror(errno));
       return NULL;
     }
     if (sys_register(r->fd, IORING_REGISTER_EVENTFD, &efd, 1) < 0) {
       int e = errno;
       close(efd);
-      ring_throw(env, "ERR_IO_RING", "IORING_REGISTER_EVENTFD: %s", strerror(e));
+      throw_coded(env, "ERR_IO_RING", "IORING_REGISTER_EVENTFD: %s", strerror(e));
       return NULL;
     }
     r->efd = efd;
@@ -877,7 +861,7 @@ static napi_value js_ring_start(napi_env env, napi_callback_info info) {
     if (!r->poll || uv_poll_init(loop, r->poll, r->efd) != 0) {
       free(r->poll);
       r->poll = NULL;
-      ring_throw(env, "ERR_IO_RING", "uv_poll_init on the ring's eventfd failed");
+      throw_coded(env, "ERR_IO_RING", "uv_poll_init on the ring's eventfd failed");
       return NULL;
     }
     r->poll->data = r;
@@ -886,7 +870,7 @@ static napi_value js_ring_start(napi_env env, napi_callback_info info) {
   if (!r->self) RING_NAPI(napi_create_reference(env, argv[0], 1, &r->self));
   int e = uv_poll_start(r->poll, UV_READABLE, on_ring_poll);
   if (e != 0) {
-    ring_throw(env, "ERR_IO_RING", "uv_poll_start: %s", uv_strerror(e));
+    throw_coded(env, "ERR_IO_RING", "uv_poll_start: %s", uv_strerror(e));
     return NULL;
   }
   r->polling = true;
@@ -925,7 +909,7 @@ static napi_value js_ring_stats(napi_env env, napi_callback_info info) {
   RING_NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   ring_t *r = NULL;
   if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-    ring_throw(env, "ERR_NATIVE_ARGUMENT", "not a ring handle");
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "not a ring handle");
     return NULL;
   }
   RING_NAPI(napi_create_object(env, &o));
