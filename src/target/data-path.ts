@@ -27,18 +27,11 @@
  * staging slots are cached. After warm-up nothing is allocated per request.
  */
 import { writeAtaStatus } from '../aoe/ata.js';
-import {
-  ATA_DATA_OFFSET,
-  ATA_HEADER_END,
-  AtaErrorBit,
-  AtaStatus,
-  MIN_FRAME,
-  SECTOR_SIZE,
-} from '../aoe/constants.js';
+import { ATA_DATA_OFFSET, ATA_HEADER_END, AtaErrorBit, AtaStatus, SECTOR_SIZE } from '../aoe/constants.js';
 import { writeResponseHeader } from '../aoe/header.js';
 import type { InitiatorCounters } from './counters.js';
 import type { ExportRuntime } from './export-state.js';
-import type { LinkState } from './reply.js';
+import { type LinkState, sendReply } from './reply.js';
 
 /** Bytes of staging per pending request: the largest data area one frame may carry. */
 export const STAGING_STRIDE = 16384;
@@ -452,10 +445,8 @@ export class DataPath {
         this.ini[p]!.bytesWritten += w;
       }
     } else exp.c.ataErrors++;
-    if (len < MIN_FRAME) slot.fill(0, len, MIN_FRAME);
     try {
-      sink.txCommit(len < MIN_FRAME ? MIN_FRAME : len);
-      link.c.framesOut++;
+      sendReply(link, sink, slot, len);
     } catch {
       this.s.replyLost++;
       return;

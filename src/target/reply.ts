@@ -4,6 +4,7 @@
  * writes the export's real shelf/slot (Linux matches replies on them and rejects broadcast ones).
  */
 import { writeAtaStatus } from '../aoe/ata.js';
+import { padToMinFrame } from '../aoe/bytes.js';
 import { ATA_HEADER_END, MIN_FRAME, Off } from '../aoe/constants.js';
 import { writeResponseHeader } from '../aoe/header.js';
 import type { LinkCounters } from './counters.js';
@@ -68,16 +69,20 @@ export function prepareReply(
   writeResponseHeader(slot, ctx.link.mac, exp.shelf, exp.slot, aoeError);
 }
 
-/** Zero-pads to 60 bytes, commits, counts. */
+/** Pads, commits slot[0, len) to the link's sink and counts it (replies built outside a batch too). */
+export function sendReply(link: LinkState, sink: TxSink, slot: Buffer, len: number): void {
+  sink.txCommit(padToMinFrame(slot, len, MIN_FRAME));
+  link.c.framesOut++;
+}
+
+/** Pads and commits (or hands a held reply to ctx.held), counts. */
 export function commitReply(ctx: BatchContext, slot: Buffer, len: number): void {
-  if (len < MIN_FRAME) slot.fill(0, len, MIN_FRAME);
   if (ctx.hold) {
     // Not committed: the slot is reused by the next reply.
-    ctx.held(slot, len < MIN_FRAME ? MIN_FRAME : len);
+    ctx.held(slot, padToMinFrame(slot, len, MIN_FRAME));
     return;
   }
-  ctx.sink.txCommit(len < MIN_FRAME ? MIN_FRAME : len);
-  ctx.link.c.framesOut++;
+  sendReply(ctx.link, ctx.sink, slot, len);
 }
 
 /**
