@@ -59,6 +59,11 @@ export const ErrorCodes = [
   // gateway
   'ERR_GATEWAY_CONFIG',
   'ERR_GATEWAY',
+  // operations
+  /** The control socket cannot be created, reached, or answered badly. */
+  'ERR_CONTROL',
+  /** Enrolling with an invite token failed (no answer, refused, already enrolled). */
+  'ERR_ENROLL',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -5,6 +5,7 @@ import { AoegwError, type ErrorCode } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
 import { registerDiscover } from './cmd-discover.js';
 import { registerKeys } from './cmd-keys.js';
+import { registerReload } from './cmd-reload.js';
 import { registerRun } from './cmd-run.js';
 import { registerServe } from './cmd-serve.js';
 import { registerVerify } from './cmd-verify.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerRun(program);
   registerKeys(program);
+  registerReload(program);
   return program;
 }
 
