@@ -7,7 +7,13 @@
  * that the enrollment happened. Nothing here touches a file: the caller pins the inviter afterwards.
  */
 import { AoegwError } from '../errors.js';
-import { PeerChannel } from '../gateway/peer-channel.js';
+import type { UdpEndpoint } from '../io/udp-address.js';
+import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
+import { Rx, Send } from '../tunnel/endpoint.js';
+import type { Peer } from '../tunnel/peer.js';
+import { MAX_RECORD_VALUE } from '../tunnel/records.js';
+import { UdpTunnel } from '../tunnel/udp-tunnel.js';
+import { PeerChannel } from './peer-channel.js';
 import {
   type AdvertChunk,
   decodePeerMessage,
@@ -15,13 +21,7 @@ import {
   GATEWAY_PROTOCOL_VERSION,
   RECORD_CONTROL,
   type TargetAdvert,
-} from '../gateway/peer-messages.js';
-import type { UdpEndpoint } from '../io/udp-address.js';
-import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
-import { Rx, Send } from '../tunnel/endpoint.js';
-import type { Peer } from '../tunnel/peer.js';
-import { MAX_RECORD_VALUE } from '../tunnel/records.js';
-import { UdpTunnel } from '../tunnel/udp-tunnel.js';
+} from './peer-messages.js';
 
 export interface EnrollInvite {
   readonly inviterPublicKey: Uint8Array;
