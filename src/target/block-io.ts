@@ -4,7 +4,8 @@
  * kernel.io_uring_disabled, a seccomp profile) or the operator asks for it — synchronous calls
  * on the event loop. In 'auto' mode one server mixes both: files on tmpfs or ramfs are served
  * synchronously beside the ring (io_uring has no non-blocking path there and would punt every op
- * to an io-wq worker, slower than the copy a synchronous read is); 'ring' puts every store on it.
+ * to an io-wq worker, for what a synchronous call does as one memory copy); 'ring' puts every
+ * store on it.
  */
 import { AoegwError } from '../errors.js';
 import { IoRing } from '../io/io-ring.js';

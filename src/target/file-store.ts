@@ -115,7 +115,7 @@ export class FileStore implements BlockStore {
   readonly syncsWrites: boolean;
   readonly description: string;
   readonly identity: StoreIdentity;
-  /** Operations run synchronously, inside the call (no ring, or a memory-backed file: see `why`). */
+  /** Operations run synchronously, inside the call (no ring, or a memory-backed file: see synchronousWhy). */
   readonly synchronous: boolean;
   /** Why a store given a ring runs synchronously, e.g. 'tmpfs: io_uring would punt every op to a worker'. */
   readonly synchronousWhy: string | undefined;
@@ -152,12 +152,12 @@ export class FileStore implements BlockStore {
           : err.message;
       throw new AoegwError('ERR_STORE_OPEN', `cannot open export backing ${o.path}: ${why}`, { cause: e });
     }
-    let why: string | undefined;
+    let syncWhy: string | undefined;
     try {
       const { size, st } = deviceSize(this.fd, o.path);
       // Block devices keep the ring: their node lives on devtmpfs, their bytes do not.
       const fs = o.ring && o.memoryFsSync && st.isFile() ? memoryFsOf(this.fd) : undefined;
-      if (fs) why = `${fs}: io_uring would punt every op to a worker`;
+      if (fs) syncWhy = `${fs}: io_uring would punt every op to a worker`;
       const length = o.length ?? size - offset;
       if (length % SECTOR_SIZE !== 0 || length <= 0 || offset + length > size) {
         throw new AoegwError(
@@ -179,12 +179,12 @@ export class FileStore implements BlockStore {
       closeSync(this.fd);
       throw e;
     }
-    this.ring = why === undefined ? o.ring : undefined;
+    this.ring = syncWhy === undefined ? o.ring : undefined;
     this.synchronous = this.ring === undefined;
-    this.synchronousWhy = why;
+    this.synchronousWhy = syncWhy;
     if (this.durability === 'direct' && this.ring === undefined)
       this.bounce = Buffer.from(nativeAddon().allocAligned(DIRECT_BOUNCE_BYTES, 4096));
-    const io = this.ring ? '' : why ? `, synchronous I/O; ${why}` : ', synchronous I/O';
+    const io = this.ring ? '' : syncWhy ? `, synchronous I/O; ${syncWhy}` : ', synchronous I/O';
     this.description = `${o.path}${offset ? `@${offset}` : ''} (${this.durability}${this.readOnly ? ', read-only' : ''}${io})`;
   }
 
