@@ -42,6 +42,8 @@ export interface ServerStats {
   /** How block I/O reaches the kernel, the requests waiting for it, and the ring's counters. */
   blockIo: {
     description: string;
+    /** Per export key: 'io_uring', 'synchronous' (with the reason when the ring exists) or 'memory'. */
+    exports: Record<string, string>;
     dataPath: DataPathStats;
     ring?: IoRingStats;
   };
@@ -63,6 +65,8 @@ export class TargetServer {
   readonly engine: TargetEngine;
   private readonly links: { name: string; link: FrameLink }[] = [];
   private readonly stores: BlockStore[] = [];
+  /** How each export's store reaches the kernel (stats). */
+  private readonly storeIo: Record<string, string> = {};
   private readonly state: StateFile;
   private readonly io: BlockIo;
   private stopped = false;
@@ -172,6 +176,8 @@ export class TargetServer {
   private openExports(): void {
     const linkIds = new Map(this.cfg.links.map((l, i) => [l.name, i] as const));
     const files: { key: string; spec: ExportSpec; store: FileStore }[] = [];
+    /** Exports that skip the ring, by reason. */
+    const skipped = new Map<string, string[]>();
     for (const e of this.cfg.exports) {
       const store = openStore(e, this.io);
       this.stores.push(store);
@@ -187,6 +193,9 @@ export class TargetServer {
         }
         files.push({ key, spec: e, store });
       }
+      this.storeIo[key] = ioOf(store);
+      const why = store instanceof FileStore ? store.synchronousWhy : undefined;
+      if (why) skipped.set(why, [...(skipped.get(why) ?? []), key]);
       const initial = this.state.get(key);
       this.engine.addExport({
         shelf: e.shelf,
@@ -207,6 +216,8 @@ export class TargetServer {
         `export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`,
       );
     }
+    for (const [why, keys] of skipped)
+      this.log(`block I/O: ${keys.join(', ')} served synchronously (${why})`);
   }
 
   /** Writes the staged state (coalesced, off the event loop), then releases this batch's held replies. */
@@ -269,6 +280,7 @@ export class TargetServer {
       heldRepliesFailed: this.heldRepliesFailed,
       blockIo: {
         description: this.io.description,
+        exports: { ...this.storeIo },
         dataPath: this.engine.dataPathStats(),
         ...(this.io.ring && !this.stopped ? { ring: this.io.ring.stats() } : {}),
       },
@@ -340,8 +352,15 @@ function openStore(e: ExportSpec, io: BlockIo): BlockStore {
     durability: e.durability,
     offset: e.offset,
     ...(e.length !== undefined ? { length: e.length } : {}),
-    ...(io.ring ? { ring: io.ring } : {}),
+    ...(io.ring ? { ring: io.ring, memoryFsSync: io.memoryFsSync } : {}),
   });
+}
+
+/** How a store reaches the kernel, for the stats. */
+function ioOf(store: BlockStore): string {
+  if (!(store instanceof FileStore)) return 'memory';
+  if (!store.synchronous) return 'io_uring';
+  return store.synchronousWhy ? `synchronous (${store.synchronousWhy})` : 'synchronous';
 }
 
 /**
