@@ -226,6 +226,22 @@ export function burnInvite(doc: EnrollmentDoc, id: Uint8Array): EnrollmentDoc {
   return { ...doc, invites };
 }
 
+/**
+ * What the daemon writes when an enrollment is confirmed: the invite burnt and the new peer
+ * (a config peers[] object, with the invite's grants) added, in one document. ERR_INVITE when the
+ * invite is no longer pending or the name is already an enrolled peer's.
+ */
+export function enrollPeer(
+  doc: EnrollmentDoc,
+  inviteId: Uint8Array,
+  peer: { readonly name: string },
+): EnrollmentDoc {
+  const burnt = burnInvite(doc, inviteId);
+  if (enrolledPeerNames(burnt).includes(peer.name))
+    throw inviteError(`${peer.name} is already an enrolled peer`);
+  return { ...burnt, peers: [...burnt.peers, peer] };
+}
+
 /** Removes the one pending invite whose id starts with `prefix` (base64url, ≥ 4 characters). */
 export function cancelInvite(
   doc: EnrollmentDoc,

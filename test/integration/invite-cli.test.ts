@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { inviteIdPrefix } from '../../src/enroll/enrollment-doc.js';
 import { loadEnrollment } from '../../src/enroll/enrollment-file.js';
 import { decodeToken } from '../../src/enroll/token.js';
-import { AOEGW } from '../helpers/aoegw.js';
+import { AOEGW, ROOT } from '../helpers/aoegw.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aoegw-invite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,7 +27,7 @@ const keygen = aoegw(['keygen', key]);
 const publicKey = keygen.stdout.trim();
 writeFileSync(join(dir, 'disk.img'), Buffer.alloc(1 << 20));
 
-function config(name: string, listen: string): string {
+function config(name: string, listen: string, peers: unknown[] = []): string {
   const file = join(dir, `${name}.json`);
   writeFileSync(
     file,
@@ -41,6 +41,7 @@ function config(name: string, listen: string): string {
         { target: '1.1', path: join(dir, 'disk.img'), name: 'disk-b1' },
         { target: '1.2', path: join(dir, 'disk.img'), readOnly: true },
       ],
+      peers,
     }),
   );
   return file;
@@ -174,6 +175,14 @@ describe('aoegw invite', () => {
     expect(r.status).toBe(status);
     expect(r.stderr).toMatch(re);
     expect(r.stdout).toBe('');
+  });
+
+  it('refuses a name the config already gives a peer', () => {
+    const other = readFileSync(join(ROOT, 'keys-example', 'gateway-b.pub'), 'utf8').trim();
+    const cfg = config('e', '192.0.2.1:51820', [{ name: 'site-f', publicKey: other, allow: [] }]);
+    const r = aoegw(['invite', '--config', cfg, '--name', 'site-f', '--allow', '1.1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--name 'site-f': the config already has a peer of that name \[ERR_USAGE\]/);
   });
 
   it('needs --endpoint when the config listens on a wildcard address', () => {

@@ -6,6 +6,7 @@ import {
   EMPTY_ENROLLMENT,
   type EnrollmentDoc,
   enrollmentJson,
+  enrollPeer,
   findInvite,
   inviteIdPrefix,
   inviteIdText,
@@ -218,6 +219,16 @@ describe('enrollment document', () => {
         message: expect.stringMatching(/no pending invite has this id/),
       }),
     );
+  });
+
+  it('enrollPeer burns the invite and adds the peer in one step', () => {
+    const doc: EnrollmentDoc = { invites: [invite(1), invite(2)], peers: [{ name: 'old' }] };
+    const peer = { name: 'site-1', publicKey: 'k', allow: [{ targets: ['1.1'], access: 'rw' }] };
+    const next = enrollPeer(doc, invite(1).id, peer);
+    expect(next.invites.map((i) => i.name)).toEqual(['site-2']);
+    expect(next.peers).toEqual([{ name: 'old' }, peer]);
+    expect(() => enrollPeer(next, invite(1).id, peer)).toThrow(/no pending invite has this id/);
+    expect(() => enrollPeer(doc, invite(2).id, { name: 'old' })).toThrow(/old is already an enrolled peer/);
   });
 
   it('cancelInvite takes a unique id prefix of at least 4 characters', () => {
