@@ -1,7 +1,6 @@
 /**
  * Invite tokens (`aoegw invite` prints one, `aoegw enroll` reads it): "aoegw-invite1." + base64url
- * (no padding) of a protobuf message, fields in the table of docs/gateway.md (Enrollment) and
- * the issue 11 design; field 15, last, is the first 8 bytes of SHA-256 over every byte before it.
+ * (no padding) of a protobuf message; the fields and the rules are in docs/enrollment.md.
  *
  * Version 1 is strict, so a token has exactly one encoding: fields in ascending order (the
  * endpoints together), no unknown or repeated fields, minimal varints. Decoding checks the
@@ -142,13 +141,16 @@ function decodeBase64Url(s: string): Buffer {
       s[bad] === '=' ? 'padding "=" (tokens have none)' : 'a character outside base64url (A-Z a-z 0-9 - _)';
     throw tokenError(`bad base64url: character ${TOKEN_PREFIX.length + bad + 1} is ${what}`);
   }
-  if (s.length % 4 === 1) throw tokenError('bad base64url: its length is impossible (truncated?)');
+  if (s.length % 4 === 1)
+    throw tokenError('bad base64url: its length is impossible (characters lost or added in copying?)');
   const buf = Buffer.alloc(Math.floor((s.length * 3) / 4));
   buf.write(s, 'base64url');
   // A last character with nonzero unused bits decodes like the canonical one: refuse it.
   if (buf.toString('base64url') !== s) {
     buf.fill(0);
-    throw tokenError('bad base64url: the last character has bits set that encode nothing (altered?)');
+    throw tokenError(
+      'bad base64url: the last character has bits set that encode nothing (characters lost or added in copying?)',
+    );
   }
   return buf;
 }
