@@ -234,7 +234,8 @@ function readLockPid(lockPath: string): number | null {
 
 /**
  * Read-modify-write under the file's lock: loads the document, applies `change` (which may throw
- * to abandon the update), saves the result, and returns it.
+ * to abandon the update), saves the result, and returns it (as saved: without expired invites).
+ * Synchronous: the lock is held for one read and one atomic write, a few milliseconds.
  */
 export function updateEnrollment(
   path: string,
@@ -244,7 +245,7 @@ export function updateEnrollment(
 ): EnrollmentDoc {
   const lockPath = lock(path, waitMs);
   try {
-    const next = change(loadEnrollment(path));
+    const next = pruneExpired(change(loadEnrollment(path)), nowMs);
     saveEnrollment(path, next, nowMs);
     return next;
   } finally {

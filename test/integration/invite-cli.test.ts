@@ -5,7 +5,7 @@
  * message that names them.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -183,6 +183,21 @@ describe('aoegw invite', () => {
     const r = aoegw(['invite', '--config', cfg, '--name', 'site-f', '--allow', '1.1']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--name 'site-f': the config already has a peer of that name \[ERR_USAGE\]/);
+  });
+
+  it('refuses an enrollment file that others can read, and records nothing', () => {
+    const cfg = config('g', '192.0.2.1:51820');
+    expect(aoegw(['invite', '--config', cfg, '--name', 'site-g', '--allow', '1.1']).status).toBe(0);
+    const file = join(dir, 'g', 'enrollment.json');
+    chmodSync(file, 0o644);
+    const before = readFileSync(file, 'utf8');
+    const r = aoegw(['invite', '--config', cfg, '--name', 'site-h', '--allow', '1.1']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /enrollment file .*enrollment\.json: permissions 0644 .* run chmod 600 .*\[ERR_ENROLLMENT_FILE\]/,
+    );
+    expect(r.stdout).toBe('');
+    expect(readFileSync(file, 'utf8')).toBe(before);
   });
 
   it('needs --endpoint when the config listens on a wildcard address', () => {
