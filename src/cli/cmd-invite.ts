@@ -1,14 +1,16 @@
 /**
  * `aoegw invite`: records a pending invite in the enrollment file and prints its token (stdout:
  * the token alone, for scripts and copy-paste; stderr: what it grants, for the operator).
- * `invite list` and `invite cancel` manage the pending ones. The PSK goes only into the token and
- * the 0600 enrollment file: never stderr, argv, or an error message.
+ * `invite list` and `invite cancel` manage the pending ones. After a change the running daemon is
+ * asked to reload (control/notify.ts), so that it knows the invites. The PSK goes only into the
+ * token and the 0600 enrollment file: never stderr, argv, or an error message.
  */
 import { randomFillSync } from 'node:crypto';
 import type { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
 import { parseShelfSlot } from '../config/validate.js';
+import { type NotifyResult, notifyDaemon } from '../control/notify.js';
 import { formatEndpoint, isWildcardAddress, parseEndpoint } from '../enroll/endpoint.js';
 import {
   addInvite,
@@ -29,16 +31,6 @@ import { printTable } from './common.js';
 export const DEFAULT_EXPIRY_MS = 3_600_000;
 export const MAX_EXPIRY_MS = 7 * 86_400_000;
 const MIN_EXPIRY_MS = 60_000;
-
-/**
- * What the CLI needs from the running daemon after it changed the enrollment file.
- * TODO(lead): the one call site is notifyDaemon() below; wire it to src/control/client.ts.
- */
-type DaemonNotice = 'reloaded' | 'not-running' | 'not-wired' | { errors: string[] };
-
-async function notifyDaemon(_configFile: string): Promise<DaemonNotice> {
-  return 'not-wired';
-}
 
 function usage(why: string): AoegwError {
   return new AoegwError('ERR_USAGE', why);
@@ -112,14 +104,12 @@ function untilText(expiresMs: number, nowMs: number): string {
   return `${new Date(expiresMs).toISOString()} (in ${rel})`;
 }
 
-function reportNotice(n: DaemonNotice, what: string): void {
-  const say = (line: string) => process.stderr.write(`${line}\n`);
-  if (n === 'reloaded') say(`the running daemon has ${what}`);
-  else if (n === 'not-running') say(`no daemon is running: it reads ${what} when it starts`);
-  else if (n === 'not-wired') say(`run \`aoegw reload\` (or restart the daemon) so that it reads ${what}`);
-  else {
-    say(`warning: the daemon refused to reload, so it does not have ${what} yet:`);
-    for (const e of n.errors) say(`  ${e}`);
+/** The daemon's answer to the reload: a refusal leaves the change on disk but not in effect, so exit 1. */
+function reportNotice(n: NotifyResult): void {
+  process.stderr.write(`${n.summary}\n`);
+  if (n.state === 'failed') {
+    for (const e of n.errors) process.stderr.write(`  ${e}\n`);
+    process.stderr.write('the change is saved; fix the config and run `aoegw reload`\n');
     process.exitCode = 1;
   }
 }
@@ -185,7 +175,7 @@ async function createInvite(o: CreateOptions): Promise<void> {
   } finally {
     invite.psk.fill(0);
   }
-  reportNotice(await notifyDaemon(o.config), 'the invite');
+  reportNotice(await notifyDaemon(o.config));
 }
 
 function listInvites(o: { config: string }): void {
@@ -214,7 +204,7 @@ async function cancel(prefix: string, o: { config: string }): Promise<void> {
     return r.doc;
   });
   process.stderr.write(`cancelled invite ${inviteIdPrefix(cancelled!.id)} for ${cancelled!.name}\n`);
-  reportNotice(await notifyDaemon(o.config), 'the cancellation');
+  reportNotice(await notifyDaemon(o.config));
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];

@@ -98,7 +98,8 @@ describe('aoegw invite', () => {
     ]);
     expect(inv.expiresMs).toBe(token.expiresUnixSec * 1000);
 
-    // The operator's summary names the invite, never the PSK.
+    // The operator's summary names the invite, never the PSK; no daemon runs to be told.
+    expect(r.stderr).toMatch(/no daemon running/);
     expect(r.stderr).toContain(`invite ${inviteIdPrefix(token.inviteId)} for site-b: 1.1,disk-b1:rw 1.2:ro`);
     const list = aoegw(['invite', 'list', '--config', cfg]);
     expect(list.status).toBe(0);
