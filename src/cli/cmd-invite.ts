@@ -98,10 +98,10 @@ function grantsText(allow: readonly InviteGrant[]): string {
   return allow.map((g) => `${g.targets.join(',')}:${g.access}`).join(' ');
 }
 
-function untilText(expiresMs: number, nowMs: number): string {
-  const min = Math.round((expiresMs - nowMs) / 60_000);
+function untilText(expiresAtMs: number, nowMs: number): string {
+  const min = Math.round((expiresAtMs - nowMs) / 60_000);
   const rel = min < 120 ? `${min} min` : `${Math.round(min / 60)} h`;
-  return `${new Date(expiresMs).toISOString()} (in ${rel})`;
+  return `${new Date(expiresAtMs).toISOString()} (in ${rel})`;
 }
 
 /** The daemon's answer to the reload: a refusal leaves the change on disk but not in effect, so exit 1. */
@@ -150,8 +150,8 @@ async function createInvite(o: CreateOptions): Promise<void> {
     psk: randomFillSync(new Uint8Array(PSK_BYTES)),
     name: o.name,
     allow,
-    expiresMs: expiresUnixSec * 1000,
-    createdMs: nowMs,
+    expiresAtMs: expiresUnixSec * 1000,
+    createdAtMs: nowMs,
   };
   try {
     // Encoded first: a token that cannot be made must not leave an invite behind.
@@ -169,7 +169,7 @@ async function createInvite(o: CreateOptions): Promise<void> {
     process.stdout.write(`${token}\n`);
     process.stderr.write(
       `invite ${inviteIdPrefix(invite.id)} for ${o.name}: ${grantsText(allow)}, via ${endpoints.join(' ')}, ` +
-        `expires ${untilText(invite.expiresMs, nowMs)}; recorded in ${path}\n` +
+        `expires ${untilText(invite.expiresAtMs, nowMs)}; recorded in ${path}\n` +
         `give the token (stdout) to ${o.name} over a private channel: it is a secret until used or expired\n`,
     );
   } finally {
@@ -189,7 +189,7 @@ function listInvites(o: { config: string }): void {
   }
   const rows = [['ID', 'NAME', 'GRANTS', 'EXPIRES']];
   for (const inv of doc.invites) {
-    rows.push([inviteIdPrefix(inv.id), inv.name, grantsText(inv.allow), untilText(inv.expiresMs, nowMs)]);
+    rows.push([inviteIdPrefix(inv.id), inv.name, grantsText(inv.allow), untilText(inv.expiresAtMs, nowMs)]);
   }
   process.stdout.write(`${printTable(rows)}\n`);
 }

@@ -32,8 +32,8 @@ export interface PendingInvite {
   /** The name the new peer gets. */
   readonly name: string;
   readonly allow: readonly InviteGrant[];
-  readonly expiresMs: number;
-  readonly createdMs: number;
+  readonly expiresAtMs: number;
+  readonly createdAtMs: number;
 }
 
 export interface EnrollmentDoc {
@@ -121,8 +121,8 @@ export function parseEnrollment(json: unknown): EnrollmentDoc {
       psk: bytesOf(o.psk, `${path}.psk`, 'base64', PSK_BYTES),
       name: o.name,
       allow: parseGrants(o.allow, `${path}.allow`),
-      expiresMs: timeOf(o.expires, `${path}.expires`),
-      createdMs: timeOf(o.created, `${path}.created`),
+      expiresAtMs: timeOf(o.expires, `${path}.expires`),
+      createdAtMs: timeOf(o.created, `${path}.created`),
     };
   });
   return { invites, peers: rawPeers };
@@ -137,8 +137,8 @@ export function enrollmentJson(doc: EnrollmentDoc): unknown {
       psk: Buffer.from(inv.psk.buffer, inv.psk.byteOffset, inv.psk.length).toString('base64'),
       name: inv.name,
       allow: inv.allow.map((g) => ({ targets: [...g.targets], access: g.access })),
-      expires: new Date(inv.expiresMs).toISOString(),
-      created: new Date(inv.createdMs).toISOString(),
+      expires: new Date(inv.expiresAtMs).toISOString(),
+      created: new Date(inv.createdAtMs).toISOString(),
     })),
     peers: doc.peers,
   };
@@ -162,7 +162,7 @@ export function enrolledPeerNames(doc: EnrollmentDoc): string[] {
 }
 
 export function pruneExpired(doc: EnrollmentDoc, nowMs: number): EnrollmentDoc {
-  const invites = doc.invites.filter((inv) => inv.expiresMs > nowMs);
+  const invites = doc.invites.filter((inv) => inv.expiresAtMs > nowMs);
   return invites.length === doc.invites.length ? doc : { ...doc, invites };
 }
 
@@ -177,14 +177,15 @@ function inviteError(why: string): AoegwError {
  */
 export function addInvite(doc: EnrollmentDoc, invite: PendingInvite, nowMs: number): EnrollmentDoc {
   const live = pruneExpired(doc, nowMs);
-  if (invite.expiresMs <= nowMs) throw inviteError(`the invite for ${invite.name} would be expired already`);
+  if (invite.expiresAtMs <= nowMs)
+    throw inviteError(`the invite for ${invite.name} would be expired already`);
   if (invite.id.length !== INVITE_ID_BYTES || invite.psk.length !== PSK_BYTES) {
     throw inviteError(`an invite needs a ${INVITE_ID_BYTES}-byte id and a ${PSK_BYTES}-byte PSK`);
   }
   const same = live.invites.find((inv) => inv.name === invite.name);
   if (same) {
     throw inviteError(
-      `an invite for ${invite.name} is already pending (id ${inviteIdPrefix(same.id)}, expires ${new Date(same.expiresMs).toISOString()}): cancel it first (aoegw invite cancel)`,
+      `an invite for ${invite.name} is already pending (id ${inviteIdPrefix(same.id)}, expires ${new Date(same.expiresAtMs).toISOString()}): cancel it first (aoegw invite cancel)`,
     );
   }
   if (enrolledPeerNames(live).includes(invite.name)) {
@@ -196,7 +197,7 @@ export function addInvite(doc: EnrollmentDoc, invite: PendingInvite, nowMs: numb
     throw inviteError('an invite with this id is already pending');
   }
   if (live.invites.length >= MAX_PENDING_INVITES) {
-    const next = Math.min(...live.invites.map((inv) => inv.expiresMs));
+    const next = Math.min(...live.invites.map((inv) => inv.expiresAtMs));
     throw inviteError(
       `${live.invites.length} invites are pending, the most allowed (${MAX_PENDING_INVITES}): cancel some (aoegw invite cancel) or wait for the first to expire at ${new Date(next).toISOString()}`,
     );
@@ -215,7 +216,7 @@ export function findInvite(doc: EnrollmentDoc, id: Uint8Array, nowMs: number): P
     const same = inv.id.length === INVITE_ID_BYTES && timingSafeEqual(inv.id, id);
     if (same) found = inv;
   }
-  return found !== null && found.expiresMs > nowMs ? found : null;
+  return found !== null && found.expiresAtMs > nowMs ? found : null;
 }
 
 /** The document without the invite of this id (used up by an enrollment). ERR_INVITE if absent. */

@@ -263,11 +263,11 @@ function decodeBody(body: Buffer, nowMs: number): InviteToken {
   const peerName = utf8(body.subarray(peerField.start, peerField.end), F.peerName);
   if (!isPeerName(peerName)) throw tokenError(`${label(F.peerName)} must be ${PEER_NAME_RULE}`);
 
-  const expiresMs = expiresUnixSec * 1000;
-  if (expiresMs <= nowMs) {
-    const ago = Math.floor((nowMs - expiresMs) / 60_000);
+  const expiresAtMs = expiresUnixSec * 1000;
+  if (expiresAtMs <= nowMs) {
+    const ago = Math.floor((nowMs - expiresAtMs) / 60_000);
     throw tokenError(
-      `expired at ${new Date(expiresMs).toISOString()} (${ago} min ago): ask the inviter for a new one`,
+      `expired at ${new Date(expiresAtMs).toISOString()} (${ago} min ago): ask the inviter for a new one`,
     );
   }
   // Copied last, once nothing can fail, so no error path leaves a copy of it behind.

@@ -96,7 +96,7 @@ describe('aoegw invite', () => {
       { targets: ['1.1', 'disk-b1'], access: 'rw' },
       { targets: ['1.2'], access: 'ro' },
     ]);
-    expect(inv.expiresMs).toBe(token.expiresUnixSec * 1000);
+    expect(inv.expiresAtMs).toBe(token.expiresUnixSec * 1000);
 
     // The operator's summary names the invite, never the PSK; no daemon runs to be told.
     expect(r.stderr).toMatch(/no daemon running/);

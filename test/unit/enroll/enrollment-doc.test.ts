@@ -29,8 +29,8 @@ function invite(n: number, patch: Partial<PendingInvite> = {}): PendingInvite {
     psk: new Uint8Array(32).fill(0xc0 + (n % 16)),
     name: `site-${n}`,
     allow: [{ targets: ['1.1', 'disk-b1'], access: 'rw' }],
-    expiresMs: NOW + HOUR,
-    createdMs: NOW,
+    expiresAtMs: NOW + HOUR,
+    createdAtMs: NOW,
     ...patch,
   };
 }
@@ -161,7 +161,7 @@ describe('enrollment document', () => {
   });
 
   it('addInvite appends, prunes the expired, and refuses a taken name or an expired invite', () => {
-    const expired = invite(1, { expiresMs: NOW - 1 });
+    const expired = invite(1, { expiresAtMs: NOW - 1 });
     let doc: EnrollmentDoc = { invites: [expired], peers: [{ name: 'site-9' }] };
     doc = addInvite(doc, invite(2), NOW);
     expect(doc.invites.map((i) => i.name)).toEqual(['site-2']);
@@ -172,7 +172,7 @@ describe('enrollment document', () => {
       }),
     );
     expect(() => addInvite(doc, invite(9), NOW)).toThrow(/site-9 is already an enrolled peer/);
-    expect(() => addInvite(doc, invite(4, { expiresMs: NOW }), NOW)).toThrow(/would be expired already/);
+    expect(() => addInvite(doc, invite(4, { expiresAtMs: NOW }), NOW)).toThrow(/would be expired already/);
     expect(() => addInvite(doc, invite(2, { name: 'other' }), NOW)).toThrow(
       /an invite with this id is already pending/,
     );
@@ -181,7 +181,7 @@ describe('enrollment document', () => {
   it(`addInvite caps pending invites at ${MAX_PENDING_INVITES}, counting only unexpired ones`, () => {
     let doc: EnrollmentDoc = EMPTY_ENROLLMENT;
     for (let i = 0; i < MAX_PENDING_INVITES; i++)
-      doc = addInvite(doc, invite(i, { expiresMs: NOW + HOUR + i }), NOW);
+      doc = addInvite(doc, invite(i, { expiresAtMs: NOW + HOUR + i }), NOW);
     expect(() => addInvite(doc, invite(100), NOW)).toThrow(
       expect.objectContaining({
         code: 'ERR_INVITE',
@@ -191,14 +191,14 @@ describe('enrollment document', () => {
       }),
     );
     // Once the first has expired there is room again.
-    const later = addInvite(doc, invite(100, { expiresMs: NOW + 2 * HOUR }), NOW + HOUR);
+    const later = addInvite(doc, invite(100, { expiresAtMs: NOW + 2 * HOUR }), NOW + HOUR);
     expect(later.invites).toHaveLength(MAX_PENDING_INVITES);
     expect(later.invites.some((i) => i.name === 'site-0')).toBe(false);
   });
 
   it('findInvite matches the whole id among all invites, and not once expired', () => {
     const doc: EnrollmentDoc = {
-      invites: [invite(1), invite(2), invite(3, { expiresMs: NOW - 1 })],
+      invites: [invite(1), invite(2), invite(3, { expiresAtMs: NOW - 1 })],
       peers: [],
     };
     expect(findInvite(doc, invite(2).id, NOW)?.name).toBe('site-2');

@@ -33,15 +33,15 @@ const fresh = () => {
   return join(d, 'enrollment.json');
 };
 
-function invite(k: number, expiresMs = NOW + HOUR): PendingInvite {
+function invite(k: number, expiresAtMs = NOW + HOUR): PendingInvite {
   const id = new Uint8Array(16).fill(k);
   return {
     id,
     psk: new Uint8Array(32).fill(0xe0 + k),
     name: `site-${k}`,
     allow: [{ targets: ['1.1'], access: 'ro' }],
-    expiresMs,
-    createdMs: NOW,
+    expiresAtMs,
+    createdAtMs: NOW,
   };
 }
 const pskText = (k: number) => Buffer.alloc(32, 0xe0 + k).toString('base64');
