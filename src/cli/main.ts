@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { AoegwError, type ErrorCode } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
 import { registerDiscover } from './cmd-discover.js';
+import { registerInvite } from './cmd-invite.js';
 import { registerKeys } from './cmd-keys.js';
 import { registerReload } from './cmd-reload.js';
 import { registerRun } from './cmd-run.js';
@@ -15,6 +16,9 @@ export function buildProgram(): Command {
     .description('ATA over Ethernet gateway: native L2 AoE, encrypted tunnels, built-in target')
     .version('0.1.0')
     .showHelpAfterError()
+    // Options belong to the command they follow: `invite list --config F` is list's --config,
+    // not invite's (the program's own options, --help and --version, come first anyway).
+    .enablePositionalOptions()
     .exitOverride();
   registerDiscover(program);
   registerBench(program);
@@ -23,6 +27,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerKeys(program);
   registerReload(program);
+  registerInvite(program);
   return program;
 }
 
