@@ -134,7 +134,10 @@ function attempt(o: EnrollSessionOptions, ep: UdpEndpoint, timeoutMs: number): P
       }
       const a = msg.adverts;
       let gen = chunks.get(a.generation);
-      if (!gen) chunks.set(a.generation, (gen = new Map()));
+      if (!gen) {
+        gen = new Map();
+        chunks.set(a.generation, gen);
+      }
       gen.set(a.chunk, a);
       if (gen.size === a.chunks && gatewayName !== null) {
         const targets = [...gen.values()].sort((x, y) => x.chunk - y.chunk).flatMap((c) => c.targets);
