@@ -2,21 +2,25 @@
  * Wireshark as an independent reader of what the project emits. Our tunnel dissector
  * (deploy/wireshark/aoegw.lua) decodes well-formed messages of every type cleanly and flags each
  * kind of bad message as expert info without failing; on a real gateway pair's routed WAN hop,
- * captured through handshake and I/O, every datagram to or from the gateway port decodes as our
+ * captured through handshake, I/O and an (unanswered) enrollment attempt, every datagram to or from the gateway port decodes as our
  * protocol with no malformed flag and no expert warning or error. Wireshark's own AoE dissector
  * then decodes every 0x88A2 frame on both LANs (our initiator, both gateways, the built-in target
  * answering an initiator on its LAN directly, vblade) with no malformed flag and no expert warning.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECTOR_SIZE } from '../../src/aoe/constants.js';
+import { enrollWithInviter } from '../../src/enroll/enroll-session.js';
 import { macMask, queryConfig, reserve } from '../../src/initiator/control.js';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import { PacketLink } from '../../src/io/packet-link.js';
+import { loadCrypto } from '../../src/tunnel/crypto.js';
+import { ROOT } from '../../support/aoegw.js';
 import {
   GATEWAY_PORT,
   type GatewayPair,
@@ -273,6 +277,29 @@ describe.skipIf(pairSkip)(
           ini.close();
         }
       }
+      // Enrollment initiations (type 5), from the project's enrolling side in A's namespace, with an
+      // invite B does not know: B drops them, the hop carries them.
+      const crypto = await loadCrypto();
+      const enroll = await enrollWithInviter({
+        crypto,
+        keyPair: crypto.x25519KeyPair(),
+        invite: {
+          inviterPublicKey: Buffer.from(
+            readFileSync(join(ROOT, 'keys-example', 'gateway-b.pub'), 'utf8').trim(),
+            'base64',
+          ),
+          endpoints: [{ address: site.ip.gwBWan, port: GATEWAY_PORT }],
+          inviteId: randomBytes(16),
+          psk: randomBytes(32),
+        },
+        name: 'wireshark-test',
+        perEndpointMs: 2500,
+        netns: site.ns.gwA.name,
+      }).then(
+        () => 'enrolled',
+        (e: Error) => e.message,
+      );
+      expect(enroll).toMatch(/no inviter answered/);
       await sleep(300);
       const [w, a, b] = await Promise.all(caps.splice(0).map((c) => c.stop()));
       wan = w;
@@ -314,6 +341,7 @@ describe.skipIf(pairSkip)(
       const count = (t: number) => types.filter((x) => x === t).length;
       expect(count(1)).toBeGreaterThanOrEqual(1);
       expect(count(2)).toBeGreaterThanOrEqual(1);
+      expect(count(5)).toBeGreaterThanOrEqual(1);
       expect(count(1) + count(2) + count(3) + count(4) + count(5)).toBe(types.length);
       // Transport counters per receiver index: none seen twice, and (captured from before the first
       // handshake on a lossless hop) every counter from 0 to the highest seen, so the transport
