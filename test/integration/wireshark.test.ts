@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECTOR_SIZE } from '../../src/aoe/constants.js';
-import { enrollWithInviter } from '../../src/enroll/enroll-session.js';
+import { enrollWithInviter } from '../../src/gateway/enroll-session.js';
 import { macMask, queryConfig, reserve } from '../../src/initiator/control.js';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
