@@ -3,9 +3,12 @@
 import { Command, CommanderError } from 'commander';
 import { AoegwError, type ErrorCode } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
+import { registerConfig } from './cmd-config.js';
 import { registerDiscover } from './cmd-discover.js';
+import { registerExport } from './cmd-export.js';
 import { registerInvite } from './cmd-invite.js';
 import { registerKeys } from './cmd-keys.js';
+import { registerPeer } from './cmd-peer.js';
 import { registerReload } from './cmd-reload.js';
 import { registerRun } from './cmd-run.js';
 import { registerServe } from './cmd-serve.js';
@@ -26,6 +29,9 @@ export function buildProgram(): Command {
   registerServe(program);
   registerRun(program);
   registerKeys(program);
+  registerConfig(program);
+  registerPeer(program);
+  registerExport(program);
   registerReload(program);
   registerInvite(program);
   return program;
