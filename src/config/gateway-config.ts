@@ -296,9 +296,6 @@ const schema = {
   },
 };
 
-/** The top-level keys of a gateway config. */
-export const GATEWAY_KEYS: readonly string[] = Object.keys(schema);
-
 const LIST_KEYS = ['links', 'exports', 'forwards', 'peers'] as const;
 
 /** Requests unanswered this long are failed with an ATA error (tunnel.failAfterMs). */
