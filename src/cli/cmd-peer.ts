@@ -89,13 +89,16 @@ function editPeer(
   const { source } = locatePeer(configFile, name);
   const edit = (doc: unknown) => {
     const d = doc as { peers?: Record<string, unknown>[] };
-    const peers = d.peers ?? [];
+    const peers = Array.isArray(d.peers) ? d.peers : [];
     const i = peers.findIndex((p) => p?.name === name);
     if (i < 0)
       throw noSuchPeer(
         name,
         peers.map((p) => String(p?.name)),
       );
+    // Grants we cannot read are not guessed at: the file needs fixing by hand first.
+    if (peers[i]!.allow !== undefined && !Array.isArray(peers[i]!.allow))
+      throw new AoegwError('ERR_CONFIG', `peer ${name}: its allow is not a list; see aoegw config check`);
     change(peers, i);
     return d;
   };

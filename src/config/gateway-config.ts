@@ -429,13 +429,22 @@ export function checkGatewayDoc(
 }
 
 /**
+ * Validates a gateway config file with the peers of its enrollment file without throwing: the
+ * spec when there is no problem, and every problem, one line each (for `config check` and reload).
+ */
+export function checkGatewayConfig(file: string): { spec?: GatewaySpec; problems: Problems } {
+  const p = new Problems();
+  const doc = readConfigDoc(p, file);
+  const spec = doc ? checkGatewayDoc(p, doc) : undefined;
+  return p.count === 0 && spec ? { spec, problems: p } : { problems: p };
+}
+
+/**
  * Loads and validates a gateway config file with the peers of its enrollment file. Throws
  * ERR_CONFIG naming the file and every problem (key, value and expectation; one per line).
  */
 export function loadGatewayConfig(file: string): GatewaySpec {
-  const p = new Problems();
-  const doc = readConfigDoc(p, file);
-  const spec = doc ? checkGatewayDoc(p, doc) : undefined;
-  if (p.count > 0 || !spec) throw new AoegwError('ERR_CONFIG', p.message(file));
+  const { spec, problems } = checkGatewayConfig(file);
+  if (!spec) throw new AoegwError('ERR_CONFIG', problems.message(file));
   return spec;
 }

@@ -27,7 +27,7 @@ function inline(v: unknown): string {
     if (entries.length === 0) return '{}';
     return `{ ${entries.map(([k, x]) => `${JSON.stringify(k)}: ${inline(x)}`).join(', ')} }`;
   }
-  return JSON.stringify(v);
+  return JSON.stringify(v) ?? 'null'; // undefined in a list, as JSON.stringify writes it
 }
 
 /** `prefix` is what precedes the value on its line (indent and key), `suffix` a comma or nothing. */
@@ -50,7 +50,7 @@ function compact(v: unknown, indent: string, prefix: string, suffix: string, top
     );
     return `${prefix}{\n${lines.join('\n')}\n${indent}}${suffix}`;
   }
-  return `${prefix}${JSON.stringify(v)}${suffix}`;
+  return `${prefix}${JSON.stringify(v) ?? 'null'}${suffix}`;
 }
 
 export function formatJson(value: unknown, style: JsonStyle = 'compact'): string {

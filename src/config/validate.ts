@@ -151,7 +151,8 @@ export function convictLoad<S extends Record<string, unknown>>(
     conf.validate({ allowed: 'strict' });
   } catch (e) {
     for (const line of (e as Error).message.split('\n')) {
-      if (line.trim() !== '') p.note(/^configuration param '([^']*)'/.exec(line)?.[1] ?? '', line);
+      const path = /^configuration param '([^']*)'/.exec(line)?.[1] ?? /^([\w.]+): /.exec(line)?.[1] ?? '';
+      if (line.trim() !== '') p.note(path, line);
     }
   }
   return conf.getProperties() as S;
