@@ -301,7 +301,7 @@ export function parseExportSpec(spec: string): ExportSpec {
       'ERR_USAGE',
       p
         .lines()
-        .map((l) => l.replace(/^exports\[0\]/, '--export'))
+        .map((l) => `--export ${spec}: ${l.replace(/^exports\[0\]\./, '')}`)
         .join('\n'),
     );
   }

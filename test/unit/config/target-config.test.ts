@@ -131,6 +131,11 @@ describe('target config', () => {
     expect(() => parseExportSpec('1.2')).toThrow(/SHELF\.SLOT=PATH/);
     expect(() => parseExportSpec('1.2=/x,fast')).toThrow(/--export = "fast": expected ro, rw, sync/);
     expect(() => parseExportSpec('70000.1=/x')).toThrow(/shelf 0\.\.65534/);
+    // Every problem of one flag, each naming the flag.
+    expect(() => parseExportSpec('70000.1=/x,bufcnt=1')).toThrow(
+      '--export 70000.1=/x,bufcnt=1: target = "70000.1": expected SHELF.SLOT with shelf 0..65534 and slot 0..254, e.g. "1.2"\n' +
+        '--export 70000.1=/x,bufcnt=1: bufferCount = 1: expected an integer in 2..1024',
+    );
     // A bad flag is a usage error, not a config-file error.
     expect(() => parseExportSpec('1.2=/x,fast')).toThrow(expect.objectContaining({ code: 'ERR_USAGE' }));
   });
