@@ -10,8 +10,6 @@ import { AoegwError } from '../errors.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import type { TargetSpec } from '../target/spec.js';
 
-export const DEFAULT_CONFIG = '/etc/aoegw/gateway.json';
-
 const TARGET_KEYS = ['stateFile', 'links', 'exports', 'blockIo'];
 
 type Kind = 'auto' | 'gateway' | 'target';

@@ -6,14 +6,13 @@ import { parseShelfSlot } from '../config/validate.js';
 import { AoegwError } from '../errors.js';
 import type { TargetRef } from '../gateway/gateway-spec.js';
 import { notifyAfterEdit } from './apply.js';
-import { DEFAULT_CONFIG } from './cmd-config.js';
 
 export interface ConfigOpts {
   config: string;
 }
 
 export function withConfig(cmd: Command): Command {
-  return cmd.option('--config <file>', 'the gateway config (docs/gateway.md)', DEFAULT_CONFIG);
+  return cmd.requiredOption('--config <file>', 'the gateway config (docs/gateway.md)');
 }
 
 export function refLabel(r: TargetRef): string {

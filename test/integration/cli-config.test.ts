@@ -2,11 +2,12 @@
  * `aoegw config check`, `aoegw peer …` and `aoegw export …` as an operator runs them (the built
  * CLI in dist/, on temporary files): exit statuses, messages, and which file each edit lands in.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { ControlServer } from '../../src/control/server.js';
 import { AOEGW } from '../helpers/aoegw.js';
 
 const root = mkdtempSync(join(tmpdir(), 'aoegw-cli-config-'));
@@ -65,6 +66,21 @@ beforeEach(() => {
 function aoegw(...args: string[]) {
   const r = spawnSync(process.execPath, [AOEGW, ...args], { encoding: 'utf8' });
   return { status: r.status, out: r.stdout, err: r.stderr };
+}
+/** The same, without blocking this process (which answers as the daemon meanwhile). */
+function aoegwAsync(...args: string[]): Promise<{ status: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [AOEGW, ...args]);
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => {
+      out += d;
+    });
+    c.stderr.on('data', (d) => {
+      err += d;
+    });
+    c.on('close', (status) => resolve({ status, out, err }));
+  });
 }
 const json = (f: string) => JSON.parse(readFileSync(f, 'utf8'));
 
@@ -159,7 +175,7 @@ describe('aoegw peer', () => {
     expect(r.out).toBe(
       `peer site-b: granted 1.1 ro, 1.0 ro (was rw): written to ${cfg} (previous version: gw.json.prev)\n`,
     );
-    expect(r.err).toMatch(/daemon not notified: reload with `aoegw reload --config .*` or SIGHUP/);
+    expect(r.err).toBe('aoegw: no daemon running: the change applies when it starts\n');
     expect(json(cfg).peers[0].allow).toEqual([{ targets: ['1.1', '1.0'], access: 'ro' }]);
     expect(json(`${cfg}.prev`).peers[0].allow).toEqual([{ targets: ['disk-a'], access: 'rw' }]);
     expect(statSync(cfg).mode & 0o777).toBe(0o644);
@@ -256,5 +272,38 @@ describe('aoegw export', () => {
     expect(json(enr).invites[0].psk).toBe('x');
     expect(aoegw('config', 'check', cfg).status).toBe(0);
     expect(aoegw('export', 'remove', '7.7', '--config', cfg)).toMatchObject({ status: 2 });
+  });
+});
+
+describe('after an edit, the running daemon is asked to reload', () => {
+  it('reports its answer; a refusal (the edit written, not in force) exits 1', async () => {
+    let answer: { ok: true; summary: string } | { ok: false; errors: string[] } = {
+      ok: true,
+      summary: 'peer site-b: grants changed',
+    };
+    const requests: unknown[] = [];
+    const server = await ControlServer.open({
+      path: join(dir, 'control.sock'),
+      handlers: {
+        reload: (req) => {
+          requests.push(req);
+          return answer;
+        },
+      },
+    });
+    try {
+      let r = await aoegwAsync('peer', 'grant', 'site-b', '1.1', '--config', cfg);
+      expect(r).toMatchObject({ status: 0, err: 'aoegw: daemon reloaded: peer site-b: grants changed\n' });
+      expect(requests).toEqual([{ cmd: 'reload' }]);
+      answer = { ok: false, errors: ['links: restart to change links'] };
+      r = await aoegwAsync('peer', 'revoke', 'site-b', '1.1', '--config', cfg);
+      expect(r.status).toBe(1);
+      expect(r.err).toBe(
+        'aoegw: the daemon refused the new configuration and keeps running the old one\n  links: restart to change links\n',
+      );
+      expect(json(cfg).peers[0].allow).toEqual([{ targets: ['disk-a'], access: 'rw' }]);
+    } finally {
+      server.close();
+    }
   });
 });
