@@ -7,11 +7,12 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { editEnrollmentFile, editGatewayConfig, readGatewayConfigDoc } from '../config/config-edit.js';
-import { readEnrollmentText } from '../config/enrollment-peers.js';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { exportObjectOfFlag } from '../config/target-config.js';
-import { Problems, parseShelfSlot } from '../config/validate.js';
-import { AoegwError } from '../errors.js';
+import { parseShelfSlot } from '../config/validate.js';
+import { type EnrollmentDoc, inviteIdPrefix } from '../enroll/enrollment-doc.js';
+import { loadEnrollment } from '../enroll/enrollment-file.js';
+import { AoegwError, isAoegwError } from '../errors.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import type { ExportSpec } from '../target/spec.js';
 import { printTable } from './common.js';
@@ -173,11 +174,15 @@ export function registerExport(program: Command): void {
       }
       const ss = parseShelfSlot(found.target);
       const label = `${ss ? `${ss.shelf}.${ss.slot}` : String(found.target)}${typeof found.name === 'string' ? ` (${found.name})` : ''}`;
-      // The enrollment file as it is (not validated: a missing one has nothing to say).
-      const p = new Problems(`enrollment file ${enrollmentFile}`);
-      const text = readEnrollmentText(p, enrollmentFile);
-      if (p.count > 0) throw new AoegwError('ERR_CONFIG', p.lines().join('\n'));
-      const enroll = text ? (JSON.parse(text) as { peers?: unknown; invites?: unknown }) : {};
+      // The enrollment file as it is (its peers not validated here: the edits below are).
+      let enroll: EnrollmentDoc;
+      try {
+        enroll = loadEnrollment(enrollmentFile);
+      } catch (e) {
+        if (isAoegwError(e, 'ERR_ENROLLMENT_FILE'))
+          throw new AoegwError('ERR_CONFIG', e.message, { cause: e });
+        throw e;
+      }
       const deps: Dependents = {
         config: namedIn(doc.peers, canon, key, (x) => String(x.name)),
         enrolled: namedIn(enroll.peers, canon, key, (x) => String(x.name)),
@@ -201,14 +206,24 @@ export function registerExport(program: Command): void {
       }
       // Access goes first: if the second edit fails, the export is still there and nobody is granted it.
       if (deps.enrolled.length + deps.invites.length > 0) {
-        const r = editEnrollmentFile(o.config, (d) => {
-          const e = d as { peers?: unknown; invites?: unknown };
-          withoutTarget(e.peers, canon, key);
-          withoutTarget(e.invites, canon, key);
-          return e;
+        const cancelled: string[] = [];
+        const r = editEnrollmentFile(o.config, (doc) => {
+          const peers = structuredClone([...doc.peers]);
+          withoutTarget(peers, canon, key);
+          cancelled.length = 0;
+          const invites = doc.invites.flatMap((inv) => {
+            const allow = inv.allow
+              .map((g) => ({ ...g, targets: g.targets.filter((t) => canon(t) !== key) }))
+              .filter((g) => g.targets.length > 0);
+            // An invite left granting nothing is cancelled: enrolling with it would give no access.
+            if (allow.length === 0) cancelled.push(`${inv.name} (invite ${inviteIdPrefix(inv.id)})`);
+            return allow.length === 0 ? [] : [{ ...inv, allow }];
+          });
+          return { invites, peers };
         });
         process.stdout.write(
-          `export ${label}: taken out of the grants of ${[...deps.enrolled, ...deps.invites].join(', ')}: written to ${r.file}\n`,
+          `export ${label}: taken out of the grants of ${[...deps.enrolled, ...deps.invites].join(', ')}` +
+            `${cancelled.length ? `; cancelled, granting nothing else: ${cancelled.join(', ')}` : ''}: written to ${r.file}\n`,
         );
       }
       const r = editGatewayConfig(o.config, (d) => {

@@ -102,7 +102,13 @@ function editPeer(
     change(peers, i);
     return d;
   };
-  const r = source === 'config' ? editGatewayConfig(configFile, edit) : editEnrollmentFile(configFile, edit);
+  const r =
+    source === 'config'
+      ? editGatewayConfig(configFile, edit)
+      : editEnrollmentFile(configFile, (doc) => {
+          const d = edit({ peers: structuredClone([...doc.peers]) });
+          return { ...doc, peers: d.peers ?? [] };
+        });
   return { r, source };
 }
 

@@ -1,11 +1,12 @@
 /**
- * Safe edits of a JSON config or enrollment file, for the CLI's `peer …` and `export …`: read,
+ * Safe edits of the config and enrollment files, for the CLI's `peer …` and `export …`: read,
  * apply a pure edit, validate the result with the full validator (the config with the enrolled
- * peers), and only when it has no problem write it atomically — a temporary file in the same
- * directory with the original's mode and owner, fsync, rename, fsync of the directory — keeping
- * the previous version as `<file>.prev`. A refused edit writes nothing. The file keeps its JSON
- * style (json-format.ts). A file changed by someone else between our read and our rename (the
- * daemon enrolling a peer) is not overwritten: the edit is redone on the new content.
+ * peers), and only when it has no problem write it atomically, keeping the previous version as
+ * `<file>.prev`; a refused edit writes nothing. The config is written here — a temporary file in
+ * the same directory with the original's mode and owner, fsync, rename, fsync of the directory —
+ * in its own JSON style (json-format.ts); a config changed by someone else between our read and
+ * our rename is not overwritten: the edit is redone on the new content. The enrollment file is
+ * written by src/enroll, under the lock its other writers (invite CLI, daemon) take.
  */
 import {
   closeSync,
@@ -25,8 +26,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { type EnrollmentDoc, enrollmentJson } from '../enroll/enrollment-doc.js';
+import { updateEnrollment } from '../enroll/enrollment-file.js';
 import { AoegwError } from '../errors.js';
-import { enrolledPeersOf, readEnrollmentText } from './enrollment-peers.js';
 import { checkGatewayDoc, derivedPaths } from './gateway-config.js';
 import { formatJson, styleOf } from './json-format.js';
 import { readConfigDoc } from './target-config.js';
@@ -56,6 +58,16 @@ const TMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | co
 
 function configError(label: string, file: string, why: string, cause?: unknown): AoegwError {
   return new AoegwError('ERR_CONFIG', `${label} ${file}: ${why}`, cause ? { cause } : undefined);
+}
+
+function refused(label: string, file: string, problems: Problems): AoegwError {
+  const lines = problems.lines();
+  const count = lines.length === 1 ? 'a problem' : `${lines.length} problems`;
+  return configError(
+    label,
+    file,
+    `edit refused, nothing written: the result would have ${count}:\n${lines.map((l) => `  ${l}`).join('\n')}`,
+  );
 }
 
 function statOf(file: string): Stats {
@@ -117,14 +129,7 @@ export function editJsonFile(target: EditTarget, edit: (doc: unknown) => unknown
     const out = formatJson(after, styleOf(text, before));
     if (JSON.stringify(after) === JSON.stringify(before)) return { file, changed: false };
     const problems = validate(after);
-    if (problems.count > 0) {
-      const lines = problems.lines();
-      throw configError(
-        label,
-        file,
-        `edit refused, nothing written: the result would have ${lines.length === 1 ? 'a problem' : `${lines.length} problems`}:\n${lines.map((l) => `  ${l}`).join('\n')}`,
-      );
-    }
+    if (problems.count > 0) throw refused(label, file, problems);
     const st = statOf(file);
     const dir = dirname(file);
     const tmp = `${file}.tmp-${process.pid}-${attempt}`;
@@ -203,28 +208,27 @@ export function editGatewayConfig(configFile: string, edit: (doc: unknown) => un
   );
 }
 
-/** Edits the enrollment file of a gateway config; the result is validated with the config. */
-export function editEnrollmentFile(configFile: string, edit: (doc: unknown) => unknown): EditResult {
+/**
+ * Edits the enrollment file of a gateway config under its lock (src/enroll: the invite CLI and the
+ * daemon write it too), validating the resulting enrolled peers with the config: a refused result
+ * leaves the file as it was. The document is src/enroll's (invites parsed, peers raw).
+ */
+export function editEnrollmentFile(
+  configFile: string,
+  change: (doc: EnrollmentDoc) => EnrollmentDoc,
+): EditResult {
   const { doc: config, enrollmentFile } = readGatewayConfigDoc(configFile);
-  const label = 'enrollment file';
-  return editJsonFile(
-    {
-      label,
-      file: enrollmentFile,
-      read: (f) => {
-        const p = new Problems(`${label} ${f}`);
-        const text = readEnrollmentText(p, f);
-        if (text === null) throw configError(label, f, 'does not exist');
-        if (text === undefined) throw new AoegwError('ERR_CONFIG', p.lines().join('\n'));
-        return text;
-      },
-      validate: (doc) => {
-        const p = new Problems(`config ${configFile}`);
-        const peers = enrolledPeersOf(p.in(`${label} ${enrollmentFile}`), doc);
-        checkGatewayDoc(p, config, { peers });
-        return p;
-      },
-    },
-    edit,
-  );
+  let changed = false;
+  updateEnrollment(enrollmentFile, (doc) => {
+    const next = change(doc);
+    changed = JSON.stringify(enrollmentJson(next)) !== JSON.stringify(enrollmentJson(doc));
+    if (!changed) return doc;
+    const p = new Problems(`config ${configFile}`);
+    checkGatewayDoc(p, config, { peers: next.peers });
+    if (p.count > 0) throw refused('enrollment file', enrollmentFile, p);
+    return next;
+  });
+  return changed
+    ? { file: enrollmentFile, changed, prev: `${enrollmentFile}.prev` }
+    : { file: enrollmentFile, changed };
 }

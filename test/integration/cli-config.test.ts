@@ -16,6 +16,9 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const KEY_B = Buffer.alloc(32, 0xb2).toString('base64');
 const KEY_C = Buffer.alloc(32, 0xc3).toString('base64');
 
+const EXPIRES = new Date(Date.now() + 3_600_000).toISOString();
+const CREATED = new Date().toISOString();
+
 let dir = '';
 let cfg = '';
 let enr = '';
@@ -45,7 +48,14 @@ const gateway = () => ({
 const enrollment = () => ({
   version: 1,
   invites: [
-    { id: 'aW52aXRlLWlkLTE2Ynl0ZQ', psk: 'x', name: 'site-d', allow: [{ targets: ['1.0'], access: 'ro' }] },
+    {
+      id: Buffer.alloc(16, 1).toString('base64url'),
+      psk: Buffer.alloc(32, 2).toString('base64'),
+      name: 'site-d',
+      allow: [{ targets: ['1.0'], access: 'ro' }],
+      expires: EXPIRES,
+      created: CREATED,
+    },
   ],
   peers: [{ name: 'site-c', publicKey: KEY_C, allow: [{ targets: ['1.1'], access: 'ro' }], imports: [] }],
 });
@@ -268,8 +278,9 @@ describe('aoegw export', () => {
     expect(r.status).toBe(0);
     expect(json(cfg).exports.map((e: { target: string }) => e.target)).toEqual(['1.1']);
     expect(json(cfg).peers[0].allow).toEqual([]);
-    expect(json(enr).invites[0].allow).toEqual([]);
-    expect(json(enr).invites[0].psk).toBe('x');
+    // The invite granted nothing else: cancelled rather than left granting nothing.
+    expect(json(enr).invites).toEqual([]);
+    expect(r.out).toMatch(/cancelled, granting nothing else: site-d \(invite \S+\)/);
     expect(aoegw('config', 'check', cfg).status).toBe(0);
     expect(aoegw('export', 'remove', '7.7', '--config', cfg)).toMatchObject({ status: 2 });
   });

@@ -134,22 +134,30 @@ describe('editGatewayConfig', () => {
 });
 
 describe('editEnrollmentFile', () => {
+  const invite = {
+    id: Buffer.alloc(16, 1).toString('base64url'),
+    psk: Buffer.alloc(32, 2).toString('base64'),
+    name: 'site-d',
+    allow: [{ targets: ['1.0'], access: 'ro' }],
+    expires: new Date(Date.now() + 3_600_000).toISOString(),
+    created: new Date().toISOString(),
+  };
   const enrollment = (peers: unknown[]) => {
     const f = join(dir, 'enrollment.json');
-    writeFileSync(f, formatJson({ version: 1, invites: [{ id: 'x', psk: 'secret' }], peers }), {
-      mode: 0o600,
-    });
+    writeFileSync(f, formatJson({ version: 1, invites: [invite], peers }), { mode: 0o600 });
     return f;
   };
 
   it('edits the enrolled peers, validated with the config, keeping invites and mode 0600', () => {
     const f = enrollment([{ name: 'site-c', publicKey: KEY_C, allow: [{ targets: ['1.0'], access: 'ro' }] }]);
-    editEnrollmentFile(cfgFile, (d) => {
-      (d as Json).peers[0].allow[0].access = 'rw';
-      return d;
+    const r = editEnrollmentFile(cfgFile, (d) => {
+      const peers = structuredClone([...d.peers]) as Json[];
+      peers[0]!.allow[0].access = 'rw';
+      return { ...d, peers };
     });
+    expect(r).toEqual({ file: f, changed: true, prev: `${f}.prev` });
     const doc = JSON.parse(readFileSync(f, 'utf8'));
-    expect(doc.invites).toEqual([{ id: 'x', psk: 'secret' }]);
+    expect(doc.invites).toEqual([invite]);
     expect(doc.peers[0].allow[0].access).toBe('rw');
     expect(statSync(f).mode & 0o777).toBe(0o600);
     expect(statSync(`${f}.prev`).mode & 0o777).toBe(0o600);
@@ -163,16 +171,19 @@ describe('editEnrollmentFile', () => {
     const f = enrollment([{ name: 'site-c', publicKey: KEY_C }]);
     const before = readFileSync(f, 'utf8');
     const msg = refusal(() =>
-      editEnrollmentFile(cfgFile, (d) => {
-        (d as Json).peers[0].name = 'site-b';
-        return d;
-      }),
+      editEnrollmentFile(cfgFile, (d) => ({ ...d, peers: [{ ...(d.peers[0] as Json), name: 'site-b' }] })),
     );
     expect(msg).toBe(
       `enrollment file ${f}: edit refused, nothing written: the result would have a problem:\n` +
         `  enrollment file ${f}: peers[0].name = "site-b": expected a name not used by another peer (peers[0] has it)`,
     );
     expect(readFileSync(f, 'utf8')).toBe(before);
+    expect(existsSync(`${f}.lock`)).toBe(false);
+  });
+
+  it('an edit that changes nothing reports so', () => {
+    const f = enrollment([]);
+    expect(editEnrollmentFile(cfgFile, (d) => d)).toEqual({ file: f, changed: false });
   });
 
   it('an enrollment file others can read is not edited', () => {

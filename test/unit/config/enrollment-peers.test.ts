@@ -1,7 +1,7 @@
 /**
  * The enrolled peers of the enrollment file join the config's peers: validated together (names
  * and keys unique across both files), each problem naming the file it is in, and the file refused
- * unless it is private to us.
+ * unless it is private to us (src/enroll reads it; its messages are the problems).
  */
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,7 +113,7 @@ describe('enrolled peers', () => {
   it('a file group or others can read is refused, naming the fix', () => {
     const file = enrollment([siteC()], undefined, 0o644);
     expect(problemOf(config())).toBe(
-      `config ${join(dir, 'gw.json')}: enrollment file ${file}: permissions 0644 let group or others access it (it holds invite secrets); run chmod 600 ${file}`,
+      `config ${join(dir, 'gw.json')}: enrollment file ${file}: permissions 0644 let group or others access it (it holds PSKs); run chmod 600 ${file}`,
     );
   });
 
@@ -128,13 +128,15 @@ describe('enrolled peers', () => {
     if (process.getuid?.() === 0) {
       chownSync(file, 12345, 12345);
       expect(problemOf(config())).toMatch(
-        /is owned by uid 12345, not by this user \(0\) or root \(refused\)/,
+        /is owned by uid 12345, not by this user \(0\) or root \(refused: it holds PSKs\)/,
       );
       chownSync(file, 0, 0);
     }
     writeFileSync(file, JSON.stringify({ version: 2, peers: [] }));
-    expect(problemOf(config())).toMatch(/enrollment file \S+: version = 2: expected 1/);
+    expect(problemOf(config())).toMatch(/enrollment file \S+: version: expected 1/);
     writeFileSync(file, '{ nope');
-    expect(problemOf(config())).toMatch(/enrollment file \S+: cannot read it as JSON/);
+    expect(problemOf(config())).toMatch(
+      /enrollment file \S+: is not valid JSON \(at character \d+\); its previous version is \S+\.prev/,
+    );
   });
 });
