@@ -193,9 +193,10 @@ describe('aoegw invite', () => {
     chmodSync(file, 0o644);
     const before = readFileSync(file, 'utf8');
     const r = aoegw(['invite', '--config', cfg, '--name', 'site-h', '--allow', '1.1']);
-    expect(r.status).toBe(1);
+    // The config loader reads the enrolled peers, so it is the one refusing the file (ERR_CONFIG).
+    expect(r.status).toBe(3);
     expect(r.stderr).toMatch(
-      /enrollment file .*enrollment\.json: permissions 0644 .* run chmod 600 .*\[ERR_ENROLLMENT_FILE\]/,
+      /config .*: enrollment file .*enrollment\.json: permissions 0644 .* run chmod 600 .*\[ERR_CONFIG\]/,
     );
     expect(r.stdout).toBe('');
     expect(readFileSync(file, 'utf8')).toBe(before);
