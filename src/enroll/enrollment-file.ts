@@ -35,12 +35,12 @@ import {
   pruneExpired,
 } from './enrollment-doc.js';
 
-/**
- * Where a gateway keeps its enrollment file.
- * TODO(lead): switch to the `enrollmentFile` config key (its default is this same path).
- */
-export function enrollmentPathOf(spec: { readonly stateFile: string }): string {
-  return join(dirname(spec.stateFile), 'enrollment.json');
+/** Where a gateway keeps its enrollment file: its `enrollmentFile` key, by default beside the state file. */
+export function enrollmentPathOf(spec: {
+  readonly stateFile: string;
+  readonly enrollmentFile?: string;
+}): string {
+  return spec.enrollmentFile ?? join(dirname(spec.stateFile), 'enrollment.json');
 }
 
 function fileError(path: string, why: string, cause?: unknown): AoegwError {
