@@ -5,6 +5,7 @@ import { AoegwError, type ErrorCode } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
 import { registerConfig } from './cmd-config.js';
 import { registerDiscover } from './cmd-discover.js';
+import { registerEnroll } from './cmd-enroll.js';
 import { registerExport } from './cmd-export.js';
 import { registerInvite } from './cmd-invite.js';
 import { registerKeys } from './cmd-keys.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerRun(program);
   registerKeys(program);
+  registerEnroll(program);
   registerConfig(program);
   registerPeer(program);
   registerExport(program);
