@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "aead.h"
 #include "io_ring.h"
 #include "napi_util.h"
 #include "packet_ring.h"
@@ -1930,6 +1931,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_int32(env, CTL_WORDS, &v);
   napi_set_named_property(env, exports, "CTL_WORDS", v);
   io_ring_register(env, exports);
+  aead_register(env, exports);
   return exports;
 }
 

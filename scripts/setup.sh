@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 # (test/integration/wireshark.test.ts); its debconf question (setuid dumpcap) takes the default, no.
 PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps strace util-linux tcpdump wireguard-go wireguard-tools
   gcc libc6-dev pkg-config libfuse3-dev fuse3 tshark)
+# libssl-dev: OpenSSL's headers for native/aead.c, needed only when this Node uses the system's
+# libcrypto (Debian's own nodejs); a Node with its own OpenSSL (nodejs.org, nodesource) ships them.
+if [ "$(node -p 'process.config.variables.node_shared_openssl' 2>/dev/null)" = true ]; then PKGS+=(libssl-dev); fi
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

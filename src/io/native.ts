@@ -131,7 +131,27 @@ export interface NativeAddon {
   ringInfo(h: NativeHandle): NativeRingInfo | null;
   close(h: NativeHandle): void;
   allocAligned(size: number, align?: number): ArrayBuffer;
+  /** Whether ChaCha20-Poly1305 over the process's OpenSSL (native/aead.c) is usable, else why not. */
+  aeadInfo(): { available: boolean; why?: string };
+  /**
+   * Present when aeadInfo().available: ChaCha20-Poly1305 seal/open with CryptoBackend.seal/open's
+   * arguments and contract (checks included, errors coded ERR_CRYPTO). `counter` may instead be a
+   * whole 12-byte nonce (the load-time self-test's RFC 8439 vector needs one).
+   */
+  aeadSeal?: NativeAead;
+  aeadOpen?: NativeAead;
 }
+
+export type NativeAead = (
+  out: Uint8Array,
+  outOff: number,
+  key: Uint8Array,
+  counter: bigint | Uint8Array,
+  ad: Uint8Array | null,
+  input: Uint8Array,
+  inOff: number,
+  inLen: number,
+) => number;
 
 let cached: NativeAddon | undefined;
 

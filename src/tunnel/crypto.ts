@@ -27,7 +27,7 @@ export const BLAKE2B_OUT_MAX = 64;
 /** Largest AEAD counter that fits the 64-bit nonce field. */
 export const MAX_COUNTER = 0xffff_ffff_ffff_ffffn;
 
-export type BackendName = 'sodium-native' | 'libsodium-wrappers';
+export type BackendName = 'openssl-native' | 'sodium-native' | 'libsodium-wrappers';
 
 export interface X25519KeyPair {
   readonly secretKey: Uint8Array;
@@ -125,8 +125,19 @@ export interface CryptoBackend {
 /**
  * The preferred backend (sodium-native) when it loads, otherwise libsodium-wrappers. With
  * `prefer`, that backend or an ERR_CRYPTO_UNAVAILABLE error: tests pin each one explicitly.
+ * openssl-native (ChaCha20-Poly1305 over OpenSSL in our addon, the rest sodium-native) is loaded
+ * only when asked for by name.
  */
 export async function loadCrypto(prefer?: BackendName): Promise<CryptoBackend> {
+  if (prefer === 'openssl-native') {
+    try {
+      const { createOpenSslNativeBackend } = await import('./crypto-openssl-native.js');
+      return createOpenSslNativeBackend();
+    } catch (cause) {
+      if (cause instanceof AoegwError && cause.code === 'ERR_CRYPTO_UNAVAILABLE') throw cause;
+      throw new AoegwError('ERR_CRYPTO_UNAVAILABLE', 'openssl-native could not be loaded', { cause });
+    }
+  }
   if (prefer !== 'libsodium-wrappers') {
     try {
       // Dynamic import: a missing or broken native prebuild must not break loading this module.

@@ -1,9 +1,10 @@
-/** Shared by the tunnel tests: both crypto backends, loaded explicitly, and hex helpers. */
+/** Shared by the tunnel tests: every crypto backend, loaded explicitly, and hex helpers. */
 import { type CryptoBackend, loadCrypto } from '../../../src/tunnel/crypto.js';
 
 export const sodiumNative: CryptoBackend = await loadCrypto('sodium-native');
 export const libsodium: CryptoBackend = await loadCrypto('libsodium-wrappers');
-export const backends: readonly CryptoBackend[] = [sodiumNative, libsodium];
+export const opensslNative: CryptoBackend = await loadCrypto('openssl-native');
+export const backends: readonly CryptoBackend[] = [sodiumNative, libsodium, opensslNative];
 
 export function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');

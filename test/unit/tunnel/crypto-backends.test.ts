@@ -1,5 +1,5 @@
 /**
- * The two CryptoBackends against known answers and independent implementations (node:crypto's
+ * The CryptoBackends against known answers and independent implementations (node:crypto's
  * BLAKE2b-512, HMAC-BLAKE2b512 and ChaCha20-Poly1305), and against each other byte for byte on fixed
  * and random inputs.
  */
@@ -7,8 +7,10 @@ import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isAoegwError } from '../../../src/errors.js';
+import { type NativeAead, nativeAddon } from '../../../src/io/native.js';
 import { type CryptoBackend, HASH_LEN, loadCrypto, TAG_LEN } from '../../../src/tunnel/crypto.js';
-import { backends, hex, libsodium, sodiumNative, unhex } from './backends.js';
+import { selfTestFailure } from '../../../src/tunnel/crypto-openssl-native.js';
+import { backends, hex, libsodium, opensslNative, sodiumNative, unhex } from './backends.js';
 
 const each = describe.each(backends.map((b) => [b.name, b] as const));
 
@@ -78,6 +80,39 @@ describe('loadCrypto', () => {
     expect((await loadCrypto()).name).toBe('sodium-native');
     expect(sodiumNative.name).toBe('sodium-native');
     expect(libsodium.name).toBe('libsodium-wrappers');
+    expect(opensslNative.name).toBe('openssl-native');
+  });
+
+  it("openssl-native's load-time self-test passes the addon and fails broken AEADs", () => {
+    const { aeadSeal, aeadOpen } = nativeAddon();
+    const seal = aeadSeal!;
+    const open = aeadOpen!;
+    expect(selfTestFailure(seal, open, sodiumNative)).toBeNull();
+    const flips: NativeAead = (out, outOff, ...rest) => {
+      const n = seal(out, outOff, ...rest);
+      out[outOff]! ^= 1;
+      return n;
+    };
+    expect(selfTestFailure(flips, open, sodiumNative)).toMatch(/RFC 8439/);
+    const accepts: NativeAead = (...args) => {
+      const r = open(...args);
+      return r < 0 ? args[7] - TAG_LEN : r;
+    };
+    expect(selfTestFailure(seal, accepts, sodiumNative)).toMatch(/tampered/);
+    const leaves: NativeAead = (...args) => {
+      const r = open(...args);
+      if (r < 0) args[0][args[1]] = 1;
+      return r;
+    };
+    expect(selfTestFailure(seal, leaves, sodiumNative)).toMatch(/leaves bytes/);
+    // A nonce with the counter in the wrong half.
+    const bigEndian: NativeAead = (out, outOff, key, counter, ...rest) => {
+      if (typeof counter !== 'bigint') return seal(out, outOff, key, counter, ...rest);
+      const nonce = new Uint8Array(12);
+      new DataView(nonce.buffer).setBigUint64(4, counter, false);
+      return seal(out, outOff, key, nonce, ...rest);
+    };
+    expect(selfTestFailure(bigEndian, open, sodiumNative)).toMatch(/nonce/);
   });
 });
 
@@ -222,6 +257,14 @@ each('AEAD buffer contract on %s', (_name, crypto) => {
     expect(hex(out)).toBe('ee070707ee');
   });
 
+  it('opens into an output that starts where the tag does (the tag is read first)', () => {
+    const buf = new Uint8Array(64);
+    buf.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], 0);
+    const n = crypto.seal(buf, 0, key, 3n, null, buf, 0, 20);
+    expect(crypto.open(buf, 20, key, 3n, null, buf, 0, n)).toBe(20);
+    expect(Array.from(buf.subarray(20, 40))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
   it('an empty plaintext seals to a bare tag', () => {
     const ct = seal(crypto, key, 0n, null, new Uint8Array(0));
     expect(ct.length).toBe(TAG_LEN);
@@ -283,7 +326,7 @@ each('utilities on %s', (_name, crypto) => {
   });
 });
 
-describe('sodium-native and libsodium-wrappers give identical bytes', () => {
+describe('the backends give identical bytes', () => {
   const [a, b] = [sodiumNative, libsodium];
   const runs = { numRuns: 200 };
 
@@ -333,6 +376,28 @@ describe('sodium-native and libsodium-wrappers give identical bytes', () => {
         expect(ox.slice(0, three ? 3 : 2).map(hex)).toEqual(refHkdf(ck, ikm, three ? 3 : 2));
       }),
       runs,
+    );
+  });
+
+  it('openssl-native gives the same ChaCha20-Poly1305 bytes and opens theirs', () => {
+    fc.assert(
+      fc.property(
+        key32,
+        counter,
+        fc.option(bytes(0, 64), { nil: null }),
+        bytes(0, 9000),
+        (key, n, ad, pt) => {
+          const x = seal(opensslNative, key, n, ad, pt);
+          expect(hex(x)).toBe(hex(seal(a, key, n, ad, pt)));
+          const back = new Uint8Array(pt.length);
+          expect(a.open(back, 0, key, n, ad, x, 0, x.length)).toBe(pt.length);
+          expect(opensslNative.open(back, 0, key, n, ad, seal(b, key, n, ad, pt), 0, x.length)).toBe(
+            pt.length,
+          );
+          expect(hex(back)).toBe(hex(pt));
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 

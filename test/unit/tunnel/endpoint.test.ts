@@ -329,9 +329,14 @@ describe('message limits', () => {
 });
 
 describe('backends interoperate', () => {
-  it('sodium-native and libsodium-wrappers endpoints handshake and exchange data', () => {
-    const a = new Node(backends[0]!, 1);
-    const b = new Node(backends[1]!, 2);
+  // sodium-native with libsodium-wrappers, openssl-native with sodium-native.
+  const pairs = [
+    [backends[0]!, backends[1]!],
+    [backends[2]!, backends[0]!],
+  ].map(([x, y]) => [x!.name, y!.name, x!, y!] as const);
+  it.each(pairs)('%s and %s endpoints handshake and exchange data', (_x, _y, ca, cb) => {
+    const a = new Node(ca, 1);
+    const b = new Node(cb, 2);
     const ab = a.addPeer(b, { psk: bytes(32, 1) });
     b.addPeer(a, { psk: bytes(32, 1) });
     a.ep.initiate(ab, T0);
