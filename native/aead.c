@@ -8,7 +8,9 @@
  * says why, and the tunnel keeps sodium-native. The headers only give the prototypes' types.
  *
  * One pair of EVP contexts (seal, open) per N-API environment, i.e. per thread, created at load and
- * freed by an environment cleanup hook; each call sets key and nonce on its context.
+ * freed by an environment cleanup hook; each call sets key and nonce on its context, and sets an
+ * all-zero key when done so no session key stays in OpenSSL's memory between calls (docs/protocol.md,
+ * key material). OpenSSL cleanses the Poly1305 state itself when it computes the tag.
  */
 #include <dlfcn.h>
 #include <openssl/evp.h>
@@ -79,6 +81,8 @@ static const char *aead_env_init(aead_env_t *a) {
     return "this OpenSSL has no ChaCha20-Poly1305";
   return NULL;
 }
+
+static const uint8_t zero_key[KEY_LEN], zero_nonce[NONCE_LEN];
 
 /* One Uint8Array argument: its bytes and length. */
 static bool get_bytes(napi_env env, napi_value v, const char *what, uint8_t **data, size_t *len) {
@@ -214,9 +218,11 @@ static napi_value js_aead_seal(napi_env env, napi_callback_info info) {
       ssl.EVP_EncryptFinal_ex(c, out + n, &f) != 1 || (size_t)(n + f) != x.in_len ||
       ssl.EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, out + x.in_len) != 1) {
     ssl.OPENSSL_cleanse(out, x.in_len + TAG_LEN);
+    ssl.EVP_EncryptInit_ex(c, NULL, NULL, zero_key, zero_nonce);
     throw_coded(env, "ERR_CRYPTO", "OpenSSL ChaCha20-Poly1305 seal failed");
     return NULL;
   }
+  ssl.EVP_EncryptInit_ex(c, NULL, NULL, zero_key, zero_nonce);
   return num(env, (int64_t)(x.in_len + TAG_LEN));
 }
 
@@ -242,8 +248,10 @@ static napi_value js_aead_open(napi_env env, napi_callback_info info) {
       ssl.EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) != 1 ||
       ssl.EVP_DecryptFinal_ex(c, out + n, &f) != 1 || (size_t)(n + f) != pt_len) {
     ssl.OPENSSL_cleanse(out, pt_len);
+    ssl.EVP_DecryptInit_ex(c, NULL, NULL, zero_key, zero_nonce);
     return num(env, -1);
   }
+  ssl.EVP_DecryptInit_ex(c, NULL, NULL, zero_key, zero_nonce);
   return num(env, (int64_t)pt_len);
 }
 
