@@ -1,6 +1,7 @@
 /**
- * CryptoBackend over sodium-native: libsodium called in place on the caller's buffers, the data-path
- * choice (DESIGN.md: ~2.7 µs per 1.1 KB seal). The only per-call allocations are subarray views.
+ * CryptoBackend over sodium-native: libsodium called in place on the caller's buffers. openssl-native
+ * is this backend with its ChaCha20-Poly1305 replaced; this one is the data path's fallback when our
+ * addon's OpenSSL AEAD is unavailable. The only per-call allocations are subarray views.
  */
 import sodium from 'sodium-native';
 import { AoegwError } from '../errors.js';

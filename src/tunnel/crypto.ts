@@ -1,8 +1,9 @@
 /**
  * The tunnel's view of cryptography: exactly the primitives Noise_IKpsk2_25519_ChaChaPoly_BLAKE2b and
- * the WireGuard-shaped wire protocol need, behind one small interface with two implementations
- * (sodium-native for the data path, libsodium-wrappers as the portable fallback). Both must produce
- * identical bytes; the unit tests hold them to that.
+ * the WireGuard-shaped wire protocol need, behind one small interface with three implementations
+ * (openssl-native: sodium-native with ChaCha20-Poly1305 over OpenSSL in our addon, for the data path;
+ * sodium-native; libsodium-wrappers as the portable fallback). All must produce identical bytes; the
+ * unit tests hold them to that.
  */
 import { AoegwError } from '../errors.js';
 
@@ -123,19 +124,20 @@ export interface CryptoBackend {
 }
 
 /**
- * The preferred backend (sodium-native) when it loads, otherwise libsodium-wrappers. With
- * `prefer`, that backend or an ERR_CRYPTO_UNAVAILABLE error: tests pin each one explicitly.
- * openssl-native (ChaCha20-Poly1305 over OpenSSL in our addon, the rest sodium-native) is loaded
- * only when asked for by name.
+ * The fastest backend that loads: openssl-native (ChaCha20-Poly1305 over OpenSSL in our addon, when
+ * it passes its self-test; the rest sodium-native), else sodium-native, else libsodium-wrappers.
+ * With `prefer`, that backend or an ERR_CRYPTO_UNAVAILABLE error: tests pin each one explicitly.
  */
 export async function loadCrypto(prefer?: BackendName): Promise<CryptoBackend> {
-  if (prefer === 'openssl-native') {
+  if (prefer === undefined || prefer === 'openssl-native') {
     try {
       const { createOpenSslNativeBackend } = await import('./crypto-openssl-native.js');
       return createOpenSslNativeBackend();
     } catch (cause) {
-      if (cause instanceof AoegwError && cause.code === 'ERR_CRYPTO_UNAVAILABLE') throw cause;
-      throw new AoegwError('ERR_CRYPTO_UNAVAILABLE', 'openssl-native could not be loaded', { cause });
+      if (prefer === 'openssl-native') {
+        if (cause instanceof AoegwError && cause.code === 'ERR_CRYPTO_UNAVAILABLE') throw cause;
+        throw new AoegwError('ERR_CRYPTO_UNAVAILABLE', 'openssl-native could not be loaded', { cause });
+      }
     }
   }
   if (prefer !== 'libsodium-wrappers') {
