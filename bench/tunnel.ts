@@ -17,7 +17,9 @@
  * (f) where a datagram's AEAD time goes, one core, in memory: ChaCha20-Poly1305 in C (libsodium and
  *     OpenSSL, bench/aead-floor.c, when a C compiler and the libraries are there), the sodium-native
  *     call, the CryptoBackend wrapper and the endpoint's data path, at the tunnel's plaintext sizes.
- *     Section `tunnel-aead`; BENCH_TUNNEL_PHASES=aead runs only this phase.
+ *     Section `tunnel-aead`; BENCH_TUNNEL_PHASES=aead runs only this phase. Both chains: libsodium
+ *     (sodium-native) and OpenSSL EVP (our addon, the openssl-native backend).
+ * BENCH_TUNNEL_PHASES=data runs (a) alone on every backend and prints it with ratios (writes nothing).
  *
  * Every phase is bounded in time; rounds are interleaved and medians reported.
  */
@@ -26,6 +28,7 @@ import { closeSync, constants as fsc, mkdtempSync, openSync, readSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sodiumNative from 'sodium-native';
+import { nativeAddon } from '../src/io/native.js';
 import { encodeUdpAddress } from '../src/io/udp-address.js';
 import { UdpLink } from '../src/io/udp-link.js';
 import { CookieMaker } from '../src/tunnel/cookie.js';
@@ -625,9 +628,69 @@ async function e2eCell(
 
 async function main(): Promise<void> {
   const backends = [await loadCrypto('sodium-native'), await loadCrypto('libsodium-wrappers')];
+  // openssl-native where this Node and addon have it (the in-memory cells of (a), (c) and (f)).
+  const openssl = await loadCrypto('openssl-native').catch((e: Error) => {
+    log(`openssl-native not measured: ${e.message}`);
+    return undefined;
+  });
+  if (openssl) backends.push(openssl);
   if (runs('base')) await baseSections(backends);
+  if (runs('data')) dataOnly(backends);
   if (runs('gso')) await gsoSection(backends[0]!);
-  if (runs('aead')) aeadSection(backends[0]!);
+  if (runs('aead')) aeadSection(backends[0]!, openssl);
+}
+
+/**
+ * BENCH_TUNNEL_PHASES=data: (a) alone, every backend in interleaved rounds, printed with each
+ * backend's ratio to sodium-native (not written: section `tunnel` holds (a) to (d) together).
+ */
+function dataOnly(backends: CryptoBackend[]): void {
+  const data = new Map<string, number[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    // The backends' order alternates by round so neither always runs first.
+    for (const c of round % 2 === 0 ? backends : [...backends].reverse()) {
+      for (const s of SIZES) {
+        for (const op of DATA_OPS) {
+          const k = `${c.name}|${s.record}|${op}`;
+          data.set(k, [...(data.get(k) ?? []), dataCell(c, s.record, s.mtu, op)]);
+        }
+      }
+    }
+    log(`data round ${round + 1}/${ROUNDS} done`);
+  }
+  const rows: (string | number)[][] = [];
+  for (const s of SIZES) {
+    for (const op of DATA_OPS) {
+      const base = median(data.get(`${backends[0]!.name}|${s.record}|${op}`)!);
+      for (const c of backends) {
+        const xs = data.get(`${c.name}|${s.record}|${op}`)!;
+        const m = median(xs);
+        rows.push([
+          s.record,
+          op,
+          c.name,
+          fmt(m),
+          (1e6 / m).toFixed(2),
+          xs.map((x) => fmt(x)).join(', '),
+          `${(m / base).toFixed(2)}× / ${(base / m).toFixed(2)}×`,
+        ]);
+      }
+    }
+  }
+  process.stdout.write(
+    `${machineLine()}. ${ROUNDS} interleaved rounds, ${SLICE} s cells, medians.\n\n${table(
+      [
+        'record bytes',
+        'op',
+        'backend',
+        'per s',
+        'µs each',
+        'per round',
+        `vs ${backends[0]!.name}: rate / µs`,
+      ],
+      rows,
+    )}\n`,
+  );
 }
 
 /** Builds bench/aead-floor.c; its path, or a reason it could not be built. */
@@ -667,7 +730,7 @@ function bestUs(iters: number, fn: () => void): number {
 }
 
 /** (f): section `tunnel-aead`. */
-function aeadSection(sodium: CryptoBackend): void {
+function aeadSection(sodium: CryptoBackend, openssl: CryptoBackend | undefined): void {
   const started = performance.now();
   const machine = machineLine();
   const floor = buildAeadFloor();
@@ -680,7 +743,16 @@ function aeadSection(sodium: CryptoBackend): void {
     a.flush(T0);
     ptLen.set(s.record, sink.lens[0]! - DATA_OVERHEAD);
   }
-  type Step = 'c-sodium' | 'c-evp' | 'napi' | 'backend' | 'endpoint';
+  type Step =
+    | 'c-sodium'
+    | 'c-evp'
+    | 'napi'
+    | 'backend'
+    | 'endpoint'
+    | 'napi-evp'
+    | 'backend-evp'
+    | 'endpoint-evp';
+  const aead = nativeAddon();
   const xs = new Map<string, number[]>();
   const push = (k: string, v: number) => xs.set(k, [...(xs.get(k) ?? []), v]);
   for (let round = 0; round < ROUNDS; round++) {
@@ -735,30 +807,90 @@ function aeadSection(sodium: CryptoBackend): void {
         1e6 / Math.max(...[0, 1, 2].map(() => dataCell(sodium, s.record, s.mtu, op)));
       push(`${s.record}|endpoint|seal`, bestCell('endpoint seal'));
       push(`${s.record}|endpoint|open`, bestCell('endpoint open'));
+      if (!openssl || !aead.aeadSeal || !aead.aeadOpen) continue;
+      const { aeadSeal, aeadOpen } = aead;
+      push(
+        `${s.record}|napi-evp|seal`,
+        bestUs(iters, () => {
+          aeadSeal(ct, 0, key, counter++, null, pt, 0, len);
+        }),
+      );
+      push(
+        `${s.record}|napi-evp|open`,
+        bestUs(iters, () => {
+          aeadOpen(pt, 0, key, 5n, null, out, 16, n);
+        }),
+      );
+      const m = openssl.seal(out, 16, key, 5n, null, pt, 0, len);
+      push(
+        `${s.record}|backend-evp|seal`,
+        bestUs(iters, () => {
+          openssl.seal(ct, 0, key, counter++, null, pt, 0, len);
+        }),
+      );
+      push(
+        `${s.record}|backend-evp|open`,
+        bestUs(iters, () => {
+          if (openssl.open(pt, 0, key, 5n, null, out, 16, m) !== len) throw new Error('open failed');
+        }),
+      );
+      const bestEvpCell = (op: DataOp) =>
+        1e6 / Math.max(...[0, 1, 2].map(() => dataCell(openssl, s.record, s.mtu, op)));
+      push(`${s.record}|endpoint-evp|seal`, bestEvpCell('endpoint seal'));
+      push(`${s.record}|endpoint-evp|open`, bestEvpCell('endpoint open'));
     }
     log(`aead round ${round + 1}/${ROUNDS} done`);
   }
   if ('bin' in floor) rmSync(dirname(floor.bin), { recursive: true, force: true });
-  const steps: { step: Step; what: string }[] = [
-    { step: 'c-sodium', what: 'C: libsodium 1.0.18 (the system library; no Node)' },
-    { step: 'c-evp', what: 'C: OpenSSL 3.0 EVP, key set once, nonce per message (no Node)' },
+  // Two chains, each from its C floor up: libsodium (sodium-native) and OpenSSL (openssl-native).
+  const steps: { step: Step; what: string; floor?: true; vs?: Step }[] = [
+    { step: 'c-sodium', what: 'C: libsodium 1.0.18 (the system library; no Node)', floor: true },
     { step: 'napi', what: 'sodium-native call from JS (N-API + its bundled libsodium)' },
-    { step: 'backend', what: 'CryptoBackend.seal/open (argument checks, views, nonce from the counter)' },
-    { step: 'endpoint', what: 'TunnelEndpoint data path (queueRecord + flush / receive), as (a)' },
+    {
+      step: 'backend',
+      what: 'CryptoBackend sodium-native seal/open (argument checks, views, nonce from the counter)',
+    },
+    {
+      step: 'endpoint',
+      what: 'TunnelEndpoint data path on sodium-native (queueRecord + flush / receive), as (a)',
+    },
+    {
+      step: 'c-evp',
+      what: 'C: OpenSSL 3.0 EVP, key set once, nonce per message (no Node)',
+      floor: true,
+      vs: 'c-sodium',
+    },
+    {
+      step: 'napi-evp',
+      what: "our addon's aeadSeal/aeadOpen from JS (N-API + EVP, key and nonce per call)",
+      vs: 'napi',
+    },
+    {
+      step: 'backend-evp',
+      what: 'CryptoBackend openssl-native seal/open (the addon call in a try)',
+      vs: 'backend',
+    },
+    { step: 'endpoint-evp', what: 'TunnelEndpoint data path on openssl-native, as (a)', vs: 'endpoint' },
   ];
   const rows: (string | number)[][] = [];
   for (const s of SIZES) {
+    const med = (step: Step, op: string) => {
+      const v = xs.get(`${s.record}|${step}|${op}`);
+      return v ? median(v) : undefined;
+    };
     let prev: { seal: number; open: number } | undefined;
-    for (const { step, what } of steps) {
-      const k = (op: string) => xs.get(`${s.record}|${step}|${op}`);
-      if (!k('seal')) continue;
-      const seal = median(k('seal')!);
-      const open = median(k('open')!);
+    for (const { step, what, floor, vs } of steps) {
+      const seal = med(step, 'seal');
+      const open = med(step, 'open');
+      if (seal === undefined || open === undefined) continue;
+      if (floor) prev = undefined;
       const signed = (d: number) => `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(2)}`;
-      const delta =
-        prev && step !== 'c-evp' ? `${signed(seal - prev.seal)} / ${signed(open - prev.open)}` : '';
-      rows.push([s.record, ptLen.get(s.record)!, what, seal.toFixed(2), open.toFixed(2), delta]);
-      if (step !== 'c-evp') prev = { seal, open };
+      const delta = prev ? `${signed(seal - prev.seal)} / ${signed(open - prev.open)}` : '';
+      const bs = vs && med(vs, 'seal');
+      const bo = vs && med(vs, 'open');
+      const ratio = bs && bo ? `${(seal / bs).toFixed(2)} / ${(open / bo).toFixed(2)}` : '';
+      rows.push([s.record, ptLen.get(s.record)!, what, seal.toFixed(2), open.toFixed(2), delta, ratio]);
+      prev = { seal, open };
     }
   }
   const minutes = ((performance.now() - started) / 60000).toFixed(1);
@@ -772,14 +904,26 @@ function aeadSection(sodium: CryptoBackend): void {
     'padding to 16), in µs, from the floor up: C without Node (bench/aead-floor.c, built by the benchmark',
     'with `cc`; libsodium 1.0.18 is what the system has, sodium-native bundles its own build; OpenSSL is',
     "the system's libcrypto 3.0, the version Node 20 bundles and exports to addons), the same call through",
-    "sodium-native, through this project's CryptoBackend, and the endpoint's whole data path per datagram.",
-    'The last column is what each layer adds to the one above it (sodium-native is compared with C',
-    'libsodium, the OpenSSL row stands alone).',
+    "sodium-native or our addon's OpenSSL EVP call (native/aead.c), through this project's CryptoBackend",
+    '(sodium-native or openssl-native), and the endpoint\'s whole data path per datagram. "adds" is what each',
+    'layer adds to the one above it in its chain; the last column is the OpenSSL row over the libsodium row',
+    'of the same layer (below 1: OpenSSL faster).',
     ...('why' in floor
       ? ['', `C rows missing: bench/aead-floor.c could not be built here (${floor.why}).`]
       : []),
     '',
-    table(['record bytes', 'plaintext bytes', 'layer', 'seal µs', 'open µs', 'adds (seal / open)'], rows),
+    table(
+      [
+        'record bytes',
+        'plaintext bytes',
+        'layer',
+        'seal µs',
+        'open µs',
+        'adds (seal / open)',
+        'OpenSSL / libsodium (seal / open)',
+      ],
+      rows,
+    ),
   ].join('\n');
   writeSection('tunnel-aead', body);
   process.stdout.write(`${body}\n`);
