@@ -2,11 +2,12 @@
  * Receiving half of bench:tunnel's end-to-end and flood phases, run as its own process so sender
  * and receiver each get a core. A UdpTunnel (the responder) in the namespace given by --netns,
  * its static secret in AOEGW_BENCH_SECRET (hex) and the sender's public key in --peer; --gso and
- * --gro 0|1 override the link's offload defaults, --linger MS delays the exit after the report. Prints
+ * --gro 0|1 override the link's offload defaults, --linger MS delays the exit after the report, --crypto
+ * names the backend (default sodium-native). Prints
  * `ready PORT`, counts the records delivered for a fixed window that starts at the first one, then
  * prints one JSON line and exits.
  */
-import { loadCrypto } from '../src/tunnel/crypto.js';
+import { type BackendName, loadCrypto } from '../src/tunnel/crypto.js';
 import { Rx } from '../src/tunnel/endpoint.js';
 import { UdpTunnel } from '../src/tunnel/udp-tunnel.js';
 
@@ -14,7 +15,7 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2)
   args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1]!);
 const seconds = Number(args.get('seconds'));
-const crypto = await loadCrypto('sodium-native');
+const crypto = await loadCrypto((args.get('crypto') ?? 'sodium-native') as BackendName);
 const secret = new Uint8Array(Buffer.from(process.env.AOEGW_BENCH_SECRET ?? '', 'hex'));
 let records = 0;
 let bytes = 0;

@@ -489,6 +489,8 @@ async function e2eCell(
       String(SECONDS),
       '--peer',
       Buffer.from(ka.publicKey).toString('hex'),
+      '--crypto',
+      crypto.name,
       ...(offload
         ? ['--gso', offload.gso ? '1' : '0', '--gro', offload.gro ? '1' : '0', '--linger', '500']
         : []),
@@ -636,6 +638,7 @@ async function main(): Promise<void> {
   if (openssl) backends.push(openssl);
   if (runs('base')) await baseSections(backends);
   if (runs('data')) dataOnly(backends);
+  if (runs('data-e2e')) await e2eByBackend(backends.filter((c) => c.name !== 'libsodium-wrappers'));
   if (runs('gso')) await gsoSection(backends[0]!);
   if (runs('aead')) aeadSection(backends[0]!, openssl);
 }
@@ -689,6 +692,64 @@ function dataOnly(backends: CryptoBackend[]): void {
         'µs each',
         'per round',
         `rate vs ${backends[0]!.name}: of medians / median of per-round ratios`,
+      ],
+      rows,
+    )}\n`,
+  );
+}
+
+/**
+ * BENCH_TUNNEL_PHASES=data-e2e: (b)'s batch-64 cell with both ends on each native backend, in
+ * interleaved rounds (order alternating), printed with ratios to the first (writes nothing).
+ */
+async function e2eByBackend(backends: CryptoBackend[]): Promise<void> {
+  const topo = topology();
+  const xs = new Map<string, E2eSample[]>();
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const c of round % 2 === 0 ? backends : [...backends].reverse()) {
+        for (const s of SIZES) {
+          const x = await e2eCell(c, topo, s, 64, false);
+          push2(xs, `${c.name}|${s.record}`, x);
+          log(`round ${round + 1} ${c.name} ${s.record} B: rx ${fmt(x.rxDps)} dgram/s (tx ${fmt(x.txDps)})`);
+        }
+      }
+    }
+  } finally {
+    topo.nsA.delete();
+    topo.nsB.delete();
+  }
+  const rows: (string | number)[][] = [];
+  for (const s of SIZES) {
+    const base = xs.get(`${backends[0]!.name}|${s.record}`)!;
+    for (const c of backends) {
+      const v = xs.get(`${c.name}|${s.record}`)!;
+      const rx = median(v.map((x) => x.rxDps));
+      rows.push([
+        s.record,
+        c.name,
+        fmt(median(v.map((x) => x.txDps))),
+        fmt(rx),
+        v.map((x) => fmt(x.rxDps)).join(', '),
+        median(v.map((x) => x.txCpuUs)).toFixed(2),
+        median(v.map((x) => x.rxCpuUs)).toFixed(2),
+        `${median(v.map((x, i) => x.rxDps / base[i]!.rxDps)).toFixed(2)}×`,
+        `${(median(v.map((x) => x.txCpuUs)) / median(base.map((x) => x.txCpuUs))).toFixed(2)} / ${(median(v.map((x) => x.rxCpuUs)) / median(base.map((x) => x.rxCpuUs))).toFixed(2)}`,
+      ]);
+    }
+  }
+  process.stdout.write(
+    `${machineLine()}. ${ROUNDS} interleaved rounds, ${SECONDS} s windows, batch 64, medians.\n\n${table(
+      [
+        'record bytes',
+        'backend (both ends)',
+        'tx dgram/s',
+        'rx dgram/s',
+        'rx per round',
+        'tx CPU µs/dgram',
+        'rx CPU µs/dgram',
+        'rx vs first (per-round median)',
+        'CPU vs first (tx / rx)',
       ],
       rows,
     )}\n`,
