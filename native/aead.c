@@ -14,6 +14,7 @@
  */
 #include <dlfcn.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -48,10 +49,8 @@ static struct {
 /* NULL when every function was found, otherwise why not. */
 static const char *ssl_missing;
 
+/* Once per process (pthread_once: worker threads load the addon too). */
 static void ssl_resolve(void) {
-  static bool done;
-  if (done) return;
-  done = true;
 #define X(f)                                                                                            \
   ssl.f = (__typeof__(f) *)dlsym(RTLD_DEFAULT, #f);                                                    \
   if (!ssl.f && !ssl_missing) ssl_missing = "this Node exports no OpenSSL symbol " #f " to addons";
@@ -272,7 +271,8 @@ static napi_value js_aead_info(napi_env env, napi_callback_info info) {
 }
 
 void aead_register(napi_env env, napi_value exports) {
-  ssl_resolve();
+  static pthread_once_t resolved = PTHREAD_ONCE_INIT;
+  pthread_once(&resolved, ssl_resolve);
   const char *why = ssl_missing;
   aead_env_t *a = NULL;
   if (!why) {
