@@ -308,12 +308,11 @@ export class ExportSide {
   }
 
   /**
-   * A built-in export went (a reload): requests in flight to it fail at once (the engine still
-   * completes what it accepted; those late replies are dropped here).
+   * A built-in export went (a reload): later requests to it are not passed on. Those in flight
+   * are answered as the engine completes them (an accepted write is not left unanswered).
    */
   deleteExport(address: number): void {
-    if (!this.exports.delete(address)) return;
-    for (const e of this.peerList) if (!e.removed) this.failInFlight(e, (a) => a === address);
+    this.exports.delete(address);
   }
 
   /** Forgets a peer (a reload removed it): its requests in flight are dropped, unanswered. */
