@@ -128,6 +128,10 @@ export class Gateway {
   private readonly forwardLinks = new Set<string>();
   /** Makes each peer's engine-link MAC unique, across reloads too. */
   private nextPeerOrdinal = 0;
+  /** Exports a reload removed, until their store closed (by key). */
+  private readonly exportRemovals = new Map<string, Promise<void>>();
+  /** Exports a reload added that wait for the one at their address to drain (by key). */
+  private readonly exportAdds = new Map<string, { cancelled: boolean }>();
   private readonly peers = new Map<string, PeerRuntime>();
   private readonly peerLinks = new Map<string, TunnelPeerLink>();
   private readonly log: (line: string) => void;
@@ -514,7 +518,6 @@ export class Gateway {
     }
     if (errors.length > 0) return refused(errors);
     this.spec = next;
-    const removals: Promise<void>[] = [];
     let grantsChanged = 0;
     try {
       for (const p of plan.peersRemoved) this.removePeer(p.name);
@@ -522,8 +525,12 @@ export class Gateway {
         this.importSide?.removeImport(peer, spec.localShelf, spec.localSlot);
       for (const f of plan.forwardsRemoved) this.forwards.removeTarget(f.shelf, f.slot);
       for (const e of plan.exportsRemoved) {
+        const key = exportKey(e);
         this.exportSide.deleteExport(e.shelf * 256 + e.slot);
-        if (this.targetServer) removals.push(this.targetServer.removeExport(exportKey(e)));
+        // Added by an earlier reload and still waiting for its predecessor to drain: never served.
+        const waiting = this.exportAdds.get(key);
+        if (waiting) waiting.cancelled = true;
+        else if (this.targetServer) this.trackRemoval(key, this.targetServer.removeExport(key));
       }
       for (const f of plan.forwardsAdded) this.addForward(f.link, f.shelf, f.slot);
       for (const c of plan.peersChanged) {
@@ -559,32 +566,25 @@ export class Gateway {
       this.discardUnserved(stores);
       return { ...refused([`applying failed part way: ${(e as Error).message}`]), summary: 'partial' };
     }
-    // Added exports: at once, or once the export they replace has drained and closed.
-    const replacing = new Set(plan.exportsRemoved.map((e) => exportKey(e)));
-    const add = (i: number) => {
-      const e = plan.exportsAdded[i]!;
-      const store = stores[i]!;
-      if (this.stopped || !this.targetServer || this.spec !== next) {
-        this.targetServer?.discardStores([store]);
-        return;
-      }
-      try {
-        this.targetServer.addExport(e, store);
-        this.exportSide.setExport(e.shelf * 256 + e.slot, e.bufferCount);
-      } catch (err) {
-        this.log(`reload: export ${exportKey(e)} not served: ${(err as Error).message}`);
-      }
-      this.advertiseNow();
-    };
-    const later: number[] = [];
+    // Added exports: at once, or once the export at their address (this reload's or an earlier
+    // one's) has drained and closed its store.
+    const adds: Promise<void>[] = [];
     for (const [i, e] of plan.exportsAdded.entries()) {
-      if (replacing.has(exportKey(e))) later.push(i);
-      else add(i);
+      const key = exportKey(e);
+      const token = { cancelled: false };
+      const earlier = this.exportAdds.get(key);
+      if (earlier) earlier.cancelled = true;
+      this.exportAdds.set(key, token);
+      const add = () => {
+        if (this.exportAdds.get(key) === token) this.exportAdds.delete(key);
+        this.serveAdded(e, stores[i]!, token.cancelled);
+      };
+      const draining = this.exportRemovals.get(key);
+      if (draining) adds.push(draining.then(add));
+      else add();
     }
     for (const p of this.peers.values()) this.ensurePeerLink(p);
-    const done = Promise.all(removals).then(() => {
-      for (const i of later) add(i);
-    });
+    const done = Promise.all(adds).then(() => {});
     this.advertiseNow();
     const summary = summarizePlan(plan, grantsChanged);
     return {
@@ -605,6 +605,33 @@ export class Gateway {
       },
       done,
     };
+  }
+
+  private trackRemoval(key: string, p: Promise<void>): void {
+    const tracked = p.then(() => {
+      if (this.exportRemovals.get(key) === tracked) this.exportRemovals.delete(key);
+    });
+    this.exportRemovals.set(key, tracked);
+  }
+
+  /** Serves an export a reload added (its store opened then), unless a later reload took it back. */
+  private serveAdded(
+    e: ExportSpec,
+    store: ReturnType<TargetServer['openStores']>[number],
+    cancelled: boolean,
+  ): void {
+    if (cancelled || this.stopped || !this.targetServer) {
+      this.targetServer?.discardStores([store]);
+      return;
+    }
+    try {
+      this.targetServer.addExport(e, store);
+      this.exportSide.setExport(e.shelf * 256 + e.slot, e.bufferCount);
+      for (const p of this.peers.values()) this.ensurePeerLink(p);
+    } catch (err) {
+      this.log(`reload: export ${exportKey(e)} not served: ${(err as Error).message}`);
+    }
+    this.advertiseNow();
   }
 
   private discardUnserved(stores: ReturnType<TargetServer['openStores']>): void {
