@@ -6,6 +6,7 @@
  *   error, the data reads back, and no new tunnel handshake.
  * - A grant revoked during I/O: I/O to that import fails (or stops) within a second, the other
  *   import keeps working.
+ * - An export removed during writes: every acknowledged write is on its image.
  * - A peer removed during I/O: its I/O stops at once. B restarted with no peers still listens,
  *   and a reload that adds the peer back makes the import usable again.
  * - A bad config: every problem logged, the old config keeps serving.
@@ -290,6 +291,81 @@ describe.skipIf(skip)('gateway hot reload (SIGHUP)', () => {
         // The revoked import's last write waits for its give-up time (5 s) at most.
         await Promise.allSettled([diskLoop, otherLoop]);
       }
+      // Granted again: usable again at once, and it works.
+      editConfig(s.pair.configB, (cfg) => {
+        (cfg.peers as Json[])[0]!.allow = [{ targets: ['disk', 'other'], access: 'rw' }];
+      });
+      const usableBefore = s.pair.a.output().split(/import e7\.1 .*: usable/).length;
+      expect((await hup(s.pair.b)).join('\n')).toMatch(/1 grant changed/);
+      expect(
+        await waitFor(() => s!.pair.a.output().split(/import e7\.1 .*: usable/).length > usableBefore, 3000),
+      ).toBe(true);
+      const again = await client(s, 1);
+      const r = await verifyPattern(s.ini, again.c, {
+        startLba: 0,
+        sectors: 1024,
+        seed: 0x9a,
+        identity: again.identity,
+        chunk: 64,
+      });
+      expect(r.mismatches).toBe(0);
+    },
+  );
+
+  it(
+    'an export removed during writes: every acknowledged write is on its image, the store closes after them',
+    { timeout: 60_000 },
+    async () => {
+      s = await setup();
+      const setup_ = s;
+      const disk = await client(s, 1, 3000);
+      const acked: number[] = [];
+      let stop = false;
+      let next = 0;
+      const writer = async () => {
+        while (!stop) {
+          const lba = 16 * next++;
+          const data = Buffer.alloc(16 * SECTOR_SIZE);
+          fillPattern(data, 0, lba, 16, 0x77);
+          try {
+            await writeSectors(setup_.ini, disk.c, lba, data);
+            acked.push(lba);
+          } catch {
+            await sleep(50);
+          }
+        }
+      };
+      // Four writers: several writes in flight at every moment.
+      const writers = [writer(), writer(), writer(), writer()];
+      try {
+        await sleep(700);
+        expect(acked.length).toBeGreaterThan(0);
+        editConfig(s.pair.configB, (cfg) => {
+          cfg.exports = (cfg.exports as Json[]).filter((e) => e.name !== 'disk');
+          (cfg.peers as Json[])[0]!.allow = [{ targets: ['other'], access: 'rw' }];
+        });
+        const at = performance.now();
+        expect((await hup(s.pair.b)).join('\n')).toMatch(/-1 export/);
+        expect(await waitFor(() => /export e1\.1: closed/.test(setup_.pair.b.output()), 3000)).toBe(true);
+        await sleep(1200);
+        const late = acked.length;
+        await sleep(500);
+        // Nothing is acknowledged once the export is gone.
+        expect(acked.length).toBe(late);
+        expect(performance.now() - at).toBeLessThan(10_000);
+      } finally {
+        stop = true;
+        await Promise.allSettled(writers);
+      }
+      const image = readFileSync(s.images.disk);
+      const expected = Buffer.alloc(16 * SECTOR_SIZE);
+      const lost: number[] = [];
+      for (const lba of acked) {
+        fillPattern(expected, 0, lba, 16, 0x77);
+        if (!image.subarray(lba * SECTOR_SIZE, (lba + 16) * SECTOR_SIZE).equals(expected)) lost.push(lba);
+      }
+      expect(lost).toEqual([]);
+      expect(acked.length).toBeGreaterThan(10);
     },
   );
 
