@@ -2,8 +2,8 @@
  * Hot reload (SIGHUP) of `aoegw run` on a real two-site pair: B exports `disk` (1.1) and `other`
  * (1.2) to A, which presents them as 7.1 and 7.2 on its LAN; our initiator in `ini` does I/O
  * through the tunnel while B's config is edited and reloaded.
- * - Ten reloads during I/O (an unrelated export added and removed, a grant toggled ro/rw): no I/O
- *   error, the data reads back, and no new tunnel handshake.
+ * - Ten reloads during I/O (an unrelated export added and removed, a grant toggled ro/rw, the
+ *   export in use changed): no I/O error, the data reads back, and no new tunnel handshake.
  * - A grant revoked during I/O: I/O to that import fails (or stops) within a second, the other
  *   import keeps working.
  * - An export removed during writes: every acknowledged write is on its image.
@@ -160,9 +160,12 @@ describe.skipIf(skip)('gateway hot reload (SIGHUP)', () => {
           await sleep(250);
           editConfig(s.pair.configB, (cfg) => {
             const exports = cfg.exports as Json[];
-            // An export nobody uses comes and goes; the grant of `other` flips between ro and rw.
+            // An export nobody uses comes and goes; the grant of `other` flips between ro and rw;
+            // the export in use changes (its buffer count): removed, drained and served again.
             if (i % 2 === 0) exports.push({ target: '1.5', path: 'memory:1m', name: 'spare' });
             else cfg.exports = exports.filter((e) => e.target !== '1.5');
+            const d = (cfg.exports as Json[]).find((e) => e.name === 'disk')!;
+            d.bufferCount = i % 2 === 0 ? 32 : 16;
             const peer = (cfg.peers as Json[])[0]!;
             peer.allow = [
               { targets: ['disk'], access: 'rw' },
