@@ -128,6 +128,8 @@ export class Gateway {
   private readonly forwardLinks = new Set<string>();
   /** Makes each peer's engine-link MAC unique, across reloads too. */
   private nextPeerOrdinal = 0;
+  /** Reloads applied and refused, and the last one's summary or first problem (status). */
+  private readonly reloads = { applied: 0, refused: 0, last: '' };
   /** Exports a reload removed, until their store closed (by key). */
   private readonly exportRemovals = new Map<string, Promise<void>>();
   /** Exports a reload added that wait for the one at their address to drain (by key). */
@@ -516,7 +518,11 @@ export class Gateway {
         errors.push((e as Error).message);
       }
     }
-    if (errors.length > 0) return refused(errors);
+    if (errors.length > 0) {
+      this.reloads.refused++;
+      this.reloads.last = `refused: ${errors[0]}`;
+      return refused(errors);
+    }
     this.spec = next;
     let grantsChanged = 0;
     try {
@@ -564,6 +570,8 @@ export class Gateway {
       // A bug, not a config problem (the plan was validated): say what was not applied.
       this.log(`reload: applying failed part way: ${(e as Error).message}`);
       this.discardUnserved(stores);
+      this.reloads.refused++;
+      this.reloads.last = `failed part way: ${(e as Error).message}`;
       return { ...refused([`applying failed part way: ${(e as Error).message}`]), summary: 'partial' };
     }
     // Added exports: at once, or once the export at their address (this reload's or an earlier
@@ -587,6 +595,8 @@ export class Gateway {
     const done = Promise.all(adds).then(() => {});
     this.advertiseNow();
     const summary = summarizePlan(plan, grantsChanged);
+    this.reloads.applied++;
+    this.reloads.last = summary;
     return {
       ok: true,
       errors: [],
@@ -914,6 +924,7 @@ export class Gateway {
         grants: p.grants.map((g) => `e${g.shelf}.${g.slot}:${g.readOnly ? 'ro' : 'rw'}`),
       })),
       tunnel: this.tunnel ? summarizeTunnel(this.tunnel) : null,
+      reloads: { ...this.reloads },
     };
   }
 

@@ -207,7 +207,10 @@ describe.skipIf(skip)('gateway hot reload (SIGHUP)', () => {
           )
           .join('\n----\n');
       expect((await gatewayStats(s.pair.b)).tunnel.handshakesCompleted, logs()).toBe(hs0);
-      expect((await gatewayStats(s.pair.a)).tunnel.handshakesCompleted).toBe(hsA0);
+      const statsA = await gatewayStats(s.pair.a);
+      expect(statsA.tunnel.handshakesCompleted).toBe(hsA0);
+      expect(statsA.reloads).toMatchObject({ applied: 2, refused: 0 });
+      expect((await gatewayStats(s.pair.b)).reloads).toMatchObject({ applied: 10, refused: 0 });
       // The last round's data is on B's image, where it belongs.
       const last = rounds - 1;
       const lba = 2048 + (last % 4) * 8192;
@@ -468,6 +471,7 @@ describe.skipIf(skip)('gateway hot reload (SIGHUP)', () => {
       });
       expect(r.mismatches).toBe(0);
       expect(s.pair.b.child.exitCode).toBeNull();
+      expect((await gatewayStats(s.pair.b)).reloads).toMatchObject({ applied: 0, refused: 1 });
     },
   );
 });
