@@ -91,6 +91,8 @@ interface PeerRuntime {
   /** Our last hello to the peer, and whether (and which version) it has sent us one. */
   helloSentAt: number;
   helloFromPeer: boolean;
+  /** The newest request epoch of ours the peer's last hello said it accepted (an import side created later needs it). */
+  requestEpochSeen: number;
   incompatible: boolean;
   /** Fragments and path MTU for this peer's records. */
   channel: PeerChannel;
@@ -206,7 +208,7 @@ export class Gateway {
     return this.targetServer;
   }
 
-  /** The import side (null until there is an import). */
+  /** The import side (null without a tunnel). */
   get imports(): ImportSide | null {
     return this.importSide;
   }
@@ -270,81 +272,80 @@ export class Gateway {
   private addPeer(spec: PeerSpec): PeerRuntime | null {
     const tunnel = this.tunnel;
     if (!tunnel) return null;
-    {
-      const peer = tunnel.addPeer({
-        publicKey: spec.publicKey,
-        name: spec.name,
-        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
-        ...(spec.persistentKeepaliveMs ? { persistentKeepaliveMs: spec.persistentKeepaliveMs } : {}),
-      });
-      const port: PeerPort = {
-        name: spec.name,
-        connected: () => peer.hasSession(tunnel.now()),
-        reachable: (now) => peer.hasSession(now) && now - peer.lastReceivedAt <= REACHABLE_MS,
+    const peer = tunnel.addPeer({
+      publicKey: spec.publicKey,
+      name: spec.name,
+      ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+      ...(spec.persistentKeepaliveMs ? { persistentKeepaliveMs: spec.persistentKeepaliveMs } : {}),
+    });
+    const port: PeerPort = {
+      name: spec.name,
+      connected: () => peer.hasSession(tunnel.now()),
+      reachable: (now) => peer.hasSession(now) && now - peer.lastReceivedAt <= REACHABLE_MS,
+      lastHeardAt: () => peer.lastReceivedAt,
+      nudge: (now) => {
+        const p = this.peers.get(spec.name);
+        if (!p) return;
+        if (now - peer.lastReceivedAt < 1000) {
+          // The peer answers, but not these requests: perhaps the path stopped carrying
+          // datagrams this large. Probe it now rather than at the next period.
+          p.channel.suspectPath(now);
+        } else if (
+          !peer.handshakeInProgress &&
+          now - p.lastConnectAt >= 5000 &&
+          now - peer.lastHandshakeAt >= 5000
+        ) {
+          // Silence: the peer may have restarted and lost our session. A new handshake costs one
+          // round trip; waiting for the tunnel's own 15 s timer costs I/O.
+          this.connect(p, now);
+        }
+      },
+      send: (type, buf, off, len) => channel.send(type, buf, off, len),
+    };
+    const channel = new PeerChannel({
+      name: spec.name,
+      log: this.log,
+      maxRecordBytes: MAX_RECORD_VALUE,
+      now: performance.now(),
+      deliver: (type, buf, off, len) => this.onRecord(spec.name, type, buf, off, len),
+      tunnel: {
+        mtu: tunnel.endpoint.mtu,
+        send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
+        sendAlone: (type, buf, off, len) => tunnel.sendAlone(peer, type, buf, off, len) === Send.OK,
+        setMtu: (mtu) => tunnel.setPeerMtu(peer, mtu),
         lastHeardAt: () => peer.lastReceivedAt,
-        nudge: (now) => {
-          const p = this.peers.get(spec.name);
-          if (!p) return;
-          if (now - peer.lastReceivedAt < 1000) {
-            // The peer answers, but not these requests: perhaps the path stopped carrying
-            // datagrams this large. Probe it now rather than at the next period.
-            p.channel.suspectPath(now);
-          } else if (
-            !peer.handshakeInProgress &&
-            now - p.lastConnectAt >= 5000 &&
-            now - peer.lastHandshakeAt >= 5000
-          ) {
-            // Silence: the peer may have restarted and lost our session. A new handshake costs one
-            // round trip; waiting for the tunnel's own 15 s timer costs I/O.
-            this.connect(p, now);
-          }
-        },
-        send: (type, buf, off, len) => channel.send(type, buf, off, len),
-      };
-      const channel = new PeerChannel({
-        name: spec.name,
-        log: this.log,
-        maxRecordBytes: MAX_RECORD_VALUE,
-        now: performance.now(),
-        deliver: (type, buf, off, len) => this.onRecord(spec.name, type, buf, off, len),
-        tunnel: {
-          mtu: tunnel.endpoint.mtu,
-          send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
-          sendAlone: (type, buf, off, len) => tunnel.sendAlone(peer, type, buf, off, len) === Send.OK,
-          setMtu: (mtu) => tunnel.setPeerMtu(peer, mtu),
-          lastHeardAt: () => peer.lastReceivedAt,
-        },
-      });
-      const grants = this.resolveGrants(spec);
-      this.exportSide.addPeer(port, grants);
-      const runtime: PeerRuntime = {
-        spec,
-        peer,
-        port,
-        grants,
-        lastAdvertAt: Number.NEGATIVE_INFINITY,
-        advertGeneration: -1,
-        lastConnectAt: Number.NEGATIVE_INFINITY,
-        lastErrorLogAt: Number.NEGATIVE_INFINITY,
-        helloSentAt: Number.NEGATIVE_INFINITY,
-        helloFromPeer: false,
-        incompatible: false,
-        channel,
-        records: {
-          requests: 0,
-          responses: 0,
-          responsesUnexpected: 0,
-          incompatible: 0,
-          control: 0,
-          controlMalformed: 0,
-          unknown: 0,
-        },
-      };
-      this.peers.set(spec.name, runtime);
-      peer.userData = spec.name;
-      this.ensurePeerLink(runtime);
-      return runtime;
-    }
+      },
+    });
+    const grants = this.resolveGrants(spec);
+    this.exportSide.addPeer(port, grants);
+    const runtime: PeerRuntime = {
+      spec,
+      peer,
+      port,
+      grants,
+      lastAdvertAt: Number.NEGATIVE_INFINITY,
+      advertGeneration: -1,
+      lastConnectAt: Number.NEGATIVE_INFINITY,
+      lastErrorLogAt: Number.NEGATIVE_INFINITY,
+      helloSentAt: Number.NEGATIVE_INFINITY,
+      helloFromPeer: false,
+      requestEpochSeen: 0,
+      incompatible: false,
+      channel,
+      records: {
+        requests: 0,
+        responses: 0,
+        responsesUnexpected: 0,
+        incompatible: 0,
+        control: 0,
+        controlMalformed: 0,
+        unknown: 0,
+      },
+    };
+    this.peers.set(spec.name, runtime);
+    peer.userData = spec.name;
+    this.ensurePeerLink(runtime);
+    return runtime;
   }
 
   /** A peer granted a built-in export is one more link of the target (created once, when first needed). */
@@ -443,7 +444,9 @@ export class Gateway {
   private startImports(): void {
     const specs: ImportSpec[] = [];
     for (const p of this.spec.peers) for (const im of p.imports) specs.push(this.importSpec(p.name, im));
-    if (specs.length === 0 || !this.tunnel) return;
+    // With a tunnel the import side always exists, even with no import yet: it keeps what each
+    // peer offers, so an import a reload adds is usable at once.
+    if (!this.tunnel) return;
     const side = this.importSideFor(specs);
     for (const name of new Set(specs.flatMap((s) => s.links))) this.importOn(side, name);
   }
@@ -457,7 +460,11 @@ export class Gateway {
       failAfterMs: this.spec.tunnel.failAfterMs,
       log: this.log,
     });
-    for (const p of this.peers.values()) side.addPeer(p.port);
+    for (const p of this.peers.values()) {
+      side.addPeer(p.port);
+      // A session whose hello came before this side existed (the first import added by a reload).
+      if (p.helloFromPeer) side.peerHello(p.spec.name, p.requestEpochSeen);
+    }
     this.importSide = side;
     return side;
   }
@@ -687,7 +694,9 @@ export class Gateway {
           c.incompatible++;
           return;
         }
-        if (this.imports) this.imports.handleResponse(p.spec.name, buf, off, len, performance.now());
+        // No import was ever presented here: nothing of ours to answer.
+        if (this.imports && this.importLinks.size > 0)
+          this.imports.handleResponse(p.spec.name, buf, off, len, performance.now());
         else c.responsesUnexpected++;
         return;
       case RECORD_CONTROL: {
@@ -752,7 +761,8 @@ export class Gateway {
     }
     p.incompatible = false;
     p.helloFromPeer = true;
-    this.imports?.peerHello(p.spec.name, hello.requestEpochSeen ?? 0);
+    p.requestEpochSeen = hello.requestEpochSeen ?? 0;
+    this.imports?.peerHello(p.spec.name, p.requestEpochSeen);
     // Requests held for this hello go out now, not at the next tick.
     this.armRetransmit();
     // A hello that crossed ours is not answered again; one that did not, is (its sender lacks ours).
@@ -903,14 +913,15 @@ export class Gateway {
     return {
       links: this.links.stats(),
       target: this.target?.stats() ?? null,
-      imports: this.imports
-        ? {
-            ...this.imports.stats,
-            pending: this.imports.pending,
-            list: this.imports.status(),
-            rtt: this.imports.rttStatus(),
-          }
-        : null,
+      imports:
+        this.imports && this.importLinks.size > 0
+          ? {
+              ...this.imports.stats,
+              pending: this.imports.pending,
+              list: this.imports.status(),
+              rtt: this.imports.rttStatus(),
+            }
+          : null,
       forwards: this.forwardLinks.size > 0 ? { ...this.forwards.stats, list: this.forwards.status() } : null,
       exportSide: { ...this.exportSide.stats, inFlight: this.exportSide.inFlight },
       peers: [...this.peers.values()].map((p) => ({

@@ -9,6 +9,7 @@
  * - An export removed during writes: every acknowledged write is on its image.
  * - A peer removed during I/O: its I/O stops at once. B restarted with no peers still listens,
  *   and a reload that adds the peer back makes the import usable again.
+ * - The first import added to a gateway that had none works at once.
  * - A bad config: every problem logged, the old config keeps serving.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -65,7 +66,9 @@ async function hup(p: GatewayPair['b']): Promise<string[]> {
   return reloadLines(p.output()).slice(before);
 }
 
-async function setup(): Promise<Setup> {
+/** `withImports: false`: A starts with its peer but no imports (a reload adds them). */
+async function setup(o: { withImports?: boolean } = {}): Promise<Setup> {
+  const withImports = o.withImports ?? true;
   const dir = mkdtempSync(join(tmpdir(), 'aoegw-reload-'));
   const site = createTwoSite({ lanMtu: 1500 });
   const images = { disk: sparseImage(dir, 'disk.img', IMAGE), other: sparseImage(dir, 'other.img', IMAGE) };
@@ -74,10 +77,12 @@ async function setup(): Promise<Setup> {
     pair = await startGatewayPair(site, {
       dir,
       a: {
-        imports: [
-          { remote: 'disk', local: '7.1', links: ['lan'] },
-          { remote: 'other', local: '7.2', links: ['lan'] },
-        ],
+        imports: withImports
+          ? [
+              { remote: 'disk', local: '7.1', links: ['lan'] },
+              { remote: 'other', local: '7.2', links: ['lan'] },
+            ]
+          : [],
       },
       b: {
         exports: [
@@ -92,7 +97,10 @@ async function setup(): Promise<Setup> {
     });
     const a = pair.a;
     const usable = await waitFor(
-      () => /import e7\.1 .*: usable/.test(a.output()) && /import e7\.2 .*: usable/.test(a.output()),
+      () =>
+        withImports
+          ? /import e7\.1 .*: usable/.test(a.output()) && /import e7\.2 .*: usable/.test(a.output())
+          : /peer b: session up/.test(a.output()),
       15_000,
     );
     if (!usable) throw new Error(`imports never became usable:\n${a.output()}\n${pair.b.output()}`);
@@ -432,6 +440,31 @@ describe.skipIf(skip)('gateway hot reload (SIGHUP)', () => {
         sectors: 2048,
         seed: 0xadd,
         identity: again.identity,
+        chunk: 64,
+      });
+      expect(r.mismatches).toBe(0);
+    },
+  );
+
+  it(
+    'the first import added by a reload to a running session is usable at once',
+    { timeout: 60_000 },
+    async () => {
+      s = await setup({ withImports: false });
+      // The session and both hellos are up before the import side exists.
+      await sleep(500);
+      editConfig(s.pair.configA, (cfg) => {
+        (cfg.peers as Json[])[0]!.imports = [{ remote: 'disk', local: '7.1', links: ['lan'] }];
+      });
+      expect((await hup(s.pair.a)).join('\n')).toMatch(/\+1 import/);
+      const a = s.pair.a;
+      expect(await waitFor(() => /import e7\.1 .*: usable/.test(a.output()), 3000)).toBe(true);
+      const { c, identity } = await client(s, 1, 5000);
+      const r = await verifyPattern(s.ini, c, {
+        startLba: 0,
+        sectors: 1024,
+        seed: 0xf1,
+        identity,
         chunk: 64,
       });
       expect(r.mismatches).toBe(0);
