@@ -29,7 +29,8 @@ function peer(name: string, k: number, more: Partial<PeerSpec> = {}): PeerSpec {
     imports: [],
     persistentKeepaliveMs: 0,
     ...more,
-  };
+    // Spec fields added later (a peer's source, …) do not matter to the plan.
+  } as PeerSpec;
 }
 
 function spec(more: Partial<GatewaySpec> = {}): GatewaySpec {
@@ -45,7 +46,7 @@ function spec(more: Partial<GatewaySpec> = {}): GatewaySpec {
     tunnel: { mtu: 1420, busyPollUs: 0, failAfterMs: 120_000 },
     blockIo: 'auto',
     ...more,
-  };
+  } as GatewaySpec;
 }
 
 const ctx = { tunnelOpen: true };
