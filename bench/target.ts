@@ -15,7 +15,8 @@
  *
  * Knobs (environment): BENCH_ROUNDS (5), BENCH_SECONDS per cell (1.25), BENCH_MTUS (1500,9000),
  * BENCH_QD (16,64), BENCH_STORAGE (tmpfs,disk), BENCH_WORKLOADS (seqread,seqwrite,randread,randwrite),
- * BENCH_TARGETS (vblade,sync-ring,sync-sync,wb-ring,memory; also wb-sync, vblade-s), BENCH_AGGREGATE
+ * BENCH_TARGETS (vblade,sync-ring,sync-sync,wb-ring,memory; also sync-auto: `--block-io auto`,
+ * which serves tmpfs synchronously; wb-sync, vblade-s), BENCH_AGGREGATE
  * (1), BENCH_DISK_DIR (/var/tmp), BENCH_LOADGEN (c when gcc builds bench/c/aoe-load.c, else js),
  * BENCH_WRITE (1: rewrite the docs section), BENCH_REPORT_FROM (a saved build/bench-target-samples.json:
  * render its report again, with the same knobs as the run, instead of measuring).
@@ -75,19 +76,28 @@ const IMAGE = 1 << 30;
 const BUFCNT = 256;
 
 type Storage = 'tmpfs' | 'disk';
-type TargetId = 'vblade' | 'vblade-s' | 'sync-ring' | 'sync-sync' | 'wb-ring' | 'wb-sync' | 'memory';
+type TargetId =
+  | 'vblade'
+  | 'vblade-s'
+  | 'sync-ring'
+  | 'sync-sync'
+  | 'sync-auto'
+  | 'wb-ring'
+  | 'wb-sync'
+  | 'memory';
 interface TargetDef {
   id: TargetId;
   label: string;
   vblade?: string[];
   durability?: 'sync' | 'writeback';
-  blockIo?: 'ring' | 'sync';
+  blockIo?: 'auto' | 'ring' | 'sync';
 }
 const ALL_TARGETS: TargetDef[] = [
   { id: 'vblade', label: 'vblade', vblade: [] },
   { id: 'vblade-s', label: 'vblade -s (O_SYNC)', vblade: ['-s'] },
   { id: 'sync-ring', label: 'aoegw sync (ring)', durability: 'sync', blockIo: 'ring' },
   { id: 'sync-sync', label: 'aoegw sync (sync I/O)', durability: 'sync', blockIo: 'sync' },
+  { id: 'sync-auto', label: 'aoegw sync (auto)', durability: 'sync', blockIo: 'auto' },
   { id: 'wb-ring', label: 'aoegw writeback (ring)', durability: 'writeback', blockIo: 'ring' },
   { id: 'wb-sync', label: 'aoegw writeback (sync I/O)', durability: 'writeback', blockIo: 'sync' },
   { id: 'memory', label: 'aoegw memory (ceiling)' },
@@ -756,7 +766,7 @@ function report(
     '`(sync I/O)` = `--block-io sync` (synchronous calls on the event loop: the path before io_uring);',
     '`aoegw memory` answers from RAM with batched I/O: the ceiling of this machine for an AoE target.',
     'Seq figures are MB/s (10^6 B/s), 4K figures IOPS; ratios are medians of per-round ratios (same round, same cell).',
-    `Targets of this run: ${TARGET_IDS.join(', ')}. The default run (\`npm run bench:target\`, about 21 min) covers MTU 1500 and 9000, qd 16 and 64, tmpfs and disk, the four workloads, targets vblade, sync-ring, sync-sync, wb-ring and memory, and the 1/8/64-export aggregate; BENCH_ROUNDS, BENCH_SECONDS, BENCH_MTUS, BENCH_QD, BENCH_STORAGE, BENCH_WORKLOADS, BENCH_TARGETS (also wb-sync, vblade-s), BENCH_AGGREGATE and BENCH_LOADGEN=js narrow or widen it (bench/target.ts).`,
+    `Targets of this run: ${TARGET_IDS.join(', ')}. The default run (\`npm run bench:target\`, about 21 min) covers MTU 1500 and 9000, qd 16 and 64, tmpfs and disk, the four workloads, targets vblade, sync-ring, sync-sync, wb-ring and memory, and the 1/8/64-export aggregate; BENCH_ROUNDS, BENCH_SECONDS, BENCH_MTUS, BENCH_QD, BENCH_STORAGE, BENCH_WORKLOADS, BENCH_TARGETS (also sync-auto, wb-sync, vblade-s), BENCH_AGGREGATE and BENCH_LOADGEN=js narrow or widen it (bench/target.ts).`,
     '',
   );
 
@@ -830,6 +840,8 @@ function report(
       ]);
     }
     if (aoegwTargets.some((t) => t.id === 'sync-sync')) {
+      // The default mode when measured (auto: tmpfs served synchronously), else the ring.
+      const readTid: TargetId = aoegwTargets.some((t) => t.id === 'sync-auto') ? 'sync-auto' : 'sync-ring';
       for (const storage of STORAGES) {
         const xs: { where: string; r: number }[] = [];
         for (const mtu of MTUS)
@@ -837,7 +849,7 @@ function report(
             for (const w of WORKLOADS.filter((w) => w.rw === 'read' || w.rw === 'randread')) {
               const r = pairedFigure(
                 samples,
-                key(storage, mtu, w.id, qd, 'sync-ring'),
+                key(storage, mtu, w.id, qd, readTid),
                 key(storage, mtu, w.id, qd, 'sync-sync'),
                 w,
               );
@@ -848,7 +860,7 @@ function report(
         const worst = xs.reduce((a, b) => (b.r < a.r ? b : a));
         rows.push([
           `${storage === 'disk' ? 'ext4 page-cache' : 'tmpfs'} reads no slower than \`--block-io sync\` (within 5 %: ≥ 0.95×)`,
-          `ring/sync I/O: median ${fmtRatio(median(rs))}, range ${fmtRatio(Math.min(...rs))}–${fmtRatio(Math.max(...rs))} (worst: ${worst.where})`,
+          `${readTid === 'sync-auto' ? 'auto' : 'ring'}/sync I/O: median ${fmtRatio(median(rs))}, range ${fmtRatio(Math.min(...rs))}–${fmtRatio(Math.max(...rs))} (worst: ${worst.where})`,
           verdict(xs, (r) => r >= 0.95),
         ]);
       }
@@ -866,8 +878,12 @@ function report(
     for (const t of vbladeTargets) header.push(t.id === 'vblade' ? 'vblade' : `${t.label} ×`);
     for (const t of aoegwTargets) header.push(`${t.label} ×`);
     if (hasMemory) header.push('ceiling ×', 'sync ring / ceiling');
-    if (aoegwTargets.some((t) => t.id === 'sync-sync') && aoegwTargets.some((t) => t.id === 'sync-ring'))
-      header.push('ring / sync I/O');
+    const ringVsSync =
+      aoegwTargets.some((t) => t.id === 'sync-sync') && aoegwTargets.some((t) => t.id === 'sync-ring');
+    const autoVsSync =
+      aoegwTargets.some((t) => t.id === 'sync-sync') && aoegwTargets.some((t) => t.id === 'sync-auto');
+    if (ringVsSync) header.push('ring / sync I/O');
+    if (autoVsSync) header.push('auto / sync I/O');
     const rows: string[][] = [];
     for (const mtu of MTUS)
       for (const w of WORKLOADS)
@@ -891,17 +907,21 @@ function report(
             );
             row.push(fmtRatio(pairedFigure(samples, key(storage, mtu, w.id, qd, 'sync-ring'), kc, w)));
           }
-          if (header.at(-1) === 'ring / sync I/O')
-            row.push(
-              fmtRatio(
-                pairedFigure(
-                  samples,
-                  key(storage, mtu, w.id, qd, 'sync-ring'),
-                  key(storage, mtu, w.id, qd, 'sync-sync'),
-                  w,
+          for (const [on, tid] of [
+            [ringVsSync, 'sync-ring'],
+            [autoVsSync, 'sync-auto'],
+          ] as const)
+            if (on)
+              row.push(
+                fmtRatio(
+                  pairedFigure(
+                    samples,
+                    key(storage, mtu, w.id, qd, tid),
+                    key(storage, mtu, w.id, qd, 'sync-sync'),
+                    w,
+                  ),
                 ),
-              ),
-            );
+              );
           rows.push(row);
         }
     out.push(table(header, rows), '');

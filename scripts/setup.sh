@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 # System packages the demo and the tests use.
 # tcpdump: captures on the routed hop; wireguard-go + wireguard-tools: the baseline bench:gateway compares with.
 # gcc, libc6-dev, pkg-config, libfuse3-dev: build slow-fs (below); fuse3: fusermount3 and the FUSE tools.
+# tshark: decodes captures with deploy/wireshark/aoegw.lua and Wireshark's own AoE dissector
+# (test/integration/wireshark.test.ts); its debconf question (setuid dumpcap) takes the default, no.
 PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps strace util-linux tcpdump wireguard-go wireguard-tools
-  gcc libc6-dev pkg-config libfuse3-dev fuse3)
+  gcc libc6-dev pkg-config libfuse3-dev fuse3 tshark)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -49,6 +49,13 @@ export const ErrorCodes = [
   'ERR_NONCE_EXHAUSTED',
   'ERR_TUNNEL_CONFIG',
   'ERR_TUNNEL_PEER',
+  // enroll
+  /** An invite token that is malformed, damaged or altered, or expired (never quotes the PSK). */
+  'ERR_TOKEN',
+  /** The enrollment file cannot be read, parsed or written, or is unsafe (permissions, owner). */
+  'ERR_ENROLLMENT_FILE',
+  /** An invite operation that cannot be done: too many pending, no such invite, a name taken. */
+  'ERR_INVITE',
   // target
   'ERR_TARGET_CONFIG',
   'ERR_STORE_IO',
@@ -59,6 +66,11 @@ export const ErrorCodes = [
   // gateway
   'ERR_GATEWAY_CONFIG',
   'ERR_GATEWAY',
+  // operations
+  /** The control socket cannot be created, reached, or answered badly. */
+  'ERR_CONTROL',
+  /** Enrolling with an invite token failed (no answer, refused, already enrolled). */
+  'ERR_ENROLL',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

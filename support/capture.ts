@@ -31,6 +31,8 @@ export interface CaptureResult {
   udpDstPorts: Map<number, number>;
   /** Whether `pattern` occurs inside any one captured frame. */
   contains(pattern: Buffer | string): boolean;
+  /** The pcap file's bytes, for tools that read captures (tshark). */
+  pcap: Buffer;
 }
 
 export interface Capture {
@@ -92,6 +94,7 @@ export function parsePcap(file: Buffer, droppedByKernel = 0): CaptureResult {
       if (p.length === 0) throw new Error('empty search pattern');
       return frames.some((f) => f.indexOf(p) >= 0);
     },
+    pcap: file,
   };
 }
 

@@ -3,8 +3,14 @@
 import { Command, CommanderError } from 'commander';
 import { AoegwError, type ErrorCode } from '../errors.js';
 import { registerBench } from './cmd-bench.js';
+import { registerConfig } from './cmd-config.js';
 import { registerDiscover } from './cmd-discover.js';
+import { registerEnroll } from './cmd-enroll.js';
+import { registerExport } from './cmd-export.js';
+import { registerInvite } from './cmd-invite.js';
 import { registerKeys } from './cmd-keys.js';
+import { registerPeer } from './cmd-peer.js';
+import { registerReload } from './cmd-reload.js';
 import { registerRun } from './cmd-run.js';
 import { registerServe } from './cmd-serve.js';
 import { registerVerify } from './cmd-verify.js';
@@ -14,6 +20,9 @@ export function buildProgram(): Command {
     .description('ATA over Ethernet gateway: native L2 AoE, encrypted tunnels, built-in target')
     .version('0.1.0')
     .showHelpAfterError()
+    // Options belong to the command they follow: `invite list --config F` is list's --config,
+    // not invite's (the program's own options, --help and --version, come first anyway).
+    .enablePositionalOptions()
     .exitOverride();
   registerDiscover(program);
   registerBench(program);
@@ -21,6 +30,12 @@ export function buildProgram(): Command {
   registerServe(program);
   registerRun(program);
   registerKeys(program);
+  registerEnroll(program);
+  registerConfig(program);
+  registerPeer(program);
+  registerExport(program);
+  registerReload(program);
+  registerInvite(program);
   return program;
 }
 

@@ -31,6 +31,8 @@ export interface PeerSpec {
   readonly imports: readonly PeerImportSpec[];
   /** Keepalive for NAT paths (ms); 0 = off. */
   readonly persistentKeepaliveMs: number;
+  /** Where the peer is defined: the config file, or the enrollment file (`aoegw enroll`). */
+  readonly source: 'config' | 'enrolled';
 }
 
 export interface TunnelSpec {
@@ -51,6 +53,10 @@ export interface GatewaySpec {
   readonly privateKeyFile?: string;
   readonly listen?: { readonly address: string; readonly port: number };
   readonly stateFile: string;
+  /** Invites and enrolled peers (config key, default enrollment.json beside stateFile); absent: none. */
+  readonly enrollmentFile?: string;
+  /** UNIX socket of the control plane (config key, default control.sock beside stateFile). */
+  readonly controlSocket?: string;
   readonly links: readonly LinkSpec[];
   readonly exports: readonly ExportSpec[];
   readonly forwards: readonly ForwardSpec[];

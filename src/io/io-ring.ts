@@ -226,6 +226,8 @@ export class IoRing {
    */
   submit(): number {
     if (this.closing) throw new AoegwError('ERR_CLOSED', 'io ring is closed');
+    // Nothing queued, nothing to reap (a server whose stores all completed synchronously).
+    if (this.tail === this.head && this.inFlightOps === 0) return 0;
     if (this.chainLen > 0) {
       this.desc[(this.tail - 1) * this.stride + F_FLAGS] = 0;
       this.chainLen = 0;

@@ -13,7 +13,9 @@
  * never waits for the disk, a slow fdatasync holds only its own export's requests, and the
  * completions reach the engine through the ring's handler (the server wires it), not through
  * attach(). Without one (io_uring unavailable) the operations run synchronously and complete
- * inside the call, as before: a slow disk then delays the whole process.
+ * inside the call, as before: a slow disk then delays the whole process. A file on tmpfs or ramfs
+ * runs synchronously even with a ring when asked (`memoryFsSync`, blockIo 'auto'): its I/O is a
+ * memory copy that never waits for a device, and io_uring would only move it to a worker thread.
  */
 import {
   type BigIntStats,
@@ -24,6 +26,7 @@ import {
   openSync,
   readFileSync,
   readvSync,
+  statfsSync,
   writevSync,
 } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -43,6 +46,12 @@ export interface FileStoreOptions {
   length?: number;
   /** Asynchronous kernel I/O (the server's IoRing); without it, operations run synchronously. */
   ring?: RingIo;
+  /**
+   * With a ring, a regular file on tmpfs or ramfs runs synchronously anyway (blockIo 'auto'):
+   * those have no non-blocking path, so io_uring would hand every op to an io-wq worker, where a
+   * synchronous call is one copy from the page cache.
+   */
+  memoryFsSync?: boolean;
 }
 
 /** What a FileStore needs of an IoRing (src/io/io-ring.ts). */
@@ -86,6 +95,12 @@ export function overlaps(a: StoreIdentity, b: StoreIdentity): boolean {
   return same && a.start < b.end && b.start < a.end;
 }
 
+/** statfs f_type of the memory-backed file systems (linux/magic.h); devtmpfs reports tmpfs's. */
+const MEMORY_FS = new Map<number, string>([
+  [0x01021994, 'tmpfs'],
+  [0x858458f6, 'ramfs'],
+]);
+
 /** Largest single request the bounce buffer serves in direct mode without a ring (one coalesced run). */
 const DIRECT_BOUNCE_BYTES = 4 << 20;
 const SYNC_READ = 1;
@@ -100,6 +115,10 @@ export class FileStore implements BlockStore {
   readonly syncsWrites: boolean;
   readonly description: string;
   readonly identity: StoreIdentity;
+  /** Operations run synchronously, inside the call (no ring, or a memory-backed file: see synchronousWhy). */
+  readonly synchronous: boolean;
+  /** Why a store given a ring runs synchronously, e.g. 'tmpfs: io_uring would punt every op to a worker'. */
+  readonly synchronousWhy: string | undefined;
   syncs = 0;
   private fd: number;
   private readonly base: number;
@@ -114,7 +133,6 @@ export class FileStore implements BlockStore {
     this.readOnly = o.readOnly ?? false;
     this.durability = o.durability ?? 'sync';
     this.syncsWrites = this.durability !== 'writeback';
-    this.ring = o.ring;
     const offset = o.offset ?? 0;
     if (offset % SECTOR_SIZE !== 0 || offset < 0) {
       throw new AoegwError(
@@ -134,8 +152,12 @@ export class FileStore implements BlockStore {
           : err.message;
       throw new AoegwError('ERR_STORE_OPEN', `cannot open export backing ${o.path}: ${why}`, { cause: e });
     }
+    let syncWhy: string | undefined;
     try {
       const { size, st } = deviceSize(this.fd, o.path);
+      // Block devices keep the ring: their node lives on devtmpfs, their bytes do not.
+      const fs = o.ring && o.memoryFsSync && st.isFile() ? memoryFsOf(this.fd) : undefined;
+      if (fs) syncWhy = `${fs}: io_uring would punt every op to a worker`;
       const length = o.length ?? size - offset;
       if (length % SECTOR_SIZE !== 0 || length <= 0 || offset + length > size) {
         throw new AoegwError(
@@ -157,9 +179,13 @@ export class FileStore implements BlockStore {
       closeSync(this.fd);
       throw e;
     }
+    this.ring = syncWhy === undefined ? o.ring : undefined;
+    this.synchronous = this.ring === undefined;
+    this.synchronousWhy = syncWhy;
     if (this.durability === 'direct' && this.ring === undefined)
       this.bounce = Buffer.from(nativeAddon().allocAligned(DIRECT_BOUNCE_BYTES, 4096));
-    this.description = `${o.path}${offset ? `@${offset}` : ''} (${this.durability}${this.readOnly ? ', read-only' : ''}${this.ring ? '' : ', synchronous I/O'})`;
+    const io = this.ring ? '' : syncWhy ? `, synchronous I/O; ${syncWhy}` : ', synchronous I/O';
+    this.description = `${o.path}${offset ? `@${offset}` : ''} (${this.durability}${this.readOnly ? ', read-only' : ''}${io})`;
   }
 
   attach(done: StoreDone): void {
@@ -316,6 +342,15 @@ function errnoOf(e: unknown): number {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   const n = code ? (osConstants.errno as Record<string, number>)[code] : undefined;
   return -(n ?? Errno.EIO);
+}
+
+/** 'tmpfs' or 'ramfs' when the open file lives on one (statfs through /proc: Node has no fstatfs). */
+function memoryFsOf(fd: number): string | undefined {
+  try {
+    return MEMORY_FS.get(statfsSync(`/proc/self/fd/${fd}`).type >>> 0);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Size in bytes of a regular file, or of a block device (from sysfs: fstat reports 0 for those). */

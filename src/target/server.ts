@@ -42,6 +42,8 @@ export interface ServerStats {
   /** How block I/O reaches the kernel, the requests waiting for it, and the ring's counters. */
   blockIo: {
     description: string;
+    /** Per export key: 'io_uring', 'synchronous' (with the reason when the ring exists) or 'memory'. */
+    exports: Record<string, string>;
     dataPath: DataPathStats;
     ring?: IoRingStats;
   };
@@ -75,6 +77,8 @@ export class TargetServer {
   private readonly stores: BlockStore[] = [];
   /** Served exports by key, with their store. */
   private readonly served = new Map<string, { spec: ExportSpec; store: BlockStore }>();
+  /** How each export's store reaches the kernel (stats). */
+  private readonly storeIo: Record<string, string> = {};
   private readonly state: StateFile;
   private readonly io: BlockIo;
   private stopped = false;
@@ -226,14 +230,22 @@ export class TargetServer {
   /** Opens every export's store and registers it; refuses overlapping writable exports. */
   private openExports(): void {
     const stores = this.openStores(this.cfg.exports);
+    /** Exports that skip the ring, by reason. */
+    const skipped = new Map<string, string[]>();
     for (const [i, e] of this.cfg.exports.entries()) {
+      const store = stores[i]!;
       try {
-        this.serve(e, stores[i]!);
+        this.serve(e, store);
       } catch (err) {
         this.discardStores(stores.slice(i + 1));
         throw err;
       }
+      const key = `e${e.shelf}.${e.slot}`;
+      const why = store instanceof FileStore ? store.synchronousWhy : undefined;
+      if (why) skipped.set(why, [...(skipped.get(why) ?? []), key]);
     }
+    for (const [why, keys] of skipped)
+      this.log(`block I/O: ${keys.join(', ')} served synchronously (${why})`);
   }
 
   /**
@@ -280,6 +292,8 @@ export class TargetServer {
   addExport(e: ExportSpec, store: BlockStore): void {
     if (this.stopped) throw new AoegwError('ERR_USAGE', 'the target is stopped');
     this.serve(e, store);
+    const why = store instanceof FileStore ? store.synchronousWhy : undefined;
+    if (why) this.log(`block I/O: e${e.shelf}.${e.slot} served synchronously (${why})`);
     for (const [id, { link }] of this.links) {
       try {
         this.engine.announce(id, link);
@@ -322,6 +336,7 @@ export class TargetServer {
     }
     this.stores.push(store);
     this.served.set(key, { spec: e, store });
+    this.storeIo[key] = ioOf(store);
     this.log(`export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`);
   }
 
@@ -340,6 +355,7 @@ export class TargetServer {
       // stop() closed it already.
       if (i < 0) return;
       this.stores.splice(i, 1);
+      delete this.storeIo[key];
       try {
         entry.store.close();
         this.log(`export ${key}: closed`);
@@ -422,6 +438,7 @@ export class TargetServer {
       heldRepliesFailed: this.heldRepliesFailed,
       blockIo: {
         description: this.io.description,
+        exports: { ...this.storeIo },
         dataPath: this.engine.dataPathStats(),
         ...(this.io.ring && !this.stopped ? { ring: this.io.ring.stats() } : {}),
       },
@@ -501,8 +518,15 @@ function openStore(e: ExportSpec, io: BlockIo): BlockStore {
     durability: e.durability,
     offset: e.offset,
     ...(e.length !== undefined ? { length: e.length } : {}),
-    ...(io.ring ? { ring: io.ring } : {}),
+    ...(io.ring ? { ring: io.ring, memoryFsSync: io.memoryFsSync } : {}),
   });
+}
+
+/** How a store reaches the kernel, for the stats. */
+function ioOf(store: BlockStore): string {
+  if (!(store instanceof FileStore)) return 'memory';
+  if (!store.synchronous) return 'io_uring';
+  return store.synchronousWhy ? `synchronous (${store.synchronousWhy})` : 'synchronous';
 }
 
 /**

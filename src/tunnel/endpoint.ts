@@ -39,11 +39,15 @@ import {
   DATA_OVERHEAD,
   DATA_PAYLOAD,
   DATA_RECEIVER,
+  ENROLL_LEN,
+  ENROLL_MAC1,
+  ENROLL_MAC2,
   INIT_LEN,
   INIT_MAC1,
   INIT_MAC2,
   INIT_SENDER,
   MSG_COOKIE_REPLY,
+  MSG_ENROLL,
   MSG_INITIATION,
   MSG_RESPONSE,
   MSG_TRANSPORT,
@@ -93,12 +97,31 @@ export interface TunnelEvents {
   /** The peer's endpoint address changed (roaming) after an authenticated packet. */
   endpointChanged?(peer: Peer): void;
   /**
-   * An initiation authenticated a static key that is not a configured peer: return options to add
-   * it (e.g. an enrollment invite's PSK), or null to drop it. The PSK is proven only when the
-   * handshake completes (handshakeComplete with initiator = false).
+   * An enrollment initiation (MSG_ENROLL) from a static key that is not a peer names an invite:
+   * return the invite's PSK (and a name for logs) to answer it, or null to drop it (unknown,
+   * expired or used invite). Compare the id in constant time. The initiator becomes a provisional
+   * peer: it receives nothing and is dropped after ENROLL_PROOF_TIMEOUT unless its first transport
+   * message proves the PSK, which raises `enrolled`.
    */
-  admitPeer?(publicKey: Uint8Array): PeerOptions | null;
+  admitEnrollment?(inviteId: Uint8Array, publicKey: Uint8Array): EnrollmentAdmission | null;
+  /**
+   * A provisional peer proved its invite's PSK: it is a peer from now on (its PSK is zeroed, so
+   * later handshakes use the zero PSK like any peer without one). Return false to refuse it after
+   * all (e.g. the invite could not be burned): the peer is removed and the message dropped.
+   * handshakeComplete follows for an accepted peer.
+   */
+  enrolled?(peer: Peer, inviteId: Uint8Array): boolean;
 }
+
+export interface EnrollmentAdmission {
+  /** The invite's PSK (32 bytes; copied). */
+  readonly psk: Uint8Array;
+  /** For logs and status. */
+  readonly name?: string;
+}
+
+/** A provisional peer that has not proven its invite's PSK this long after admission is dropped (ms). */
+export const ENROLL_PROOF_TIMEOUT = 15_000;
 
 export interface TunnelEndpointOptions {
   readonly crypto: CryptoBackend;
@@ -179,6 +202,11 @@ export const Rx = {
   BAD_COOKIE: 17,
   /** A bug or a throwing event handler; the datagram is dropped. */
   INTERNAL: 18,
+  /**
+   * Enrollment initiation naming no live invite, or from a key that is already a peer; or a
+   * provisional peer's proof refused by the application (enrolled returned false).
+   */
+  UNKNOWN_INVITE: 19,
 } as const;
 export type RxOutcome = (typeof Rx)[keyof typeof Rx];
 export const RX_NAMES: readonly string[] = Object.keys(Rx).map((k) => k.toLowerCase());
@@ -394,15 +422,17 @@ export class TunnelEndpoint {
       localIndex,
       this.stamp,
       out,
+      peer.inviteId,
     );
-    peer.cookie.stamp(out, INIT_MAC1, now);
+    const enroll = peer.inviteId !== null;
+    peer.cookie.stamp(out, enroll ? ENROLL_MAC1 : INIT_MAC1, now);
     const pending = new PendingHandshake(peer, localIndex, state, now, cookieResend);
     this.index.set(localIndex, pending);
     peer.pending = pending;
     peer.lastInitiationAt = now;
     peer.retryAt = now + this.timers.rekeyTimeout + this.jitter();
     this.stats.txInitiation++;
-    this.sink.send(INIT_LEN, peer.endpoint, 0);
+    this.sink.send(enroll ? ENROLL_LEN : INIT_LEN, peer.endpoint, 0);
     return Send.OK;
   }
 
@@ -462,6 +492,7 @@ export class TunnelEndpoint {
       case MSG_TRANSPORT:
         return this.onTransport(buf, len, addr, addrOff, now);
       case MSG_INITIATION:
+      case MSG_ENROLL:
         return this.onInitiation(buf.subarray(0, len), addr, addrOff, now);
       case MSG_RESPONSE:
         return this.onResponse(buf.subarray(0, len), addr, addrOff, now);
@@ -478,6 +509,7 @@ export class TunnelEndpoint {
    */
   isAuthenticHandshake(buf: Uint8Array, len: number): boolean {
     if (len === INIT_LEN && buf[0] === MSG_INITIATION) return this.checker.checkMac1(buf, INIT_MAC1);
+    if (len === ENROLL_LEN && buf[0] === MSG_ENROLL) return this.checker.checkMac1(buf, ENROLL_MAC1);
     if (len === RESP_LEN && buf[0] === MSG_RESPONSE) return this.checker.checkMac1(buf, RESP_MAC1);
     return false;
   }
@@ -510,19 +542,30 @@ export class TunnelEndpoint {
   }
 
   private onInitiation(msg: Uint8Array, addr: Uint8Array, addrOff: number, now: number): RxOutcome {
+    const enroll = msg[0] === MSG_ENROLL;
     const senderIndex = readU32(msg, INIT_SENDER);
-    const gate = this.gate(msg, INIT_MAC1, INIT_MAC2, senderIndex, addr, addrOff, now);
+    const gate = enroll
+      ? this.gate(msg, ENROLL_MAC1, ENROLL_MAC2, senderIndex, addr, addrOff, now)
+      : this.gate(msg, INIT_MAC1, INIT_MAC2, senderIndex, addr, addrOff, now);
     if (gate !== -1) return gate;
     const read = readInitiation(this.crypto, this.keys, msg);
     if (read === null) return Rx.HANDSHAKE_FAILED;
-    const { state, remoteStatic, timestamp } = read;
+    const { state, remoteStatic, timestamp, inviteId } = read;
     let sent = false;
     try {
       let peer = this.peer(remoteStatic);
-      if (peer === undefined) {
-        const admitted = this.events.admitPeer?.(remoteStatic) ?? null;
-        if (admitted === null || !this.crypto.equal(admitted.publicKey, remoteStatic)) return Rx.UNKNOWN_PEER;
-        peer = this.addPeer(admitted);
+      if (inviteId === null) {
+        // A provisional peer may only finish its enrollment: its PSK is the invite's.
+        if (peer === undefined || peer.provisional !== null) return Rx.UNKNOWN_PEER;
+      } else {
+        // An invite is for newcomers: a peer proper never needs one (a replayed enrollment of a
+        // peer that has since enrolled lands here too).
+        if (peer !== undefined && peer.provisional === null) return Rx.UNKNOWN_INVITE;
+        if (peer === undefined || !this.crypto.equal(peer.provisional!.inviteId, inviteId)) {
+          const admitted = this.admitProvisional(inviteId, remoteStatic, peer, now);
+          if (admitted === null) return Rx.UNKNOWN_INVITE;
+          peer = admitted;
+        }
       }
       if (compareBytes(timestamp, peer.lastTimestamp) <= 0) return Rx.STALE_TIMESTAMP;
       const localIndex = this.newIndex();
@@ -546,6 +589,39 @@ export class TunnelEndpoint {
     } finally {
       if (!sent) state.destroy();
     }
+  }
+
+  /**
+   * Adds the initiator of an enrollment as a provisional peer when the application knows the
+   * invite, replacing any other provisional peer of that invite (all such peers hold the token; none
+   * has proven anything yet) and any earlier provisional entry of this key. Null: no live invite.
+   */
+  private admitProvisional(
+    inviteId: Uint8Array,
+    publicKey: Uint8Array,
+    existing: Peer | undefined,
+    now: number,
+  ): Peer | null {
+    const admission = this.events.admitEnrollment?.(inviteId, publicKey) ?? null;
+    if (admission === null) return null;
+    if (existing !== undefined) this.removePeer(existing);
+    for (const other of [...this.peersById.values()]) {
+      if (other.provisional !== null && this.crypto.equal(other.provisional.inviteId, inviteId))
+        this.removePeer(other);
+    }
+    let peer: Peer;
+    try {
+      peer = this.addPeer({
+        publicKey,
+        psk: admission.psk,
+        ...(admission.name !== undefined ? { name: admission.name } : {}),
+      });
+    } catch {
+      // Our own key or a small-order point: never a peer.
+      return null;
+    }
+    peer.provisional = { inviteId: Uint8Array.from(inviteId), admittedAt: now };
+    return peer;
   }
 
   private onResponse(msg: Uint8Array, addr: Uint8Array, addrOff: number, now: number): RxOutcome {
@@ -630,7 +706,7 @@ export class TunnelEndpoint {
     peer.lastReceivedAt = now;
     peer.unansweredSince = Number.NEGATIVE_INFINITY;
     this.roam(peer, addr, addrOff);
-    if (s === peer.next) this.confirm(peer, s, now);
+    if (s === peer.next && !this.confirm(peer, s, now)) return Rx.UNKNOWN_INVITE;
     if (
       s === peer.current &&
       s.initiator &&
@@ -660,15 +736,37 @@ export class TunnelEndpoint {
     return Rx.DATA;
   }
 
-  /** Responder side: the initiator used the "next" session, so it has the keys; promote it. */
-  private confirm(peer: Peer, s: Session, now: number): void {
+  /**
+   * Responder side: the initiator used the "next" session, so it has the keys; promote it. For a
+   * provisional peer this is the proof of its invite's PSK: the application pins it (enrolled) or
+   * refuses it, and then the peer is removed and false returned.
+   */
+  private confirm(peer: Peer, s: Session, now: number): boolean {
     this.dropSession(peer.previous);
     peer.previous = peer.current;
     peer.current = s;
     peer.next = null;
     peer.lastHandshakeAt = now;
+    if (peer.provisional !== null) {
+      const inviteId = peer.provisional.inviteId;
+      peer.provisional = null;
+      // Later handshakes authenticate by the static keys alone, as for any peer without a PSK.
+      this.crypto.memzero(peer.psk);
+      let accepted = false;
+      try {
+        accepted = this.events.enrolled?.(peer, inviteId) === true;
+      } catch (err) {
+        this.handlerError(err);
+      }
+      this.crypto.memzero(inviteId);
+      if (!accepted) {
+        this.removePeer(peer);
+        return false;
+      }
+    }
     this.stats.handshakesCompleted++;
     this.emitHandshake(peer, false);
+    return true;
   }
 
   /** Endpoint roaming: the source of the last authenticated packet becomes the peer's address. */
@@ -862,6 +960,10 @@ export class TunnelEndpoint {
   }
 
   private tickPeer(peer: Peer, now: number): void {
+    if (peer.provisional !== null && now - peer.provisional.admittedAt >= ENROLL_PROOF_TIMEOUT) {
+      this.removePeer(peer);
+      return;
+    }
     if (peer.previous?.expired(now)) {
       this.dropSession(peer.previous);
       peer.previous = null;

@@ -8,11 +8,16 @@ import { AoegwError } from '../errors.js';
 import { NOISE_PROTOCOL, PROLOGUE } from './constants.js';
 import type { CryptoBackend, X25519KeyPair } from './crypto.js';
 import {
+  ENROLL_LEN,
+  ENROLL_MAC1,
+  ENROLL_NOISE_LEN,
   INIT_LEN,
   INIT_MAC1,
   INIT_NOISE,
   INIT_NOISE_LEN,
   INIT_SENDER,
+  INVITE_ID_LEN,
+  MSG_ENROLL,
   MSG_INITIATION,
   MSG_RESPONSE,
   RESP_LEN,
@@ -33,8 +38,10 @@ const EMPTY = new Uint8Array(0);
 export const ZERO_PSK: Uint8Array = new Uint8Array(PSK_LEN);
 
 /**
- * Writes an initiation's header, sender index and Noise message 1 (carrying the 12-byte
- * `timestamp`) into out[0, INIT_MAC1); returns the initiator's state awaiting the response.
+ * Writes an initiation's header, sender index and Noise message 1 into out[0, INIT_MAC1) — or, when
+ * `inviteId` is given, an enrollment initiation (MSG_ENROLL) whose encrypted payload is the
+ * timestamp followed by the invite id, into out[0, ENROLL_MAC1). Returns the initiator's state
+ * awaiting the response.
  */
 export function writeInitiation(
   crypto: CryptoBackend,
@@ -44,6 +51,7 @@ export function writeInitiation(
   senderIndex: number,
   timestamp: Uint8Array,
   out: Uint8Array,
+  inviteId: Uint8Array | null = null,
 ): HandshakeState {
   const state = new HandshakeState({
     crypto,
@@ -55,10 +63,18 @@ export function writeInitiation(
     psks: [psk],
   });
   try {
-    const m1 = state.writeMessage(timestamp);
-    if (m1.length !== INIT_NOISE_LEN)
+    let payload = timestamp;
+    if (inviteId !== null) {
+      if (inviteId.length !== INVITE_ID_LEN)
+        throw new AoegwError('ERR_HANDSHAKE', 'invite id must be 16 bytes');
+      payload = new Uint8Array(TIMESTAMP_LEN + INVITE_ID_LEN);
+      payload.set(timestamp, 0);
+      payload.set(inviteId, TIMESTAMP_LEN);
+    }
+    const m1 = state.writeMessage(payload);
+    if (m1.length !== (inviteId === null ? INIT_NOISE_LEN : ENROLL_NOISE_LEN))
       throw new AoegwError('ERR_HANDSHAKE', 'unexpected Noise message 1 length');
-    writeHeader(out, 0, MSG_INITIATION);
+    writeHeader(out, 0, inviteId === null ? MSG_INITIATION : MSG_ENROLL);
     writeU32(out, INIT_SENDER, senderIndex);
     out.set(m1, INIT_NOISE);
     return state;
@@ -73,11 +89,14 @@ export interface ReadInitiation {
   readonly state: HandshakeState;
   readonly remoteStatic: Uint8Array;
   readonly timestamp: Uint8Array;
+  /** The invite id of an enrollment initiation (MSG_ENROLL); null for a plain initiation. */
+  readonly inviteId: Uint8Array | null;
 }
 
 /**
- * Runs Noise message 1 of an initiation (INIT_LEN bytes, mac1 already checked): two DH
- * operations. Null when it does not authenticate or the timestamp payload has the wrong size.
+ * Runs Noise message 1 of an initiation (INIT_LEN bytes) or enrollment initiation (ENROLL_LEN
+ * bytes, by its type byte), mac1 already checked: two DH operations. Null when it does not
+ * authenticate or the payload has the wrong size for its type.
  */
 export function readInitiation(
   crypto: CryptoBackend,
@@ -86,7 +105,9 @@ export function readInitiation(
 ): ReadInitiation | null {
   let state: HandshakeState | null = null;
   try {
-    if (msg.length < INIT_LEN) return null;
+    const enroll = msg[0] === MSG_ENROLL;
+    const mac1 = enroll ? ENROLL_MAC1 : INIT_MAC1;
+    if (msg.length < (enroll ? ENROLL_LEN : INIT_LEN)) return null;
     state = new HandshakeState({
       crypto,
       protocolName: NOISE_PROTOCOL,
@@ -94,13 +115,18 @@ export function readInitiation(
       prologue: PROLOGUE,
       staticKeyPair: ours,
     });
-    const timestamp = state.readMessage(msg.subarray(INIT_NOISE, INIT_MAC1));
+    const payload = state.readMessage(msg.subarray(INIT_NOISE, mac1));
     const remoteStatic = state.remoteStatic;
-    if (timestamp.length !== TIMESTAMP_LEN || remoteStatic === null) {
+    if (payload.length !== TIMESTAMP_LEN + (enroll ? INVITE_ID_LEN : 0) || remoteStatic === null) {
       state.destroy();
       return null;
     }
-    return { state, remoteStatic, timestamp };
+    return {
+      state,
+      remoteStatic,
+      timestamp: payload.subarray(0, TIMESTAMP_LEN),
+      inviteId: enroll ? payload.subarray(TIMESTAMP_LEN) : null,
+    };
   } catch {
     // readMessage() has already wiped the failed state.
     state?.destroy();

@@ -1,5 +1,5 @@
 /**
- * Wire layouts of the four tunnel messages (docs/protocol.md, "Messages"). Every message starts with
+ * Wire layouts of the five tunnel messages (docs/protocol.md, "Messages"). Every message starts with
  * a 4-byte header: byte 0 type, byte 1 version (1), bytes 2..3 reserved (zero). Integers are
  * little-endian except inside the TAI64N timestamp. Checks are size-first and nothing here throws
  * on bytes from the wire: classify() returns a negative code, decode*() return null.
@@ -12,7 +12,9 @@ export const MSG_INITIATION = 1;
 export const MSG_RESPONSE = 2;
 export const MSG_COOKIE_REPLY = 3;
 export const MSG_TRANSPORT = 4;
-export type MessageType = 1 | 2 | 3 | 4;
+/** An initiation that also names an enrollment invite (docs/protocol.md, "Enrollment"). */
+export const MSG_ENROLL = 5;
+export type MessageType = 1 | 2 | 3 | 4 | 5;
 
 export const HEADER_LEN = 4;
 export const MAC_LEN = 16;
@@ -30,6 +32,18 @@ export const INIT_LEN = INIT_MAC2 + MAC_LEN; // 148
 /** The Noise message 1 (e, encrypted s, encrypted timestamp) inside the initiation. */
 export const INIT_NOISE = INIT_EPHEMERAL;
 export const INIT_NOISE_LEN = INIT_MAC1 - INIT_EPHEMERAL; // 108
+
+/** Invite ids in enrollment initiations: 16 random bytes. */
+export const INVITE_ID_LEN = 16;
+
+/**
+ * Enrollment initiation: 164 bytes. An initiation whose encrypted payload is the timestamp followed
+ * by the invite id, so everything after the payload moves by INVITE_ID_LEN.
+ */
+export const ENROLL_MAC1 = INIT_MAC1 + INVITE_ID_LEN; // 132
+export const ENROLL_MAC2 = ENROLL_MAC1 + MAC_LEN; // 148
+export const ENROLL_LEN = ENROLL_MAC2 + MAC_LEN; // 164
+export const ENROLL_NOISE_LEN = ENROLL_MAC1 - INIT_EPHEMERAL; // 124
 
 /** Handshake response: 92 bytes. */
 export const RESP_SENDER = 4;
@@ -71,7 +85,7 @@ export const PARSE_BAD_LENGTH = -5;
 export function classify(buf: Uint8Array, len: number): MessageType | number {
   if (!(len >= HEADER_LEN) || len > buf.length) return PARSE_TOO_SHORT;
   const type = buf[0]!;
-  if (type < MSG_INITIATION || type > MSG_TRANSPORT) return PARSE_UNKNOWN_TYPE;
+  if (type < MSG_INITIATION || type > MSG_ENROLL) return PARSE_UNKNOWN_TYPE;
   if (buf[1] !== PROTOCOL_VERSION) return PARSE_BAD_VERSION;
   if (buf[2] !== 0 || buf[3] !== 0) return PARSE_RESERVED;
   switch (type) {
@@ -81,6 +95,8 @@ export function classify(buf: Uint8Array, len: number): MessageType | number {
       return len === RESP_LEN ? type : PARSE_BAD_LENGTH;
     case MSG_COOKIE_REPLY:
       return len === COOKIE_REPLY_LEN ? type : PARSE_BAD_LENGTH;
+    case MSG_ENROLL:
+      return len === ENROLL_LEN ? type : PARSE_BAD_LENGTH;
     default:
       return len >= DATA_MIN_LEN ? type : PARSE_BAD_LENGTH;
   }

@@ -7,7 +7,7 @@
 import { AoegwError } from '../errors.js';
 import { CookieMaker } from './cookie.js';
 import { type CryptoBackend, DH_LEN } from './crypto.js';
-import { TIMESTAMP_LEN } from './messages.js';
+import { INVITE_ID_LEN, TIMESTAMP_LEN } from './messages.js';
 import { type HandshakeState, PSK_LEN } from './noise.js';
 import { RecordWriter } from './records.js';
 import { ENTRY_HANDSHAKE, type Session } from './session.js';
@@ -23,6 +23,11 @@ export interface PeerOptions {
   readonly persistentKeepaliveMs?: number;
   /** For logs and status only. */
   readonly name?: string;
+  /**
+   * Enrolling with an invite (16 bytes): our initiations to this peer are enrollment initiations
+   * naming it (docs/protocol.md, "Enrollment"). The invite's PSK goes in `psk`.
+   */
+  readonly inviteId?: Uint8Array;
 }
 
 /** A handshake we initiated and are waiting to see answered. */
@@ -58,6 +63,14 @@ export class Peer {
   /** @internal Responder side: a session waiting for the initiator's first transport message. */
   next: Session | null = null;
   /** @internal */ pending: PendingHandshake | null = null;
+  /** @internal Initiator side: the invite our initiations name (MSG_ENROLL), or null. */
+  readonly inviteId: Uint8Array | null;
+  /**
+   * Responder side: admitted by an enrollment initiation naming this invite, and not yet proven
+   * (the first transport message on its session proves the invite's PSK); null for a peer proper.
+   * A provisional peer receives no records and is dropped if it does not prove itself in time.
+   */
+  provisional: { readonly inviteId: Uint8Array; readonly admittedAt: number } | null = null;
   /** @internal Greatest initiation timestamp accepted from this peer (all zero: none yet). */
   readonly lastTimestamp = new Uint8Array(TIMESTAMP_LEN);
 
@@ -93,6 +106,8 @@ export class Peer {
     }
     if (opts.psk !== undefined && opts.psk.length !== PSK_LEN)
       throw new AoegwError('ERR_TUNNEL_PEER', 'psk must be 32 bytes');
+    if (opts.inviteId !== undefined && opts.inviteId.length !== INVITE_ID_LEN)
+      throw new AoegwError('ERR_TUNNEL_PEER', `invite id must be ${INVITE_ID_LEN} bytes`);
     if (opts.endpoint !== undefined && opts.endpoint.length !== addressLength) {
       throw new AoegwError('ERR_TUNNEL_PEER', `endpoint address must be ${addressLength} bytes`);
     }
@@ -100,6 +115,7 @@ export class Peer {
     this.id = Buffer.from(this.publicKey).toString('hex');
     this.name = opts.name ?? this.id.slice(0, 8);
     if (opts.psk !== undefined) this.psk.set(opts.psk);
+    this.inviteId = opts.inviteId === undefined ? null : Uint8Array.from(opts.inviteId);
     this.endpoint = new Uint8Array(addressLength);
     if (opts.endpoint !== undefined) {
       this.endpoint.set(opts.endpoint);

@@ -6,7 +6,8 @@
  *
  * - Isolation: a 2 s fsync on one export holds only that export; another export on fast storage
  *   keeps answering reads and writes in milliseconds meanwhile, served directly and through the
- *   encrypted tunnel (whose session survives). The synchronous fallback is measured the same way
+ *   encrypted tunnel (whose session survives; there the gateway runs the default blockIo auto, so
+ *   the fast tmpfs export is served synchronously beside the ring). The synchronous fallback is measured the same way
  *   to show the test can tell the difference. (Until the ring raised the kernel's io-wq worker
  *   cap, it could not: the availability probe left one worker, and the fast export waited too.)
  * - Order (ring mode): from the kernel's io_uring tracepoints, no acknowledgement leaves while a
@@ -331,7 +332,10 @@ describe.skipIf(skip)('built-in target: durability and isolation on real slow an
       });
       defer(pair, (p) => p.stop());
       const up = Date.now();
+      // The gateway's default (auto): the slow export on the ring, the tmpfs one synchronously
+      // beside it — the mix a real site runs, and the slow fsync still holds only its own export.
       expect(pair.b.output()).toMatch(/block I\/O: io_uring/);
+      expect(pair.b.output()).toMatch(/block I\/O: e1\.2 served synchronously \(tmpfs: /);
       const ini = defer(
         new Initiator(PacketLink.open({ iface: site.iface.ini, netns: site.ns.ini.name })),
         (i) => i.close(),

@@ -1,7 +1,7 @@
 /**
  * The layer rule of DESIGN.md, checked on the real source: every relative import in src/ points
  * down the layer order (or stays inside its own folder). Order from the bottom:
- *   errors.ts, {io, aoe}, initiator, target, tunnel, gateway, config, control, cli
+ *   errors.ts, {io, aoe}, initiator, target, tunnel, enroll, gateway, config, control, cli
  * io and aoe are peers: neither imports the other (the codec is pure; the drivers carry bytes).
  * Type-only imports count too: a type from a higher layer is still a dependency on it.
  */
@@ -18,10 +18,11 @@ const RANK: Record<string, number> = {
   initiator: 2,
   target: 3,
   tunnel: 4,
-  gateway: 5,
-  config: 6,
-  control: 7,
-  cli: 8,
+  enroll: 5,
+  gateway: 6,
+  config: 7,
+  control: 8,
+  cli: 9,
 };
 
 /** The layer of a path relative to src/: its top folder, or the file itself at the top. */

@@ -134,8 +134,11 @@ describe('gateway config: valid files', () => {
   });
 });
 
-/** [what, site, edit, path named, value named (JSON), expectation (substring)] */
-type Case = [string, () => Json, (c: Json) => void, string, string, string];
+/**
+ * [what, site, edit, path named, value named (JSON), expectation (substring), problems reported
+ * (default 1: one mistake, one problem; more where the edit really breaks a reference too)]
+ */
+type Case = [string, () => Json, (c: Json) => void, string, string, string, number?];
 
 const peer = (c: Json, i = 0) => (c.peers as Json[])[i]!;
 
@@ -169,6 +172,7 @@ const cases: Case[] = [
     'links[0].name',
     '"peer:b"',
     'reserved',
+    2, // and the import on link "lan" names a link that is gone
   ],
   [
     'mtu on an existing interface',
@@ -506,6 +510,7 @@ const cases: Case[] = [
     'forwards[0].targets[0]',
     '"1.0"',
     'not also a built-in export',
+    2, // and the grant of 2.0, no longer forwarded
   ],
   [
     'forward target twice',
@@ -526,6 +531,7 @@ const cases: Case[] = [
     'forwards[0].targets',
     '[]',
     'non-empty',
+    2, // and the grant of 2.0, no longer forwarded
   ],
   [
     'peers without privateKeyFile',
@@ -608,7 +614,7 @@ const cases: Case[] = [
 ];
 
 describe('gateway config: every error names key path, value and expectation', () => {
-  it.each(cases)('%s', (_what, site, edit, path, value, expected) => {
+  it.each(cases)('%s', (_what, site, edit, path, value, expected, problems = 1) => {
     const c = site();
     edit(c);
     let err: AoegwError | undefined;
@@ -624,11 +630,50 @@ describe('gateway config: every error names key path, value and expectation', ()
     expect(msg).toContain(path);
     if (value !== '') expect(msg).toContain(`${path} = ${value}`);
     expect(msg).toContain(expected);
+    // The checks after a problem go on with a fallback that adds no other.
+    expect(msg.split('\n').length - (problems > 1 ? 1 : 0), msg).toBe(problems);
   });
 
   it('a file that is not JSON names the file', () => {
     expect(() => load('{ not json')).toThrow(
       expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^config \S+\.json: /) }),
+    );
+  });
+});
+
+describe('gateway config: every problem at once', () => {
+  it('a config with five different problems reports all five, one per line', () => {
+    const c = siteB();
+    (c.links as Json[])[1]!.batch = 0;
+    (c.exports as Json[])[0]!.durability = 'fast';
+    (c.forwards as Json[])[0]!.link = 'san';
+    (peer(c).allow as Json[])[0]!.access = 'write';
+    c.tunnel = { mtu: 100 };
+    let err: AoegwError | undefined;
+    try {
+      load(c);
+    } catch (e) {
+      err = e as AoegwError;
+    }
+    expect(err?.code).toBe('ERR_CONFIG');
+    const lines = err!.message.split('\n');
+    expect(lines[0]).toMatch(/^config \S+\.json: 5 problems:$/);
+    expect(lines.slice(1)).toEqual([
+      '  links[1].batch = 0: expected an integer in 1..1024',
+      '  exports[0].durability = "fast": expected one of sync, writeback, direct',
+      '  forwards[0].link = "san": expected one of the configured links (lan, storage)',
+      '  peers[0].allow[0].access = "write": expected "ro" or "rw"',
+      '  tunnel.mtu = 100: expected an integer in 1280..65507',
+    ]);
+  });
+
+  it('convict’s top-level problems come with the others', () => {
+    const c = siteA();
+    c.bogus = 1;
+    c.name = 5;
+    (c.links as Json[])[0]!.speed = 1;
+    expect(() => load(c)).toThrow(
+      /3 problems:\n {2}name: must be of type String: value was 5\n {2}.*'bogus' not declared.*\n {2}links\[0\]\.speed = 1/,
     );
   });
 });

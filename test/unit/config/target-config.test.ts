@@ -131,7 +131,36 @@ describe('target config', () => {
     expect(() => parseExportSpec('1.2')).toThrow(/SHELF\.SLOT=PATH/);
     expect(() => parseExportSpec('1.2=/x,fast')).toThrow(/--export = "fast": expected ro, rw, sync/);
     expect(() => parseExportSpec('70000.1=/x')).toThrow(/shelf 0\.\.65534/);
+    // Every problem of one flag, each naming the flag.
+    expect(() => parseExportSpec('70000.1=/x,bufcnt=1')).toThrow(
+      '--export 70000.1=/x,bufcnt=1: target = "70000.1": expected SHELF.SLOT with shelf 0..65534 and slot 0..254, e.g. "1.2"\n' +
+        '--export 70000.1=/x,bufcnt=1: bufferCount = 1: expected an integer in 2..1024',
+    );
     // A bad flag is a usage error, not a config-file error.
     expect(() => parseExportSpec('1.2=/x,fast')).toThrow(expect.objectContaining({ code: 'ERR_USAGE' }));
+  });
+});
+
+describe('target config: every problem at once', () => {
+  it('reports each bad link and export, one per line', () => {
+    expect(() =>
+      load({
+        ...good,
+        links: [{ iface: 'eth0', batch: 0, busyPollUs: -1 }],
+        exports: [{ target: '1.255', path: '/x', offset: 100 }, { path: '' }],
+      }),
+    ).toThrow(
+      new RegExp(
+        [
+          '6 problems:',
+          '  links\\[0\\]\\.batch = 0: expected an integer in 1\\.\\.1024',
+          '  links\\[0\\]\\.busyPollUs = -1: expected an integer in 0\\.\\.1000',
+          '  exports\\[0\\]\\.target = "1\\.255": .*',
+          '  exports\\[0\\]\\.offset = 100: expected a multiple of 512',
+          '  exports\\[1\\]\\.target = undefined: expected a non-empty string',
+          '  exports\\[1\\]\\.path = "": expected a non-empty string',
+        ].join('\\n'),
+      ),
+    );
   });
 });

@@ -159,30 +159,7 @@ describe('handshake', () => {
     expect(a.ep.indexCount).toBe(0);
   });
 
-  it('an unknown initiator can be admitted by the admitPeer hook (enrollment)', () => {
-    const psk = bytes(32, 3);
-    const seen: Uint8Array[] = [];
-    const b = new Node(
-      crypto,
-      2,
-      {},
-      {
-        admitPeer: (pk) => {
-          seen.push(pk);
-          return { publicKey: pk, psk, name: 'enrolled' };
-        },
-      },
-    );
-    const a = new Node(crypto, 1);
-    const ab = a.addPeer(b, { psk });
-    a.ep.initiate(ab, T0);
-    new Net(a, b).run(T0);
-    expect(seen).toHaveLength(1);
-    expect(b.ep.peer(a.keys.publicKey)?.name).toBe('enrolled');
-    expect(b.completed.map((c) => c.initiator)).toEqual([false]);
-  });
-
-  it('an unknown initiator without the hook is dropped', () => {
+  it('an unknown initiator is dropped unanswered', () => {
     const a = new Node(crypto, 1);
     const b = new Node(crypto, 2);
     const ab = a.addPeer(b);

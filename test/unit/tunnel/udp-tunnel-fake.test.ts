@@ -303,15 +303,21 @@ describe('FakeDatagramNetwork', () => {
     const b = net.open({ address: 'fd00::2' });
     const got = collect(b);
     const N = 1000;
+    // Faults are decided at send time (the stats count them then); delivery is asynchronous, so
+    // wait for the count the stats predict (a loaded machine delivers late, never differently),
+    // then a little longer for anything beyond it.
     const burst = async (faults: typeof net.faults) => {
       got.length = 0;
       net.faults = faults;
+      const before = { ...net.stats };
       for (let i = 0; i < N; i++) {
         send(a, b, String(i));
         if (i % 50 === 49) a.flush();
       }
       a.flush();
-      await waitFor(() => false, (faults.delayMs ?? 0) + 100, 20);
+      const expected = N - (net.stats.lost - before.lost) + (net.stats.duplicated - before.duplicated);
+      await waitFor(() => got.length >= expected, 5000, 10);
+      await waitFor(() => false, 50, 10);
       return got.map((g) => Number(g.data));
     };
     const s0 = { ...net.stats };

@@ -1,0 +1,198 @@
+/**
+ * `aoegw enroll TOKEN`: the new host's half of an invite (docs/operations.md, "Enrollment"). Checks
+ * the token, handshakes with the inviter using the token's PSK (gateway/enroll-session.ts), and
+ * only once the inviter confirmed (its hello and advertisement arrive, sent after it pinned us)
+ * pins the inviter in our enrollment file, with imports of what it granted; then asks our daemon
+ * to reload. A token that fails at any step changes nothing here.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { editEnrollmentFile } from '../config/config-edit.js';
+import { loadGatewayConfig } from '../config/gateway-config.js';
+import { formatPublicKey, loadKeyFile } from '../config/key-file.js';
+import { parseShelfSlot } from '../config/validate.js';
+import { notifyDaemon } from '../control/notify.js';
+import { formatEndpoint, parseEndpoint } from '../enroll/endpoint.js';
+import { isPeerName, PEER_NAME_RULE } from '../enroll/peer-name.js';
+import { decodeToken } from '../enroll/token.js';
+import { AoegwError } from '../errors.js';
+import { enrollWithInviter } from '../gateway/enroll-session.js';
+import type { GatewaySpec } from '../gateway/gateway-spec.js';
+import type { TargetAdvert } from '../gateway/peer-messages.js';
+import { loadCrypto } from '../tunnel/crypto.js';
+
+const MAX_TOKEN_INPUT = 4096;
+
+function usage(why: string): AoegwError {
+  return new AoegwError('ERR_USAGE', why);
+}
+
+/** The token from the argument, or from stdin for "-" (keeps its PSK out of argv and shell history). */
+function tokenText(arg: string): string {
+  if (arg !== '-') return arg.trim();
+  const text = readFileSync(0, 'utf8');
+  if (text.length > MAX_TOKEN_INPUT)
+    throw new AoegwError('ERR_TOKEN', 'more than 4 KiB on stdin: not a token');
+  return text.trim();
+}
+
+interface ImportChoice {
+  remote: string;
+  local: string;
+}
+
+/** Local addresses already in use by this gateway (exports, forwards, imports), as "S.L". */
+function takenAddresses(spec: GatewaySpec): Set<string> {
+  const taken = new Set<string>();
+  for (const e of spec.exports) taken.add(`${e.shelf}.${e.slot}`);
+  for (const f of spec.forwards) for (const t of f.targets) taken.add(`${t.shelf}.${t.slot}`);
+  for (const p of spec.peers) for (const im of p.imports) taken.add(`${im.localShelf}.${im.localSlot}`);
+  return taken;
+}
+
+/**
+ * --import: "auto" presents each granted target at its own address where that address is free here
+ * (others are reported, not imported), "none" imports nothing, or REMOTE=LOCAL[,REMOTE=LOCAL…].
+ */
+function chooseImports(
+  how: string,
+  granted: readonly TargetAdvert[],
+  spec: GatewaySpec,
+  warn: (line: string) => void,
+): ImportChoice[] {
+  const remoteOf = (t: TargetAdvert) => (t.name !== '' ? t.name : `${t.shelf}.${t.slot}`);
+  if (how === 'none') return [];
+  const taken = takenAddresses(spec);
+  if (how === 'auto') {
+    const out: ImportChoice[] = [];
+    for (const t of granted) {
+      const local = `${t.shelf}.${t.slot}`;
+      if (taken.has(local)) {
+        warn(
+          `not importing ${remoteOf(t)}: e${local} is already used here (import it with --import ${remoteOf(t)}=S.L)`,
+        );
+        continue;
+      }
+      taken.add(local);
+      out.push({ remote: remoteOf(t), local });
+    }
+    return out;
+  }
+  return how.split(',').map((pair) => {
+    const m = /^([^=]+)=([^=]+)$/.exec(pair);
+    const local = m ? parseShelfSlot(m[2]) : null;
+    if (!m || !local) throw usage(`--import '${pair}': expected REMOTE=LOCAL, e.g. disk-b1=7.1 or 1.1=7.1`);
+    const remote = m[1]!;
+    const ss = parseShelfSlot(remote);
+    const known = granted.some((t) => (ss ? t.shelf === ss.shelf && t.slot === ss.slot : t.name === remote));
+    if (!known) {
+      throw new AoegwError(
+        'ERR_ENROLL',
+        `--import ${pair}: the inviter did not grant ${remote} (granted: ${granted.map(remoteOf).join(', ') || 'nothing'})`,
+      );
+    }
+    return { remote: ss ? `${ss.shelf}.${ss.slot}` : remote, local: `${local.shelf}.${local.slot}` };
+  });
+}
+
+export function registerEnroll(program: Command): void {
+  program
+    .command('enroll')
+    .description(
+      "enroll this gateway with the gateway that made TOKEN (`aoegw invite` there): handshake with the token's PSK, pin it as a peer, import what it granted",
+    )
+    .argument(
+      '<token>',
+      'the invite token, or "-" to read it on stdin (keeps it out of argv and shell history)',
+    )
+    .requiredOption('--config <file>', 'this gateway config (needs privateKeyFile and listen)')
+    .option('--name <name>', "the name the inviter gets here (default: the inviter's own name)")
+    .option(
+      '--import <how>',
+      'auto (granted targets at their own addresses), none, or REMOTE=LOCAL[,…]',
+      'auto',
+    )
+    .option('--timeout <seconds>', 'seconds to wait for each endpoint of the token', '10')
+    .action(async (arg: string, o: { config: string; name?: string; import: string; timeout: string }) => {
+      const timeoutS = Number(o.timeout);
+      if (!(Number.isInteger(timeoutS) && timeoutS >= 1 && timeoutS <= 300))
+        throw usage(`--timeout '${o.timeout}': expected whole seconds from 1 to 300`);
+      const token = decodeToken(tokenText(arg), Date.now());
+      const crypto = await loadCrypto();
+      try {
+        const spec = loadGatewayConfig(o.config);
+        if (!spec.privateKeyFile) {
+          throw new AoegwError(
+            'ERR_ENROLL',
+            `config ${o.config} has no privateKeyFile: make a key with \`aoegw keygen FILE\` and set privateKeyFile`,
+          );
+        }
+        if (!spec.listen) {
+          throw new AoegwError(
+            'ERR_ENROLL',
+            `config ${o.config} has no listen address: set listen (e.g. "0.0.0.0:51880") so the daemon runs the tunnel`,
+          );
+        }
+        const name = o.name ?? token.inviterName;
+        if (!isPeerName(name)) throw usage(`--name '${name}': expected ${PEER_NAME_RULE}`);
+        const inviterKey = formatPublicKey(token.inviterPublicKey);
+        const already = spec.peers.find((p) => formatPublicKey(p.publicKey) === inviterKey);
+        if (already) {
+          throw new AoegwError(
+            'ERR_ENROLL',
+            `already enrolled: ${token.inviterName}'s key is peer ${already.name} here (\`aoegw peer show ${already.name}\`); nothing changed`,
+          );
+        }
+        if (spec.peers.some((p) => p.name === name))
+          throw usage(`a peer named ${name} exists already: choose another with --name`);
+        if (o.import !== 'auto' && o.import !== 'none' && !o.import.includes('='))
+          throw usage(`--import '${o.import}': expected auto, none or REMOTE=LOCAL[,…]`);
+        const endpoints = token.endpoints.map((e) => parseEndpoint(e)!);
+        const keyPair = loadKeyFile(spec.privateKeyFile, crypto);
+        const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
+        let outcome: Awaited<ReturnType<typeof enrollWithInviter>>;
+        try {
+          outcome = await enrollWithInviter({
+            crypto,
+            keyPair,
+            invite: {
+              inviterPublicKey: token.inviterPublicKey,
+              endpoints,
+              inviteId: token.inviteId,
+              psk: token.psk,
+            },
+            name: spec.name,
+            perEndpointMs: timeoutS * 1000,
+            log,
+          });
+        } finally {
+          crypto.memzero(keyPair.secretKey);
+        }
+        const imports = chooseImports(o.import, outcome.targets, spec, log);
+        const peer = {
+          name,
+          publicKey: inviterKey,
+          endpoint: formatEndpoint(outcome.endpoint),
+          ...(imports.length ? { imports } : {}),
+        };
+        const written = editEnrollmentFile(o.config, (doc) => ({ ...doc, peers: [...doc.peers, peer] }));
+        const granted = outcome.targets
+          .map((t) => `${t.name || `${t.shelf}.${t.slot}`} (${t.readOnly ? 'ro' : 'rw'})`)
+          .join(', ');
+        process.stdout.write(
+          `enrolled with ${outcome.gatewayName} at ${formatEndpoint(outcome.endpoint)}; it is peer ${name} here (${written.file})\n` +
+            `granted: ${granted || 'nothing yet'}\n` +
+            (imports.length
+              ? `imports: ${imports.map((i) => `${i.remote} as e${i.local}`).join(', ')}\n`
+              : 'imports: none\n'),
+        );
+        const r = await notifyDaemon(o.config);
+        process.stderr.write(
+          `aoegw: ${r.summary}${r.state === 'failed' ? r.errors.map((e) => `\n  ${e}`).join('') : ''}\n`,
+        );
+        if (r.state === 'failed') process.exitCode = 1;
+      } finally {
+        crypto.memzero(token.psk);
+      }
+    });
+}

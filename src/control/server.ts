@@ -1,0 +1,173 @@
+/**
+ * The daemon's control socket (docs/operations.md): a UNIX stream socket, mode 0600, answering one
+ * JSON request per line with one JSON response per line (protocol.ts). The daemon registers its
+ * commands as handlers; this file only owns the socket: refusing to take over a live daemon's
+ * socket or a file that is not a socket, bounding request size, connections and idle time, and
+ * answering each connection's requests in order.
+ */
+import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { AoegwError } from '../errors.js';
+import {
+  type ControlRequest,
+  type ControlResponse,
+  encodeResponse,
+  MAX_REQUEST_BYTES,
+  parseRequest,
+} from './protocol.js';
+
+export type ControlHandler = (req: ControlRequest) => ControlResponse | Promise<ControlResponse>;
+
+export interface ControlServerOptions {
+  readonly path: string;
+  readonly handlers: Readonly<Record<string, ControlHandler>>;
+  readonly log?: (line: string) => void;
+  /** Connections open at once (default 16); more are refused. */
+  readonly maxConnections?: number;
+  /** A connection idle this long is closed (ms, default 30 s). */
+  readonly idleMs?: number;
+}
+
+/** Is something answering on the socket at `path`? (A stale socket file refuses connections.) */
+function answers(path: string, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    const done = (alive: boolean) => {
+      s.destroy();
+      resolve(alive);
+    };
+    s.setTimeout(timeoutMs, () => done(true));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+export class ControlServer {
+  private readonly sockets = new Set<Socket>();
+  private ino = -1;
+
+  private constructor(
+    private readonly server: Server,
+    readonly path: string,
+  ) {}
+
+  /** Listens on opts.path. Throws ERR_CONTROL naming the path when it cannot. */
+  static async open(opts: ControlServerOptions): Promise<ControlServer> {
+    const path = opts.path;
+    let existing: ReturnType<typeof lstatSync> | undefined;
+    try {
+      existing = lstatSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new AoegwError('ERR_CONTROL', `control socket ${path}: ${(e as Error).message}`);
+      }
+    }
+    if (existing) {
+      if (!existing.isSocket()) {
+        throw new AoegwError(
+          'ERR_CONTROL',
+          `control socket ${path} exists and is not a socket: refusing to replace it`,
+        );
+      }
+      if (await answers(path)) {
+        throw new AoegwError(
+          'ERR_CONTROL',
+          `control socket ${path} is in use: another aoegw runs with this config (or set controlSocket)`,
+        );
+      }
+      unlinkSync(path);
+    }
+    try {
+      statSync(dirname(path));
+    } catch {
+      throw new AoegwError(
+        'ERR_CONTROL',
+        `control socket ${path}: directory ${dirname(path)} does not exist`,
+      );
+    }
+    const server = createServer();
+    const cs = new ControlServer(server, path);
+    server.maxConnections = opts.maxConnections ?? 16;
+    server.on('connection', (s) => cs.serve(s, opts));
+    // The socket is created 0600 (umask during bind), never briefly open to others.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (e) {
+      throw new AoegwError('ERR_CONTROL', `control socket ${path}: ${(e as Error).message}`);
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(path, 0o600);
+    cs.ino = statSync(path).ino;
+    server.on('error', (e) => opts.log?.(`control socket: ${e.message}`));
+    return cs;
+  }
+
+  private serve(s: Socket, opts: ControlServerOptions): void {
+    this.sockets.add(s);
+    s.setEncoding('utf8');
+    s.setTimeout(opts.idleMs ?? 30_000, () => s.destroy());
+    s.on('close', () => this.sockets.delete(s));
+    s.on('error', () => s.destroy());
+    let buf = '';
+    // Requests of one connection are answered in order, one at a time.
+    let chain: Promise<void> = Promise.resolve();
+    s.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        chain = chain.then(() => this.answer(s, line, opts.handlers));
+        nl = buf.indexOf('\n');
+      }
+      if (Buffer.byteLength(buf) > MAX_REQUEST_BYTES) {
+        s.end(encodeResponse({ ok: false, errors: [`request longer than ${MAX_REQUEST_BYTES} bytes`] }));
+        s.destroy();
+      }
+    });
+  }
+
+  private async answer(s: Socket, line: string, handlers: ControlServerOptions['handlers']): Promise<void> {
+    if (line.trim() === '') return;
+    let res: ControlResponse;
+    const req = parseRequest(line);
+    if (typeof req === 'string') {
+      res = { ok: false, errors: [`bad request: ${req}`] };
+    } else {
+      const h = Object.hasOwn(handlers, req.cmd) ? handlers[req.cmd] : undefined;
+      if (!h) {
+        res = {
+          ok: false,
+          errors: [`unknown command "${req.cmd}" (known: ${Object.keys(handlers).join(', ')})`],
+        };
+      } else {
+        try {
+          res = await h(req);
+        } catch (e) {
+          res = { ok: false, errors: [(e as Error).message] };
+        }
+      }
+    }
+    if (!s.destroyed) s.write(encodeResponse(res));
+  }
+
+  /** Stops listening, closes every connection and removes the socket file (if it is still ours). */
+  close(): void {
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+    try {
+      if (statSync(this.path).ino === this.ino) unlinkSync(this.path);
+    } catch {
+      /* already gone */
+    }
+  }
+}
