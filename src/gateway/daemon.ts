@@ -272,12 +272,23 @@ export class Gateway {
   private addPeer(spec: PeerSpec): PeerRuntime | null {
     const tunnel = this.tunnel;
     if (!tunnel) return null;
-    const peer = tunnel.addPeer({
-      publicKey: spec.publicKey,
-      name: spec.name,
-      ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
-      ...(spec.persistentKeepaliveMs ? { persistentKeepaliveMs: spec.persistentKeepaliveMs } : {}),
-    });
+    // A key the tunnel already knows and no peer of ours uses (one that just enrolled) is adopted
+    // with its session; anything else is a new tunnel peer.
+    const known = tunnel.endpoint.peer(spec.publicKey);
+    if (known && typeof known.userData === 'string' && this.peers.has(known.userData))
+      throw new AoegwError('ERR_GATEWAY_CONFIG', `peer ${spec.name}: its key is peer ${known.userData}'s`);
+    const peer =
+      known ??
+      tunnel.addPeer({
+        publicKey: spec.publicKey,
+        name: spec.name,
+        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+        ...(spec.persistentKeepaliveMs ? { persistentKeepaliveMs: spec.persistentKeepaliveMs } : {}),
+      });
+    if (known) {
+      if (spec.endpoint) tunnel.setPeerEndpoint(known, spec.endpoint);
+      known.persistentKeepaliveMs = spec.persistentKeepaliveMs;
+    }
     const port: PeerPort = {
       name: spec.name,
       connected: () => peer.hasSession(tunnel.now()),
@@ -345,6 +356,8 @@ export class Gateway {
     this.peers.set(spec.name, runtime);
     peer.userData = spec.name;
     this.ensurePeerLink(runtime);
+    // An adopted peer's session is already up: hello and advertisements now.
+    if (known && runtime.port.connected(performance.now())) this.onSessionUp(peer);
     return runtime;
   }
 
