@@ -25,6 +25,7 @@ import {
   QueryConfigArg,
   type QueryConfigFields,
 } from '../aoe/query-config.js';
+import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
 import {
   isErrorPdu,
@@ -183,7 +184,7 @@ export class ForwardSide {
   /** Forwards one more native target on a registered link (a reload); discovered at the next tick. */
   addTarget(link: string, shelf: number, slot: number): void {
     const id = this.linkNames.indexOf(link);
-    if (id < 0) throw new Error(`forward link ${link} is not registered`);
+    if (id < 0) throw new AoegwError('ERR_GATEWAY_CONFIG', `forward link ${link} is not registered`);
     const nt = new NativeTarget(this.targets.length, id, shelf, slot);
     this.targets.push(nt);
     this.byAddress.set(shelf * 256 + slot, nt);

@@ -38,6 +38,7 @@ import {
   QueryConfigArg,
   type QueryConfigFields,
 } from '../aoe/query-config.js';
+import { AoegwError } from '../errors.js';
 import { RttEstimator, type RttOptions } from '../initiator/rtt-estimator.js';
 import type { FrameLink } from '../io/frame-link.js';
 import {
@@ -347,12 +348,15 @@ export class ImportSide {
     const local = spec.localShelf * 256 + spec.localSlot;
     const linkIds = spec.links.map((n) => {
       const id = this.linkIdByName.get(n);
-      if (id === undefined) throw new Error(`import link ${n} is not registered`);
+      if (id === undefined) throw new AoegwError('ERR_GATEWAY_CONFIG', `import link ${n} is not registered`);
       return id;
     });
     for (const id of linkIds)
       if (this.byLink[id]!.has(local))
-        throw new Error(`e${spec.localShelf}.${spec.localSlot} is already imported on that link`);
+        throw new AoegwError(
+          'ERR_GATEWAY_CONFIG',
+          `e${spec.localShelf}.${spec.localSlot} is already imported on that link`,
+        );
     const imp = new ImportRuntime(this.imports.length, spec, linkIds);
     this.imports.push(imp);
     for (const id of linkIds) this.byLink[id]!.set(local, imp);
