@@ -3,6 +3,7 @@ import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
+import { reloadFromFile } from '../gateway/reload-file.js';
 import { loadCrypto } from '../tunnel/crypto.js';
 
 export function registerRun(program: Command): void {
@@ -16,7 +17,11 @@ export function registerRun(program: Command): void {
       const spec = loadGatewayConfig(o.config);
       const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
       let keyPair: ReturnType<typeof loadKeyFile> | undefined;
-      const crypto = spec.peers.length > 0 ? await loadCrypto() : undefined;
+      // A gateway that listens with a key opens its tunnel even without peers yet (an inviter
+      // waiting for its first enrollment): a reload adds them.
+      const tunnel =
+        spec.peers.length > 0 || (spec.listen !== undefined && spec.privateKeyFile !== undefined);
+      const crypto = tunnel ? await loadCrypto() : undefined;
       if (spec.privateKeyFile && crypto) keyPair = loadKeyFile(spec.privateKeyFile, crypto);
       let gw: Gateway;
       try {
@@ -31,6 +36,11 @@ export function registerRun(program: Command): void {
           `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
       );
       process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.stats(), bigintJson)}\n`));
+      // Re-read the config; a bad one is logged, problem by problem, and the old one keeps running.
+      process.on('SIGHUP', () => {
+        log('SIGHUP: reloading the config');
+        reloadFromFile(gw, o.config, loadGatewayConfig, log);
+      });
       return new Promise<void>((resolve, reject) => {
         const shutdown = (sig: string) => {
           log(`${sig}: stopping, completing writes`);

@@ -20,7 +20,7 @@ import { MAX_RECORD_VALUE } from '../tunnel/records.js';
 import { UdpTunnel } from '../tunnel/udp-tunnel.js';
 import { ExportSide, type Grant } from './export-side.js';
 import { ForwardSide } from './forward-side.js';
-import type { GatewaySpec, PeerSpec, TargetRef } from './gateway-spec.js';
+import type { GatewaySpec, PeerImportSpec, PeerSpec, TargetRef } from './gateway-spec.js';
 import { ImportSide, type ImportSpec } from './import-side.js';
 import { PDU_ATA_HEADER } from './pdu.js';
 import { PeerChannel } from './peer-channel.js';
@@ -38,6 +38,7 @@ import {
   type TargetAdvert,
 } from './peer-messages.js';
 import type { PeerPort } from './peer-port.js';
+import { exportKey, planReload, summarizePlan } from './reload-plan.js';
 
 export interface GatewayOptions {
   /** Our static key pair (needed when peers are configured); copied by the tunnel. */
@@ -52,6 +53,32 @@ export interface GatewayOptions {
   readonly advertEveryMs?: number;
 }
 
+/** What Gateway.reload() did, or why it did nothing. */
+export interface ReloadResult {
+  readonly ok: boolean;
+  /** Every problem (refusals, a store that does not open); when any, nothing was applied. */
+  readonly errors: string[];
+  /** One line: `+1 peer, -0 peers, 2 grants changed, …` (empty when refused). */
+  readonly summary: string;
+  readonly changes: {
+    peersAdded: number;
+    peersRemoved: number;
+    peersChanged: number;
+    grantsChanged: number;
+    exportsAdded: number;
+    exportsRemoved: number;
+    importsAdded: number;
+    importsRemoved: number;
+    forwardsAdded: number;
+    forwardsRemoved: number;
+  };
+  /**
+   * Settles when everything is in effect: a changed export is served again once the old one's
+   * requests completed and its store closed.
+   */
+  readonly done: Promise<void>;
+}
+
 interface PeerRuntime {
   spec: PeerSpec;
   peer: Peer;
@@ -64,6 +91,8 @@ interface PeerRuntime {
   /** Our last hello to the peer, and whether (and which version) it has sent us one. */
   helloSentAt: number;
   helloFromPeer: boolean;
+  /** The newest request epoch of ours the peer's last hello said it accepted (an import side created later needs it). */
+  requestEpochSeen: number;
   incompatible: boolean;
   /** Fragments and path MTU for this peer's records. */
   channel: PeerChannel;
@@ -91,11 +120,22 @@ const PEER_PDU_MAX = 16384;
 
 export class Gateway {
   readonly links = new LinkSet();
-  readonly target: TargetServer | null;
   readonly tunnel: UdpTunnel | null;
-  readonly imports: ImportSide | null;
-  readonly forwards: ForwardSide | null;
+  readonly forwards: ForwardSide;
   readonly exportSide: ExportSide;
+  private targetServer: TargetServer | null = null;
+  private importSide: ImportSide | null = null;
+  /** Links the import and forward sides consume (each subscribed once). */
+  private readonly importLinks = new Set<string>();
+  private readonly forwardLinks = new Set<string>();
+  /** Makes each peer's engine-link MAC unique, across reloads too. */
+  private nextPeerOrdinal = 0;
+  /** Reloads applied and refused, and the last one's summary or first problem (status). */
+  private readonly reloads = { applied: 0, refused: 0, last: '' };
+  /** Exports a reload removed, until their store closed (by key). */
+  private readonly exportRemovals = new Map<string, Promise<void>>();
+  /** Exports a reload added that wait for the one at their address to drain (by key). */
+  private readonly exportAdds = new Map<string, { cancelled: boolean }>();
   private readonly peers = new Map<string, PeerRuntime>();
   private readonly peerLinks = new Map<string, TunnelPeerLink>();
   private readonly log: (line: string) => void;
@@ -112,7 +152,7 @@ export class Gateway {
   private retransmitAt = Number.POSITIVE_INFINITY;
 
   private constructor(
-    private readonly spec: GatewaySpec,
+    private spec: GatewaySpec,
     opts: GatewayOptions,
   ) {
     this.log = opts.log ?? (() => {});
@@ -137,24 +177,17 @@ export class Gateway {
     // Everything opened so far is closed again if a later step fails. Links open on first use,
     // so the target's start-up checks (state file, stores, overlaps) run before any link does.
     try {
-      this.tunnel = spec.peers.length > 0 ? this.openTunnel(opts) : null;
-      this.forwards =
-        spec.forwards.length > 0 ? new ForwardSide({ forwards: spec.forwards, log: this.log }) : null;
+      // An inviter waiting for its first enrollment has no peers yet, but listens: peers are added
+      // by a reload later.
+      const listening = spec.listen !== undefined && opts.keyPair !== undefined && opts.crypto !== undefined;
+      this.tunnel = spec.peers.length > 0 || listening ? this.openTunnel(opts) : null;
+      this.forwards = new ForwardSide({ forwards: [], log: this.log });
+      for (const f of spec.forwards) for (const t of f.targets) this.addForward(f.link, t.shelf, t.slot);
       const exportBuffers = new Map(spec.exports.map((e) => [e.shelf * 256 + e.slot, e.bufferCount]));
       this.exportSide = new ExportSide(exportBuffers, this.forwards);
-      this.addPeers();
-      this.target = spec.exports.length > 0 ? this.startTarget() : null;
-      this.imports = this.startImports();
-      if (this.forwards) {
-        for (const f of new Set(spec.forwards.map((x) => x.link))) {
-          const id = this.forwards.addLink(f, this.link(f));
-          this.links
-            .view(f)
-            .onBatch((frames, lens, n) =>
-              this.forwards!.handleFrames(id, frames, lens, n, performance.now()),
-            );
-        }
-      }
+      for (const p of spec.peers) this.addPeer(p);
+      this.targetServer = spec.exports.length > 0 ? this.startTarget() : null;
+      this.startImports();
       // A configured link nobody uses yet is still opened: a missing interface is a start-up error.
       for (const l of spec.links) this.link(l.name);
     } catch (e) {
@@ -168,6 +201,16 @@ export class Gateway {
     this.timer.unref();
     for (const p of this.peers.values()) if (p.spec.endpoint) this.connect(p, performance.now());
     this.tick();
+  }
+
+  /** The built-in target (null until there is an export to serve). */
+  get target(): TargetServer | null {
+    return this.targetServer;
+  }
+
+  /** The import side (null without a tunnel). */
+  get imports(): ImportSide | null {
+    return this.importSide;
   }
 
   /** The shared link `name`, opened on first use. */
@@ -225,89 +268,141 @@ export class Gateway {
     });
   }
 
-  private addPeers(): void {
+  /** A peer: its tunnel peer, channel, grants at the export side, and engine link if it is granted an export. */
+  private addPeer(spec: PeerSpec): PeerRuntime | null {
     const tunnel = this.tunnel;
-    if (!tunnel) return;
-    for (const [ordinal, spec] of this.spec.peers.entries()) {
-      const peer = tunnel.addPeer({
+    if (!tunnel) return null;
+    // A key the tunnel already knows and no peer of ours uses (one that just enrolled) is adopted
+    // with its session; anything else is a new tunnel peer.
+    const known = tunnel.endpoint.peer(spec.publicKey);
+    if (known && typeof known.userData === 'string' && this.peers.has(known.userData))
+      throw new AoegwError('ERR_GATEWAY_CONFIG', `peer ${spec.name}: its key is peer ${known.userData}'s`);
+    const peer =
+      known ??
+      tunnel.addPeer({
         publicKey: spec.publicKey,
         name: spec.name,
         ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
         ...(spec.persistentKeepaliveMs ? { persistentKeepaliveMs: spec.persistentKeepaliveMs } : {}),
       });
-      const port: PeerPort = {
-        name: spec.name,
-        connected: () => peer.hasSession(tunnel.now()),
-        reachable: (now) => peer.hasSession(now) && now - peer.lastReceivedAt <= REACHABLE_MS,
-        lastHeardAt: () => peer.lastReceivedAt,
-        nudge: (now) => {
-          const p = this.peers.get(spec.name);
-          if (!p) return;
-          if (now - peer.lastReceivedAt < 1000) {
-            // The peer answers, but not these requests: perhaps the path stopped carrying
-            // datagrams this large. Probe it now rather than at the next period.
-            p.channel.suspectPath(now);
-          } else if (
-            !peer.handshakeInProgress &&
-            now - p.lastConnectAt >= 5000 &&
-            now - peer.lastHandshakeAt >= 5000
-          ) {
-            // Silence: the peer may have restarted and lost our session. A new handshake costs one
-            // round trip; waiting for the tunnel's own 15 s timer costs I/O.
-            this.connect(p, now);
-          }
-        },
-        send: (type, buf, off, len) => channel.send(type, buf, off, len),
-      };
-      const channel = new PeerChannel({
-        name: spec.name,
-        log: this.log,
-        maxRecordBytes: MAX_RECORD_VALUE,
-        now: performance.now(),
-        deliver: (type, buf, off, len) => this.onRecord(spec.name, type, buf, off, len),
-        tunnel: {
-          mtu: tunnel.endpoint.mtu,
-          send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
-          sendAlone: (type, buf, off, len) => tunnel.sendAlone(peer, type, buf, off, len) === Send.OK,
-          setMtu: (mtu) => tunnel.setPeerMtu(peer, mtu),
-          lastHeardAt: () => peer.lastReceivedAt,
-        },
-      });
-      const grants = this.resolveGrants(spec);
-      const exportsGranted = grants.some((g) =>
-        this.spec.exports.some((e) => e.shelf === g.shelf && e.slot === g.slot),
-      );
-      this.exportSide.addPeer(port, grants);
-      if (exportsGranted) {
-        const link = new TunnelPeerLink(port, ordinal, PEER_PDU_MAX);
-        this.peerLinks.set(link.name, link);
-        this.exportSide.setLink(spec.name, link);
-      }
-      this.peers.set(spec.name, {
-        spec,
-        peer,
-        port,
-        grants,
-        lastAdvertAt: Number.NEGATIVE_INFINITY,
-        advertGeneration: -1,
-        lastConnectAt: Number.NEGATIVE_INFINITY,
-        lastErrorLogAt: Number.NEGATIVE_INFINITY,
-        helloSentAt: Number.NEGATIVE_INFINITY,
-        helloFromPeer: false,
-        incompatible: false,
-        channel,
-        records: {
-          requests: 0,
-          responses: 0,
-          responsesUnexpected: 0,
-          incompatible: 0,
-          control: 0,
-          controlMalformed: 0,
-          unknown: 0,
-        },
-      });
-      peer.userData = spec.name;
+    if (known) {
+      if (spec.endpoint) tunnel.setPeerEndpoint(known, spec.endpoint);
+      known.persistentKeepaliveMs = spec.persistentKeepaliveMs;
     }
+    const port: PeerPort = {
+      name: spec.name,
+      connected: () => peer.hasSession(tunnel.now()),
+      reachable: (now) => peer.hasSession(now) && now - peer.lastReceivedAt <= REACHABLE_MS,
+      lastHeardAt: () => peer.lastReceivedAt,
+      nudge: (now) => {
+        const p = this.peers.get(spec.name);
+        if (!p) return;
+        if (now - peer.lastReceivedAt < 1000) {
+          // The peer answers, but not these requests: perhaps the path stopped carrying
+          // datagrams this large. Probe it now rather than at the next period.
+          p.channel.suspectPath(now);
+        } else if (
+          !peer.handshakeInProgress &&
+          now - p.lastConnectAt >= 5000 &&
+          now - peer.lastHandshakeAt >= 5000
+        ) {
+          // Silence: the peer may have restarted and lost our session. A new handshake costs one
+          // round trip; waiting for the tunnel's own 15 s timer costs I/O.
+          this.connect(p, now);
+        }
+      },
+      send: (type, buf, off, len) => channel.send(type, buf, off, len),
+    };
+    const channel = new PeerChannel({
+      name: spec.name,
+      log: this.log,
+      maxRecordBytes: MAX_RECORD_VALUE,
+      now: performance.now(),
+      deliver: (type, buf, off, len) => this.onRecord(spec.name, type, buf, off, len),
+      tunnel: {
+        mtu: tunnel.endpoint.mtu,
+        send: (type, buf, off, len) => tunnel.send(peer, type, buf, off, len) === Send.OK,
+        sendAlone: (type, buf, off, len) => tunnel.sendAlone(peer, type, buf, off, len) === Send.OK,
+        setMtu: (mtu) => tunnel.setPeerMtu(peer, mtu),
+        lastHeardAt: () => peer.lastReceivedAt,
+      },
+    });
+    const grants = this.resolveGrants(spec);
+    this.exportSide.addPeer(port, grants);
+    const runtime: PeerRuntime = {
+      spec,
+      peer,
+      port,
+      grants,
+      lastAdvertAt: Number.NEGATIVE_INFINITY,
+      advertGeneration: -1,
+      lastConnectAt: Number.NEGATIVE_INFINITY,
+      lastErrorLogAt: Number.NEGATIVE_INFINITY,
+      helloSentAt: Number.NEGATIVE_INFINITY,
+      helloFromPeer: false,
+      requestEpochSeen: 0,
+      incompatible: false,
+      channel,
+      records: {
+        requests: 0,
+        responses: 0,
+        responsesUnexpected: 0,
+        incompatible: 0,
+        control: 0,
+        controlMalformed: 0,
+        unknown: 0,
+      },
+    };
+    this.peers.set(spec.name, runtime);
+    peer.userData = spec.name;
+    this.ensurePeerLink(runtime);
+    // An adopted peer's session is already up: hello and advertisements now.
+    if (known && runtime.port.connected(performance.now())) this.onSessionUp(peer);
+    return runtime;
+  }
+
+  /** A peer granted a built-in export is one more link of the target (created once, when first needed). */
+  private ensurePeerLink(p: PeerRuntime): void {
+    const name = `peer:${p.spec.name}`;
+    if (this.peerLinks.has(name)) return;
+    if (!p.grants.some((g) => this.spec.exports.some((e) => e.shelf === g.shelf && e.slot === g.slot)))
+      return;
+    const link = new TunnelPeerLink(p.port, this.nextPeerOrdinal++, PEER_PDU_MAX);
+    this.peerLinks.set(link.name, link);
+    this.exportSide.setLink(p.spec.name, link);
+    this.targetServer?.addLink(this.peerLinkSpec(link));
+  }
+
+  private peerLinkSpec(link: TunnelPeerLink): LinkSpec {
+    return {
+      name: link.name,
+      iface: link.name,
+      batch: 64,
+      busyPollUs: 0,
+      // Initiators behind a peer are principals of its namespace (its key): their masks and
+      // reservations are not those of the same MAC behind another peer or on a local link.
+      principal: Buffer.from(this.peers.get(link.peerName)!.spec.publicKey).toString('hex'),
+      // An export limited to some local links is still reachable by the peers granted it.
+      everyExport: true,
+    };
+  }
+
+  /** Forgets a peer: its session ends now, its pending requests fail, its imports go. */
+  private removePeer(name: string): void {
+    const p = this.peers.get(name);
+    if (!p) return;
+    this.importSide?.removePeer(name);
+    this.exportSide.removePeer(name);
+    const linkName = `peer:${name}`;
+    const link = this.peerLinks.get(linkName);
+    if (link) {
+      this.peerLinks.delete(linkName);
+      if (!this.targetServer?.removeLink(linkName)) link.close();
+    }
+    p.peer.userData = undefined;
+    this.tunnel?.removePeer(p.peer);
+    this.peers.delete(name);
+    this.log(`peer ${name}: removed`);
   }
 
   /** Grants by address; a target granted twice gets the wider access. */
@@ -333,21 +428,8 @@ export class Gateway {
     return ref.shelf * 256 + ref.slot;
   }
 
-  private startTarget(): TargetServer {
-    const peerLinkConfigs: LinkSpec[] = [...this.peerLinks].map(([name, link]) => ({
-      name,
-      iface: name,
-      batch: 64,
-      busyPollUs: 0,
-      // Initiators behind a peer are principals of its namespace (its key): their masks and
-      // reservations are not those of the same MAC behind another peer or on a local link.
-      principal: Buffer.from(this.peers.get(link.peerName)!.spec.publicKey).toString('hex'),
-    }));
-    const peerNames = peerLinkConfigs.map((l) => l.name);
-    // An export limited to some local links is still reachable by the peers granted it.
-    const exports: ExportSpec[] = this.spec.exports.map((e) =>
-      e.links.length ? { ...e, links: [...e.links, ...peerNames] } : e,
-    );
+  private startTarget(exports: ExportSpec[] = [...this.spec.exports]): TargetServer {
+    const peerLinkConfigs = [...this.peerLinks.values()].map((l) => this.peerLinkSpec(l));
     return TargetServer.start(
       {
         stateFile: this.spec.stateFile,
@@ -362,35 +444,241 @@ export class Gateway {
     );
   }
 
-  private startImports(): ImportSide | null {
+  private importSpec(peer: string, im: PeerImportSpec): ImportSpec {
+    return {
+      peer,
+      remote: im.remote,
+      localShelf: im.localShelf,
+      localSlot: im.localSlot,
+      links: im.links.length ? im.links : this.spec.links.map((l) => l.name),
+    };
+  }
+
+  private startImports(): void {
     const specs: ImportSpec[] = [];
-    for (const p of this.spec.peers) {
-      for (const im of p.imports) {
-        specs.push({
-          peer: p.name,
-          remote: im.remote,
-          localShelf: im.localShelf,
-          localSlot: im.localSlot,
-          links: im.links.length ? im.links : this.spec.links.map((l) => l.name),
-        });
-      }
-    }
-    if (specs.length === 0 || !this.tunnel) return null;
+    for (const p of this.spec.peers) for (const im of p.imports) specs.push(this.importSpec(p.name, im));
+    // With a tunnel the import side always exists, even with no import yet: it keeps what each
+    // peer offers, so an import a reload adds is usable at once.
+    if (!this.tunnel) return;
+    const side = this.importSideFor(specs);
+    for (const name of new Set(specs.flatMap((s) => s.links))) this.importOn(side, name);
+  }
+
+  /** The import side, created on first use (with `initial` imports, before any link is registered). */
+  private importSideFor(initial: ImportSpec[] = []): ImportSide {
+    if (this.importSide) return this.importSide;
     const side = new ImportSide({
-      imports: specs,
+      imports: initial,
       maxRecord: REQUEST_PREFIX + PEER_PDU_MAX,
       failAfterMs: this.spec.tunnel.failAfterMs,
       log: this.log,
     });
-    for (const name of new Set(specs.flatMap((s) => s.links))) {
-      const id = side.addLink(name, this.link(name));
-      this.links.view(name).onBatch((frames, lens, n) => {
-        side.handleFrames(id, frames, lens, n, performance.now());
-        this.armRetransmit();
-      });
+    for (const p of this.peers.values()) {
+      side.addPeer(p.port);
+      // A session whose hello came before this side existed (the first import added by a reload).
+      if (p.helloFromPeer) side.peerHello(p.spec.name, p.requestEpochSeen);
     }
-    for (const p of this.peers.values()) side.addPeer(p.port);
+    this.importSide = side;
     return side;
+  }
+
+  /** The import side consumes link `name` (once). */
+  private importOn(side: ImportSide, name: string): void {
+    if (this.importLinks.has(name)) return;
+    this.importLinks.add(name);
+    const id = side.addLink(name, this.link(name));
+    this.links.view(name).onBatch((frames, lens, n) => {
+      side.handleFrames(id, frames, lens, n, performance.now());
+      this.armRetransmit();
+    });
+  }
+
+  private addImport(peer: string, im: PeerImportSpec): void {
+    const spec = this.importSpec(peer, im);
+    const side = this.importSideFor();
+    for (const name of spec.links) this.importOn(side, name);
+    side.addImport(spec, performance.now());
+  }
+
+  /** A forwarded native target; the forward side consumes its link (once). */
+  private addForward(link: string, shelf: number, slot: number): void {
+    const forwards = this.forwards;
+    if (!this.forwardLinks.has(link)) {
+      this.forwardLinks.add(link);
+      const id = forwards.addLink(link, this.link(link));
+      this.links
+        .view(link)
+        .onBatch((frames, lens, n) => forwards.handleFrames(id, frames, lens, n, performance.now()));
+    }
+    forwards.addTarget(link, shelf, slot);
+  }
+
+  // ---- reload ------------------------------------------------------------------------------
+
+  /**
+   * Applies a new spec as a diff (see reload-plan.ts): what did not change keeps its sessions and
+   * its I/O in flight. Anything that needs a restart, or an added export whose store does not
+   * open, refuses the whole reload (every problem listed) and nothing changes.
+   */
+  reload(next: GatewaySpec): ReloadResult {
+    const plan = planReload(this.spec, next, { tunnelOpen: this.tunnel !== null });
+    const errors = [...plan.refusals];
+    if (this.stopped) errors.push('the gateway is stopped');
+    // Stores of added exports open first: one that does not open refuses the reload, before
+    // anything is applied.
+    let stores: ReturnType<TargetServer['openStores']> = [];
+    if (errors.length === 0 && plan.exportsAdded.length > 0) {
+      try {
+        this.targetServer ??= this.startTarget([]);
+        stores = this.targetServer.openStores(
+          plan.exportsAdded,
+          plan.exportsRemoved.map((e) => exportKey(e)),
+        );
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+    if (errors.length > 0) {
+      this.reloads.refused++;
+      this.reloads.last = `refused: ${errors[0]}`;
+      return refused(errors);
+    }
+    this.spec = next;
+    let grantsChanged = 0;
+    try {
+      for (const p of plan.peersRemoved) this.removePeer(p.name);
+      for (const { peer, spec } of plan.importsRemoved)
+        this.importSide?.removeImport(peer, spec.localShelf, spec.localSlot);
+      for (const f of plan.forwardsRemoved) this.forwards.removeTarget(f.shelf, f.slot);
+      for (const e of plan.exportsRemoved) {
+        const key = exportKey(e);
+        this.exportSide.deleteExport(e.shelf * 256 + e.slot);
+        // Added by an earlier reload and still waiting for its predecessor to drain: never served.
+        const waiting = this.exportAdds.get(key);
+        if (waiting) waiting.cancelled = true;
+        else if (this.targetServer) this.trackRemoval(key, this.targetServer.removeExport(key));
+      }
+      for (const f of plan.forwardsAdded) this.addForward(f.link, f.shelf, f.slot);
+      for (const c of plan.peersChanged) {
+        const p = this.peers.get(c.next.name);
+        if (!p) continue;
+        p.spec = c.next;
+        if (c.keepalive) p.peer.persistentKeepaliveMs = c.next.persistentKeepaliveMs;
+        if (c.endpoint && c.next.endpoint) {
+          this.tunnel?.setPeerEndpoint(p.peer, c.next.endpoint);
+          if (!p.port.connected(performance.now())) this.connect(p, performance.now());
+        }
+      }
+      for (const s of plan.peersAdded) {
+        const p = this.addPeer(s);
+        if (!p) continue;
+        this.importSide?.addPeer(p.port);
+        if (s.endpoint) this.connect(p, performance.now());
+      }
+      for (const s of plan.peersAdded) for (const im of s.imports) this.addImport(s.name, im);
+      for (const { peer, spec } of plan.importsAdded) this.addImport(peer, spec);
+      // Grants by export name follow the exports; every peer's are recomputed.
+      for (const p of this.peers.values()) {
+        const grants = this.resolveGrants(p.spec);
+        const n = this.exportSide.setGrants(p.spec.name, grants);
+        if (n === 0) continue;
+        grantsChanged += n;
+        p.grants = grants;
+        this.ensurePeerLink(p);
+      }
+    } catch (e) {
+      // A bug, not a config problem (the plan was validated): say what was not applied.
+      this.log(`reload: applying failed part way: ${(e as Error).message}`);
+      this.discardUnserved(stores);
+      this.reloads.refused++;
+      this.reloads.last = `failed part way: ${(e as Error).message}`;
+      return { ...refused([`applying failed part way: ${(e as Error).message}`]), summary: 'partial' };
+    }
+    // Added exports: at once, or once the export at their address (this reload's or an earlier
+    // one's) has drained and closed its store.
+    const adds: Promise<void>[] = [];
+    for (const [i, e] of plan.exportsAdded.entries()) {
+      const key = exportKey(e);
+      const token = { cancelled: false };
+      const earlier = this.exportAdds.get(key);
+      if (earlier) earlier.cancelled = true;
+      this.exportAdds.set(key, token);
+      const add = () => {
+        if (this.exportAdds.get(key) === token) this.exportAdds.delete(key);
+        this.serveAdded(e, stores[i]!, token.cancelled);
+      };
+      const draining = this.exportRemovals.get(key);
+      if (draining) adds.push(draining.then(add));
+      else add();
+    }
+    for (const p of this.peers.values()) this.ensurePeerLink(p);
+    const done = Promise.all(adds).then(() => {});
+    this.advertiseNow();
+    const summary = summarizePlan(plan, grantsChanged);
+    this.reloads.applied++;
+    this.reloads.last = summary;
+    return {
+      ok: true,
+      errors: [],
+      summary,
+      changes: {
+        peersAdded: plan.peersAdded.length,
+        peersRemoved: plan.peersRemoved.length,
+        peersChanged: plan.peersChanged.length,
+        grantsChanged,
+        exportsAdded: plan.exportsAdded.length,
+        exportsRemoved: plan.exportsRemoved.length,
+        importsAdded: plan.importsAdded.length + plan.peersAdded.reduce((n, p) => n + p.imports.length, 0),
+        importsRemoved: plan.importsRemoved.length,
+        forwardsAdded: plan.forwardsAdded.length,
+        forwardsRemoved: plan.forwardsRemoved.length,
+      },
+      done,
+    };
+  }
+
+  private trackRemoval(key: string, p: Promise<void>): void {
+    const tracked = p.then(() => {
+      if (this.exportRemovals.get(key) === tracked) this.exportRemovals.delete(key);
+    });
+    this.exportRemovals.set(key, tracked);
+  }
+
+  /** Serves an export a reload added (its store opened then), unless a later reload took it back. */
+  private serveAdded(
+    e: ExportSpec,
+    store: ReturnType<TargetServer['openStores']>[number],
+    cancelled: boolean,
+  ): void {
+    if (cancelled || this.stopped || !this.targetServer) {
+      this.targetServer?.discardStores([store]);
+      return;
+    }
+    try {
+      this.targetServer.addExport(e, store);
+      this.exportSide.setExport(e.shelf * 256 + e.slot, e.bufferCount);
+      for (const p of this.peers.values()) this.ensurePeerLink(p);
+    } catch (err) {
+      this.log(`reload: export ${exportKey(e)} not served: ${(err as Error).message}`);
+    }
+    this.advertiseNow();
+  }
+
+  private discardUnserved(stores: ReturnType<TargetServer['openStores']>): void {
+    this.targetServer?.discardStores(stores);
+  }
+
+  /** What peers may use changed: every connected peer gets new advertisements now. */
+  private advertiseNow(): void {
+    this.generation = (this.generation + 1) >>> 0;
+    const now = performance.now();
+    for (const p of this.peers.values()) {
+      try {
+        this.sendAdverts(p, now);
+      } catch (e) {
+        this.log(`peer ${p.spec.name}: advertisement not sent: ${(e as Error).message}`);
+      }
+    }
   }
 
   // ---- tunnel events -----------------------------------------------------------------------
@@ -419,7 +707,9 @@ export class Gateway {
           c.incompatible++;
           return;
         }
-        if (this.imports) this.imports.handleResponse(p.spec.name, buf, off, len, performance.now());
+        // No import was ever presented here: nothing of ours to answer.
+        if (this.imports && this.importLinks.size > 0)
+          this.imports.handleResponse(p.spec.name, buf, off, len, performance.now());
         else c.responsesUnexpected++;
         return;
       case RECORD_CONTROL: {
@@ -484,7 +774,8 @@ export class Gateway {
     }
     p.incompatible = false;
     p.helloFromPeer = true;
-    this.imports?.peerHello(p.spec.name, hello.requestEpochSeen ?? 0);
+    p.requestEpochSeen = hello.requestEpochSeen ?? 0;
+    this.imports?.peerHello(p.spec.name, p.requestEpochSeen);
     // Requests held for this hello go out now, not at the next tick.
     this.armRetransmit();
     // A hello that crossed ours is not answered again; one that did not, is (its sender lacks ours).
@@ -497,7 +788,7 @@ export class Gateway {
   /** What `p` may use here, as it is now. */
   private advertsFor(p: PeerRuntime): TargetAdvert[] {
     const out: TargetAdvert[] = [];
-    const forwarded = new Map((this.forwards?.adverts() ?? []).map((a) => [a.shelf * 256 + a.slot, a]));
+    const forwarded = new Map(this.forwards.adverts().map((a) => [a.shelf * 256 + a.slot, a]));
     for (const g of p.grants) {
       const addr = g.shelf * 256 + g.slot;
       const e = this.spec.exports.find((x) => x.shelf === g.shelf && x.slot === g.slot);
@@ -558,10 +849,10 @@ export class Gateway {
       const now = performance.now();
       this.imports?.tick(now);
       this.armRetransmit();
-      this.forwards?.tick(now);
+      this.forwards.tick(now);
       this.exportSide.tick(now);
       const configHash = this.configHash();
-      const forwardGeneration = this.forwards?.generation ?? 0;
+      const forwardGeneration = this.forwards.generation;
       if (configHash !== this.lastConfigHash || forwardGeneration !== this.lastForwardGeneration) {
         this.lastConfigHash = configHash;
         this.lastForwardGeneration = forwardGeneration;
@@ -635,15 +926,16 @@ export class Gateway {
     return {
       links: this.links.stats(),
       target: this.target?.stats() ?? null,
-      imports: this.imports
-        ? {
-            ...this.imports.stats,
-            pending: this.imports.pending,
-            list: this.imports.status(),
-            rtt: this.imports.rttStatus(),
-          }
-        : null,
-      forwards: this.forwards ? { ...this.forwards.stats, list: this.forwards.status() } : null,
+      imports:
+        this.imports && this.importLinks.size > 0
+          ? {
+              ...this.imports.stats,
+              pending: this.imports.pending,
+              list: this.imports.status(),
+              rtt: this.imports.rttStatus(),
+            }
+          : null,
+      forwards: this.forwardLinks.size > 0 ? { ...this.forwards.stats, list: this.forwards.status() } : null,
       exportSide: { ...this.exportSide.stats, inFlight: this.exportSide.inFlight },
       peers: [...this.peers.values()].map((p) => ({
         name: p.spec.name,
@@ -656,6 +948,7 @@ export class Gateway {
         grants: p.grants.map((g) => `e${g.shelf}.${g.slot}:${g.readOnly ? 'ro' : 'rw'}`),
       })),
       tunnel: this.tunnel ? summarizeTunnel(this.tunnel) : null,
+      reloads: { ...this.reloads },
     };
   }
 
@@ -675,6 +968,27 @@ export class Gateway {
     this.tunnel?.close();
     if (failure) throw failure;
   }
+}
+
+function refused(errors: string[]): ReloadResult {
+  return {
+    ok: false,
+    errors,
+    summary: '',
+    changes: {
+      peersAdded: 0,
+      peersRemoved: 0,
+      peersChanged: 0,
+      grantsChanged: 0,
+      exportsAdded: 0,
+      exportsRemoved: 0,
+      importsAdded: 0,
+      importsRemoved: 0,
+      forwardsAdded: 0,
+      forwardsRemoved: 0,
+    },
+    done: Promise.resolve(),
+  };
 }
 
 function summarizeTunnel(t: UdpTunnel): Record<string, unknown> {

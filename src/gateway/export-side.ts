@@ -43,6 +43,7 @@ import {
   pduMajor,
   pduMinor,
   pduTag,
+  setPduAddress,
   setPduTag,
 } from './pdu.js';
 import type { TunnelPeerLink } from './peer-link.js';
@@ -99,6 +100,13 @@ export interface ExportSideStats {
   lateReplies: number;
   /** In-flight requests that never got a reply (a silent native target, a frame the engine ignored). */
   expired: number;
+  /**
+   * Requests for a target whose grant a reload took away: ATA ones answered with ABRT, others with
+   * AoE error 3, so the importer fails them at once instead of resending them until its deadline.
+   */
+  revoked: number;
+  /** In-flight requests failed the same way when their grant (or their export) went. */
+  revokedInFlight: number;
 }
 
 export interface ExportSideOptions {
@@ -115,6 +123,9 @@ interface PeerEntry {
   index: number;
   port: PeerPort;
   grants: Map<number, Grant>;
+  /** Addresses a reload took from this peer's grants (refused, not ignored, until granted again). */
+  revoked: Set<number>;
+  removed: boolean;
   link: TunnelPeerLink | null;
   window: RequestWindow;
   cache: ReplyCache;
@@ -175,6 +186,8 @@ export class ExportSide {
     busy: 0,
     lateReplies: 0,
     expired: 0,
+    revoked: 0,
+    revokedInFlight: 0,
   };
   private readonly peers = new Map<string, PeerEntry>();
   private readonly peerList: PeerEntry[] = [];
@@ -195,16 +208,22 @@ export class ExportSide {
   private readonly fKeep: Uint8Array;
   /** Built-in export address, or -1 (a forward). */
   private readonly fAddress: Int32Array;
+  /** The target's address and the AoE command (to fail it when its grant goes). */
+  private readonly fTarget: Int32Array;
+  private readonly fCommand: Uint8Array;
+  /** Built-in exports by address → buffer count. */
+  private readonly exports: Map<number, number>;
 
   /**
    * `exports`: built-in exports by address (shelf*256+slot) → buffer count; `forwards`: native
    * targets, or null.
    */
   constructor(
-    private readonly exports: ReadonlyMap<number, number>,
+    exports: ReadonlyMap<number, number>,
     private readonly forwards: ForwardSide | null,
     opts: ExportSideOptions = {},
   ) {
+    this.exports = new Map(exports);
     this.table = new TagMap(opts.inFlightCapacity ?? 4096);
     this.timeoutMs = opts.inFlightTimeoutMs ?? 10_000;
     this.clock = opts.clock ?? (() => performance.now());
@@ -216,6 +235,8 @@ export class ExportSide {
     this.fTag = new Uint32Array(cap);
     this.fKeep = new Uint8Array(cap);
     this.fAddress = new Int32Array(cap);
+    this.fTarget = new Int32Array(cap);
+    this.fCommand = new Uint8Array(cap);
   }
 
   /**
@@ -230,6 +251,8 @@ export class ExportSide {
       index,
       port,
       grants: map,
+      revoked: new Set(),
+      removed: false,
       link,
       window: new RequestWindow(),
       cache: new ReplyCache(this.cacheOptions),
@@ -249,6 +272,91 @@ export class ExportSide {
     // Replies of the engine link and of native targets pass through completion().
     link?.setPort(entry.completion);
     this.forwards?.addPeer(entry.completion);
+  }
+
+  /**
+   * Replaces what a peer may use (a reload). Its requests in flight on a target it may no longer
+   * use fail at once (ATA ABRT, or AoE error 3), and later ones are refused the same way; a wider
+   * grant works with the next request. Returns the number of addresses whose grant changed.
+   */
+  setGrants(peer: string, grants: readonly Grant[]): number {
+    const e = this.peers.get(peer);
+    if (!e) return 0;
+    const next = new Map<number, Grant>();
+    for (const g of grants) next.set(g.shelf * 256 + g.slot, g);
+    let changed = 0;
+    for (const [a, g] of e.grants) {
+      const n = next.get(a);
+      if (n === undefined) {
+        e.revoked.add(a);
+        changed++;
+      } else if (n.readOnly !== g.readOnly) changed++;
+    }
+    for (const a of next.keys()) {
+      if (!e.grants.has(a)) changed++;
+      e.revoked.delete(a);
+    }
+    e.grants = next;
+    // Read-only now: what is in flight may already be writing; it completes as granted when sent.
+    this.failInFlight(e, (a) => !next.has(a));
+    return changed;
+  }
+
+  /** A built-in export appeared (a reload); `bufferCount` bounds each peer's requests to it. */
+  setExport(address: number, bufferCount: number): void {
+    this.exports.set(address, bufferCount);
+  }
+
+  /**
+   * A built-in export went (a reload): later requests to it are not passed on. Those in flight
+   * are answered as the engine completes them (an accepted write is not left unanswered).
+   */
+  deleteExport(address: number): void {
+    this.exports.delete(address);
+  }
+
+  /** Forgets a peer (a reload removed it): its requests in flight are dropped, unanswered. */
+  removePeer(peer: string): void {
+    const e = this.peers.get(peer);
+    if (!e) return;
+    this.peers.delete(peer);
+    e.removed = true;
+    e.grants = new Map();
+    e.link = null;
+    const cap = this.table.capacity;
+    for (let s = 0; s < cap; s++) {
+      if (!this.table.isLive(s) || this.fPeer[s] !== e.index) continue;
+      this.unaccount(e, s);
+      this.table.release(s);
+    }
+    this.forwards?.removePeer(peer);
+  }
+
+  /** Answers `e`'s requests in flight whose target `match`es with the protocol's error. */
+  private failInFlight(e: PeerEntry, match: (address: number) => boolean): void {
+    const cap = this.table.capacity;
+    const r = this.reply;
+    for (let s = 0; s < cap; s++) {
+      if (!this.table.isLive(s) || this.fPeer[s] !== e.index || !match(this.fTarget[s]!)) continue;
+      const a = this.fTarget[s]!;
+      const command = this.fCommand[s]!;
+      r.fill(0, 0, PDU_ATA_HEADER);
+      setPduAddress(r, 0, a >>> 8, a & 0xff);
+      r[PDU.COMMAND] = command;
+      setPduTag(r, 0, this.table.tagOf(s));
+      let len: number = PDU_COMMON_HEADER;
+      if (command === Command.ATA) {
+        r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE;
+        r[PDU.ATA_ERR_FEATURE] = AtaErrorBit.ABRT;
+        r[PDU.ATA_CMD_STATUS] = AtaStatus.DRDY | AtaStatus.ERR;
+        len = PDU_ATA_HEADER;
+      } else {
+        r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE | Flag.ERROR;
+        r[PDU.ERROR] = AoeErrorCode.DEVICE_UNAVAILABLE;
+      }
+      this.completion(e, RECORD_AOE_RESPONSE, r, 0, len);
+      this.stats.revokedInFlight++;
+    }
   }
 
   /** Sets the peer's engine link; its replies go through completion(). */
@@ -318,6 +426,10 @@ export class ExportSide {
     const address = pduMajor(buf, p) * 256 + pduMinor(buf, p);
     const grant = entry.grants.get(address);
     if (grant === undefined) {
+      if (entry.revoked.has(address) && !tooShort(buf, p, pduLen)) {
+        this.refuseRevoked(entry, buf, off, p, pduLen);
+        return;
+      }
       st.denied++;
       return;
     }
@@ -376,6 +488,8 @@ export class ExportSide {
     this.fSeq[s] = seq;
     this.fTag[s] = pduTag(buf, p);
     this.fKeep[s] = changesNothing(buf, p, pduLen) ? 0 : 1;
+    this.fTarget[s] = address;
+    this.fCommand[s] = buf[p + PDU.COMMAND]!;
     // From here on the request carries our tag; completion() puts the importer's back.
     setPduTag(buf, p, this.table.tagOf(s));
     if (grant.readOnly && this.refuseWrite(entry.completion, buf, p, pduLen)) {
@@ -481,6 +595,37 @@ export class ExportSide {
     writeU32(out, at + RESPONSE.EPOCH, epoch);
     writeU64Number(out, at + RESPONSE.SEQ, seq);
     return entry.port.send(RECORD_AOE_RESPONSE, out, at, RESPONSE_PREFIX + len);
+  }
+
+  /**
+   * A request for a target whose grant was revoked: ATA ABRT (an ATA request) or AoE error 3,
+   * under the importer's own numbering, so it fails the I/O at once. Nothing runs.
+   */
+  private refuseRevoked(entry: PeerEntry, buf: Uint8Array, off: number, p: number, len: number): void {
+    const r = this.reply;
+    let n: number;
+    if (buf[p + PDU.COMMAND] === Command.ATA) {
+      copyBytes(buf, p, r, 0, PDU_ATA_HEADER);
+      r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE;
+      r[PDU.ERROR] = 0;
+      r[PDU.ATA_ERR_FEATURE] = AtaErrorBit.ABRT;
+      r[PDU.ATA_CMD_STATUS] = AtaStatus.DRDY | AtaStatus.ERR;
+      n = PDU_ATA_HEADER;
+    } else {
+      n = Math.min(len, r.length);
+      copyBytes(buf, p, r, 0, n);
+      r[PDU.VER_FLAGS] = (AOE_VERSION << 4) | Flag.RESPONSE | Flag.ERROR;
+      r[PDU.ERROR] = AoeErrorCode.DEVICE_UNAVAILABLE;
+    }
+    this.stats.revoked++;
+    this.sendResponse(
+      entry,
+      readU32(buf, off + REQUEST.EPOCH),
+      readU64Number(buf, off + REQUEST.SEQ),
+      r,
+      0,
+      n,
+    );
   }
 
   /** End of a UDP receive batch: each peer's requests go to the engine as one batch. */

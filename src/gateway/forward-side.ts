@@ -25,6 +25,7 @@ import {
   QueryConfigArg,
   type QueryConfigFields,
 } from '../aoe/query-config.js';
+import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
 import {
   isErrorPdu,
@@ -97,6 +98,8 @@ class NativeTarget {
   config: Uint8Array = new Uint8Array(0);
   seenAt = Number.NEGATIVE_INFINITY;
   outstanding = 0;
+  /** Taken out of the configuration by a reload (its late replies are dropped). */
+  removed = false;
   constructor(
     readonly index: number,
     readonly linkId: number,
@@ -126,7 +129,7 @@ export class ForwardSide {
   private readonly targets: NativeTarget[] = [];
   private readonly byAddress = new Map<number, NativeTarget>();
   private readonly ports = new Map<string, PeerPort>();
-  private readonly portList: PeerPort[] = [];
+  private readonly portList: (PeerPort | undefined)[] = [];
   private readonly table: TagMap;
   private readonly timeoutMs: number;
   private readonly everyMs: number;
@@ -168,13 +171,45 @@ export class ForwardSide {
     this.linkNames.push(name);
     for (const spec of this.specs) {
       if (spec.link !== name) continue;
-      for (const t of spec.targets) {
-        const nt = new NativeTarget(this.targets.length, id, t.shelf, t.slot);
-        this.targets.push(nt);
-        this.byAddress.set(t.shelf * 256 + t.slot, nt);
-      }
+      for (const t of spec.targets) this.addTarget(name, t.shelf, t.slot);
     }
     return id;
+  }
+
+  /** Is `name` registered (addLink)? */
+  hasLink(name: string): boolean {
+    return this.linkNames.includes(name);
+  }
+
+  /** Forwards one more native target on a registered link (a reload); discovered at the next tick. */
+  addTarget(link: string, shelf: number, slot: number): void {
+    const id = this.linkNames.indexOf(link);
+    if (id < 0) throw new AoegwError('ERR_GATEWAY_CONFIG', `forward link ${link} is not registered`);
+    const nt = new NativeTarget(this.targets.length, id, shelf, slot);
+    this.targets.push(nt);
+    this.byAddress.set(shelf * 256 + slot, nt);
+    this.lastDiscovery = Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * Stops forwarding a target (a reload): it is no longer advertised, and replies to requests
+   * relayed to it are dropped (the importer's requests fail at the export side).
+   */
+  removeTarget(shelf: number, slot: number): void {
+    const t = this.byAddress.get(shelf * 256 + slot);
+    if (!t) return;
+    this.byAddress.delete(shelf * 256 + slot);
+    t.removed = true;
+    if (t.mac !== null) this.generation++;
+    t.mac = null;
+  }
+
+  /** Forgets a peer (a reload removed it): replies for its requests are dropped. */
+  removePeer(name: string): void {
+    const old = this.ports.get(name);
+    if (old === undefined) return;
+    this.ports.delete(name);
+    this.portList[this.portList.indexOf(old)] = undefined;
   }
 
   /** A peer to relay for; a port of the same name replaces the earlier one (the export side's completion port). */
@@ -194,7 +229,7 @@ export class ForwardSide {
   adverts(): TargetAdvert[] {
     const out: TargetAdvert[] = [];
     for (const t of this.targets) {
-      if (t.mac === null) continue;
+      if (t.mac === null || t.removed) continue;
       out.push({
         shelf: t.shelf,
         slot: t.slot,
@@ -211,13 +246,15 @@ export class ForwardSide {
   }
 
   status(): { target: string; link: string; mac: string | null; bufferCount: number; outstanding: number }[] {
-    return this.targets.map((t) => ({
-      target: `e${t.shelf}.${t.slot}`,
-      link: this.linkNames[t.linkId]!,
-      mac: t.mac ? formatMac(t.mac) : null,
-      bufferCount: t.bufferCount,
-      outstanding: t.outstanding,
-    }));
+    return this.targets
+      .filter((t) => !t.removed)
+      .map((t) => ({
+        target: `e${t.shelf}.${t.slot}`,
+        link: this.linkNames[t.linkId]!,
+        mac: t.mac ? formatMac(t.mac) : null,
+        bufferCount: t.bufferCount,
+        outstanding: t.outstanding,
+      }));
   }
 
   /** Periodic work: discovery, expiry, withdrawal of silent targets. */
@@ -236,7 +273,7 @@ export class ForwardSide {
       }
     }
     for (const [id, link] of this.links.entries()) {
-      if (!this.targets.some((t) => t.linkId === id)) continue;
+      if (!this.targets.some((t) => t.linkId === id && !t.removed)) continue;
       const f = link.txSlot();
       this.query.src = link.mac;
       const n = encodeQueryConfig(f, this.query, DISCOVERY_ARG);
@@ -362,7 +399,7 @@ export class ForwardSide {
   private discoveredFrom(linkId: number, f: Buffer, len: number, now: number): void {
     const p = ETH_HEADER_SIZE;
     const t = this.byAddress.get(pduMajor(f, p) * 256 + pduMinor(f, p));
-    if (t === undefined || t.linkId !== linkId || len < p + PDU_COMMON_HEADER + 8) return;
+    if (t === undefined || t.removed || t.linkId !== linkId || len < p + PDU_COMMON_HEADER + 8) return;
     const isNew = t.mac === null;
     if (isNew) {
       t.mac = Buffer.from(f.subarray(Off.SRC, Off.SRC + MAC_SIZE));

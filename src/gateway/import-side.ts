@@ -38,6 +38,7 @@ import {
   QueryConfigArg,
   type QueryConfigFields,
 } from '../aoe/query-config.js';
+import { AoegwError } from '../errors.js';
 import { RttEstimator, type RttOptions } from '../initiator/rtt-estimator.js';
 import type { FrameLink } from '../io/frame-link.js';
 import {
@@ -168,6 +169,8 @@ class ImportRuntime {
   changed = false;
   /** Config string as last learned (advert, or a relayed set's reply). */
   config: Uint8Array = new Uint8Array(0);
+  /** Taken out by a reload: not presented, never used again (its index is not reused). */
+  removed = false;
   readonly linkIds: number[];
   constructor(
     readonly index: number,
@@ -212,6 +215,7 @@ export class ImportSide {
     abandoned: 0,
     announcements: 0,
   };
+  /** By index (removed ones stay, marked: pending slots name imports by index). */
   private readonly imports: ImportRuntime[];
   /** Per link id: local address (major*256+minor) → import. */
   private readonly byLink: Map<number, ImportRuntime>[] = [];
@@ -315,7 +319,7 @@ export class ImportSide {
     this.linkIdByName.set(name, id);
     const map = new Map<number, ImportRuntime>();
     for (const imp of this.imports) {
-      if (!imp.spec.links.includes(name)) continue;
+      if (imp.removed || !imp.spec.links.includes(name)) continue;
       map.set(imp.spec.localShelf * 256 + imp.spec.localSlot, imp);
       imp.linkIds.push(id);
     }
@@ -325,6 +329,83 @@ export class ImportSide {
 
   linkId(name: string): number | undefined {
     return this.linkIdByName.get(name);
+  }
+
+  private live(): ImportRuntime[] {
+    return this.imports.filter((i) => !i.removed);
+  }
+
+  private advertFor(imp: ImportRuntime, st: PeerAdverts): TargetAdvert | null {
+    const r = imp.spec.remote;
+    return ('name' in r ? st.byName.get(r.name) : st.byAddress.get(r.shelf * 256 + r.slot)) ?? null;
+  }
+
+  /**
+   * Presents one more import (a reload) on its links, which must be registered: usable at once if
+   * its peer already offers the target (then announced), else when the peer's adverts offer it.
+   */
+  addImport(spec: ImportSpec, now: number): void {
+    const local = spec.localShelf * 256 + spec.localSlot;
+    const linkIds = spec.links.map((n) => {
+      const id = this.linkIdByName.get(n);
+      if (id === undefined) throw new AoegwError('ERR_GATEWAY_CONFIG', `import link ${n} is not registered`);
+      return id;
+    });
+    for (const id of linkIds)
+      if (this.byLink[id]!.has(local))
+        throw new AoegwError(
+          'ERR_GATEWAY_CONFIG',
+          `e${spec.localShelf}.${spec.localSlot} is already imported on that link`,
+        );
+    const imp = new ImportRuntime(this.imports.length, spec, linkIds);
+    this.imports.push(imp);
+    for (const id of linkIds) this.byLink[id]!.set(local, imp);
+    const st = this.adverts.get(spec.peer);
+    if (st && st.receivedAt > Number.NEGATIVE_INFINITY) {
+      imp.advert = this.advertFor(imp, st);
+      if (imp.advert) imp.config = imp.advert.configString;
+    }
+    this.refresh(now);
+  }
+
+  /**
+   * Stops presenting an import (a reload): its pending ATA requests fail at once with an ATA error
+   * (others are dropped), and frames for its address are no longer answered. False if none.
+   */
+  removeImport(peer: string, localShelf: number, localSlot: number): boolean {
+    const imp = this.imports.find(
+      (i) =>
+        !i.removed &&
+        i.spec.peer === peer &&
+        i.spec.localShelf === localShelf &&
+        i.spec.localSlot === localSlot,
+    );
+    if (!imp) return false;
+    const r = this.requests.get(peer);
+    const cap = this.table.capacity;
+    for (let s = 0; s < cap; s++) {
+      if (!this.table.isLive(s) || this.pImport[s] !== imp.index) continue;
+      if (r) this.fail(s, imp, r);
+      else this.releaseSlot(s);
+    }
+    for (const id of imp.linkIds) {
+      const map = this.byLink[id];
+      if (map?.get(localShelf * 256 + localSlot) === imp) map.delete(localShelf * 256 + localSlot);
+    }
+    imp.removed = true;
+    imp.usable = false;
+    imp.advert = null;
+    this.log(`${imp.label}: removed`);
+    return true;
+  }
+
+  /** Forgets a peer (a reload removed it): its imports are removed, their requests failed. */
+  removePeer(peer: string): void {
+    for (const imp of this.live())
+      if (imp.spec.peer === peer) this.removeImport(peer, imp.spec.localShelf, imp.spec.localSlot);
+    this.ports.delete(peer);
+    this.adverts.delete(peer);
+    this.requests.delete(peer);
   }
 
   /** The tunnel side of a peer (by name). */
@@ -384,12 +465,12 @@ export class ImportSide {
 
   /** Names of the peers imports use (the daemon connects to them). */
   peersUsed(): string[] {
-    return [...new Set(this.imports.map((i) => i.spec.peer))];
+    return [...new Set(this.live().map((i) => i.spec.peer))];
   }
 
   /** Usable imports, for status. */
   status(): { local: string; peer: string; remote: string; usable: boolean; bufferCount: number }[] {
-    return this.imports.map((i) => ({
+    return this.live().map((i) => ({
       local: `e${i.spec.localShelf}.${i.spec.localSlot}`,
       peer: i.spec.peer,
       remote: 'name' in i.spec.remote ? i.spec.remote.name : `e${i.spec.remote.shelf}.${i.spec.remote.slot}`,
@@ -429,9 +510,8 @@ export class ImportSide {
     st.receivedAt = now;
     st.partial = null;
     for (const imp of this.imports) {
-      if (imp.spec.peer !== peer) continue;
-      const r = imp.spec.remote;
-      const adv = ('name' in r ? byName.get(r.name) : byAddress.get(r.shelf * 256 + r.slot)) ?? null;
+      if (imp.removed || imp.spec.peer !== peer) continue;
+      const adv = this.advertFor(imp, st);
       if (adv === null && !imp.reportedMissing) {
         // A typo in the import, or a grant the peer does not give us: say so once.
         this.log(`${imp.label}: peer ${peer} does not offer this target (not granted, or no such target)`);
@@ -458,6 +538,7 @@ export class ImportSide {
       r.wasReachable = reachable;
     }
     for (const imp of this.imports) {
+      if (imp.removed) continue;
       const port = this.ports.get(imp.spec.peer);
       const usable = imp.advert !== null && port !== undefined && port.reachable(now);
       if (usable !== imp.usable) {

@@ -319,12 +319,25 @@ export class TargetEngine {
 
   /** Stops serving an export (its store is the caller's to close). */
   removeExport(key: string): boolean {
+    return this.retireExport(key) !== undefined;
+  }
+
+  /**
+   * Stops serving an export; requests already accepted still complete (and are answered). The
+   * store is the caller's to close once `pending()` is 0: never while an operation is in flight.
+   */
+  retireExport(key: string): { pending(): number } | undefined {
     const exp = this.byKey.get(key);
-    if (!exp) return false;
+    if (!exp) return undefined;
     this.byKey.delete(key);
     this.byAddress.delete(exp.address);
     this.exportList = this.exportList.filter((e) => e !== exp);
-    return true;
+    return { pending: () => exp.outstanding };
+  }
+
+  /** Serves an export limited to some links on one more (a peer's link: its grants decide). */
+  serveOn(key: string, linkId: number): void {
+    this.byKey.get(key)?.linkIds?.add(linkId);
   }
 
   exportKeys(): string[] {

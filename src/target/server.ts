@@ -61,10 +61,22 @@ export interface TargetServerOptions {
   now?: () => number;
 }
 
+interface ServedLink {
+  readonly name: string;
+  readonly link: FrameLink;
+  readonly spec: LinkSpec;
+  unsubscribe: () => void;
+}
+
 export class TargetServer {
   readonly engine: TargetEngine;
-  private readonly links: { name: string; link: FrameLink }[] = [];
+  /** By engine link id (ids are never reused). */
+  private readonly links = new Map<number, ServedLink>();
+  private nextLinkId = 0;
+  /** Every open store: served, or retired and waiting for its requests to complete. */
   private readonly stores: BlockStore[] = [];
+  /** Served exports by key, with their store. */
+  private readonly served = new Map<string, { spec: ExportSpec; store: BlockStore }>();
   /** How each export's store reaches the kernel (stats). */
   private readonly storeIo: Record<string, string> = {};
   private readonly state: StateFile;
@@ -117,32 +129,75 @@ export class TargetServer {
   }
 
   private open(): void {
-    const openLink =
-      this.opts.openLink ??
-      ((l: LinkSpec) =>
-        PacketLink.open({
-          iface: l.iface,
-          batch: l.batch,
-          busyPollUs: l.busyPollUs,
-          ...(l.netns ? { netns: l.netns } : {}),
-        }));
-    for (const [id, l] of this.cfg.links.entries()) {
-      const link = openLink(l);
-      this.links.push({ name: l.name, link });
-      this.engine.addLink(id, { mac: link.mac, mtu: link.mtu, name: l.name, principal: l.principal ?? '' });
-    }
+    const opened: { id: number; entry: ServedLink }[] = [];
+    for (const l of this.cfg.links) opened.push(this.register(l));
+    for (const { id, entry } of opened) this.startLink(id, entry);
+  }
+
+  private openLink(l: LinkSpec): FrameLink {
+    if (this.opts.openLink) return this.opts.openLink(l);
+    return PacketLink.open({
+      iface: l.iface,
+      batch: l.batch,
+      busyPollUs: l.busyPollUs,
+      ...(l.netns ? { netns: l.netns } : {}),
+    });
+  }
+
+  /** Opens a link and registers it with the engine (not yet receiving). */
+  private register(l: LinkSpec): { id: number; entry: ServedLink } {
+    const link = this.openLink(l);
+    const id = this.nextLinkId++;
+    const entry: ServedLink = { name: l.name, link, spec: l, unsubscribe: () => {} };
+    this.links.set(id, entry);
+    this.engine.addLink(id, { mac: link.mac, mtu: link.mtu, name: l.name, principal: l.principal ?? '' });
+    for (const [key, { spec }] of this.served)
+      if (l.everyExport || spec.links.includes(l.name)) this.engine.serveOn(key, id);
+    return { id, entry };
+  }
+
+  private startLink(id: number, entry: ServedLink): void {
+    const { name, link } = entry;
     const now = this.opts.now ?? (() => performance.now());
-    for (const [id, { name, link }] of this.links.entries()) {
-      link.onError((err) => this.log(`link ${name}: ${err.message}`));
-      link.onBatch((frames, lens, count) => {
-        this.engine.handleBatch(id, frames, lens, count, link, now());
-        if (this.changed) this.persist();
-      });
-      const n = this.engine.announce(id, link);
-      link.flush();
-      this.log(`link ${name}: serving ${n} exports, mtu ${link.mtu}`);
-      link.onLinkState((ev) => this.onLinkState(id, name, link, ev));
+    link.onError((err) => this.log(`link ${name}: ${err.message}`));
+    link.onBatch((frames, lens, count) => {
+      this.engine.handleBatch(id, frames, lens, count, link, now());
+      if (this.changed) this.persist();
+    });
+    const n = this.engine.announce(id, link);
+    link.flush();
+    this.log(`link ${name}: serving ${n} exports, mtu ${link.mtu}`);
+    entry.unsubscribe = link.onLinkState((ev) => this.onLinkState(id, name, link, ev));
+  }
+
+  /** Serves on one more link while running (a peer added by a reload). */
+  addLink(l: LinkSpec): void {
+    if (this.stopped) throw new AoegwError('ERR_USAGE', 'the target is stopped');
+    if ([...this.links.values()].some((x) => x.name === l.name))
+      throw new AoegwError('ERR_USAGE', `link ${l.name} is served twice`);
+    const { id, entry } = this.register(l);
+    this.startLink(id, entry);
+  }
+
+  /**
+   * Stops serving on a link and closes it (a peer removed by a reload). Requests of the link still
+   * waiting for their store complete; their replies are dropped (the link is gone).
+   */
+  removeLink(name: string): boolean {
+    for (const [id, entry] of this.links) {
+      if (entry.name !== name) continue;
+      this.links.delete(id);
+      this.engine.removeLink(id);
+      entry.unsubscribe();
+      try {
+        entry.link.pause();
+        entry.link.close();
+      } catch (e) {
+        this.log(`closing link ${name}: ${(e as Error).message}`);
+      }
+      return true;
     }
+    return false;
   }
 
   /**
@@ -161,7 +216,7 @@ export class TargetServer {
         mac: ev.mac,
         mtu: ev.mtu,
         name,
-        principal: this.cfg.links[id]?.principal ?? '',
+        principal: this.links.get(id)?.spec.principal ?? '',
       });
     } catch (e) {
       this.log(`link ${name}: ${(e as Error).message}; not serving on it`);
@@ -174,29 +229,92 @@ export class TargetServer {
 
   /** Opens every export's store and registers it; refuses overlapping writable exports. */
   private openExports(): void {
-    const linkIds = new Map(this.cfg.links.map((l, i) => [l.name, i] as const));
-    const files: { key: string; spec: ExportSpec; store: FileStore }[] = [];
+    const stores = this.openStores(this.cfg.exports);
     /** Exports that skip the ring, by reason. */
     const skipped = new Map<string, string[]>();
-    for (const e of this.cfg.exports) {
-      const store = openStore(e, this.io);
-      this.stores.push(store);
-      const key = `e${e.shelf}.${e.slot}`;
-      if (store instanceof FileStore && !store.readOnly) {
-        for (const o of files) {
-          if (overlaps(o.store.identity, store.identity)) {
-            throw new AoegwError(
-              'ERR_STORE_OPEN',
-              `exports ${o.key} (${o.spec.path}) and ${key} (${e.path}) are both writable and overlap on the same ${store.identity.kind === 'block' ? 'device' : 'file'}: each would overwrite the other's data`,
-            );
-          }
-        }
-        files.push({ key, spec: e, store });
+    for (const [i, e] of this.cfg.exports.entries()) {
+      const store = stores[i]!;
+      try {
+        this.serve(e, store);
+      } catch (err) {
+        this.discardStores(stores.slice(i + 1));
+        throw err;
       }
-      this.storeIo[key] = ioOf(store);
+      const key = `e${e.shelf}.${e.slot}`;
       const why = store instanceof FileStore ? store.synchronousWhy : undefined;
       if (why) skipped.set(why, [...(skipped.get(why) ?? []), key]);
-      const initial = this.state.get(key);
+    }
+    for (const [why, keys] of skipped)
+      this.log(`block I/O: ${keys.join(', ')} served synchronously (${why})`);
+  }
+
+  /**
+   * Opens the stores of exports to add (startup, or a reload before anything is applied), checked
+   * against each other and against the exports served but those in `replacing` (keys). Throws
+   * ERR_STORE_OPEN, with every store it opened closed again.
+   */
+  openStores(exports: readonly ExportSpec[], replacing: readonly string[] = []): BlockStore[] {
+    const files: { key: string; path: string; store: FileStore }[] = [];
+    for (const [key, { spec, store }] of this.served)
+      if (!replacing.includes(key) && store instanceof FileStore && !store.readOnly)
+        files.push({ key, path: spec.path, store });
+    const opened: BlockStore[] = [];
+    try {
+      for (const e of exports) {
+        const store = openStore(e, this.io);
+        opened.push(store);
+        const key = `e${e.shelf}.${e.slot}`;
+        if (store instanceof FileStore && !store.readOnly) {
+          for (const o of files) {
+            if (overlaps(o.store.identity, store.identity)) {
+              throw new AoegwError(
+                'ERR_STORE_OPEN',
+                `exports ${o.key} (${o.path}) and ${key} (${e.path}) are both writable and overlap on the same ${store.identity.kind === 'block' ? 'device' : 'file'}: each would overwrite the other's data`,
+              );
+            }
+          }
+          files.push({ key, path: e.path, store });
+        }
+      }
+    } catch (e) {
+      for (const s of opened) closeQuietly(s);
+      throw e;
+    }
+    return opened;
+  }
+
+  /** Closes stores from openStores() that were not served after all. */
+  discardStores(stores: readonly BlockStore[]): void {
+    for (const s of stores) closeQuietly(s);
+  }
+
+  /** Serves an export on its store (from openStores()) while running, and announces it. */
+  addExport(e: ExportSpec, store: BlockStore): void {
+    if (this.stopped) throw new AoegwError('ERR_USAGE', 'the target is stopped');
+    this.serve(e, store);
+    const why = store instanceof FileStore ? store.synchronousWhy : undefined;
+    if (why) this.log(`block I/O: e${e.shelf}.${e.slot} served synchronously (${why})`);
+    for (const [id, { link }] of this.links) {
+      try {
+        this.engine.announce(id, link);
+        link.flush();
+      } catch (err) {
+        this.log(`announcing on ${this.links.get(id)?.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private serve(e: ExportSpec, store: BlockStore): void {
+    const key = `e${e.shelf}.${e.slot}`;
+    const byName = new Map([...this.links].map(([id, l]) => [l.name, id] as const));
+    const linkIds = e.links.length
+      ? [
+          ...e.links.map((n) => byName.get(n)).filter((id): id is number => id !== undefined),
+          ...[...this.links].filter(([, l]) => l.spec.everyExport).map(([id]) => id),
+        ]
+      : null;
+    const initial = this.state.get(key);
+    try {
       this.engine.addExport({
         shelf: e.shelf,
         slot: e.slot,
@@ -205,19 +323,59 @@ export class TargetServer {
         readOnly: e.readOnly,
         bufferCount: e.bufferCount,
         allowMacs: e.allowMacs.map((m) => macFromString(m)!),
-        ...(e.links.length ? { linkIds: e.links.map((n) => linkIds.get(n)!) } : {}),
+        ...(linkIds ? { linkIds } : {}),
         serial: e.serial ?? serialFor(e),
         ...(e.name ? { wwn: wwnFor(e.name) } : {}),
         model: e.model ?? 'aoegw built-in target',
         firmware: '0.1.0',
         ...(initial ? { initialState: initial } : {}),
       });
-      this.log(
-        `export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`,
-      );
+    } catch (err) {
+      closeQuietly(store);
+      throw err;
     }
-    for (const [why, keys] of skipped)
-      this.log(`block I/O: ${keys.join(', ')} served synchronously (${why})`);
+    this.stores.push(store);
+    this.served.set(key, { spec: e, store });
+    this.storeIo[key] = ioOf(store);
+    this.log(`export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`);
+  }
+
+  /**
+   * Stops serving an export while running. Requests it accepted complete and are answered (an
+   * acknowledged write stays acknowledged); its store is closed once the last one completed, never
+   * before. Resolves then.
+   */
+  removeExport(key: string): Promise<void> {
+    const entry = this.served.get(key);
+    const retired = this.engine.retireExport(key);
+    if (!entry || !retired) return Promise.resolve();
+    this.served.delete(key);
+    const close = () => {
+      const i = this.stores.indexOf(entry.store);
+      // stop() closed it already.
+      if (i < 0) return;
+      this.stores.splice(i, 1);
+      delete this.storeIo[key];
+      try {
+        entry.store.close();
+        this.log(`export ${key}: closed`);
+      } catch (e) {
+        this.log(`export ${key}: closing its store failed: ${(e as Error).message}`);
+      }
+    };
+    if (retired.pending() === 0) {
+      close();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const t = setInterval(() => {
+        if (retired.pending() > 0 && !this.stopped) return;
+        clearInterval(t);
+        close();
+        resolve();
+      }, 5);
+      t.unref();
+    });
   }
 
   /** Writes the staged state (coalesced, off the event loop), then releases this batch's held replies. */
@@ -242,7 +400,7 @@ export class TargetServer {
     if (this.stopped || replies.length === 0) return;
     const touched = new Set<FrameLink>();
     for (const r of replies) {
-      const link = this.links[r.linkId]?.link;
+      const link = this.links.get(r.linkId)?.link;
       if (link === undefined) continue;
       if (error !== 0) {
         r.frame[Off.VER_FLAGS] = r.frame[Off.VER_FLAGS]! | Flag.ERROR;
@@ -270,7 +428,7 @@ export class TargetServer {
 
   stats(): ServerStats {
     const links: ServerStats['links'] = {};
-    for (const { name, link } of this.links) links[name] = link.stats();
+    for (const { name, link } of this.links.values()) links[name] = link.stats();
     return {
       engine: this.engine.stats(),
       links,
@@ -295,7 +453,7 @@ export class TargetServer {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    for (const { link } of this.links) {
+    for (const { link } of this.links.values()) {
       try {
         link.pause();
         link.close();
@@ -315,7 +473,7 @@ export class TargetServer {
       this.log((e as Error).message);
     }
     let failure: unknown;
-    for (const s of this.stores) {
+    for (const s of this.stores.splice(0)) {
       try {
         s.close();
       } catch (e) {
@@ -323,6 +481,14 @@ export class TargetServer {
       }
     }
     if (failure) throw new AoegwError('ERR_SYSCALL', `closing a store failed: ${(failure as Error).message}`);
+  }
+}
+
+function closeQuietly(s: BlockStore): void {
+  try {
+    s.close();
+  } catch {
+    // Opened and never served: nothing was written through it.
   }
 }
 

@@ -22,6 +22,11 @@ export interface LinkSpec {
    * for a local segment; a peer gateway's public key in hex for that peer's link.
    */
   principal?: string;
+  /**
+   * Serves every export, whatever the export's own link list (a peer gateway's link: the peer's
+   * grants decide what it reaches).
+   */
+  everyExport?: boolean;
 }
 
 export interface ExportSpec {

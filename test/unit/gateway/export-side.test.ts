@@ -390,3 +390,61 @@ describe('ExportSide: batching and peer separation', () => {
     expect(s.port.sent).toEqual([]);
   });
 });
+
+describe('ExportSide: grants changed while running (reload)', () => {
+  const rw = (slot: number) => ({ shelf: 1, slot, readOnly: false });
+  const to11 = { ...to10, minor: 1 };
+
+  it('fails requests in flight on a revoked target at once with ATA ABRT, and refuses later ones', () => {
+    const s = gateway([rw(0), rw(1)]);
+    // The engine link holds what it gets: requests stay in flight here.
+    s.link.pause();
+    s.batch([write(0, Buffer.alloc(512, 0xaa), { ...to10, tag: 5 }), read(0, 1, { ...to11, tag: 6 })]);
+    expect(s.responses()).toEqual([]);
+    expect(s.side.inFlight).toBe(2);
+    expect(s.side.setGrants('A', [rw(1)])).toBe(1);
+    const failed = s.responses() as AtaMessage[];
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ tag: 5, major: 1, minor: 0, cmdStatus: 0x41, errFeature: 0x04 });
+    expect(s.side.inFlight).toBe(1);
+    expect(s.side.stats.revokedInFlight).toBe(1);
+    s.link.resume();
+    // Later requests for the revoked target: refused the same way, never passed on.
+    s.batch([read(0, 1, { ...to10, tag: 7 }), read(0, 1, { ...to11, tag: 8 })]);
+    const r = s.responses() as AtaMessage[];
+    expect(r.map((x) => [x.tag, x.cmdStatus])).toEqual([
+      [7, 0x41],
+      [8, 0x40],
+    ]);
+    expect(s.side.stats.revoked).toBe(1);
+    expect(s.side.grants('A').map((g) => g.slot)).toEqual([1]);
+  });
+
+  it('a widened grant works with the next request; a target never granted stays silent', () => {
+    const s = gateway([rw(1)]);
+    s.batch([read(0, 1, { ...to10, tag: 9 })]);
+    expect(s.responses()).toEqual([]);
+    expect(s.side.setGrants('A', [rw(0), rw(1)])).toBe(1);
+    s.batch([read(0, 1, { ...to10, tag: 10 })]);
+    expect((s.responses() as AtaMessage[]).map((x) => [x.tag, x.cmdStatus])).toEqual([[10, 0x40]]);
+    // Revoked and granted again: served again.
+    s.side.setGrants('A', [rw(1)]);
+    s.side.setGrants('A', [rw(0), rw(1)]);
+    s.batch([read(0, 1, { ...to10, tag: 11 })]);
+    expect((s.responses() as AtaMessage[]).map((x) => [x.tag, x.cmdStatus])).toEqual([[11, 0x40]]);
+    expect(s.side.stats.revoked).toBe(0);
+  });
+
+  it('a removed peer is forgotten: its requests in flight are dropped, later ones are malformed', () => {
+    const s = gateway([rw(0)]);
+    s.link.pause();
+    s.batch([read(0, 1, { ...to10, tag: 12 })]);
+    expect(s.side.inFlight).toBe(1);
+    s.side.removePeer('A');
+    expect(s.side.inFlight).toBe(0);
+    s.link.resume();
+    s.batch([read(0, 1, { ...to10, tag: 13 })]);
+    expect(s.responses()).toEqual([]);
+    expect(s.side.stats.malformed).toBe(1);
+  });
+});

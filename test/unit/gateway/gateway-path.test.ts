@@ -300,6 +300,35 @@ describe('ForwardSide', () => {
     expect(s.fwd.stats.noTarget).toBe(1);
   });
 
+  it('forwards added and removed while running (reload): withdrawn at once, discovered at once', async () => {
+    const s = siteB();
+    await s.discover();
+    expect(s.fwd.adverts()).toHaveLength(1);
+    const g = s.fwd.generation;
+    s.fwd.removeTarget(2, 0);
+    expect(s.fwd.generation).toBe(g + 1);
+    expect(s.fwd.adverts()).toEqual([]);
+    expect(s.fwd.status()).toEqual([]);
+    expect(s.fwd.has(2, 0)).toBe(false);
+    s.ask([read(0, 1, to20)]);
+    expect(s.replies()).toEqual([]);
+    // e2.1 is on the segment too: once added it is discovered at the next tick, not a period later.
+    s.fwd.addTarget('lanB', 2, 1);
+    await s.discover();
+    expect(s.fwd.adverts().map((a) => `${a.shelf}.${a.slot}`)).toEqual(['2.1']);
+    // A peer removed while its request is at the target: the reply is not sent to it.
+    s.exportSide.setGrants('A', [...s.exportSide.grants('A'), { shelf: 2, slot: 1, readOnly: false }]);
+    s.vblade.hold = true;
+    s.ask([read(0, 1, { ...to20, minor: 1, tag: 0x77 })]);
+    await settle();
+    expect(s.fwd.status()).toEqual([expect.objectContaining({ target: 'e2.1', outstanding: 1 })]);
+    s.fwd.removePeer('A');
+    s.vblade.release();
+    await settle();
+    expect(s.replies()).toEqual([]);
+    expect(s.fwd.status()).toEqual([expect.objectContaining({ target: 'e2.1', outstanding: 0 })]);
+  });
+
   it('relays a peer’s request with its own tag and returns the reply with the request id', async () => {
     const s = siteB();
     await s.discover();

@@ -600,3 +600,72 @@ describe('ImportSide: several links and peers', () => {
     expect(gotA).toEqual([]); // the reply left on the link the request came from
   });
 });
+
+describe('ImportSide: imports added and removed while running (reload)', () => {
+  it('a removed import fails its pending ATA requests with ABRT and stops answering', async () => {
+    const s = site();
+    s.offer();
+    await settle();
+    s.replies();
+    await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 21 }));
+    expect(s.requests()).toHaveLength(1);
+    expect(s.side.pending).toBe(1);
+    expect(s.side.removeImport('B', 7, 3)).toBe(true);
+    await settle();
+    const r = s.replies() as AtaMessage[];
+    expect(r).toHaveLength(1);
+    expect(r[0]).toMatchObject({ tag: 21, major: 7, minor: 3, cmdStatus: 0x41, errFeature: 0x04 });
+    expect(s.side.pending).toBe(0);
+    await s.send(
+      read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 22 }),
+      qc({ dst: BCAST, src: INI, major: 0xffff, minor: 0xff }),
+    );
+    expect(s.replies()).toEqual([]);
+    expect(s.requests()).toEqual([]);
+    expect(s.side.status()).toEqual([]);
+    expect(s.side.removeImport('B', 7, 3)).toBe(false);
+  });
+
+  it('an added import of a target the peer offers is usable and announced at once', async () => {
+    const s = site();
+    s.offer([advert(), advert({ slot: 1, name: 'other' })]);
+    await settle();
+    s.replies();
+    s.side.addImport(
+      { peer: 'B', remote: { name: 'other' }, localShelf: 7, localSlot: 4, links: ['lan'] },
+      s.clock.now + 2000,
+    );
+    await settle();
+    const r = s.replies() as QueryConfigMessage[];
+    expect(r.map((x) => `${x.major}.${x.minor}`)).toEqual(['7.4']);
+    expect(s.side.status().map((x) => [x.local, x.usable])).toEqual([
+      ['e7.3', true],
+      ['e7.4', true],
+    ]);
+    // The same local address twice on one link is refused.
+    expect(() =>
+      s.side.addImport(
+        { peer: 'B', remote: { shelf: 1, slot: 0 }, localShelf: 7, localSlot: 4, links: ['lan'] },
+        0,
+      ),
+    ).toThrow(/already imported/);
+    // Requests to it are relayed to the peer's target.
+    await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 4, tag: 23 }));
+    const sent = s.requests();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.bytes[REQUEST_PREFIX + PDU.MINOR]).toBe(1);
+  });
+
+  it('a removed peer takes its imports with it', async () => {
+    const s = site();
+    s.offer();
+    await settle();
+    s.replies();
+    await s.send(read(0, 1, { dst: GW, src: INI, major: 7, minor: 3, tag: 24 }));
+    s.side.removePeer('B');
+    await settle();
+    expect((s.replies() as AtaMessage[]).map((x) => [x.tag, x.cmdStatus])).toEqual([[24, 0x41]]);
+    expect(s.side.status()).toEqual([]);
+    expect(s.side.peersUsed()).toEqual([]);
+  });
+});
