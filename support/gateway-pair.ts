@@ -133,6 +133,9 @@ export function writeGatewayConfigs(site: TwoSite, o: GatewayPairOptions = {}): 
     privateKeyFile: key,
     listen: `${listenIp}:${port}`,
     stateFile: state,
+    // Both sides keep their files in one directory: each its own control socket and enrollment file.
+    controlSocket: state.replace(/\.json$/, '.sock'),
+    enrollmentFile: state.replace(/\.json$/, '-enrollment.json'),
     links: [{ name: 'lan', iface: lan }],
     exports: s.exports ?? [],
     forwards: s.forwards ?? [],

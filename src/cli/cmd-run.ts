@@ -1,10 +1,15 @@
 import type { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
+import { controlSocketOf } from '../control/notify.js';
+import { ControlServer } from '../control/server.js';
+import { enrollmentPathOf } from '../enroll/enrollment-file.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
+import type { EnrollmentDesk } from '../gateway/enrollment-desk.js';
 import { reloadFromFile } from '../gateway/reload-file.js';
 import { loadCrypto } from '../tunnel/crypto.js';
+import { openEnrollmentDesk } from './run-enrollment.js';
 
 export function registerRun(program: Command): void {
   program
@@ -23,12 +28,66 @@ export function registerRun(program: Command): void {
         spec.peers.length > 0 || (spec.listen !== undefined && spec.privateKeyFile !== undefined);
       const crypto = tunnel ? await loadCrypto() : undefined;
       if (spec.privateKeyFile && crypto) keyPair = loadKeyFile(spec.privateKeyFile, crypto);
+      // Invites are served by a gateway with a tunnel; a bad enrollment file refuses the start.
+      const desk: EnrollmentDesk | null = tunnel
+        ? openEnrollmentDesk(o.config, enrollmentPathOf(spec), log)
+        : null;
       let gw: Gateway;
+      // Invites may have changed as well as the config (`aoegw invite` asks for a reload).
+      const reload = () => {
+        try {
+          desk?.reload();
+        } catch (e) {
+          log(
+            `reload: enrollment file not re-read, keeping the invites known so far: ${(e as Error).message}`,
+          );
+        }
+        return reloadFromFile(gw, o.config, loadGatewayConfig, log);
+      };
       try {
-        gw = Gateway.start(spec, { ...(keyPair ? { keyPair } : {}), ...(crypto ? { crypto } : {}), log });
+        gw = Gateway.start(spec, {
+          ...(keyPair ? { keyPair } : {}),
+          ...(crypto ? { crypto } : {}),
+          log,
+          ...(desk
+            ? {
+                enrollment: {
+                  admit: (id, pk) => desk.admit(id, pk),
+                  // Written to the file first, then live through a reload that adopts the session.
+                  pinned: (peer, id) => desk.pin(peer.publicKey, id) && reload().ok,
+                },
+              }
+            : {}),
+        });
       } finally {
         // The tunnel keeps its own copy; ours is zeroed at once.
         if (keyPair && crypto) crypto.memzero(keyPair.secretKey);
+      }
+      let control: ControlServer;
+      try {
+        control = await ControlServer.open({
+          path: controlSocketOf(spec),
+          log,
+          handlers: {
+            reload: async () => {
+              const r = reload();
+              await r.done;
+              return r.ok
+                ? { ok: true, summary: r.summary, changes: r.changes }
+                : { ok: false, errors: r.errors };
+            },
+            status: () => ({
+              ok: true,
+              name: spec.name,
+              pid: process.pid,
+              invitesPending: desk?.pending ?? 0,
+              stats: gw.stats(),
+            }),
+          },
+        });
+      } catch (e) {
+        gw.stop();
+        throw e;
       }
       const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
       log(
@@ -39,11 +98,13 @@ export function registerRun(program: Command): void {
       // Re-read the config; a bad one is logged, problem by problem, and the old one keeps running.
       process.on('SIGHUP', () => {
         log('SIGHUP: reloading the config');
-        reloadFromFile(gw, o.config, loadGatewayConfig, log);
+        reload();
       });
       return new Promise<void>((resolve, reject) => {
         const shutdown = (sig: string) => {
           log(`${sig}: stopping, completing writes`);
+          control.close();
+          desk?.forget();
           try {
             gw.stop();
             log('stopped');

@@ -235,7 +235,7 @@ export function burnInvite(doc: EnrollmentDoc, id: Uint8Array): EnrollmentDoc {
 export function enrollPeer(
   doc: EnrollmentDoc,
   inviteId: Uint8Array,
-  peer: { readonly name: string },
+  peer: { readonly name: string; readonly [key: string]: unknown },
 ): EnrollmentDoc {
   const burnt = burnInvite(doc, inviteId);
   if (enrolledPeerNames(burnt).includes(peer.name))

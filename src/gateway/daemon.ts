@@ -14,7 +14,7 @@ import { TapLink } from '../io/tap-link.js';
 import { TargetServer } from '../target/server.js';
 import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
-import { Send } from '../tunnel/endpoint.js';
+import { type EnrollmentAdmission, Send } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
 import { MAX_RECORD_VALUE } from '../tunnel/records.js';
 import { UdpTunnel } from '../tunnel/udp-tunnel.js';
@@ -51,6 +51,15 @@ export interface GatewayOptions {
   readonly tickMs?: number;
   /** Advertisements are re-sent this often (and at once when they change). Default 10 s. */
   readonly advertEveryMs?: number;
+  /**
+   * Enrollment (docs/protocol.md 5.7): which invites are live, and pinning a peer that proved one.
+   * `pinned` must make the peer one of this gateway's (a reload adding it) before returning true;
+   * its session then comes up like any other peer's.
+   */
+  readonly enrollment?: {
+    admit(inviteId: Uint8Array, publicKey: Uint8Array): EnrollmentAdmission | null;
+    pinned(peer: Peer, inviteId: Uint8Array): boolean;
+  };
 }
 
 /** What Gateway.reload() did, or why it did nothing. */
@@ -264,6 +273,12 @@ export class Gateway {
         handshakeFailed: (peer) => this.log(`peer ${peer.name}: handshake failed, will retry`),
         endpointChanged: (peer) =>
           this.log(`peer ${peer.name}: endpoint now ${JSON.stringify(this.tunnel?.peerEndpoint(peer))}`),
+        ...(opts.enrollment
+          ? {
+              admitEnrollment: (id: Uint8Array, pk: Uint8Array) => opts.enrollment!.admit(id, pk),
+              enrolled: (peer: Peer, id: Uint8Array) => opts.enrollment!.pinned(peer, id),
+            }
+          : {}),
       },
     });
   }

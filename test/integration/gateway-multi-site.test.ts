@@ -116,6 +116,8 @@ describe.skipIf(skip)('gateways at three sites around one router', () => {
           privateKeyFile: keys[n]!.key,
           listen: `${sites[n].wanIp}:7788`,
           stateFile: join(dir, `${n}-state.json`),
+          controlSocket: join(dir, `${n}.sock`),
+          enrollmentFile: join(dir, `${n}-enrollment.json`),
           links: [{ name: 'lan', iface: sites[n].lan }],
           ...configs[n],
         }),

@@ -150,6 +150,9 @@ async function buildSite(mtu: number): Promise<Site> {
       privateKeyFile: key(t.dir, 'b'),
       listen: '10.91.2.2:7788',
       stateFile: join(t.dir, 'b-state.json'),
+      // Both daemons keep their files in one directory: each its own socket and enrollment file.
+      controlSocket: join(t.dir, 'b.sock'),
+      enrollmentFile: join(t.dir, 'b-enrollment.json'),
       links: [{ name: 'lan', iface: t.bLan }],
       exports: [
         { target: '1.1', path: images.disk, name: 'disk-b1', links: ['lan'] },
@@ -179,6 +182,8 @@ async function buildSite(mtu: number): Promise<Site> {
       privateKeyFile: key(t.dir, 'a'),
       listen: '10.91.1.2:7788',
       stateFile: join(t.dir, 'a-state.json'),
+      controlSocket: join(t.dir, 'a.sock'),
+      enrollmentFile: join(t.dir, 'a-enrollment.json'),
       // The initiator segment, and a TAP device A creates for an initiator on A's own host.
       links: [
         { name: 'lan', iface: t.aLan },
