@@ -58,3 +58,34 @@ describe('deploy/config/gateway-{a,b}.json (a two-site pair)', () => {
     expect(a.tunnel.mtu).toBe(b.tunnel.mtu);
   });
 });
+
+describe('keys-example/site-{a,b}.json (the two-site example)', () => {
+  // Their key paths are relative to the repository root, as keys-example/README.md says.
+  const load = (name: string) => {
+    const cwd = process.cwd();
+    process.chdir(root);
+    try {
+      return loadGatewayConfig(join('keys-example', name));
+    } finally {
+      process.chdir(cwd);
+    }
+  };
+  const a = load('site-a.json');
+  const b = load('site-b.json');
+
+  it('each side pins the other by the public key of the other example key', () => {
+    expect(a.peers[0]!.publicKey).toEqual(examplePub('gateway-b.pub'));
+    expect(b.peers[0]!.publicKey).toEqual(examplePub('gateway-a.pub'));
+    expect(a.privateKeyFile).toBe('keys-example/gateway-a.key');
+    expect(b.privateKeyFile).toBe('keys-example/gateway-b.key');
+  });
+
+  it('A imports exactly what B grants it, and reaches B where B listens', () => {
+    const granted = b.peers[0]!.allow.flatMap((g) => g.targets.map((t) => JSON.stringify(t)));
+    const imported = a.peers[0]!.imports.map((i) => JSON.stringify(i.remote));
+    expect(imported.sort()).toEqual(granted.sort());
+    expect(`${a.peers[0]!.endpoint?.address}:${a.peers[0]!.endpoint?.port}`).toBe(
+      `${b.listen?.address}:${b.listen?.port}`,
+    );
+  });
+});
