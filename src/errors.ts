@@ -87,3 +87,14 @@ export class AoegwError extends Error {
 export function isAoegwError(e: unknown, code?: ErrorCode): e is AoegwError {
   return e instanceof AoegwError && (code === undefined || e.code === code);
 }
+
+/** An errno failure of a file operation in words an operator acts on (a full disk, permissions …). */
+export function errnoText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOSPC') return 'no space left on the device';
+  if (err.code === 'EDQUOT') return 'disk quota exceeded';
+  if (err.code === 'EACCES' || err.code === 'EPERM') return 'permission denied';
+  if (err.code === 'EROFS') return 'read-only file system';
+  if (err.code === 'ENOENT') return 'the file or its directory does not exist';
+  return err.code !== undefined ? `${err.code}: ${err.message}` : String(err);
+}

@@ -18,7 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { AoegwError } from '../errors.js';
+import { AoegwError, errnoText } from '../errors.js';
 import { type CryptoBackend, isWeakX25519Secret, type X25519KeyPair } from '../tunnel/crypto.js';
 
 export const KEY_BYTES = 32;
@@ -97,16 +97,6 @@ function removeQuietly(path: string): void {
   } catch {
     // Already gone (or the directory went away): nothing left to clean up.
   }
-}
-
-function errnoText(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOSPC') return 'no space left on the device';
-  if (err.code === 'EDQUOT') return 'disk quota exceeded';
-  if (err.code === 'EACCES' || err.code === 'EPERM') return 'permission denied';
-  if (err.code === 'EROFS') return 'read-only file system';
-  if (err.code === 'ENOENT') return 'the directory does not exist';
-  return err.code !== undefined ? `${err.code}: ${err.message}` : String(err);
 }
 
 /**

@@ -25,7 +25,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { AoegwError } from '../errors.js';
+import { AoegwError, errnoText } from '../errors.js';
 import {
   EMPTY_ENROLLMENT,
   type EnrollmentDoc,
@@ -49,15 +49,6 @@ function fileError(path: string, why: string, cause?: unknown): AoegwError {
     `enrollment file ${path}: ${why}`,
     cause ? { cause } : undefined,
   );
-}
-
-function errnoText(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOSPC') return 'no space left on the device';
-  if (err.code === 'EDQUOT') return 'disk quota exceeded';
-  if (err.code === 'EACCES' || err.code === 'EPERM') return 'permission denied';
-  if (err.code === 'EROFS') return 'read-only file system';
-  return err.code !== undefined ? `${err.code}: ${err.message}` : String(err);
 }
 
 /** Reads and checks the file; a missing file is an empty document. Throws ERR_ENROLLMENT_FILE. */
