@@ -747,6 +747,9 @@ export class TunnelEndpoint {
     peer.current = s;
     peer.next = null;
     peer.lastHandshakeAt = now;
+    // A handshake of our own still waiting (e.g. sent before the peer was up, and retried every
+    // REKEY_TIMEOUT) has nothing left to do: this session is as fresh as its would be.
+    this.dropPending(peer);
     if (peer.provisional !== null) {
       const inviteId = peer.provisional.inviteId;
       peer.provisional = null;

@@ -513,3 +513,22 @@ describe('peers and keys', () => {
     expect(a.ep.indexCount).toBeLessThanOrEqual(3);
   });
 });
+
+describe('a responder session that is confirmed', () => {
+  it('ends our own handshake still retrying (no second handshake once the peer came up)', () => {
+    const { a, b, ab, ba, net } = pair(crypto);
+    // B initiates while A is not there yet: its initiation is lost and B retries every 5 s.
+    b.ep.initiate(ba, T0);
+    b.sink.take();
+    expect(b.ep.inspect(ba).pending).not.toBeNull();
+    // A comes up and initiates; the session is confirmed at B by A's keepalive.
+    a.ep.initiate(ab, T0 + 1000);
+    expect(net.run(T0 + 1000)).toEqual([Rx.INITIATION, Rx.RESPONSE, Rx.KEEPALIVE]);
+    expect(b.ep.inspect(ba).pending).toBeNull();
+    // B's retry time passes: nothing is sent, and there is still one session each.
+    b.ep.tick(T0 + REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX + 1);
+    expect(b.sink.out).toHaveLength(0);
+    expect(a.completed).toHaveLength(1);
+    expect(b.completed).toHaveLength(1);
+  });
+});
