@@ -175,15 +175,31 @@ function lock(path: string, waitMs: number): string {
   const lockPath = `${path}.lock`;
   const deadline = Date.now() + waitMs;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  for (;;) {
-    let fd: number;
+  // The lock appears with its holder's pid already in it (written to a private name first, then
+  // linked), so a lock file is never empty: a holder that died is always recognisable.
+  const mine = `${lockPath}.${process.pid}-${seq++}`;
+  try {
+    const fd = openSync(mine, TMP_FLAGS, 0o600);
     try {
-      fd = openSync(lockPath, TMP_FLAGS, 0o600);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
-        throw fileError(path, `cannot create ${lockPath}: ${errnoText(e)}`, e);
+      writeFileSync(fd, `${process.pid}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    rmSync(mine, { force: true });
+    throw fileError(path, `cannot create ${mine}: ${errnoText(e)}`, e);
+  }
+  try {
+    for (;;) {
+      try {
+        linkSync(mine, lockPath);
+        return lockPath;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw fileError(path, `cannot create ${lockPath}: ${errnoText(e)}`, e);
+      }
       const holder = readLockPid(lockPath);
-      if (holder !== null && !isAlive(holder)) {
+      if (holder === null ? lockAgeMs(lockPath) > STALE_EMPTY_LOCK_MS : !isAlive(holder)) {
         rmSync(lockPath, { force: true });
         continue;
       }
@@ -194,14 +210,20 @@ function lock(path: string, waitMs: number): string {
         );
       }
       sleepSync(20);
-      continue;
     }
-    try {
-      writeFileSync(fd, `${process.pid}\n`);
-    } finally {
-      closeSync(fd);
-    }
-    return lockPath;
+  } finally {
+    rmSync(mine, { force: true });
+  }
+}
+
+/** An empty lock (left by an older aoegw that died while creating it) is stale after this. */
+const STALE_EMPTY_LOCK_MS = 5000;
+
+function lockAgeMs(lockPath: string): number {
+  try {
+    return Date.now() - lstatSync(lockPath).mtimeMs;
+  } catch {
+    return Number.POSITIVE_INFINITY;
   }
 }
 
@@ -216,7 +238,7 @@ function readLockPid(lockPath: string): number | null {
     const buf = Buffer.alloc(32);
     const n = readSync(fd, buf, 0, buf.length, 0);
     const pid = Number(buf.toString('utf8', 0, n).trim());
-    // An empty lock file is one being written this instant: treat its holder as alive.
+    // Locks are created with their pid in them: an empty or garbled one is judged by its age.
     return Number.isInteger(pid) && pid > 0 ? pid : null;
   } finally {
     closeSync(fd);

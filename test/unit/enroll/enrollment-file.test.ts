@@ -9,6 +9,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -164,5 +165,17 @@ describe('enrollment file', () => {
     updateEnrollment(p, (d) => addInvite(d, invite(1), NOW), NOW, 100);
     expect(loadEnrollment(p).invites).toHaveLength(1);
     expect(readdirSync(join(p, '..'))).not.toContain('enrollment.json.lock');
+  });
+
+  it('an empty lock (its creator died before writing its pid) is waited for while fresh, taken over once old', () => {
+    const p = fresh();
+    writeFileSync(`${p}.lock`, '');
+    expect(() => updateEnrollment(p, (d) => d, NOW, 50)).toThrow(/locked by another process/);
+    const old = (Date.now() - 60_000) / 1000;
+    utimesSync(`${p}.lock`, old, old);
+    updateEnrollment(p, (d) => addInvite(d, invite(1), NOW), NOW, 50);
+    expect(loadEnrollment(p).invites).toHaveLength(1);
+    // No private lock names are left behind either.
+    expect(readdirSync(join(p, '..')).filter((f) => f.includes('.lock'))).toEqual([]);
   });
 });
