@@ -3,13 +3,14 @@ import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
 import { controlSocketOf } from '../control/notify.js';
 import { ControlServer } from '../control/server.js';
+import type { PendingInvite } from '../enroll/enrollment-doc.js';
 import { enrollmentPathOf } from '../enroll/enrollment-file.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
 import type { EnrollmentDesk } from '../gateway/enrollment-desk.js';
 import { reloadFromFile } from '../gateway/reload-file.js';
 import { loadCrypto } from '../tunnel/crypto.js';
-import { openEnrollmentDesk } from './run-enrollment.js';
+import { addEnrolledPeer, openEnrollmentDesk } from './run-enrollment.js';
 
 export function registerRun(program: Command): void {
   program
@@ -29,7 +30,7 @@ export function registerRun(program: Command): void {
       const crypto = tunnel ? await loadCrypto() : undefined;
       if (spec.privateKeyFile && crypto) keyPair = loadKeyFile(spec.privateKeyFile, crypto);
       // Invites are served by a gateway with a tunnel; a bad enrollment file refuses the start.
-      const desk: EnrollmentDesk | null = tunnel
+      const desk: EnrollmentDesk<PendingInvite> | null = tunnel
         ? openEnrollmentDesk(o.config, enrollmentPathOf(spec), log)
         : null;
       let gw: Gateway;
@@ -53,8 +54,10 @@ export function registerRun(program: Command): void {
             ? {
                 enrollment: {
                   admit: (id, pk) => desk.admit(id, pk),
-                  // Written to the file first, then live through a reload that adopts the session.
-                  pinned: (peer, id) => desk.pin(peer.publicKey, id) && reload().ok,
+                  // Written to the file first, then this one peer is added to the running
+                  // gateway (not the whole config: unrelated edits wait for their own reload).
+                  pinned: (peer, id) =>
+                    desk.pin(peer.publicKey, id, () => addEnrolledPeer(gw, o.config, peer.publicKey, log)),
                 },
               }
             : {}),

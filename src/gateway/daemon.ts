@@ -289,9 +289,15 @@ export class Gateway {
     if (!tunnel) return null;
     // A key the tunnel already knows and no peer of ours uses (one that just enrolled) is adopted
     // with its session; anything else is a new tunnel peer.
-    const known = tunnel.endpoint.peer(spec.publicKey);
+    let known = tunnel.endpoint.peer(spec.publicKey);
     if (known && typeof known.userData === 'string' && this.peers.has(known.userData))
       throw new AoegwError('ERR_GATEWAY_CONFIG', `peer ${spec.name}: its key is peer ${known.userData}'s`);
+    // A key still proving an invite is not adopted: its session holds the invite's PSK and would
+    // be dropped when its proof time runs out. The configured peer starts afresh.
+    if (known?.provisional) {
+      tunnel.removePeer(known);
+      known = undefined;
+    }
     const peer =
       known ??
       tunnel.addPeer({
@@ -535,6 +541,11 @@ export class Gateway {
    * its I/O in flight. Anything that needs a restart, or an added export whose store does not
    * open, refuses the whole reload (every problem listed) and nothing changes.
    */
+  /** The spec running now (the last one started or reloaded). */
+  get currentSpec(): GatewaySpec {
+    return this.spec;
+  }
+
   reload(next: GatewaySpec): ReloadResult {
     const plan = planReload(this.spec, next, { tunnelOpen: this.tunnel !== null });
     const errors = [...plan.refusals];

@@ -17,32 +17,34 @@ export interface PendingInvite {
   readonly expiresAtMs: number;
 }
 
-export interface InviteStore {
+export interface InviteStore<I extends PendingInvite = PendingInvite> {
   /** The pending invites as the file holds them now. */
-  load(): PendingInvite[];
+  load(): I[];
   /**
    * Durably burn invite `id` and pin `publicKey` as the peer it names, with its grants. Throws
    * (saying why) when it cannot; then nothing changed.
    */
   pin(id: Uint8Array, publicKey: Uint8Array): void;
+  /** Undo pin(): the invite pending again, the peer gone. Throws when it cannot. */
+  unpin(invite: I, publicKey: Uint8Array): void;
 }
 
-export interface EnrollmentDeskOptions {
-  readonly store: InviteStore;
+export interface EnrollmentDeskOptions<I extends PendingInvite = PendingInvite> {
+  readonly store: InviteStore<I>;
   /** Wall clock, Unix ms (invites expire in real time, not in the monotonic one). */
   readonly now?: () => number;
   readonly log?: (line: string) => void;
 }
 
-export class EnrollmentDesk {
-  private invites: PendingInvite[] = [];
+export class EnrollmentDesk<I extends PendingInvite = PendingInvite> {
+  private invites: I[] = [];
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   /** Enrollments pinned and refused since start (status). */
   pinned = 0;
   refused = 0;
 
-  constructor(private readonly opts: EnrollmentDeskOptions) {
+  constructor(private readonly opts: EnrollmentDeskOptions<I>) {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => {});
     this.reload();
@@ -70,10 +72,11 @@ export class EnrollmentDesk {
 
   /**
    * The tunnel's enrolled hook: the peer proved the PSK of invite `id`. Burns the invite and pins
-   * the peer through the store; false (the tunnel then drops the peer) when the invite is gone or
-   * the store fails.
+   * the peer through the store, then `apply` makes it live; false (the tunnel then drops the peer)
+   * when the invite is gone, the store fails, or apply fails — then the pin is undone and the
+   * invite stays live: a failed enrollment changes nothing.
    */
-  pin(publicKey: Uint8Array, id: Uint8Array): boolean {
+  pin(publicKey: Uint8Array, id: Uint8Array, apply: () => boolean = () => true): boolean {
     const invite = this.find(id);
     if (invite === null) {
       // Expired or cancelled between the initiation and the proof.
@@ -86,6 +89,26 @@ export class EnrollmentDesk {
     } catch (e) {
       this.refused++;
       this.log(`enrollment of ${invite.name} refused: ${(e as Error).message}`);
+      return false;
+    }
+    let applied = false;
+    try {
+      applied = apply();
+    } catch (e) {
+      this.log(`enrollment of ${invite.name}: ${(e as Error).message}`);
+    }
+    if (!applied) {
+      this.refused++;
+      try {
+        this.opts.store.unpin(invite, publicKey);
+        this.log(
+          `enrollment of ${invite.name} not applied to the running gateway: undone, the invite stays pending`,
+        );
+      } catch (e) {
+        this.log(
+          `enrollment of ${invite.name} not applied, and undoing it failed (${(e as Error).message}): check the enrollment file`,
+        );
+      }
       return false;
     }
     this.pinned++;
@@ -101,9 +124,9 @@ export class EnrollmentDesk {
     this.invites = [];
   }
 
-  private find(id: Uint8Array): PendingInvite | null {
+  private find(id: Uint8Array): I | null {
     const now = this.now();
-    let found: PendingInvite | null = null;
+    let found: I | null = null;
     for (const inv of this.invites) {
       const same = inv.id.length === id.length && timingSafeEqual(inv.id, id);
       if (same && inv.expiresAtMs > now && found === null) found = inv;

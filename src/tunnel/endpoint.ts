@@ -122,6 +122,8 @@ export interface EnrollmentAdmission {
 
 /** A provisional peer that has not proven its invite's PSK this long after admission is dropped (ms). */
 export const ENROLL_PROOF_TIMEOUT = 15_000;
+/** Keys proving one invite at once (the token holder's retries from new hosts, or replays). */
+export const MAX_PROVISIONAL_PER_INVITE = 4;
 
 export interface TunnelEndpointOptions {
   readonly crypto: CryptoBackend;
@@ -593,8 +595,10 @@ export class TunnelEndpoint {
 
   /**
    * Adds the initiator of an enrollment as a provisional peer when the application knows the
-   * invite, replacing any other provisional peer of that invite (all such peers hold the token; none
-   * has proven anything yet) and any earlier provisional entry of this key. Null: no live invite.
+   * invite. At most MAX_PROVISIONAL_PER_INVITE keys may be proving one invite at once, and a new
+   * one never displaces another (a replayed initiation must not evict a genuine enrollee); the
+   * first proof wins. An earlier provisional entry of this key for another invite is replaced.
+   * Null: no live invite, or the invite's provisional places are taken.
    */
   private admitProvisional(
     inviteId: Uint8Array,
@@ -602,13 +606,14 @@ export class TunnelEndpoint {
     existing: Peer | undefined,
     now: number,
   ): Peer | null {
+    let proving = 0;
+    for (const other of this.peersById.values()) {
+      if (other.provisional !== null && this.crypto.equal(other.provisional.inviteId, inviteId)) proving++;
+    }
+    if (proving >= MAX_PROVISIONAL_PER_INVITE) return null;
     const admission = this.events.admitEnrollment?.(inviteId, publicKey) ?? null;
     if (admission === null) return null;
     if (existing !== undefined) this.removePeer(existing);
-    for (const other of [...this.peersById.values()]) {
-      if (other.provisional !== null && this.crypto.equal(other.provisional.inviteId, inviteId))
-        this.removePeer(other);
-    }
     let peer: Peer;
     try {
       peer = this.addPeer({

@@ -11,14 +11,18 @@ const KEY = new Uint8Array(32).fill(9);
 
 function store(invites: PendingInvite[], fail?: string) {
   const pins: { id: Uint8Array; key: Uint8Array }[] = [];
+  const unpins: string[] = [];
   const s: InviteStore = {
+    unpin: (invite) => {
+      unpins.push(invite.name);
+    },
     load: () => invites.map((i) => ({ ...i, psk: Uint8Array.from(i.psk) })),
     pin: (i, key) => {
       if (fail) throw new Error(fail);
       pins.push({ id: Uint8Array.from(i), key: Uint8Array.from(key) });
     },
   };
-  return { s, pins };
+  return { s, pins, unpins };
 }
 
 describe('EnrollmentDesk', () => {
@@ -70,6 +74,17 @@ describe('EnrollmentDesk', () => {
     expect(lines[0]).toMatch(/enrollment of one refused: disk full/);
     // Still live: the operator can fix the disk and the enrollee retry.
     expect(logged.admit(id(1), KEY)).not.toBeNull();
+  });
+
+  it('a pin the running gateway cannot apply is undone; the invite stays live', () => {
+    const { s, pins, unpins } = store(invites);
+    const desk = new EnrollmentDesk({ store: s, now: () => T });
+    expect(desk.pin(KEY, id(1), () => false)).toBe(false);
+    expect(pins).toHaveLength(1);
+    expect(unpins).toEqual(['one']);
+    expect(desk.admit(id(1), KEY)?.psk).toEqual(psk(1));
+    expect(desk.pin(KEY, id(1), () => true)).toBe(true);
+    expect([desk.pinned, desk.refused]).toEqual([1, 1]);
   });
 
   it('reload replaces the invites and zeroes the old PSKs', () => {

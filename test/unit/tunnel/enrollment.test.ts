@@ -11,7 +11,7 @@ import { ENROLL_LEN, INIT_LEN, MSG_ENROLL, MSG_INITIATION } from '../../../src/t
 import type { Peer } from '../../../src/tunnel/peer.js';
 import { RECORD_CONTROL } from '../../../src/tunnel/records.js';
 import { sodiumNative as crypto } from './backends.js';
-import { bytes, Net, Node, sameBytes, T0 } from './harness.js';
+import { addr, bytes, Net, Node, sameBytes, T0 } from './harness.js';
 
 const INVITE = bytes(16, 0x11);
 const PSK = bytes(32, 0x22);
@@ -160,21 +160,76 @@ describe('enrollment handshake', () => {
     expect(b.completed).toHaveLength(0);
   });
 
-  it('one provisional peer per invite: a second key with the same invite replaces the first', () => {
-    const { b, enrolled } = inviter();
-    const first = enrollee(b, 1);
-    const second = enrollee(b, 3);
-    first.a.ep.initiate(first.ab, T0);
-    expect(b.recv(first.a.sink.take()[0]!.data, first.a.addr, T0)).toBe(Rx.INITIATION);
-    const firstResponse = b.sink.take()[0]!;
-    second.a.ep.initiate(second.ab, T0 + 1);
-    expect(new Net(second.a, b).run(T0 + 1)).toEqual([Rx.INITIATION, Rx.RESPONSE, Rx.KEEPALIVE]);
+  it('up to 4 keys may prove one invite at once, none displaces another, and the first proof wins', () => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const live = new Map([[hex(INVITE), PSK]]);
+    const enrolled: Peer[] = [];
+    const b = new Node(
+      crypto,
+      2,
+      {},
+      {
+        admitEnrollment: (id) => {
+          const psk = live.get(hex(id));
+          return psk ? { psk } : null;
+        },
+        // As the daemon does: the invite is burned by the first proof; later ones are refused.
+        enrolled: (peer, id) => {
+          const ok = live.delete(hex(id));
+          if (ok) enrolled.push(peer);
+          return ok;
+        },
+      },
+    );
+    const tries = [1, 3, 4, 5, 6].map((n) => enrollee(b, n));
+    const responses = tries.map((t, i) => {
+      t.a.ep.initiate(t.ab, T0 + i);
+      const outcome = b.recv(t.a.sink.take()[0]!.data, t.a.addr, T0 + i);
+      return { outcome, resp: b.sink.take()[0] };
+    });
+    expect(responses.map((r) => r.outcome)).toEqual([
+      Rx.INITIATION,
+      Rx.INITIATION,
+      Rx.INITIATION,
+      Rx.INITIATION,
+      Rx.UNKNOWN_INVITE,
+    ]);
+    // The fifth was refused, not the first evicted: the first four are all still proving.
+    expect(b.ep.peer(tries[0]!.a.keys.publicKey)?.provisional).not.toBeNull();
+    // The second key proves first: it is the peer.
+    const second = tries[1]!;
+    expect(second.a.recv(responses[1]!.resp!.data, b.addr, T0 + 10)).toBe(Rx.RESPONSE);
+    expect(new Net(second.a, b).run(T0 + 10)).toEqual([Rx.KEEPALIVE]);
+    expect(enrolled.map((p) => hex(p.publicKey))).toEqual([hex(second.a.keys.publicKey)]);
+    // The first key's proof comes later: the invite is burned, so it is refused and removed.
+    const first = tries[0]!;
+    expect(first.a.recv(responses[0]!.resp!.data, b.addr, T0 + 11)).toBe(Rx.RESPONSE);
+    expect(new Net(first.a, b).run(T0 + 11)).toEqual([Rx.UNKNOWN_INVITE]);
     expect(b.ep.peer(first.a.keys.publicKey)).toBeUndefined();
-    // The first one's (late) proof names a session that is gone.
-    expect(first.a.recv(firstResponse.data, b.addr, T0 + 2)).toBe(Rx.RESPONSE);
-    expect(new Net(first.a, b).run(T0 + 2)).toEqual([Rx.UNKNOWN_INDEX]);
+    expect(b.ep.peer(second.a.keys.publicKey)?.provisional).toBeNull();
+  });
+
+  it('a replayed enrollment cannot evict the genuine enrollee', () => {
+    const { b, enrolled } = inviter();
+    const old = enrollee(b, 1);
+    old.a.ep.initiate(old.ab, T0);
+    const captured = old.a.sink.take()[0]!.data;
+    expect(b.recv(captured, old.a.addr, T0)).toBe(Rx.INITIATION);
+    b.sink.take();
+    // That attempt never completes; its provisional entry expires.
+    b.ep.tick(T0 + ENROLL_PROOF_TIMEOUT);
+    expect(b.ep.peer(old.a.keys.publicKey)).toBeUndefined();
+    // The genuine enrollee is proving; an attacker replays the captured initiation, several times.
+    const genuine = enrollee(b, 3);
+    genuine.a.ep.initiate(genuine.ab, T0 + 20_000);
+    expect(b.recv(genuine.a.sink.take()[0]!.data, genuine.a.addr, T0 + 20_000)).toBe(Rx.INITIATION);
+    const resp = b.sink.take()[0]!;
+    for (let i = 1; i <= 5; i++) b.recv(captured, addr(66), T0 + 20_000 + i);
+    b.sink.take();
+    expect(genuine.a.recv(resp.data, b.addr, T0 + 20_010)).toBe(Rx.RESPONSE);
+    expect(new Net(genuine.a, b).run(T0 + 20_010)).toEqual([Rx.KEEPALIVE]);
     expect(enrolled.map((e) => Buffer.from(e.peer.publicKey).toString('hex'))).toEqual([
-      Buffer.from(second.a.keys.publicKey).toString('hex'),
+      Buffer.from(genuine.a.keys.publicKey).toString('hex'),
     ]);
   });
 
