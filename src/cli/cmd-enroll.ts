@@ -23,6 +23,12 @@ import { loadCrypto } from '../tunnel/crypto.js';
 
 const MAX_TOKEN_INPUT = 4096;
 
+/** Text the inviter chose (its name, target names), made safe to print: no terminal control characters. */
+function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being removed
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
 function usage(why: string): AoegwError {
   return new AoegwError('ERR_USAGE', why);
 }
@@ -50,49 +56,62 @@ function takenAddresses(spec: GatewaySpec): Set<string> {
   return taken;
 }
 
-/**
- * --import: "auto" presents each granted target at its own address where that address is free here
- * (others are reported, not imported), "none" imports nothing, or REMOTE=LOCAL[,REMOTE=LOCAL…].
- */
-function chooseImports(
-  how: string,
-  granted: readonly TargetAdvert[],
-  spec: GatewaySpec,
-  warn: (line: string) => void,
-): ImportChoice[] {
-  const remoteOf = (t: TargetAdvert) => (t.name !== '' ? t.name : `${t.shelf}.${t.slot}`);
-  if (how === 'none') return [];
+/** --import REMOTE=LOCAL[,…] parsed and checked against this gateway before any handshake. */
+function parseImportPairs(how: string, spec: GatewaySpec): ImportChoice[] {
   const taken = takenAddresses(spec);
-  if (how === 'auto') {
-    const out: ImportChoice[] = [];
-    for (const t of granted) {
-      const local = `${t.shelf}.${t.slot}`;
-      if (taken.has(local)) {
-        warn(
-          `not importing ${remoteOf(t)}: e${local} is already used here (import it with --import ${remoteOf(t)}=S.L)`,
-        );
-        continue;
-      }
-      taken.add(local);
-      out.push({ remote: remoteOf(t), local });
-    }
-    return out;
-  }
+  const seen = new Set<string>();
   return how.split(',').map((pair) => {
     const m = /^([^=]+)=([^=]+)$/.exec(pair);
     const local = m ? parseShelfSlot(m[2]) : null;
     if (!m || !local) throw usage(`--import '${pair}': expected REMOTE=LOCAL, e.g. disk-b1=7.1 or 1.1=7.1`);
-    const remote = m[1]!;
-    const ss = parseShelfSlot(remote);
-    const known = granted.some((t) => (ss ? t.shelf === ss.shelf && t.slot === ss.slot : t.name === remote));
-    if (!known) {
-      throw new AoegwError(
-        'ERR_ENROLL',
-        `--import ${pair}: the inviter did not grant ${remote} (granted: ${granted.map(remoteOf).join(', ') || 'nothing'})`,
-      );
-    }
-    return { remote: ss ? `${ss.shelf}.${ss.slot}` : remote, local: `${local.shelf}.${local.slot}` };
+    const at = `${local.shelf}.${local.slot}`;
+    if (taken.has(at) || seen.has(at))
+      throw usage(`--import '${pair}': e${at} is already used here; choose a free SHELF.SLOT`);
+    seen.add(at);
+    const ss = parseShelfSlot(m[1]);
+    return { remote: ss ? `${ss.shelf}.${ss.slot}` : m[1]!, local: at };
   });
+}
+
+/**
+ * The imports to write once the inviter has pinned us: "auto" presents each granted target at its
+ * own address where that address is free here, "none" nothing, or the pairs given. The inviter is
+ * committed by now, so nothing here fails: what cannot be imported is reported and skipped.
+ */
+function chooseImports(
+  how: string,
+  pairs: readonly ImportChoice[],
+  granted: readonly TargetAdvert[],
+  spec: GatewaySpec,
+  warn: (line: string) => void,
+): ImportChoice[] {
+  const remoteOf = (t: TargetAdvert) => printable(t.name !== '' ? t.name : `${t.shelf}.${t.slot}`);
+  if (how === 'none') return [];
+  if (how !== 'auto') {
+    return pairs.filter((p) => {
+      const ss = parseShelfSlot(p.remote);
+      const ok = granted.some((t) => (ss ? t.shelf === ss.shelf && t.slot === ss.slot : t.name === p.remote));
+      if (!ok)
+        warn(
+          `not importing ${p.remote}: the inviter did not grant it (granted: ${granted.map(remoteOf).join(', ') || 'nothing'})`,
+        );
+      return ok;
+    });
+  }
+  const taken = takenAddresses(spec);
+  const out: ImportChoice[] = [];
+  for (const t of granted) {
+    const local = `${t.shelf}.${t.slot}`;
+    if (taken.has(local)) {
+      warn(
+        `not importing ${remoteOf(t)}: e${local} is already used here (add it with \`aoegw peer\` or the config)`,
+      );
+      continue;
+    }
+    taken.add(local);
+    out.push({ remote: t.name !== '' ? t.name : local, local });
+  }
+  return out;
 }
 
 export function registerEnroll(program: Command): void {
@@ -147,6 +166,8 @@ export function registerEnroll(program: Command): void {
           throw usage(`a peer named ${name} exists already: choose another with --name`);
         if (o.import !== 'auto' && o.import !== 'none' && !o.import.includes('='))
           throw usage(`--import '${o.import}': expected auto, none or REMOTE=LOCAL[,…]`);
+        // Checked now: once the inviter pinned us, the token is spent.
+        const pairs = o.import === 'auto' || o.import === 'none' ? [] : parseImportPairs(o.import, spec);
         const endpoints = token.endpoints.map((e) => parseEndpoint(e)!);
         const keyPair = loadKeyFile(spec.privateKeyFile, crypto);
         const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
@@ -168,19 +189,34 @@ export function registerEnroll(program: Command): void {
         } finally {
           crypto.memzero(keyPair.secretKey);
         }
-        const imports = chooseImports(o.import, outcome.targets, spec, log);
-        const peer = {
+        let imports = chooseImports(o.import, pairs, outcome.targets, spec, log);
+        const peer = (imp: ImportChoice[]) => ({
           name,
           publicKey: inviterKey,
           endpoint: formatEndpoint(outcome.endpoint),
-          ...(imports.length ? { imports } : {}),
-        };
-        const written = editEnrollmentFile(o.config, (doc) => ({ ...doc, peers: [...doc.peers, peer] }));
+          ...(imp.length ? { imports: imp } : {}),
+        });
+        let written: ReturnType<typeof editEnrollmentFile>;
+        try {
+          written = editEnrollmentFile(o.config, (doc) => ({ ...doc, peers: [...doc.peers, peer(imports)] }));
+        } catch (e) {
+          if (imports.length === 0) {
+            throw new AoegwError(
+              'ERR_ENROLL',
+              `${printable(outcome.gatewayName)} pinned this gateway, but writing it here failed: ${(e as Error).message}. ` +
+                `Fix that and add the peer (name ${name}, publicKey ${inviterKey}, endpoint ${formatEndpoint(outcome.endpoint)}) with the config`,
+            );
+          }
+          // The inviter is committed: keep the peer, drop the imports that did not validate.
+          log(`imports not written (${(e as Error).message}); the peer is pinned without them`);
+          imports = [];
+          written = editEnrollmentFile(o.config, (doc) => ({ ...doc, peers: [...doc.peers, peer(imports)] }));
+        }
         const granted = outcome.targets
-          .map((t) => `${t.name || `${t.shelf}.${t.slot}`} (${t.readOnly ? 'ro' : 'rw'})`)
+          .map((t) => `${printable(t.name || `${t.shelf}.${t.slot}`)} (${t.readOnly ? 'ro' : 'rw'})`)
           .join(', ');
         process.stdout.write(
-          `enrolled with ${outcome.gatewayName} at ${formatEndpoint(outcome.endpoint)}; it is peer ${name} here (${written.file})\n` +
+          `enrolled with ${printable(outcome.gatewayName)} at ${formatEndpoint(outcome.endpoint)}; it is peer ${name} here (${written.file})\n` +
             `granted: ${granted || 'nothing yet'}\n` +
             (imports.length
               ? `imports: ${imports.map((i) => `${i.remote} as e${i.local}`).join(', ')}\n`

@@ -5,7 +5,7 @@
  * socket or a file that is not a socket, bounding request size, connections and idle time, and
  * answering each connection's requests in order.
  */
-import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { AoegwError } from '../errors.js';
@@ -16,6 +16,9 @@ import {
   MAX_REQUEST_BYTES,
   parseRequest,
 } from './protocol.js';
+
+/** Requests of one connection waiting for their answer before it stops reading. */
+const MAX_QUEUED_REQUESTS = 8;
 
 export type ControlHandler = (req: ControlRequest) => ControlResponse | Promise<ControlResponse>;
 
@@ -39,7 +42,9 @@ function answers(path: string, timeoutMs = 500): Promise<boolean> {
     };
     s.setTimeout(timeoutMs, () => done(true));
     s.once('connect', () => done(true));
-    s.once('error', () => done(false));
+    // Only a refused connection means nobody listens; anything else (a full backlog, EACCES)
+    // may be a live daemon whose socket must not be taken over.
+    s.once('error', (e: NodeJS.ErrnoException) => done(e.code !== 'ECONNREFUSED'));
   });
 }
 
@@ -105,8 +110,16 @@ export class ControlServer {
     } finally {
       process.umask(umask);
     }
-    chmodSync(path, 0o600);
-    cs.ino = statSync(path).ino;
+    // lstat: never follow a link someone put there since bind.
+    const st = lstatSync(path);
+    if (!st.isSocket() || (st.mode & 0o077) !== 0) {
+      server.close();
+      throw new AoegwError(
+        'ERR_CONTROL',
+        `control socket ${path} is not the private socket just created: refusing it`,
+      );
+    }
+    cs.ino = st.ino;
     server.on('error', (e) => opts.log?.(`control socket: ${e.message}`));
     return cs;
   }
@@ -118,15 +131,23 @@ export class ControlServer {
     s.on('close', () => this.sockets.delete(s));
     s.on('error', () => s.destroy());
     let buf = '';
-    // Requests of one connection are answered in order, one at a time.
+    // Requests of one connection are answered in order, one at a time; while some wait, the
+    // connection is not read further (a client cannot queue an unbounded number of reloads).
     let chain: Promise<void> = Promise.resolve();
+    let waiting = 0;
     s.on('data', (chunk: string) => {
       buf += chunk;
       let nl = buf.indexOf('\n');
       while (nl >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        chain = chain.then(() => this.answer(s, line, opts.handlers));
+        waiting++;
+        if (waiting >= MAX_QUEUED_REQUESTS) s.pause();
+        chain = chain.then(async () => {
+          await this.answer(s, line, opts.handlers);
+          waiting--;
+          if (waiting < MAX_QUEUED_REQUESTS && !s.destroyed) s.resume();
+        });
         nl = buf.indexOf('\n');
       }
       if (Buffer.byteLength(buf) > MAX_REQUEST_BYTES) {

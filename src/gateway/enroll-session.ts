@@ -63,6 +63,7 @@ export function formatEndpoint(ep: UdpEndpoint): string {
 export async function enrollWithInviter(o: EnrollSessionOptions): Promise<EnrollOutcome> {
   const perEndpointMs = o.perEndpointMs ?? 10_000;
   const tried: string[] = [];
+  const reasons: string[] = [];
   for (const ep of o.invite.endpoints) {
     const label = formatEndpoint(ep);
     tried.push(label);
@@ -71,6 +72,13 @@ export async function enrollWithInviter(o: EnrollSessionOptions): Promise<Enroll
     if (outcome.kind === 'done') return outcome.result;
     o.log?.(`${label}: ${outcome.why}`);
     if (outcome.kind === 'fatal') throw new AoegwError('ERR_ENROLL', `${label}: ${outcome.why}`);
+    reasons.push(outcome.why);
+  }
+  if (reasons.some((r) => r !== 'no handshake response')) {
+    throw new AoegwError(
+      'ERR_ENROLL',
+      `enrollment with ${tried.join(', ')} failed: ${[...new Set(reasons)].join('; ')}. Nothing was changed here.`,
+    );
   }
   throw new AoegwError(
     'ERR_ENROLL',
@@ -129,7 +137,9 @@ function attempt(o: EnrollSessionOptions, ep: UdpEndpoint, timeoutMs: number): P
         return;
       }
       if (msg.kind === 'error') {
-        finish({ kind: 'fatal', why: `the inviter refused: ${msg.error.message.slice(0, 200)}` });
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: the inviter's text, made safe to print
+        const text = msg.error.message.slice(0, 200).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+        finish({ kind: 'fatal', why: `the inviter refused: ${text}` });
         return;
       }
       const a = msg.adverts;
@@ -192,28 +202,20 @@ function attempt(o: EnrollSessionOptions, ep: UdpEndpoint, timeoutMs: number): P
     });
     t.connect(peer);
     timer = setInterval(() => {
-      // A response that does not authenticate under the token's PSK: the inviter knows the invite
-      // id but not this PSK, so the token was altered (or belongs to an older invite).
-      if (!sessionUp && t.endpoint.stats.rx[Rx.HANDSHAKE_FAILED]! > 0) {
-        finish({
-          kind: 'fatal',
-          why: "the inviter answered but its response does not authenticate with the token's PSK: the token was altered; ask for a new one",
-        });
-        return;
-      }
       channel?.tick(performance.now());
       // Our hello is repeated each second until the inviter's answer arrives (records can be lost).
       if (sessionUp && performance.now() - helloAt >= RETRY_MS) sendHello();
     }, RETRY_MS / 4);
-    deadline = setTimeout(
-      () =>
-        finish({
-          kind: 'retry',
-          why: sessionUp
-            ? 'the handshake completed but the inviter did not confirm the enrollment (its log says why)'
-            : 'no handshake response',
-        }),
-      timeoutMs,
-    );
+    // Only the deadline decides: a handshake message that fails to authenticate is a hint, never
+    // a reason to stop early (anyone who knows our public key can send one to this port).
+    deadline = setTimeout(() => {
+      let why = 'no handshake response';
+      if (sessionUp)
+        why = 'the handshake completed but the inviter did not confirm the enrollment (its log says why)';
+      else if (t.endpoint.stats.rx[Rx.HANDSHAKE_FAILED]! > 0)
+        why =
+          "an answer came that does not authenticate with the token's PSK: the token was altered (ask for a new one), or someone is sending forged handshake messages";
+      finish({ kind: 'retry', why });
+    }, timeoutMs);
   });
 }

@@ -73,6 +73,18 @@ describe('control socket', () => {
     expect(got.map((l) => JSON.parse(l).which)).toEqual(['slow', 'fast']);
   });
 
+  it('many pipelined requests are all answered, in order (the connection pauses, never drops them)', async () => {
+    let n = 0;
+    const s = await open({
+      count: async () => {
+        await new Promise((r) => setTimeout(r, 2));
+        return { ok: true, n: ++n };
+      },
+    });
+    const got = await raw(s.path, '{"cmd":"count"}\n'.repeat(40), 40);
+    expect(got.map((l) => JSON.parse(l).n)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
+
   it('bad requests get ok:false with a reason; a throwing handler too', async () => {
     const s = await open({
       boom: () => {
