@@ -43,6 +43,9 @@ describe('writeGatewayConfigs', () => {
       privateKeyFile: c.keyA,
       listen: `10.91.1.2:${GATEWAY_PORT}`,
       stateFile: c.stateA,
+      // Both sides' files share one directory: each its own control socket and enrollment file.
+      controlSocket: c.stateA.replace(/\.json$/, '.sock'),
+      enrollmentFile: c.stateA.replace(/\.json$/, '-enrollment.json'),
       links: [{ name: 'lan', iface: 'lan0' }],
       exports: [],
       forwards: [],
@@ -57,6 +60,8 @@ describe('writeGatewayConfigs', () => {
       ],
     });
     expect(b.listen).toBe(`10.91.2.2:${GATEWAY_PORT}`);
+    expect(b.controlSocket).not.toBe(a.controlSocket);
+    expect(b.enrollmentFile).not.toBe(a.enrollmentFile);
     expect(b.exports).toEqual([{ target: '1.1', path: 'memory:64m', name: 'disk-b1' }]);
     expect(b.forwards).toEqual([{ link: 'lan', targets: ['1.0'] }]);
     expect(b.peers).toEqual([
@@ -86,6 +91,8 @@ describe('writeGatewayConfigs', () => {
     expect(a.listen).toBe(`10.91.1.2:${GATEWAY_PORT}`);
     expect(a.peers[0].endpoint).toBe('10.91.1.1:7790');
     expect(b.listen).toBe(`10.91.2.2:${GATEWAY_PORT}`);
+    expect(b.controlSocket).not.toBe(a.controlSocket);
+    expect(b.enrollmentFile).not.toBe(a.enrollmentFile);
     expect(b.peers[0].endpoint).toBe('10.91.2.1:7790');
   });
 });
