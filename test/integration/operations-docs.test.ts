@@ -21,19 +21,21 @@ function help(path: string[]): string {
 
 /** Command words of an `aoegw` line: the words before the first option or argument that is not a subcommand. */
 function commandLines(): string[][] {
-  return blocks
-    .filter((b) => b.lang === 'sh')
-    .flatMap((b) => b.text.split('\n'))
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith('aoegw '))
-    .map((l) =>
-      l
-        .replace(/\s*[<>|&].*$/, '')
-        .split(/\s+/)
-        .slice(1),
-    )
-    // `aoegw --help` is the program's own help, not a command.
-    .filter((w) => w[0] !== '--help');
+  return (
+    blocks
+      .filter((b) => b.lang === 'sh')
+      .flatMap((b) => b.text.split('\n'))
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('aoegw '))
+      .map((l) =>
+        l
+          .replace(/\s*[<>|&].*$/, '')
+          .split(/\s+/)
+          .slice(1),
+      )
+      // `aoegw --help` is the program's own help, not a command.
+      .filter((w) => w[0] !== '--help')
+  );
 }
 
 describe('docs/operations.md', () => {
