@@ -67,7 +67,7 @@ export class GatewayMetrics {
   ]);
   private readonly initiatorRequests = this.counter(
     'initiator_requests_total',
-    'Requests per export and initiator ("MAC", "peer key/MAC", or "other" beyond the per-export limit)',
+    'Requests per export and initiator ("MAC", "PEER/MAC" behind a peer gateway, or "other" beyond the per-export limit)',
     ['export', 'initiator'],
   );
   private readonly initiatorReadBytes = this.counter(
@@ -315,6 +315,7 @@ export class GatewayMetrics {
   private fillTarget(s: GatewayStats): void {
     const t = s.target;
     if (!t) return;
+    const peerNames = new Map(s.peers.map((p) => [p.publicKey, p.name]));
     for (const [key, x] of Object.entries(t.engine.exports)) {
       const l = { export: key };
       put(this.exportReads, l, x.reads);
@@ -352,8 +353,8 @@ export class GatewayMetrics {
         commit: x.store.commits,
         flush: x.store.flushes,
       });
-      for (const [initiator, c] of Object.entries(x.initiators)) {
-        const li = { export: key, initiator };
+      for (const [principal, c] of Object.entries(x.initiators)) {
+        const li = { export: key, initiator: this.principalLabel(principal, peerNames) };
         put(this.initiatorRequests, li, c.requests);
         put(this.initiatorReadBytes, li, c.bytesRead);
         put(this.initiatorWrittenBytes, li, c.bytesWritten);
@@ -393,6 +394,14 @@ export class GatewayMetrics {
       put(this.ringQueued, {}, r.queued);
       put(this.ringInFlight, {}, r.ops - r.completions);
     }
+  }
+
+  /** `KEY/MAC` of an initiator behind a peer becomes `PEER/MAC` (the key while no peer has it). */
+  private principalLabel(principal: string, peerNames: ReadonlyMap<string, string>): string {
+    const slash = principal.indexOf('/');
+    if (slash < 0) return principal;
+    const name = peerNames.get(principal.slice(0, slash));
+    return name === undefined ? principal : `${name}${principal.slice(slash)}`;
   }
 
   private fillLinks(s: GatewayStats): void {

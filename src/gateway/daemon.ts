@@ -108,6 +108,8 @@ export interface GatewayStats {
 
 export interface GatewayPeerStats {
   name: string;
+  /** Hex: how the target names this peer's initiators (`KEY/MAC`). */
+  publicKey: string;
   connected: boolean;
   endpoint: ReturnType<UdpTunnel['peerEndpoint']> | null;
   /** Since the last completed handshake (monotonic ms); null before the first. */
@@ -1004,6 +1006,7 @@ export class Gateway {
       exportSide: { ...this.exportSide.stats, inFlight: this.exportSide.inFlight },
       peers: [...this.peers.values()].map((p) => ({
         name: p.spec.name,
+        publicKey: Buffer.from(p.spec.publicKey).toString('hex'),
         connected: p.port.connected(now),
         endpoint: this.tunnel?.peerEndpoint(p.peer) ?? null,
         handshakeAgeMs: Number.isFinite(p.peer.lastHandshakeAt) ? now - p.peer.lastHandshakeAt : null,

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECTOR_SIZE } from '../../src/aoe/constants.js';
+import { formatMac } from '../../src/aoe/mac.js';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import { PacketLink } from '../../src/io/packet-link.js';
@@ -117,6 +118,9 @@ describe.skipIf(skip)('gateway metrics (Prometheus)', () => {
         READS * SECTOR_SIZE,
       );
       expect(delta(b0, b1, 'aoegw_initiator_requests_total', disk)).toBeGreaterThanOrEqual(WRITES + READS);
+      // The initiator is behind peer a: named by it.
+      const initiators = b1.samples.filter((x) => x.name === 'aoegw_initiator_requests_total');
+      expect(initiators.map((x) => x.labels.initiator)).toEqual([`a/${formatMac(ini!.link.mac)}`]);
       expect(delta(b0, b1, 'aoegw_export_side_requests_total')).toBeGreaterThanOrEqual(WRITES + READS);
       expect(promValue(b1, 'aoegw_export_pending', disk)).toBe(0);
       expect(promValue(b1, 'aoegw_export_side_in_flight')).toBe(0);

@@ -57,6 +57,7 @@ const linkStats = (rx: number, tx: number) => ({
 function peer(name: string, connected: boolean): GatewayPeerStats {
   return {
     name,
+    publicKey: name === 'b' ? 'abcd' : 'ef01',
     connected,
     endpoint: null,
     handshakeAgeMs: connected ? 2500 : null,
@@ -227,7 +228,9 @@ describe('GatewayMetrics', () => {
     expect(v('export_drops_total', { export: 'e1.1', reason: 'buffer_full' })).toBe(7);
     expect(v('export_errors_total', { export: 'e1.1', kind: 'ata' })).toBe(1);
     expect(v('export_requests_total', { export: 'e1.2', command: 'ata' })).toBe(20);
-    expect(v('initiator_requests_total', { export: 'e1.1', initiator: 'abcd/02:00:00:00:00:02' })).toBe(4);
+    // Initiators behind a peer are named by the peer, not its key.
+    expect(v('initiator_requests_total', { export: 'e1.1', initiator: 'b/02:00:00:00:00:02' })).toBe(4);
+    expect(v('initiator_requests_total', { export: 'e1.1', initiator: '02:00:00:00:00:01' })).toBe(6);
     expect(promSum(p, 'aoegw_initiator_written_bytes_total', { export: 'e1.1' })).toBe(2560);
     expect(v('target_link_ignored_total', { link: 'lan', reason: 'not_for_us' })).toBe(5);
     expect(v('target_held_replies_total', { result: 'sent' })).toBe(2);
