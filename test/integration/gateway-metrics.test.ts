@@ -3,10 +3,10 @@
  * presents it as 7.1; B serves /metrics on loopback (the default), A on its WAN address (logged
  * with a warning). Our initiator does a few single-sector writes and reads through the tunnel;
  * each daemon's /metrics, scraped from inside its namespace and parsed as text, must show at least
- * that I/O on every side it crossed, and the handshake.
+ * that I/O on every side it crossed, and the handshake. A reload that moves metrics is refused.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +156,18 @@ describe.skipIf(skip)('gateway metrics (Prometheus)', () => {
       expect(promValue(a1, 'aoegw_reloads_total', { result: 'applied' })).toBe(0);
     },
   );
+
+  it('a reload that moves metrics is refused (restart to change metrics) and counted', async () => {
+    const b = pair!.b;
+    const c = JSON.parse(readFileSync(pair!.configB, 'utf8')) as Record<string, unknown>;
+    c.metrics = { listen: `127.0.0.1:${METRICS_PORT + 1}` };
+    writeFileSync(pair!.configB, `${JSON.stringify(c, null, 2)}\n`);
+    b.child.kill('SIGHUP');
+    expect(await waitFor(() => /restart to change metrics/.test(b.output()), 5000), b.output()).toBe(true);
+    const s = scrapeB();
+    expect(promValue(s, 'aoegw_reloads_total', { result: 'refused' })).toBe(1);
+    expect(promValue(s, 'aoegw_reloads_total', { result: 'applied' })).toBe(0);
+  });
 
   it('answers /metrics only', () => {
     const ns = site!.ns.gwB.name;
