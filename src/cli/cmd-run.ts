@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
+import { type MetricsServer, serveMetrics } from '../control/metrics.js';
 import { controlSocketOf } from '../control/notify.js';
 import { ControlServer } from '../control/server.js';
 import type { PendingInvite } from '../enroll/enrollment-doc.js';
@@ -92,6 +93,15 @@ export function registerRun(program: Command): void {
         gw.stop();
         throw e;
       }
+      let metrics: MetricsServer | null = null;
+      try {
+        if (spec.metrics)
+          metrics = await serveMetrics(spec.metrics, { stats: () => gw.stats(), enrollment: desk }, log);
+      } catch (e) {
+        control.close();
+        gw.stop();
+        throw e;
+      }
       const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
       log(
         `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
@@ -107,6 +117,7 @@ export function registerRun(program: Command): void {
         const shutdown = (sig: string) => {
           log(`${sig}: stopping, completing writes`);
           control.close();
+          void metrics?.close();
           desk?.forget();
           try {
             gw.stop();

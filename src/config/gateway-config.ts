@@ -34,6 +34,8 @@ import {
 } from './validate.js';
 
 export const DEFAULT_TUNNEL_MTU = 1452;
+/** Where /metrics is served when the config has a `metrics` object without `listen`: this host only. */
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9588';
 /**
  * Off by default: measured on the 2-core test machine, a gateway pair with 30 µs of busy-poll on
  * the tunnel socket lost 20-30 % of its throughput (the spinning gateways take CPU from each other,
@@ -294,6 +296,11 @@ const schema = {
     format: 'aoegw-any',
     default: 'auto',
   },
+  metrics: {
+    doc: 'Prometheus metrics: {"listen": "ADDRESS:PORT"} (default 127.0.0.1:9588); absent = none.',
+    format: 'aoegw-any',
+    default: null as Record<string, unknown> | null,
+  },
 };
 
 const LIST_KEYS = ['links', 'exports', 'forwards', 'peers'] as const;
@@ -342,6 +349,7 @@ export function checkGatewayDoc(
     }
   }
   if (shaped.tunnel !== undefined && obj(p, shaped.tunnel, 'tunnel') === undefined) delete shaped.tunnel;
+  const metrics = shaped.metrics === undefined ? undefined : validateMetrics(p, shaped.metrics);
   const raw = convictLoad(p, schema, shaped);
   const { enrollmentFile, controlSocket } = derivedPaths(raw);
   const rawLinks = raw.links as unknown[];
@@ -425,7 +433,18 @@ export function checkGatewayDoc(
     peers,
     tunnel,
     blockIo,
+    ...(metrics ? { metrics } : {}),
   };
+}
+
+/** The `metrics` object: where /metrics is served (loopback unless `listen` says otherwise; port 0 = any). */
+function validateMetrics(p: Problems, v: unknown): GatewaySpec['metrics'] {
+  const o = obj(p, v, 'metrics');
+  if (!o) return undefined;
+  checkKeys(p, o, 'metrics', ['listen']);
+  const listen = parseHostPort(o.listen ?? DEFAULT_METRICS_LISTEN, true);
+  if (!listen) p.add('metrics.listen', o.listen, '"IPv4:PORT" or "[IPv6]:PORT" (TCP, for Prometheus)');
+  return listen ?? undefined;
 }
 
 /**

@@ -7,21 +7,21 @@
  */
 
 import { AoegwError } from '../errors.js';
-import type { FrameLink } from '../io/frame-link.js';
+import type { FrameLink, LinkStats } from '../io/frame-link.js';
 import { LinkSet } from '../io/link-set.js';
 import { PacketLink } from '../io/packet-link.js';
 import { TapLink } from '../io/tap-link.js';
-import { TargetServer } from '../target/server.js';
+import { type ServerStats, TargetServer } from '../target/server.js';
 import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
 import { type EnrollmentAdmission, Send } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
 import { MAX_RECORD_VALUE } from '../tunnel/records.js';
-import { UdpTunnel } from '../tunnel/udp-tunnel.js';
-import { ExportSide, type Grant } from './export-side.js';
-import { ForwardSide } from './forward-side.js';
+import { UdpTunnel, type UdpTunnelDriverStats } from '../tunnel/udp-tunnel.js';
+import { ExportSide, type ExportSideStats, type Grant } from './export-side.js';
+import { ForwardSide, type ForwardStats } from './forward-side.js';
 import type { GatewaySpec, PeerImportSpec, PeerSpec, TargetRef } from './gateway-spec.js';
-import { ImportSide, type ImportSpec } from './import-side.js';
+import { ImportSide, type ImportSpec, type ImportStats } from './import-side.js';
 import { PDU_ATA_HEADER } from './pdu.js';
 import { PeerChannel } from './peer-channel.js';
 import { TunnelPeerLink } from './peer-link.js';
@@ -86,6 +86,58 @@ export interface ReloadResult {
    * requests completed and its store closed.
    */
   readonly done: Promise<void>;
+}
+
+/** What Gateway.stats() returns (SIGUSR1, the control socket's status, the metrics). */
+export interface GatewayStats {
+  links: Record<string, LinkStats & { consumerErrors: number }>;
+  target: ServerStats | null;
+  imports:
+    | (ImportStats & {
+        pending: number;
+        list: ReturnType<ImportSide['status']>;
+        rtt: ReturnType<ImportSide['rttStatus']>;
+      })
+    | null;
+  forwards: (ForwardStats & { list: ReturnType<ForwardSide['status']> }) | null;
+  exportSide: ExportSideStats & { inFlight: number };
+  peers: GatewayPeerStats[];
+  tunnel: TunnelSummary | null;
+  reloads: { applied: number; refused: number; last: string };
+}
+
+export interface GatewayPeerStats {
+  name: string;
+  /** Hex: how the target names this peer's initiators (`KEY/MAC`). */
+  publicKey: string;
+  connected: boolean;
+  endpoint: ReturnType<UdpTunnel['peerEndpoint']> | null;
+  /** Since the last completed handshake (monotonic ms); null before the first. */
+  handshakeAgeMs: number | null;
+  rxBytes: number;
+  txBytes: number;
+  rxRecords: number;
+  txRecords: number;
+  records: PeerRuntime['records'];
+  grants: string[];
+  /** The peer channel's counters (path MTU, fragments, probes). */
+  [channel: string]: unknown;
+}
+
+export interface TunnelSummary {
+  localPort: number;
+  driver: UdpTunnelDriverStats;
+  txData: number;
+  txKeepalive: number;
+  txInitiation: number;
+  txResponse: number;
+  txCookieReply: number;
+  txDropped: number;
+  handshakesCompleted: number;
+  handshakesFailed: number;
+  handlerErrors: number;
+  /** Datagrams received by outcome, indexed as RX_NAMES. */
+  rx: number[];
 }
 
 interface PeerRuntime {
@@ -947,7 +999,7 @@ export class Gateway {
 
   // ---- status and shutdown -----------------------------------------------------------------
 
-  stats(): Record<string, unknown> {
+  stats(): GatewayStats {
     const now = performance.now();
     return {
       links: this.links.stats(),
@@ -965,10 +1017,14 @@ export class Gateway {
       exportSide: { ...this.exportSide.stats, inFlight: this.exportSide.inFlight },
       peers: [...this.peers.values()].map((p) => ({
         name: p.spec.name,
+        publicKey: Buffer.from(p.spec.publicKey).toString('hex'),
         connected: p.port.connected(now),
         endpoint: this.tunnel?.peerEndpoint(p.peer) ?? null,
+        handshakeAgeMs: Number.isFinite(p.peer.lastHandshakeAt) ? now - p.peer.lastHandshakeAt : null,
         rxBytes: p.peer.rxBytes,
         txBytes: p.peer.txBytes,
+        rxRecords: p.peer.rxRecords,
+        txRecords: p.peer.txRecords,
         ...p.channel.stats(),
         records: { ...p.records },
         grants: p.grants.map((g) => `e${g.shelf}.${g.slot}:${g.readOnly ? 'ro' : 'rw'}`),
@@ -1017,14 +1073,19 @@ function refused(errors: string[]): ReloadResult {
   };
 }
 
-function summarizeTunnel(t: UdpTunnel): Record<string, unknown> {
+function summarizeTunnel(t: UdpTunnel): TunnelSummary {
   const s = t.stats();
   return {
     localPort: t.localPort,
-    driver: s.driver,
+    driver: { ...s.driver },
     txData: s.tunnel.txData,
+    txKeepalive: s.tunnel.txKeepalive,
+    txInitiation: s.tunnel.txInitiation,
+    txResponse: s.tunnel.txResponse,
+    txCookieReply: s.tunnel.txCookieReply,
     txDropped: s.tunnel.txDropped,
     handshakesCompleted: s.tunnel.handshakesCompleted,
+    handshakesFailed: s.tunnel.handshakesFailed,
     // A record handler that threw: the record is lost, so it must show.
     handlerErrors: s.tunnel.handlerErrors,
     rx: Array.from(s.tunnel.rx),

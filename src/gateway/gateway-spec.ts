@@ -64,4 +64,6 @@ export interface GatewaySpec {
   readonly tunnel: TunnelSpec;
   /** How the built-in exports' block I/O reaches the kernel (default 'auto'). */
   readonly blockIo?: BlockIoMode;
+  /** Where Prometheus scrapes /metrics (TCP); absent: no metrics server. */
+  readonly metrics?: { readonly address: string; readonly port: number };
 }

@@ -604,6 +604,36 @@ const cases: Case[] = [
     'integer in 0..3600000',
   ],
   [
+    'metrics not an object',
+    siteA,
+    (c) => {
+      c.metrics = '127.0.0.1:9588';
+    },
+    'metrics',
+    '"127.0.0.1:9588"',
+    'an object',
+  ],
+  [
+    'metrics address with a host name',
+    siteA,
+    (c) => {
+      c.metrics = { listen: 'localhost:9588' };
+    },
+    'metrics.listen',
+    '"localhost:9588"',
+    '"IPv4:PORT" or "[IPv6]:PORT"',
+  ],
+  [
+    'unknown metrics key',
+    siteA,
+    (c) => {
+      c.metrics = { port: 9588 };
+    },
+    'metrics.port',
+    '9588',
+    'one of the known keys (listen)',
+  ],
+  [
     'nothing configured',
     () => ({ stateFile: '/tmp/s.json' }),
     () => {},
@@ -612,6 +642,24 @@ const cases: Case[] = [
     'at least one link, export or peer',
   ],
 ];
+
+describe('gateway config: metrics', () => {
+  it('absent: no metrics server', () => {
+    expect(load(siteA()).metrics).toBeUndefined();
+  });
+
+  it('an empty object: loopback, port 9588', () => {
+    expect(load({ ...siteA(), metrics: {} }).metrics).toEqual({ address: '127.0.0.1', port: 9588 });
+  });
+
+  it('listen: any address (IPv4 or IPv6), port 0 = any', () => {
+    expect(load({ ...siteA(), metrics: { listen: '0.0.0.0:9100' } }).metrics).toEqual({
+      address: '0.0.0.0',
+      port: 9100,
+    });
+    expect(load({ ...siteA(), metrics: { listen: '[::1]:0' } }).metrics).toEqual({ address: '::1', port: 0 });
+  });
+});
 
 describe('gateway config: every error names key path, value and expectation', () => {
   it.each(cases)('%s', (_what, site, edit, path, value, expected, problems = 1) => {

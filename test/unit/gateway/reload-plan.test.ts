@@ -95,6 +95,15 @@ describe('planReload', () => {
     expect(planReload(a, { ...a }, ctx).refusals).toEqual([]);
   });
 
+  it('refuses a change of metrics (added, moved, removed): its server is opened at start', () => {
+    const on = spec({ metrics: { address: '127.0.0.1', port: 9588 } });
+    const moved = spec({ metrics: { address: '127.0.0.1', port: 9589 } });
+    expect(planReload(spec(), on, ctx).refusals).toEqual(['restart to change metrics']);
+    expect(planReload(on, moved, ctx).refusals).toEqual(['restart to change metrics']);
+    expect(planReload(on, spec(), ctx).refusals).toEqual(['restart to change metrics']);
+    expect(planReload(on, spec({ metrics: { address: '127.0.0.1', port: 9588 } }), ctx).refusals).toEqual([]);
+  });
+
   it('refuses new peers when the tunnel is not open', () => {
     const p = planReload(spec({ peers: [] }), spec(), { tunnelOpen: false });
     expect(p.refusals).toHaveLength(1);
