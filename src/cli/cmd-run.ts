@@ -3,6 +3,7 @@ import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
 import { controlSocketOf } from '../control/notify.js';
 import { ControlServer } from '../control/server.js';
+import { statusHandlers } from '../control/status-view.js';
 import { enrollmentPathOf } from '../enroll/enrollment-file.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
@@ -76,12 +77,10 @@ export function registerRun(program: Command): void {
                 ? { ok: true, summary: r.summary, changes: r.changes }
                 : { ok: false, errors: r.errors };
             },
-            status: () => ({
-              ok: true,
+            ...statusHandlers(gw, {
               name: spec.name,
-              pid: process.pid,
-              invitesPending: desk?.pending ?? 0,
-              stats: gw.stats(),
+              version: program.version() ?? '',
+              invitesPending: () => desk?.pending ?? 0,
             }),
           },
         });

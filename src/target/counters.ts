@@ -213,6 +213,8 @@ export interface ExportStatsSnapshot {
   };
   configTestMiss: number;
   stateChanges: number;
+  /** READ/WRITE/FLUSH requests accepted and waiting for the store now. */
+  pending: number;
   /**
    * Keyed by MAC ('aa:bb:cc:dd:ee:ff'), busiest first, at most the per-export limit; 'other'
    * aggregates MACs beyond it and entries aged out after being idle.
@@ -274,7 +276,7 @@ export function snapshotInitiators(
 
 export function snapshotExportCounters(
   c: ExportCounters,
-): Omit<ExportStatsSnapshot, 'shelf' | 'slot' | 'storeDescription' | 'readOnly' | 'initiators'> {
+): Omit<ExportStatsSnapshot, 'shelf' | 'slot' | 'storeDescription' | 'readOnly' | 'pending' | 'initiators'> {
   return {
     requests: {
       ata: c.ata,

@@ -496,6 +496,7 @@ export class TargetEngine {
         storeDescription: e.store.description,
         readOnly: e.readOnly,
         ...snapshotExportCounters(e.c),
+        pending: e.outstanding,
         initiators: snapshotInitiators(e.initiators, (id) => this.namespaces.name(id)),
       };
     }
