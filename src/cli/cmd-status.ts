@@ -57,20 +57,20 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
-/** The one-line summary `status` and `top` both start with. */
-export function summaryLine(s: Record<string, unknown>): string {
+/** Who runs (name, pid, version, uptime) and what is up (links, peers, imports): `status` and `top` start with them. */
+export function summaryLines(s: Record<string, unknown>): [string, string] {
   const links = s.links as { up: number; down: number };
   const peers = s.peers as { total: number; up: number };
   const imports = s.imports as { total: number; usable: number };
-  return (
-    `${s.name}  pid ${s.pid}  v${s.version}  up ${formatDuration(s.uptimeMs as number)}  ` +
-    `links ${links.up} up ${links.down} down  peers ${peers.up}/${peers.total} up  ` +
-    `exports ${s.exports}  imports ${imports.usable}/${imports.total} usable  forwards ${s.forwards}`
-  );
+  return [
+    `${s.name}  pid ${s.pid}  v${s.version}  up ${formatDuration(s.uptimeMs as number)}`,
+    `links ${links.up} up ${links.down} down  peers ${peers.up}/${peers.total} up  exports ${s.exports}  ` +
+      `imports ${imports.usable}/${imports.total} usable  forwards ${s.forwards}`,
+  ];
 }
 
 export function renderStatus(v: Views): string {
-  const out: string[] = [summaryLine(v.status)];
+  const out: string[] = [summaryLines(v.status).join('  ')];
   if ((v.status.invitesPending as number) > 0) out.push(`invites pending: ${v.status.invitesPending}`);
   const exports = v.exports.exports as ExportView[];
   if (exports.length > 0) {

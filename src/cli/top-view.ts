@@ -4,7 +4,7 @@
  * or late poll does not distort them. One row per export, then one per initiator (principal).
  */
 import type { ExportView } from '../control/status-view.js';
-import { summaryLine } from './cmd-status.js';
+import { summaryLines } from './cmd-status.js';
 
 export const SORT_KEYS = ['iops', 'mbps', 'errors', 'name'] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
@@ -128,9 +128,10 @@ export function renderTop(
   intervalS = 1,
 ): string[] {
   const nameW = Math.max(12, width - NUMBERS_W);
+  const [who, what] = summaryLines(cur.status);
   const lines = [
-    summaryLine(cur.status),
-    `sort: ${sort} (s: next sort, q: quit)  every ${intervalS}s${prev ? '' : '  (rates from the next sample)'}`,
+    `${who}  sort: ${sort}  every ${intervalS}s  (s: sort, q: quit)`,
+    prev ? what : `${what}  (rates from the next sample)`,
     'EXPORT / INITIATOR'.padEnd(nameW) + COLUMNS.map(([t, w]) => t.padStart(w)).join(''),
   ];
   const rows = topRows(prev, cur, sort);
