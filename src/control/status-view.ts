@@ -26,7 +26,7 @@ export interface PrincipalView {
   /** The peer's name ('' for a local link's initiator, the key's hex if no peer has it now). */
   readonly peer: string;
   readonly mac: string;
-  /** ATA requests counted for it (reads, writes and the rest), and its data bytes. */
+  /** Every AoE request it sent (reads, writes, IDENTIFY, Query Config, ...), and its data bytes. */
   readonly requests: number;
   readonly bytesRead: number;
   readonly bytesWritten: number;
