@@ -10,6 +10,7 @@
 
 import type { Gateway } from '../gateway/daemon.js';
 import type { ExportStatsSnapshot } from '../target/counters.js';
+import type { ServerStats } from '../target/server.js';
 import { RX_NAMES } from '../tunnel/endpoint.js';
 import type { ControlHandler } from './server.js';
 
@@ -205,13 +206,14 @@ export function forwardsView(gw: Gateway): Record<string, unknown> | null {
 
 export function statusView(gw: Gateway, ctx: StatusContext): Record<string, unknown> {
   const links = gw.links.names().map((n) => gw.links.link(n).state);
-  const peers = peerStats(gw);
-  const imports = (gw.stats().imports as { list?: { usable: boolean }[] } | null)?.list ?? [];
+  const stats = gw.stats();
+  const peers = stats.peers as PeerStats[];
+  const imports = (stats.imports as { list?: { usable: boolean }[] } | null)?.list ?? [];
   return {
     ...header(ctx),
     links: { up: links.filter((s) => s === 'up').length, down: links.filter((s) => s === 'down').length },
     peers: { total: peers.length, up: peers.filter((p) => p.session).length },
-    exports: gw.target ? Object.keys(gw.target.stats().engine.exports).length : 0,
+    exports: Object.keys((stats.target as ServerStats | null)?.engine.exports ?? {}).length,
     imports: { total: imports.length, usable: imports.filter((i) => i.usable).length },
     forwards: gw.forwards.status().length,
     invitesPending: ctx.invitesPending(),
