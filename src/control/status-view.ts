@@ -2,12 +2,14 @@
  * What the control socket's read-only commands answer (docs/operations.md, "Watching it"): views
  * of a running Gateway built from the counters it already keeps, when asked; nothing here runs per
  * frame. Every response carries `sampledAtMs`, the daemon's monotonic clock, so a client computes
- * rates (IOPS, MB/s) from two samples; counters only ever grow while the daemon runs.
+ * rates (IOPS, MB/s) from two samples. Counters grow while the daemon runs, except those of an
+ * export a reload re-created (from zero again) and initiators aged out into "other".
  *
  * No latency percentiles: the built-in target keeps no per-request timing (only counts and bytes).
  * The import side's smoothed round-trip time per peer is shown as it is kept.
  */
 
+import { formatMac } from '../aoe/mac.js';
 import type { Gateway } from '../gateway/daemon.js';
 import type { ExportStatsSnapshot } from '../target/counters.js';
 import type { ServerStats } from '../target/server.js';
@@ -98,7 +100,7 @@ export function linksView(gw: Gateway): Record<string, unknown>[] {
     return {
       name,
       state: l.state,
-      mac: l.mac.toString('hex').replace(/(..)(?!$)/g, '$1:'),
+      mac: formatMac(l.mac),
       mtu: l.mtu,
       rxFrames: s.rxFrames,
       txFrames: s.txFrames,
