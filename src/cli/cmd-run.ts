@@ -4,6 +4,7 @@ import { loadKeyFile } from '../config/key-file.js';
 import { type MetricsServer, serveMetrics } from '../control/metrics.js';
 import { controlSocketOf } from '../control/notify.js';
 import { ControlServer } from '../control/server.js';
+import { statusHandlers } from '../control/status-view.js';
 import type { PendingInvite } from '../enroll/enrollment-doc.js';
 import { enrollmentPathOf } from '../enroll/enrollment-file.js';
 import { AoegwError } from '../errors.js';
@@ -80,12 +81,10 @@ export function registerRun(program: Command): void {
                 ? { ok: true, summary: r.summary, changes: r.changes }
                 : { ok: false, errors: r.errors };
             },
-            status: () => ({
-              ok: true,
+            ...statusHandlers(gw, {
               name: spec.name,
-              pid: process.pid,
-              invitesPending: desk?.pending ?? 0,
-              stats: gw.stats(),
+              version: program.version() ?? '',
+              invitesPending: () => desk?.pending ?? 0,
             }),
           },
         });

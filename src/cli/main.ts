@@ -13,6 +13,8 @@ import { registerPeer } from './cmd-peer.js';
 import { registerReload } from './cmd-reload.js';
 import { registerRun } from './cmd-run.js';
 import { registerServe } from './cmd-serve.js';
+import { registerStatus } from './cmd-status.js';
+import { registerTop } from './cmd-top.js';
 import { registerVerify } from './cmd-verify.js';
 
 export function buildProgram(): Command {
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   registerPeer(program);
   registerExport(program);
   registerReload(program);
+  registerStatus(program);
+  registerTop(program);
   registerInvite(program);
   return program;
 }

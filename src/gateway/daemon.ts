@@ -1017,10 +1017,14 @@ export class Gateway {
       exportSide: { ...this.exportSide.stats, inFlight: this.exportSide.inFlight },
       peers: [...this.peers.values()].map((p) => ({
         name: p.spec.name,
-        publicKey: Buffer.from(p.spec.publicKey).toString('hex'),
+        publicKey: p.peer.id,
         connected: p.port.connected(now),
+        session: this.tunnel ? p.peer.hasSession(this.tunnel.now()) : false,
+        // In the tunnel's clock (monotonic ms); null: no handshake completed yet.
+        handshakeAgeMs: Number.isFinite(p.peer.lastHandshakeAt)
+          ? Math.round((this.tunnel?.now() ?? now) - p.peer.lastHandshakeAt)
+          : null,
         endpoint: this.tunnel?.peerEndpoint(p.peer) ?? null,
-        handshakeAgeMs: Number.isFinite(p.peer.lastHandshakeAt) ? now - p.peer.lastHandshakeAt : null,
         rxBytes: p.peer.rxBytes,
         txBytes: p.peer.txBytes,
         rxRecords: p.peer.rxRecords,

@@ -469,13 +469,21 @@ export class ImportSide {
   }
 
   /** Usable imports, for status. */
-  status(): { local: string; peer: string; remote: string; usable: boolean; bufferCount: number }[] {
+  status(): {
+    local: string;
+    peer: string;
+    remote: string;
+    usable: boolean;
+    bufferCount: number;
+    pending: number;
+  }[] {
     return this.live().map((i) => ({
       local: `e${i.spec.localShelf}.${i.spec.localSlot}`,
       peer: i.spec.peer,
       remote: 'name' in i.spec.remote ? i.spec.remote.name : `e${i.spec.remote.shelf}.${i.spec.remote.slot}`,
       usable: i.usable,
       bufferCount: i.advert?.bufferCount ?? 0,
+      pending: i.pending,
     }));
   }
 

@@ -213,7 +213,7 @@ export interface ExportStatsSnapshot {
   };
   configTestMiss: number;
   stateChanges: number;
-  /** Requests waiting for the store now (reads and writes accepted, not yet answered). */
+  /** READ/WRITE/FLUSH requests accepted and waiting for the store now. */
   pending: number;
   /**
    * Keyed by MAC ('aa:bb:cc:dd:ee:ff'), busiest first, at most the per-export limit; 'other'
