@@ -111,6 +111,8 @@ export interface GatewayPeerStats {
   /** Hex: how the target names this peer's initiators (`KEY/MAC`). */
   publicKey: string;
   connected: boolean;
+  /** A session we can send with now (tunnel level; `connected` is the same seen from the gateway). */
+  session: boolean;
   endpoint: ReturnType<UdpTunnel['peerEndpoint']> | null;
   /** Since the last completed handshake (monotonic ms); null before the first. */
   handshakeAgeMs: number | null;

@@ -59,6 +59,7 @@ function peer(name: string, connected: boolean): GatewayPeerStats {
     name,
     publicKey: name === 'b' ? 'abcd' : 'ef01',
     connected,
+    session: connected,
     endpoint: null,
     handshakeAgeMs: connected ? 2500 : null,
     rxBytes: 1000,
@@ -154,7 +155,7 @@ function gatewayStats(): GatewayStats {
       abandoned: 0,
       announcements: 1,
       pending: 5,
-      list: [{ local: 'e7.1', peer: 'b', remote: 'disk', usable: true, bufferCount: 16 }],
+      list: [{ local: 'e7.1', peer: 'b', remote: 'disk', usable: true, bufferCount: 16, pending: 0 }],
       rtt: [{ peer: 'b', srttMs: 1.5, rtoMs: 200, samples: 3 }],
     },
     forwards: {
