@@ -26,6 +26,7 @@ export function openRunSystemd(
 ): RunSystemd {
   notify.startWatchdog();
   let started = false;
+  let stopped = false;
   let reloading = 0;
   let refused: string | undefined;
   const status = () => {
@@ -43,15 +44,15 @@ export function openRunSystemd(
     },
     reload(apply) {
       // Reloads before READY=1 (an enrollment during start-up) are part of the start.
-      if (!started || !notify.enabled) return apply();
+      if (!started || stopped || !notify.enabled) return apply();
       if (reloading++ === 0) notify.reloading('reloading the config');
       let r: ReturnType<typeof apply> | undefined;
       try {
         r = apply();
       } finally {
         const end = () => {
-          // Overlapping reloads: READY=1 once the last one is done.
-          if (--reloading === 0) notify.ready(status());
+          // Overlapping reloads: READY=1 once the last one is done (none once stopping).
+          if (--reloading === 0 && !stopped) notify.ready(status());
         };
         if (r) {
           const n = r.errors.length;
@@ -62,13 +63,14 @@ export function openRunSystemd(
       return r;
     },
     stopping() {
+      stopped = true;
       if (notify.enabled) notify.stopping('stopping, completing writes');
       notify.stop();
     },
   };
 }
 
-/** "2 exports, 1/2 peers up, 3 imports usable" from Gateway.stats(). */
+/** "2 exports, 1/2 peers up, 3/3 imports usable" from Gateway.stats(). */
 export function statusLine(stats: Record<string, unknown>): string {
   const s = stats as {
     target?: { engine?: { exports?: Record<string, unknown> } } | null;

@@ -92,10 +92,22 @@ describe('openRunSystemd', () => {
     expect(s.sent.slice(1).map((m) => m.split('\n')[0])).toEqual(['RELOADING=1', 'READY=1']);
   });
 
-  it('STOPPING=1 at shutdown', () => {
+  it('STOPPING=1 at shutdown; a reload still draining then ends without READY=1', async () => {
     const s = setup();
     s.started();
+    let finish!: () => void;
+    s.run.reload(() =>
+      outcome(
+        true,
+        new Promise<void>((res) => {
+          finish = res;
+        }),
+      ),
+    );
     s.run.stopping();
+    finish();
+    await new Promise((res) => setImmediate(res));
+    expect(s.sent.slice(1).map((m) => m.split('\n')[0])).toEqual(['RELOADING=1', 'STOPPING=1']);
     expect(s.sent.at(-1)).toBe('STOPPING=1\nSTATUS=stopping, completing writes');
   });
 
