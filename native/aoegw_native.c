@@ -46,6 +46,7 @@
 #include "io_ring.h"
 #include "napi_util.h"
 #include "packet_ring.h"
+#include "sd_notify.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
@@ -1932,6 +1933,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "CTL_WORDS", v);
   io_ring_register(env, exports);
   aead_register(env, exports);
+  sd_notify_register(env, exports);
   return exports;
 }
 

@@ -13,6 +13,7 @@ import type { EnrollmentDesk } from '../gateway/enrollment-desk.js';
 import { reloadFromFile } from '../gateway/reload-file.js';
 import { loadCrypto } from '../tunnel/crypto.js';
 import { addEnrolledPeer, openEnrollmentDesk } from './run-enrollment.js';
+import { openRunSystemd } from './run-systemd.js';
 
 export function registerRun(program: Command): void {
   program
@@ -36,17 +37,20 @@ export function registerRun(program: Command): void {
         ? openEnrollmentDesk(o.config, enrollmentPathOf(spec), log)
         : null;
       let gw: Gateway;
+      // Unassigned (undefined) until the start returns; systemd asks for it only once ready.
+      const systemd = openRunSystemd(() => gw, log);
       // Invites may have changed as well as the config (`aoegw invite` asks for a reload).
-      const reload = () => {
-        try {
-          desk?.reload();
-        } catch (e) {
-          log(
-            `reload: enrollment file not re-read, keeping the invites known so far: ${(e as Error).message}`,
-          );
-        }
-        return reloadFromFile(gw, o.config, loadGatewayConfig, log);
-      };
+      const reload = () =>
+        systemd.reload(() => {
+          try {
+            desk?.reload();
+          } catch (e) {
+            log(
+              `reload: enrollment file not re-read, keeping the invites known so far: ${(e as Error).message}`,
+            );
+          }
+          return reloadFromFile(gw, o.config, loadGatewayConfig, log);
+        });
       try {
         gw = Gateway.start(spec, {
           ...(keyPair ? { keyPair } : {}),
@@ -106,6 +110,7 @@ export function registerRun(program: Command): void {
         `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
           `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
       );
+      systemd.ready();
       process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.stats(), bigintJson)}\n`));
       // Re-read the config; a bad one is logged, problem by problem, and the old one keeps running.
       process.on('SIGHUP', () => {
@@ -115,6 +120,7 @@ export function registerRun(program: Command): void {
       return new Promise<void>((resolve, reject) => {
         const shutdown = (sig: string) => {
           log(`${sig}: stopping, completing writes`);
+          systemd.stopping();
           control.close();
           void metrics?.close();
           desk?.forget();

@@ -140,6 +140,16 @@ export interface NativeAddon {
    */
   aeadSeal?: NativeAead;
   aeadOpen?: NativeAead;
+  /**
+   * One datagram to a service manager's notify socket (sd_notify(3)): `path` is a socket file or
+   * `@name` in the abstract namespace. Throws ERR_SYSCALL (with `errno`) when it cannot be sent.
+   */
+  notifySend(path: string, message: string): void;
+  /** Tests: a bound, non-blocking datagram socket on `path` (the service manager's side); its fd. */
+  notifyListen(path: string): number;
+  /** Tests: the next queued datagram as text, or null when none is queued. */
+  notifyRecv(fd: number): string | null;
+  notifyClose(fd: number): void;
 }
 
 export type NativeAead = (
