@@ -105,18 +105,20 @@ export function registerRun(program: Command): void {
         gw.stop();
         throw e;
       }
-      const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
-      log(
-        `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
-          `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
-      );
-      systemd.ready();
+      // Handlers first, then the ready line: a signal sent as soon as "ready" is seen must find
+      // them installed (without a listener, SIGHUP's default action ends the process).
       process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.stats(), bigintJson)}\n`));
       // Re-read the config; a bad one is logged, problem by problem, and the old one keeps running.
       process.on('SIGHUP', () => {
         log('SIGHUP: reloading the config');
         reload();
       });
+      const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
+      log(
+        `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
+          `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
+      );
+      systemd.ready();
       return new Promise<void>((resolve, reject) => {
         const shutdown = (sig: string) => {
           log(`${sig}: stopping, completing writes`);

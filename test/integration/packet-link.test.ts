@@ -186,8 +186,10 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
     const start = got;
     const profile = await sampleHeap(() => pump(50_000));
     expect(got - start).toBeGreaterThanOrEqual(50_000);
-    // The profile does see the receive path (else the bound below would hold trivially).
-    expect(hasFunction(profile, 'receiveBatch')).toBe(true);
+    // The profiler sampled this run (the pump's own promises always show), so the bound below is
+    // not vacuous; receiveBatch itself may not appear at all when it allocates nothing (on a loaded
+    // machine batches grow and its few per-batch allocations can fall between samples).
+    expect(hasFunction(profile, 'pump') || hasFunction(profile, 'receiveBatch')).toBe(true);
     // 50k frames: one 16-byte heap number per frame would be ≥ 800 KB.
     expect(bytesUnder(profile, 'receiveBatch')).toBeLessThan(32 * 1024);
     expect(sum).toBeGreaterThan(0);
