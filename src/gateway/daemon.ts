@@ -14,7 +14,7 @@ import { TapLink } from '../io/tap-link.js';
 import { type ServerStats, TargetServer } from '../target/server.js';
 import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
-import { type EnrollmentAdmission, Send } from '../tunnel/endpoint.js';
+import { type EnrollmentAdmission, Send, type TunnelStats } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
 import { MAX_RECORD_VALUE } from '../tunnel/records.js';
 import { UdpTunnel, type UdpTunnelDriverStats } from '../tunnel/udp-tunnel.js';
@@ -126,18 +126,10 @@ export interface GatewayPeerStats {
   [channel: string]: unknown;
 }
 
-export interface TunnelSummary {
+/** The tunnel endpoint's counters (TunnelStats), its port and driver, rx as a plain array. */
+export interface TunnelSummary extends Omit<TunnelStats, 'rx'> {
   localPort: number;
   driver: UdpTunnelDriverStats;
-  txData: number;
-  txKeepalive: number;
-  txInitiation: number;
-  txResponse: number;
-  txCookieReply: number;
-  txDropped: number;
-  handshakesCompleted: number;
-  handshakesFailed: number;
-  handlerErrors: number;
   /** Datagrams received by outcome, indexed as RX_NAMES. */
   rx: number[];
 }
@@ -1081,19 +1073,6 @@ function refused(errors: string[]): ReloadResult {
 
 function summarizeTunnel(t: UdpTunnel): TunnelSummary {
   const s = t.stats();
-  return {
-    localPort: t.localPort,
-    driver: { ...s.driver },
-    txData: s.tunnel.txData,
-    txKeepalive: s.tunnel.txKeepalive,
-    txInitiation: s.tunnel.txInitiation,
-    txResponse: s.tunnel.txResponse,
-    txCookieReply: s.tunnel.txCookieReply,
-    txDropped: s.tunnel.txDropped,
-    handshakesCompleted: s.tunnel.handshakesCompleted,
-    handshakesFailed: s.tunnel.handshakesFailed,
-    // A record handler that threw: the record is lost, so it must show.
-    handlerErrors: s.tunnel.handlerErrors,
-    rx: Array.from(s.tunnel.rx),
-  };
+  // Every endpoint counter (handlerErrors too: a record handler that threw lost its record).
+  return { ...s.tunnel, localPort: t.localPort, driver: { ...s.driver }, rx: Array.from(s.tunnel.rx) };
 }
