@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # tshark: decodes captures with deploy/wireshark/aoegw.lua and Wireshark's own AoE dissector
 # (test/integration/wireshark.test.ts); its debconf question (setuid dumpcap) takes the default, no.
 # tmux: drives `aoegw top` in a fixed-size detached pane (test/integration/status-top.test.ts).
+# libxml2-utils: xmllint checks the OCF agent's meta-data XML (test/integration/ocf-agent.test.ts).
 PKGS=(vblade iproute2 iptables qemu-system-x86 cpio kmod binutils xz-utils procps strace util-linux tcpdump wireguard-go wireguard-tools
-  gcc libc6-dev pkg-config libfuse3-dev fuse3 tshark tmux)
+  gcc libc6-dev pkg-config libfuse3-dev fuse3 tshark tmux libxml2-utils)
 # libssl-dev: OpenSSL's headers for native/aead.c, needed only when this Node uses the system's
 # libcrypto (Debian's own nodejs); a Node with its own OpenSSL (nodejs.org, nodesource) ships them.
 if [ "$(node -p 'process.config.variables.node_shared_openssl' 2>/dev/null)" = true ]; then PKGS+=(libssl-dev); fi

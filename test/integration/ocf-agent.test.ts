@@ -1,0 +1,141 @@
+/**
+ * deploy/ocf/aoegw run as Pacemaker would (ocf-tester style): every action's exit code per the
+ * OCF spec, meta-data that is well-formed XML, a daemon started detached from the agent's stdio,
+ * monitor that asks the daemon (running → 0, a link down → 1, stopped → 7), idempotent start and
+ * stop, and validate-all refusing a missing or invalid config (6) or a missing binary (5).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AOEGW, ROOT } from '../helpers/aoegw.js';
+import { Netns, netnsSkipReason, type VethPair, vethPair } from '../helpers/netns.js';
+import { hasCommand } from '../helpers/processes.js';
+import { sleep } from '../helpers/wait.js';
+
+const AGENT = join(ROOT, 'deploy', 'ocf', 'aoegw');
+const OCF = {
+  SUCCESS: 0,
+  ERR_GENERIC: 1,
+  ERR_UNIMPLEMENTED: 3,
+  ERR_INSTALLED: 5,
+  ERR_CONFIGURED: 6,
+  NOT_RUNNING: 7,
+};
+
+describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => {
+  let dir: string;
+  let ns: Netns;
+  let peer: Netns;
+  let v: VethPair;
+  let config: string;
+
+  const run = (action: string, env: Record<string, string> = {}) => {
+    const r = spawnSync('sh', [AGENT, action], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        OCF_ROOT: join(dir, 'no-ocf-root'),
+        OCF_RESKEY_config: config,
+        OCF_RESKEY_binary: `${process.execPath} ${AOEGW}`,
+        OCF_RESKEY_log: join(dir, 'daemon.log'),
+        OCF_RESKEY_start_wait: '20',
+        OCF_RESKEY_stop_wait: '20',
+        ...env,
+      },
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'aoegw-ocf-'));
+    ns = new Netns('ocf');
+    peer = new Netns('ocfp');
+    v = vethPair(ns, peer, 1500);
+    config = join(dir, 'gw.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        name: 'ocf-test',
+        stateFile: join(dir, 'state.json'),
+        links: [{ name: 'lan', iface: v.a, netns: ns.name }],
+        exports: [{ target: '1.1', path: 'memory:16m', name: 'disk' }],
+      }),
+    );
+  });
+
+  afterAll(() => {
+    if (config) run('stop');
+    peer?.delete();
+    ns?.delete();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('meta-data is well-formed XML naming every action; unknown actions are unimplemented', () => {
+    const r = run('meta-data');
+    expect(r.code).toBe(OCF.SUCCESS);
+    for (const a of ['start', 'stop', 'monitor', 'validate-all', 'meta-data'])
+      expect(r.out).toContain(`<action name="${a}"`);
+    if (hasCommand('xmllint')) {
+      const x = spawnSync('xmllint', ['--noout', '-'], { input: r.out, encoding: 'utf8' });
+      expect(x.status, x.stderr).toBe(0);
+    }
+    expect(run('promote').code).toBe(OCF.ERR_UNIMPLEMENTED);
+  });
+
+  it('validate-all: good config 0; missing or invalid config 6; missing binary 5', () => {
+    expect(run('validate-all').code).toBe(OCF.SUCCESS);
+    expect(run('validate-all', { OCF_RESKEY_config: join(dir, 'absent.json') }).code).toBe(
+      OCF.ERR_CONFIGURED,
+    );
+    expect(run('validate-all', { OCF_RESKEY_config: '' }).code).toBe(OCF.ERR_CONFIGURED);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(
+      bad,
+      JSON.stringify({ stateFile: join(dir, 's.json'), links: [{ name: 'lan' }], bogus: 1 }),
+    );
+    const r = run('validate-all', { OCF_RESKEY_config: bad });
+    expect(r.code).toBe(OCF.ERR_CONFIGURED);
+    expect(r.err).toMatch(/bogus/);
+    expect(run('validate-all', { OCF_RESKEY_binary: join(dir, 'no-such-aoegw') }).code).toBe(
+      OCF.ERR_INSTALLED,
+    );
+  });
+
+  it('monitor 7 before start; start 0 (twice); monitor 0; a link down → 1, up again → 0; stop 0 (twice); monitor 7', async () => {
+    expect(run('monitor').code).toBe(OCF.NOT_RUNNING);
+    const started = run('start');
+    expect(started.code, started.err).toBe(OCF.SUCCESS);
+    expect(run('start').code).toBe(OCF.SUCCESS);
+    expect(run('monitor').code).toBe(OCF.SUCCESS);
+    const status = spawnSync(process.execPath, [AOEGW, 'status', '--config', config, '--json'], {
+      encoding: 'utf8',
+    });
+    const pid = Number(/"pid":\s*(\d+)/.exec(status.stdout)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    // Detached from the agent: stdin is /dev/null, its own session.
+    expect(readlinkSync(`/proc/${pid}/fd/0`)).toBe('/dev/null');
+    expect(readlinkSync(`/proc/${pid}/fd/2`)).toBe(join(dir, 'daemon.log'));
+    ns.ip('link', 'set', v.a, 'down');
+    let code = -1;
+    for (let i = 0; i < 20 && code !== OCF.ERR_GENERIC; i++) {
+      code = run('monitor').code ?? -1;
+      if (code !== OCF.ERR_GENERIC) await sleep(250);
+    }
+    expect(code).toBe(OCF.ERR_GENERIC);
+    ns.ip('link', 'set', v.a, 'up');
+    code = -1;
+    for (let i = 0; i < 40 && code !== OCF.SUCCESS; i++) {
+      code = run('monitor').code ?? -1;
+      if (code !== OCF.SUCCESS) await sleep(250);
+    }
+    expect(code).toBe(OCF.SUCCESS);
+    expect(run('stop').code).toBe(OCF.SUCCESS);
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(run('stop').code).toBe(OCF.SUCCESS);
+    expect(run('monitor').code).toBe(OCF.NOT_RUNNING);
+    expect(readFileSync(join(dir, 'daemon.log'), 'utf8')).toMatch(/ready: 1 exports[\s\S]*SIGTERM: stopping/);
+  }, 120_000);
+});
