@@ -43,6 +43,7 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
         OCF_RESKEY_log: join(dir, 'daemon.log'),
         OCF_RESKEY_start_wait: '20',
         OCF_RESKEY_stop_wait: '20',
+        HA_RSCTMP: join(dir, 'rsctmp'),
         ...env,
       },
     });
@@ -137,5 +138,28 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
     expect(run('stop').code).toBe(OCF.SUCCESS);
     expect(run('monitor').code).toBe(OCF.NOT_RUNNING);
     expect(readFileSync(join(dir, 'daemon.log'), 'utf8')).toMatch(/ready: 1 exports[\s\S]*SIGTERM: stopping/);
+  }, 120_000);
+
+  it('a daemon that stops answering is failed (1), not "not running", and stop still ends it', () => {
+    expect(run('start').code).toBe(OCF.SUCCESS);
+    const status = spawnSync(process.execPath, [AOEGW, 'status', '--config', config, '--json'], {
+      encoding: 'utf8',
+    });
+    const pid = Number(/"pid":\s*(\d+)/.exec(status.stdout)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      expect(run('monitor').code).toBe(OCF.ERR_GENERIC);
+      // SIGTERM waits in the stopped process; after stop_wait the agent kills it and waits for it.
+      expect(run('stop', { OCF_RESKEY_stop_wait: '2' }).code).toBe(OCF.SUCCESS);
+      expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    expect(run('monitor').code).toBe(OCF.NOT_RUNNING);
   }, 120_000);
 });
