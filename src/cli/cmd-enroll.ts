@@ -16,18 +16,12 @@ import { formatEndpoint, parseEndpoint } from '../enroll/endpoint.js';
 import { isPeerName, PEER_NAME_RULE } from '../enroll/peer-name.js';
 import { decodeToken } from '../enroll/token.js';
 import { AoegwError } from '../errors.js';
-import { enrollWithInviter } from '../gateway/enroll-session.js';
+import { enrollWithInviter, printable } from '../gateway/enroll-session.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import type { TargetAdvert } from '../gateway/peer-messages.js';
 import { loadCrypto } from '../tunnel/crypto.js';
 
 const MAX_TOKEN_INPUT = 4096;
-
-/** Text the inviter chose (its name, target names), made safe to print: no terminal control characters. */
-function printable(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being removed
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
-}
 
 function usage(why: string): AoegwError {
   return new AoegwError('ERR_USAGE', why);

@@ -6,6 +6,7 @@
  * were granted). The inviter sends those only after it pinned us, so receiving them is the proof
  * that the enrollment happened. Nothing here touches a file: the caller pins the inviter afterwards.
  */
+import { formatEndpoint } from '../enroll/endpoint.js';
 import { AoegwError } from '../errors.js';
 import type { UdpEndpoint } from '../io/udp-address.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
@@ -55,8 +56,10 @@ export interface EnrollSessionOptions {
 /** Initiation retry interval while enrolling: an operator waits at the terminal. */
 const RETRY_MS = 1000;
 
-export function formatEndpoint(ep: UdpEndpoint): string {
-  return ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+/** Text the inviter chose (names, error messages), made safe to print: no terminal control characters. */
+export function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being removed
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
 /** Enrolls with the inviter; resolves with what it granted, or throws ERR_ENROLL saying why. */
@@ -137,8 +140,7 @@ function attempt(o: EnrollSessionOptions, ep: UdpEndpoint, timeoutMs: number): P
         return;
       }
       if (msg.kind === 'error') {
-        // biome-ignore lint/suspicious/noControlCharactersInRegex: the inviter's text, made safe to print
-        const text = msg.error.message.slice(0, 200).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+        const text = printable(msg.error.message.slice(0, 200));
         finish({ kind: 'fatal', why: `the inviter refused: ${text}` });
         return;
       }

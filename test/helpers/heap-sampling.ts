@@ -11,7 +11,8 @@ export interface ProfileNode {
   children: ProfileNode[];
 }
 
-function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
+/** One inspector call as a promise (for a test that must run its own measured loop inline). */
+export function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
   return new Promise((resolve, reject) =>
     s.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
   );

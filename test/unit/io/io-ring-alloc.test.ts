@@ -8,18 +8,7 @@ import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IoRing } from '../../../src/io/io-ring.js';
-
-interface ProfileNode {
-  callFrame: { functionName: string; url: string };
-  selfSize: number;
-  children: ProfileNode[];
-}
-
-function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
-  return new Promise((resolve, reject) =>
-    s.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
-  );
-}
+import { type ProfileNode, post } from '../../helpers/heap-sampling.js';
 
 /** Bytes sampled in frames of io-ring.ts. */
 function ringBytes(n: ProfileNode): number {
