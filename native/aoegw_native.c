@@ -25,6 +25,7 @@
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <node_api.h>
@@ -422,7 +423,8 @@ static napi_value js_interface_info(napi_env env, napi_callback_info info) {
   return ifinfo_to_js(env, name, &ii);
 }
 
-/* setInterface(name, { up?: bool, mtu?: number }, netnsPath?) — used for TAP devices we own. */
+/* setInterface(name, { up?: bool, mtu?: number, mac?: Buffer(6) }, netnsPath?) — TAP devices we
+ * own, and a link's service MAC (an address that moves with a failover). */
 static napi_value js_set_interface(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -445,12 +447,33 @@ static napi_value js_set_interface(napi_env env, napi_callback_info info) {
     napi_get_value_bool(env, upv, &b);
     up = b ? 1 : 0;
   }
+  napi_value macv;
+  void *mac = NULL;
+  size_t mac_len = 0;
+  if (get_prop(env, argv[1], "mac", &macv)) {
+    bool is_buf = false;
+    napi_is_buffer(env, macv, &is_buf);
+    if (!is_buf || napi_get_buffer_info(env, macv, &mac, &mac_len) != napi_ok || mac_len != 6) {
+      throw_coded(env, "ERR_NATIVE_ARGUMENT", "setInterface: mac must be a 6-byte Buffer");
+      return NULL;
+    }
+  }
   int s = ctl_socket_in(env, argc > 2 ? argv[2] : NULL, argc > 2, ns, sizeof ns);
   if (s < 0) return NULL;
   int e;
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+  if (mac != NULL) {
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+    if (ioctl(s, SIOCSIFHWADDR, &ifr) < 0) {
+      e = errno;
+      close(s);
+      throw_errno(env, e, "SIOCSIFHWADDR", name);
+      return NULL;
+    }
+  }
   if (mtu > 0) {
     ifr.ifr_mtu = (int)mtu;
     if (ioctl(s, SIOCSIFMTU, &ifr) < 0) {

@@ -38,7 +38,7 @@ export function validateLinks(p: Problems, value: unknown, required = true): Lin
     const path = `links[${i}]`;
     const o = obj(p, raw, path);
     if (!o) continue;
-    checkKeys(p, o, path, ['name', 'iface', 'tap', 'mtu', 'netns', 'batch', 'busyPollUs']);
+    checkKeys(p, o, path, ['name', 'iface', 'tap', 'mtu', 'netns', 'batch', 'busyPollUs', 'mac']);
     // Either an existing interface (AF_PACKET) or a TAP device this process creates and owns.
     if ((o.iface === undefined) === (o.tap === undefined)) {
       p.add(path, raw, 'exactly one of "iface" (an existing interface) or "tap" (a TAP device to create)');
@@ -74,9 +74,30 @@ export function validateLinks(p: Problems, value: unknown, required = true): Lin
       const netns = str(p, o, 'netns', path);
       if (netns !== undefined) link.netns = netns;
     }
+    if (o.mac !== undefined) {
+      const mac = serviceMac(o.mac);
+      if (key === 'tap')
+        p.add(`${path}.mac`, o.mac, 'no mac for a tap link (only for an existing interface)');
+      else if (mac === undefined)
+        p.add(
+          `${path}.mac`,
+          o.mac,
+          'a unicast MAC address like "02:00:5e:10:00:01" (not broadcast, multicast or all zeros)',
+        );
+      else link.mac = mac;
+    }
     out.push(link);
   }
   return out;
+}
+
+/** A link's service MAC in canonical form, or undefined unless it is a usable unicast address. */
+function serviceMac(v: unknown): string | undefined {
+  if (!isMacString(v)) return undefined;
+  const first = Number.parseInt(v.slice(0, 2), 16);
+  // The group bit marks broadcast and multicast addresses: no interface can own one.
+  if ((first & 1) !== 0 || v === '00:00:00:00:00:00') return undefined;
+  return v.toLowerCase();
 }
 
 const EXPORT_KEYS = [

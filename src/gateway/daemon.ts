@@ -6,6 +6,7 @@
  * sides; this file only wires them, runs the timers and sends advertisements.
  */
 
+import { macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink, LinkStats } from '../io/frame-link.js';
 import { LinkSet } from '../io/link-set.js';
@@ -228,6 +229,7 @@ export class Gateway {
               batch: l.batch,
               busyPollUs: l.busyPollUs,
               ...(l.netns ? { netns: l.netns } : {}),
+              ...(l.mac ? { serviceMac: macFromString(l.mac)! } : {}),
             }));
     // Everything opened so far is closed again if a later step fails. Links open on first use,
     // so the target's start-up checks (state file, stores, overlaps) run before any link does.

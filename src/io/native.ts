@@ -92,7 +92,7 @@ export interface NativeAddon {
   ADDR_SLOT: number;
   CTL_WORDS: number;
   interfaceInfo(name: string, netns?: string): NativeInterfaceInfo;
-  setInterface(name: string, opts: { up?: boolean; mtu?: number }, netns?: string): void;
+  setInterface(name: string, opts: { up?: boolean; mtu?: number; mac?: Buffer }, netns?: string): void;
   openPacket(
     opts: ArenaOptions & {
       ifname: string;

@@ -43,12 +43,27 @@ export interface PacketLinkOptions extends BatchOptions {
   rxRing?: boolean;
   /** Transmit with PACKET_QDISC_BYPASS: frames skip the interface's queueing discipline (default false). */
   qdiscBypass?: boolean;
+  /**
+   * A service MAC: set on the interface at open and the interface's own address put back at close
+   * (if it still has the service MAC then). For active/passive failover: initiators keep sending
+   * to the address that moved, so requests in flight reach the new node at once.
+   */
+  serviceMac?: Buffer;
 }
 
 /** Reads index, MAC, MTU and state of an interface (optionally inside a namespace). */
 export function interfaceInfo(iface: string, netns?: string): NativeInterfaceInfo {
   try {
     return nativeAddon().interfaceInfo(iface, netnsPath(netns));
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** Sets an interface's MAC address (needs CAP_NET_ADMIN in the interface's namespace). */
+export function setMac(iface: string, mac: Buffer, netns?: string): void {
+  try {
+    nativeAddon().setInterface(iface, { mac }, netnsPath(netns));
   } catch (e) {
     throw fromNative(e);
   }
@@ -63,11 +78,15 @@ export class PacketLink extends BatchedFrameLink {
   private ifindex: number;
   private downProbe: NodeJS.Timeout | undefined;
   private changeProbe: NodeJS.Timeout | undefined;
+  private readonly netns: string | undefined;
+  /** Set while this link holds a service MAC it put on the interface. */
+  private restoreMac: { own: Buffer; service: Buffer } | undefined;
 
   private constructor(opts: PacketLinkOptions, info: NativeInterfaceInfo) {
     // Slots fit the largest frame the interface can carry, rounded up to a cache line.
     super(Math.max(128, (info.mtu + 14 + 63) & ~63), opts, false);
     this.name = opts.iface;
+    this.netns = opts.netns;
     this.mac = Buffer.from(info.mac);
     this.mtu = info.mtu;
     this.maxFrame = info.mtu + 14;
@@ -152,6 +171,21 @@ export class PacketLink extends BatchedFrameLink {
     if (this.changeProbe) clearInterval(this.changeProbe);
     this.downProbe = this.changeProbe = undefined;
     super.close();
+    this.putBackOwnMac();
+  }
+
+  /** The service MAC leaves with this process: the interface gets its own address back. */
+  private putBackOwnMac(): void {
+    const r = this.restoreMac;
+    this.restoreMac = undefined;
+    if (!r) return;
+    try {
+      // Someone else's address since (an operator, another process): theirs stays.
+      if (!interfaceInfo(this.name, this.netns).mac.equals(r.service)) return;
+      setMac(this.name, r.own, this.netns);
+    } catch {
+      // The interface is gone, or we lost the right to change it: nothing left to put back.
+    }
   }
 
   static open(opts: PacketLinkOptions): PacketLink {
@@ -161,14 +195,22 @@ export class PacketLink extends BatchedFrameLink {
         `invalid interface name '${opts.iface}' (1..15 characters)`,
       );
     }
-    const info = interfaceInfo(opts.iface, opts.netns);
+    let info = interfaceInfo(opts.iface, opts.netns);
     if (!info.up) {
       throw new AoegwError(
         'ERR_INTERFACE_DOWN',
         `interface ${opts.iface} is down (ip link set ${opts.iface} up)`,
       );
     }
+    let ownMac: Buffer | undefined;
+    if (opts.serviceMac && !info.mac.equals(opts.serviceMac)) {
+      setMac(opts.iface, opts.serviceMac, opts.netns);
+      ownMac = Buffer.from(info.mac);
+      info = interfaceInfo(opts.iface, opts.netns);
+    }
     const link = new PacketLink(opts, info);
+    // From here a failed open (close below) puts the interface's own address back too.
+    if (ownMac && opts.serviceMac) link.restoreMac = { own: ownMac, service: opts.serviceMac };
     try {
       const o = {
         ...link.arenaOptions(opts),

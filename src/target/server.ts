@@ -141,6 +141,7 @@ export class TargetServer {
       batch: l.batch,
       busyPollUs: l.busyPollUs,
       ...(l.netns ? { netns: l.netns } : {}),
+      ...(l.mac ? { serviceMac: macFromString(l.mac)! } : {}),
     });
   }
 

@@ -18,6 +18,11 @@ export interface LinkSpec {
   /** MTU of a TAP device. */
   mtu?: number;
   /**
+   * Service MAC ("aa:bb:…", lowercase) set on `iface` while the link is open and put back after:
+   * the address initiators know moves with an active/passive failover.
+   */
+  mac?: string;
+  /**
    * Principal namespace of the initiators on this link (engine LinkInfo.principal): absent or ''
    * for a local segment; a peer gateway's public key in hex for that peer's link.
    */

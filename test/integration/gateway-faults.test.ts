@@ -27,6 +27,7 @@ import {
 } from '../../support/gateway-pair.js';
 import { createTwoSite, type TwoSite } from '../../support/two-site.js';
 import { type FaultRelay, type FaultSettings, startFaultRelay } from '../helpers/fault-relay.js';
+import { liWriteStream } from '../helpers/li-stream.js';
 import { linuxInitiatorSkipReason, runLinuxInitiator } from '../helpers/linux-initiator.js';
 import { netnsSkipReason } from '../helpers/netns.js';
 import { hasCommand, type Spawned, startVblade } from '../helpers/processes.js';
@@ -270,50 +271,18 @@ describe.skipIf(skip)('gateway pair through a lossy, reordering, duplicating, de
   );
 });
 
-/** Runs gateway-stream.sh against e7.1 and calls `onMark(k)` when the VM passes its k-th mark. */
-async function stream(
+/** The Linux-initiator write stream against A's e7.1 (through the tunnel to B's durable export). */
+function stream(
   t: TestBed,
   o: { chunks: number; marks: number[]; offset: number; onMark: (k: number) => Promise<void>; mtu?: number },
 ) {
-  let pending: Promise<void> = Promise.resolve();
-  let k = 0;
-  const r = await runLinuxInitiator({
+  return liWriteStream({
     netns: t.site.ns.ini.name,
     iface: t.site.iface.ini,
-    ...(o.mtu ? { mtu: o.mtu } : {}),
-    script: readFileSync(join(import.meta.dirname, '..', 'fixtures', 'li', 'gateway-stream.sh'), 'utf8'),
-    env: {
-      LI_TARGET: 'e7.1',
-      LI_CHUNKS: o.chunks,
-      LI_CHUNK_BYTES: 262144,
-      LI_OFFSET: o.offset,
-      LI_MARKS: o.marks.join(' '),
-      LI_MARK_WAIT_S: 1,
-    },
-    timeoutS: 280,
-    onLine: (line) => {
-      if (/LI-DATA: mark=/.test(line)) {
-        const n = k++;
-        pending = pending.then(() => o.onMark(n));
-      }
-    },
+    image: t.diskImage,
+    target: 'e7.1',
+    ...o,
   });
-  await pending;
-  // Every chunk the VM saw acknowledged is in the image, byte for byte.
-  const img = readFileSync(t.diskImage);
-  let acked = 0;
-  for (let i = 0; i < o.chunks; i++) {
-    const want = r.data[`ack.${i}`];
-    if (want === undefined) continue;
-    acked++;
-    const region = img.subarray(o.offset + i * 262144, o.offset + (i + 1) * 262144);
-    expect(sha(region), `acknowledged chunk ${i} in the image`).toBe(want);
-  }
-  const end = img.subarray(o.offset + o.chunks * 262144, o.offset + o.chunks * 262144 + 262144);
-  expect(sha(end), 'the write after the faults').toBe(r.data.final);
-  // How long the write right after each mark took: it must have waited out the fault.
-  const afterMark = o.marks.map((m) => Number(r.data[`ms.${m + 1}`] ?? -1));
-  return { r, acked, errors: Number(r.data.errors ?? -1), afterMark };
 }
 
 describe.skipIf(skip || liSkip)('gateway restarts and outages during a Linux initiator write stream', () => {

@@ -235,6 +235,26 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
     );
   });
 
+  it('a service MAC is put on the interface while the link is open, and the own address back after', () => {
+    const v = vethPair(nsA, nsB, 1500);
+    const own = interfaceInfo(v.a, nsA.name).mac;
+    const service = Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]);
+    const a = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
+    expect(a.mac.equals(service)).toBe(true);
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(service)).toBe(true);
+    a.close();
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(own)).toBe(true);
+    // Changed by someone else while open: their address stays at close.
+    const b = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
+    nsA.ip('link', 'set', v.a, 'address', '02:00:5e:10:00:02');
+    b.close();
+    expect(interfaceInfo(v.a, nsA.name).mac.toString('hex')).toBe('02005e100002');
+    // Already the service MAC at open (a node that crashed holding it): nothing to put back.
+    nsA.ip('link', 'set', v.a, 'address', '02:00:5e:10:00:01');
+    PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service }).close();
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(service)).toBe(true);
+  });
+
   it('a TAP device carries frames both ways with its kernel side', async () => {
     const tap = TapLink.open({ name: `agtap${process.pid % 10000}`, netns: nsA.name, mtu: 1500 });
     const kernelSide = PacketLink.open({ iface: tap.name, netns: nsA.name });

@@ -164,3 +164,21 @@ describe('target config: every problem at once', () => {
     );
   });
 });
+
+describe('target config: a link service MAC (links[].mac)', () => {
+  it('takes a unicast MAC in canonical lowercase', () => {
+    const spec = load({ ...good, links: [{ name: 'lan', iface: 'eth0', mac: '02:00:5E:10:00:01' }] });
+    expect(spec.links[0]!.mac).toBe('02:00:5e:10:00:01');
+  });
+
+  it('refuses broadcast, multicast, zero and malformed addresses, and a mac on a tap link', () => {
+    for (const mac of ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '00:00:00:00:00:00', '02:00:5e:10:00', 7]) {
+      expect(() => load({ ...good, links: [{ iface: 'eth0', mac }] })).toThrow(
+        /links\[0\]\.mac = .*: expected a unicast MAC address/,
+      );
+    }
+    expect(() => load({ ...good, links: [{ tap: 'tap0', mac: '02:00:5e:10:00:01' }] })).toThrow(
+      /links\[0\]\.mac = "02:00:5e:10:00:01": expected no mac for a tap link/,
+    );
+  });
+});
