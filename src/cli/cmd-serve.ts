@@ -7,6 +7,7 @@ import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import { BLOCK_IO_MODES, type BlockIoMode, type TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
+import { openRunSystemd } from './run-systemd.js';
 
 interface ServeOpts {
   config?: string;
@@ -94,12 +95,16 @@ export function registerServe(program: Command): void {
       const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
       const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
       const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
+      // Under systemd (Type=notify): watchdog pings from now, READY=1 after the ready line.
+      let gw: Gateway | undefined;
+      const systemd = openRunSystemd(() => gw, log);
       // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
-      const gw = Gateway.start(targetOnly(cfg), { log });
+      gw = Gateway.start(targetOnly(cfg), { log });
       const server = gw;
       log(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
+      systemd.ready();
       // The target's own counters, as before (scripts and tests read .engine.exports).
-      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.target?.stats() ?? {})}\n`));
+      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(server.target?.stats() ?? {})}\n`));
       return new Promise<void>((resolve) => {
         let stopping = false;
         // A daemon's event loop empties only if every link stopped receiving: that is a failure,
@@ -117,6 +122,7 @@ export function registerServe(program: Command): void {
         const shutdown = (sig: string) => {
           stopping = true;
           log(`${sig}: stopping, completing writes`);
+          systemd.stopping();
           server.stop();
           log('stopped');
           resolve();

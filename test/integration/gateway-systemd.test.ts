@@ -43,8 +43,11 @@ interface Daemon {
   cleanup: () => Promise<void>;
 }
 
-/** `trace`: run under strace, writing the daemon's write and sendto calls, in order, there. */
-async function startDaemon(o: { trace?: string } = {}): Promise<Daemon> {
+/**
+ * `trace`: run under strace, writing the daemon's write and sendto calls, in order, there.
+ * `serve`: the target-only command (`aoegw serve`, deploy/systemd/aoegw-target.service) instead.
+ */
+async function startDaemon(o: { trace?: string; serve?: boolean } = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'aoegw-systemd-'));
   const ns = new Netns('sd');
   try {
@@ -71,7 +74,10 @@ async function startDaemon(o: { trace?: string } = {}): Promise<Daemon> {
   let fd: number | undefined = addon.notifyListen(socket);
   const logFile = join(dir, 'daemon.log');
   const logFd = openSync(logFile, 'w');
-  const run = [process.execPath, AOEGW, 'run', '--config', config];
+  const run = o.serve
+    ? [process.execPath, AOEGW, 'serve', '--iface', 'd0', '--netns', ns.name, '--export', '1.1=memory:1m']
+    : [process.execPath, AOEGW, 'run', '--config', config];
+  if (o.serve) run.push('--state', join(dir, 'state.json'));
   const env = { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: String(WATCHDOG_USEC) };
   const stdio: ['ignore', number, number] = ['ignore', logFd, logFd];
   const child = o.trace
@@ -204,6 +210,22 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
     expect(await d.exited).toBe(0);
     await sleep(50);
     expect(d.received.slice(d.received.indexOf(stopping) + 1)).toEqual([]);
+  });
+
+  it('aoegw serve (the target-only unit) notifies too: READY after its ready line, watchdog, STOPPING', async () => {
+    const d = await startDaemon({ serve: true });
+    daemon = d;
+    const ready = await waitForMessage(d, 0, /^READY=1/);
+    expect(ready.log).toMatch(/aoegw: ready: 1 exports on 1 links/);
+    expect(ready.msg).toBe('READY=1\nSTATUS=1 export, 0/0 peers up');
+    const start = d.received.length;
+    await sleep(1000);
+    expect(d.received.slice(start).filter((r) => r.msg === 'WATCHDOG=1').length).toBeGreaterThanOrEqual(2);
+    const from = d.received.length;
+    process.kill(d.pid(), 'SIGTERM');
+    const stopping = await waitForMessage(d, from, /^STOPPING=1/);
+    expect(stopping.log).toMatch(/aoegw: SIGTERM: stopping/);
+    expect(await d.exited).toBe(0);
   });
 
   it('keeps serving when the notify socket goes away: one log line, then a clean stop', async () => {

@@ -101,27 +101,47 @@ describe('deploy/systemd/aoegw@.service', () => {
 const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
 const noAnalyze = analyze.status === 0 ? undefined : 'systemd-analyze is not installed';
 
-describe.skipIf(noAnalyze)('systemd-analyze on aoegw@.service', () => {
+describe('deploy/systemd/aoegw-target.service (aoegw serve)', () => {
+  const target = parseUnit(readFileSync(join(root, 'deploy', 'systemd', 'aoegw-target.service'), 'utf8'));
+  const get = (key: string) => target.get('Service')!.get(key)?.[0];
+  it('is Type=notify with a watchdog, only the main process notifies, least privilege', () => {
+    expect(get('Type')).toBe('notify');
+    expect(get('NotifyAccess')).toBe('main');
+    expect(get('WatchdogSec')).toMatch(/^\d+s$/);
+    expect(get('ExecStart')).toMatch(/ serve --config /);
+    expect(new Set(get('CapabilityBoundingSet')!.split(/\s+/))).toEqual(
+      new Set(['CAP_NET_RAW', 'CAP_NET_ADMIN']),
+    );
+    expect(get('ProtectSystem')).toBe('strict');
+    expect(get('DevicePolicy')).toBe('closed');
+  });
+});
+
+describe.skipIf(noAnalyze)('systemd-analyze on aoegw@.service and aoegw-target.service', () => {
   const dir = mkdtempSync(join(tmpdir(), 'aoegw-unit-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   // verify wants ExecStart's program to exist: this Node stands in for the installed aoegw.
   writeFileSync(join(dir, 'aoegw@.service'), text.replace('/usr/local/bin/aoegw', process.execPath));
   symlinkSync('aoegw@.service', join(dir, 'aoegw@site-b.service'));
-  const instance = join(dir, 'aoegw@site-b.service');
+  const target = readFileSync(join(root, 'deploy', 'systemd', 'aoegw-target.service'), 'utf8');
+  writeFileSync(join(dir, 'aoegw-target.service'), target.replace('/usr/local/bin/aoegw', process.execPath));
 
-  it('verify: no warning', () => {
-    const r = spawnSync('systemd-analyze', ['verify', instance], { encoding: 'utf8', timeout: 30_000 });
-    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
-    expect(r.status).toBe(0);
-  });
-
-  it('security --offline: exposure of 3.0 or less (systemd calls up to 4.9 "OK")', () => {
-    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', instance], {
-      encoding: 'utf8',
-      timeout: 30_000,
+  for (const unitFile of ['aoegw@site-b.service', 'aoegw-target.service']) {
+    const instance = join(dir, unitFile);
+    it(`${unitFile} verify: no warning`, () => {
+      const r = spawnSync('systemd-analyze', ['verify', instance], { encoding: 'utf8', timeout: 30_000 });
+      expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+      expect(r.status).toBe(0);
     });
-    const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(r.stdout);
-    expect(m, r.stdout + r.stderr).not.toBeNull();
-    expect(Number(m![1])).toBeLessThanOrEqual(3.0);
-  });
+
+    it(`${unitFile} security --offline: exposure of 3.0 or less (systemd calls up to 4.9 "OK")`, () => {
+      const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', instance], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(r.stdout);
+      expect(m, r.stdout + r.stderr).not.toBeNull();
+      expect(Number(m![1])).toBeLessThanOrEqual(3.0);
+    });
+  }
 });
