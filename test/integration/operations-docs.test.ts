@@ -65,7 +65,7 @@ describe('docs/operations.md', () => {
     const dir = mkdtempSync(join(tmpdir(), 'aoegw-opsdoc-'));
     try {
       const json = blocks.filter((b) => b.lang === 'json').map((b) => JSON.parse(b.text));
-      expect(json.map((c) => c.name)).toEqual(['site-b', 'site-a']);
+      expect(json.map((c) => c.name)).toEqual(['site-b', 'site-a', 'store']);
       for (const c of json) {
         c.stateFile = join(dir, c.name, 'state.json');
         const file = join(dir, `${c.name}.json`);
