@@ -20,6 +20,16 @@ export function socketOf(configFile: string): string {
   return controlSocketOf(loadGatewayConfig(configFile));
 }
 
+/** No daemon answers for a config file (`health` tells it apart from a daemon that errs). */
+export class NoDaemon extends AoegwError {
+  constructor(configFile: string, why: string) {
+    super(
+      'ERR_CONTROL',
+      `no daemon running for ${configFile}: ${why}; start it with aoegw run --config ${configFile}`,
+    );
+  }
+}
+
 /** One response per command; a daemon that does not run is one clear error (exit 1). */
 export async function ask<K extends string>(
   path: string,
@@ -32,12 +42,7 @@ export async function ask<K extends string>(
     try {
       r = await controlRequest(path, { cmd });
     } catch (e) {
-      if (e instanceof DaemonNotRunning) {
-        throw new AoegwError(
-          'ERR_CONTROL',
-          `no daemon running for ${configFile}: ${e.message}; start it with aoegw run --config ${configFile}`,
-        );
-      }
+      if (e instanceof DaemonNotRunning) throw new NoDaemon(configFile, e.message);
       throw e;
     }
     if (!r.ok) throw new AoegwError('ERR_CONTROL', `${cmd}: ${r.errors.join('; ')}`);

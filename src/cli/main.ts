@@ -7,6 +7,7 @@ import { registerConfig } from './cmd-config.js';
 import { registerDiscover } from './cmd-discover.js';
 import { registerEnroll } from './cmd-enroll.js';
 import { registerExport } from './cmd-export.js';
+import { registerHealth } from './cmd-health.js';
 import { registerInvite } from './cmd-invite.js';
 import { registerKeys } from './cmd-keys.js';
 import { registerPeer } from './cmd-peer.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerExport(program);
   registerReload(program);
   registerStatus(program);
+  registerHealth(program);
   registerTop(program);
   registerInvite(program);
   return program;

@@ -25,6 +25,9 @@ const skip = netnsSkipReason() ?? linuxInitiatorSkipReason();
 const AGENT = join(ROOT, 'deploy', 'ocf', 'aoegw');
 const OCF_SUCCESS = 0;
 const OCF_NOT_RUNNING = 7;
+/** 256 KiB chunks; the marks far enough apart that the first failover is over before the second. */
+const CHUNKS = 40;
+const MARKS = [7, 27];
 
 interface Node {
   name: string;
@@ -127,8 +130,8 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
           iface: 'br0',
           image,
           target: 'e7.1',
-          chunks: 30,
-          marks: [7, 18],
+          chunks: CHUNKS,
+          marks: MARKS,
           offset,
           // The fault hits writes in flight: the VM goes on writing at once.
           markWaitS: 0,
@@ -156,7 +159,7 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
           },
         });
         const r = s.r;
-        const ms = Array.from({ length: 30 }, (_, i) => Number(r.data[`ms.${i}`] ?? -1));
+        const ms = Array.from({ length: CHUNKS }, (_, i) => Number(r.data[`ms.${i}`] ?? -1));
         console.log(
           `failover (${serviceMac ? 'service MAC' : 'own MACs'}): ${moves.map((m) => `${m.what} ${m.ms} ms`).join('; ')}; ${s.acked} chunks acknowledged; ms per chunk: ${ms.join(' ')}`,
         );
@@ -164,7 +167,9 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
         expect(r.result).toBe('PASS');
         expect(s.errors).toBe(0);
         expect(r.data.ioerrors).toBe('0');
-        expect(s.acked).toBe(30);
+        expect(s.acked).toBe(CHUNKS);
+        // Each failover caught writes in flight: one of the writes after its mark waited it out.
+        for (const m of MARKS) expect(Math.max(...ms.slice(m + 1, m + 12))).toBeGreaterThan(1000);
         expect(moves).toHaveLength(2);
         // The initiator really moved: B served writes of the stream, and A serves again at the end.
         expect(servedByB).toBeGreaterThan(0);

@@ -79,6 +79,8 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
     expect(r.code).toBe(OCF.SUCCESS);
     for (const a of ['start', 'stop', 'monitor', 'validate-all', 'meta-data'])
       expect(r.out).toContain(`<action name="${a}"`);
+    for (const p of ['config', 'binary', 'log', 'require_peers', 'start_wait', 'stop_wait'])
+      expect(r.out).toContain(`<parameter name="${p}"`);
     if (hasCommand('xmllint')) {
       const x = spawnSync('xmllint', ['--noout', '-'], { input: r.out, encoding: 'utf8' });
       expect(x.status, x.stderr).toBe(0);
@@ -126,6 +128,7 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
       if (code !== OCF.ERR_GENERIC) await sleep(250);
     }
     expect(code).toBe(OCF.ERR_GENERIC);
+    expect(run('monitor').err).toMatch(/unhealthy: 0\/1 links up, 1\/1 exports served;\s+link lan is down/);
     ns.ip('link', 'set', v.a, 'up');
     code = -1;
     for (let i = 0; i < 40 && code !== OCF.SUCCESS; i++) {
@@ -133,10 +136,29 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
       if (code !== OCF.SUCCESS) await sleep(250);
     }
     expect(code).toBe(OCF.SUCCESS);
+    // aoegw health itself: 0 healthy; 1 for an export the config names but the daemon does not
+    // serve (edited, not reloaded); 7 once no daemon runs.
+    const health = () =>
+      spawnSync(process.execPath, [AOEGW, 'health', '--config', config], { encoding: 'utf8' });
+    let h = health();
+    expect([h.status, h.stdout]).toEqual([0, 'healthy: 1/1 links up, 1/1 exports served\n']);
+    const good = readFileSync(config, 'utf8');
+    const edited = JSON.parse(good);
+    edited.exports.push({ target: '1.2', path: 'memory:1m', name: 'later' });
+    writeFileSync(config, JSON.stringify(edited));
+    h = health();
+    writeFileSync(config, good);
+    expect(h.status).toBe(1);
+    expect(h.stdout).toBe(
+      'unhealthy: 1/1 links up, 1/2 exports served\n  export 1.2 is configured but not served (a reload pending?)\n',
+    );
     expect(run('stop').code).toBe(OCF.SUCCESS);
     expect(() => process.kill(pid, 0)).toThrow();
     expect(run('stop').code).toBe(OCF.SUCCESS);
     expect(run('monitor').code).toBe(OCF.NOT_RUNNING);
+    h = health();
+    expect(h.status).toBe(7);
+    expect(h.stderr).toMatch(/no daemon running for /);
     expect(readFileSync(join(dir, 'daemon.log'), 'utf8')).toMatch(/ready: 1 exports[\s\S]*SIGTERM: stopping/);
   }, 120_000);
 
