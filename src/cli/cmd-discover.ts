@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { discover, formatBytes } from '../initiator/operations.js';
-import { intOption, openInitiator, printTable } from './common.js';
+import { intOption, openInitiator } from './common.js';
+import { printTable } from './table.js';
 
 export function registerDiscover(program: Command): void {
   program

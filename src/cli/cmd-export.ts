@@ -15,8 +15,8 @@ import { loadEnrollment } from '../enroll/enrollment-file.js';
 import { AoegwError, isAoegwError } from '../errors.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import type { ExportSpec } from '../target/spec.js';
-import { printTable } from './common.js';
 import { type ConfigOpts, canonicalizer, reportEdit, withConfig } from './edit-common.js';
+import { printTable } from './table.js';
 
 const repeat = (v: string, acc: string[]) => [...acc, v];
 

@@ -26,7 +26,7 @@ import { encodeToken, INVITE_ID_BYTES, MAX_ENDPOINTS, PSK_BYTES } from '../enrol
 import { AoegwError } from '../errors.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import { loadCrypto } from '../tunnel/crypto.js';
-import { printTable } from './common.js';
+import { printTable } from './table.js';
 
 export const DEFAULT_EXPIRY_MS = 3_600_000;
 export const MAX_EXPIRY_MS = 7 * 86_400_000;

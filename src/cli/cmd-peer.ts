@@ -10,7 +10,6 @@ import { loadGatewayConfig } from '../config/gateway-config.js';
 import { Problems } from '../config/validate.js';
 import { AoegwError } from '../errors.js';
 import type { GatewaySpec, PeerSpec } from '../gateway/gateway-spec.js';
-import { printTable } from './common.js';
 import {
   type ConfigOpts,
   canonicalizer,
@@ -20,6 +19,7 @@ import {
   reportEdit,
   withConfig,
 } from './edit-common.js';
+import { printTable } from './table.js';
 
 type Access = 'ro' | 'rw';
 interface RawGrant {

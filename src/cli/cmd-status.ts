@@ -9,7 +9,7 @@ import { controlSocketOf } from '../control/notify.js';
 import type { ExportView } from '../control/status-view.js';
 import { AoegwError } from '../errors.js';
 import { formatBytes } from '../initiator/operations.js';
-import { printTable } from './common.js';
+import { printTable } from './table.js';
 
 /** The commands `status` asks, in the order their tables are printed. */
 const VIEWS = ['status', 'exports', 'peers', 'imports', 'forwards', 'links'] as const;

@@ -55,15 +55,3 @@ export function intOption(name: string, min: number, max = Number.MAX_SAFE_INTEG
     return n;
   };
 }
-
-export function printTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}

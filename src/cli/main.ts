@@ -2,23 +2,34 @@
 /** aoegw: the AoE gateway's command-line entry point. */
 import { Command, CommanderError } from 'commander';
 import { AoegwError, type ErrorCode } from '../errors.js';
-import { registerBench } from './cmd-bench.js';
-import { registerConfig } from './cmd-config.js';
-import { registerDiscover } from './cmd-discover.js';
-import { registerEnroll } from './cmd-enroll.js';
-import { registerExport } from './cmd-export.js';
-import { registerHealth } from './cmd-health.js';
-import { registerInvite } from './cmd-invite.js';
-import { registerKeys } from './cmd-keys.js';
-import { registerPeer } from './cmd-peer.js';
-import { registerReload } from './cmd-reload.js';
-import { registerRun } from './cmd-run.js';
-import { registerServe } from './cmd-serve.js';
-import { registerStatus } from './cmd-status.js';
-import { registerTop } from './cmd-top.js';
-import { registerVerify } from './cmd-verify.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Every command and the module that registers it, in help order. Only the invoked command's module
+ * is loaded (the whole set for help and unknown words): a monitor that runs `aoegw health` every
+ * few seconds should not pay for the daemon's, the tunnel's and the metrics' modules each time.
+ */
+const COMMANDS: [name: string, load: () => Promise<Register>][] = [
+  ['discover', async () => (await import('./cmd-discover.js')).registerDiscover],
+  ['bench', async () => (await import('./cmd-bench.js')).registerBench],
+  ['verify', async () => (await import('./cmd-verify.js')).registerVerify],
+  ['serve', async () => (await import('./cmd-serve.js')).registerServe],
+  ['run', async () => (await import('./cmd-run.js')).registerRun],
+  ['keygen pubkey', async () => (await import('./cmd-keys.js')).registerKeys],
+  ['enroll', async () => (await import('./cmd-enroll.js')).registerEnroll],
+  ['config', async () => (await import('./cmd-config.js')).registerConfig],
+  ['peer', async () => (await import('./cmd-peer.js')).registerPeer],
+  ['export', async () => (await import('./cmd-export.js')).registerExport],
+  ['reload', async () => (await import('./cmd-reload.js')).registerReload],
+  ['status', async () => (await import('./cmd-status.js')).registerStatus],
+  ['health', async () => (await import('./cmd-health.js')).registerHealth],
+  ['top', async () => (await import('./cmd-top.js')).registerTop],
+  ['invite', async () => (await import('./cmd-invite.js')).registerInvite],
+];
+
+/** The program with the command `argv` names (every command when it names none it knows). */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('aoegw')
     .description('ATA over Ethernet gateway: native L2 AoE, encrypted tunnels, built-in target')
     .version('0.1.0')
@@ -27,21 +38,10 @@ export function buildProgram(): Command {
     // not invite's (the program's own options, --help and --version, come first anyway).
     .enablePositionalOptions()
     .exitOverride();
-  registerDiscover(program);
-  registerBench(program);
-  registerVerify(program);
-  registerServe(program);
-  registerRun(program);
-  registerKeys(program);
-  registerEnroll(program);
-  registerConfig(program);
-  registerPeer(program);
-  registerExport(program);
-  registerReload(program);
-  registerStatus(program);
-  registerHealth(program);
-  registerTop(program);
-  registerInvite(program);
+  // The program's own options come before the command, so the first word is the command's name.
+  const word = argv[2];
+  const named = COMMANDS.filter(([names]) => names.split(' ').includes(word ?? ''));
+  for (const [, load] of named.length > 0 ? named : COMMANDS) (await load())(program);
   return program;
 }
 
@@ -58,7 +58,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, number>> = {
 
 async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv)).parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
