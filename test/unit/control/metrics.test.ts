@@ -28,10 +28,30 @@ function exportStats(n: number): ExportStatsSnapshot {
     drops: { allowList: 0, masked: 0, bufferFull: 7, broadcastAta: 0, malformed: 0, stateRate: 0 },
     configTestMiss: 0,
     stateChanges: 0,
+    serviceTime: {
+      count: 4,
+      sumUs: 31_500,
+      buckets: [
+        [640, 3],
+        [32768, 1],
+      ],
+    },
     pending: n,
     initiators: {
-      '02:00:00:00:00:01': { requests: 6, bytesRead: 1024, bytesWritten: 2048, lastSeen: 1 },
-      'abcd/02:00:00:00:00:02': { requests: 4, bytesRead: 0, bytesWritten: 512, lastSeen: 1 },
+      '02:00:00:00:00:01': {
+        requests: 6,
+        bytesRead: 1024,
+        bytesWritten: 2048,
+        lastSeen: 1,
+        serviceTime: { count: 3, sumUs: 1500, buckets: [[640, 3]] },
+      },
+      'abcd/02:00:00:00:00:02': {
+        requests: 4,
+        bytesRead: 0,
+        bytesWritten: 512,
+        lastSeen: 1,
+        serviceTime: { count: 1, sumUs: 30_000, buckets: [[32768, 1]] },
+      },
     },
   };
 }
