@@ -72,7 +72,8 @@ export interface DataPathOptions {
   submit?: () => void;
   /**
    * Monotonic ms, the clock of handleBatch's `now` (service times); default performance.now, which
-   * in Node 20 allocates its result (16 bytes a read: once per batch of completions, not per request).
+   * in Node 20 allocates its result (a heap number per read: per batch of completions, not per
+   * request).
    */
   clock?: () => number;
 }

@@ -37,7 +37,7 @@ describe('steady-state allocation', () => {
         { shelf: 1, slot: 0, store: nullStore, allowMacs: [mac('52:54:00:00:00:01'), mac(INI2_MAC)] },
       ],
       // The driver's clock, read once per batch of completions: performance.now() boxes its
-      // result (16 bytes a read, as the driver's own \`now\` per receive batch); a small-integer
+      // result (a heap number per read, as the driver's own `now` per receive batch); a small-integer
       // clock here, so what is measured is the engine's own allocation per frame.
       clock: () => 0,
     });
@@ -79,7 +79,7 @@ describe('steady-state allocation', () => {
       exports: [{ shelf: 1, slot: 0, store: nullStore }],
       stateChangeLimit: { rate: 10, burst: 20, globalRate: 1, globalBurst: 2 },
       // The driver's clock, read once per batch of completions: performance.now() boxes its
-      // result (16 bytes a read, as the driver's own \`now\` per receive batch); a small-integer
+      // result (a heap number per read, as the driver's own `now` per receive batch); a small-integer
       // clock here, so what is measured is the engine's own allocation per frame.
       clock: () => 0,
     });

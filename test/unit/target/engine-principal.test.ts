@@ -290,7 +290,7 @@ describe('allocation with principals', () => {
         },
       ],
       // The driver's clock, read once per batch of completions: performance.now() boxes its
-      // result (16 bytes a read, as the driver's own \`now\` per receive batch); a small-integer
+      // result (a heap number per read, as the driver's own `now` per receive batch); a small-integer
       // clock here, so what is measured is the engine's own allocation per frame.
       clock: () => 0,
     });
