@@ -62,6 +62,14 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
+/** A service time in µs as the status table shows it: 640µs, 1.28ms, 52.4ms, 1.05s; '-' for none. */
+export function formatServiceTime(us: number | null): string {
+  if (us === null) return '-';
+  if (us < 1000) return `${us}µs`;
+  if (us < 1e6) return `${Number((us / 1000).toPrecision(3))}ms`;
+  return `${Number((us / 1e6).toPrecision(3))}s`;
+}
+
 /** Who runs (name, pid, version, uptime) and what is up (links, peers, imports): `status` and `top` start with them. */
 export function summaryLines(s: Record<string, unknown>): [string, string] {
   const links = s.links as { up: number; down: number };
@@ -79,7 +87,28 @@ export function renderStatus(v: Views): string {
   if ((v.status.invitesPending as number) > 0) out.push(`invites pending: ${v.status.invitesPending}`);
   const exports = v.exports.exports as ExportView[];
   if (exports.length > 0) {
-    const rows = [['EXPORT', 'MODE', 'READS', 'WRITES', 'READ', 'WRITTEN', 'ERRORS', 'DROPS', 'PENDING']];
+    const rows = [
+      [
+        'EXPORT',
+        'MODE',
+        'READS',
+        'WRITES',
+        'READ',
+        'WRITTEN',
+        'ERRORS',
+        'DROPS',
+        'PENDING',
+        'P50',
+        'P99',
+        'MAX',
+      ],
+    ];
+    // Service time since start, as bucket upper edges (the control socket's `exports`, latency).
+    const lat = (l: ExportView['latency']) => [
+      formatServiceTime(l.p50Us),
+      formatServiceTime(l.p99Us),
+      formatServiceTime(l.maxUs),
+    ];
     for (const e of exports) {
       rows.push([
         e.target,
@@ -91,6 +120,7 @@ export function renderStatus(v: Views): string {
         String(e.errors),
         String(e.drops),
         String(e.pending),
+        ...lat(e.latency),
       ]);
       for (const i of e.initiators) {
         rows.push([
@@ -103,10 +133,11 @@ export function renderStatus(v: Views): string {
           '',
           '',
           `idle ${formatDuration(i.idleMs)}`,
+          ...lat(i.latency),
         ]);
       }
     }
-    out.push('', printTable(rows));
+    out.push('', printTable(rows), 'P50/P99/MAX: service time of reads, writes and flushes since start');
   }
   const peers = v.peers.peers as Record<string, unknown>[];
   if (peers.length > 0) {

@@ -1,8 +1,9 @@
 /**
  * `aoegw top`: a live view of the running daemon's exports and their initiators, redrawn every
- * interval from the control socket (like iotop for AoE). Keys: s cycles the sort, q or Ctrl-C
- * quits. Only two escape codes are used (cursor home, clear screen), so any terminal of 80×24 or
- * more shows it; the terminal's mode is restored however it ends.
+ * interval from the control socket (like iotop for AoE), with the p99 service time of each
+ * interval. Keys: s cycles the sort, q or Ctrl-C quits. Only two escape codes are used (cursor
+ * home, clear screen), so any terminal of 80×24 or more shows it; the terminal's mode is restored
+ * however it ends.
  */
 import type { Command } from 'commander';
 import type { ExportView } from '../control/status-view.js';
@@ -16,7 +17,7 @@ export function registerTop(program: Command): void {
   program
     .command('top')
     .description(
-      'live per-export and per-initiator IOPS and MB/s of the running daemon (keys: s sort, q quit)',
+      'live per-export and per-initiator IOPS, MB/s and p99 service time of the running daemon (keys: s sort, q quit)',
     )
     .requiredOption('--config <file>', 'the config file the daemon runs')
     .option('--sort <key>', `first sort order: ${SORT_KEYS.join('|')}`, 'iops')

@@ -6,12 +6,19 @@
  * removed peer or export) disappear with them; counters of an export or peer that a reload
  * re-creates start again from zero, which Prometheus' rate() reads as a counter reset.
  *
+ * Service times are histograms (`aoegw_export_service_seconds`, `aoegw_initiator_service_seconds`):
+ * the target's own bucket counts (src/target/service-time.ts), summed up to octave edges (8 µs to
+ * 33.5 s; the target's buckets split each octave in 4, so these sums are exact), cumulative since
+ * the export or initiator started: histogram_quantile() over rate() of the _bucket series gives
+ * windowed percentiles.
+ *
  * MetricsServer serves the text format on /metrics with node:http, one scrape at a time.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AoegwError } from '../errors.js';
 import type { GatewayStats } from '../gateway/daemon.js';
+import type { ServiceTimeSnapshot } from '../target/service-time.js';
 import { RX_NAMES } from '../tunnel/endpoint.js';
 
 /** What a scrape reads. */
@@ -28,9 +35,73 @@ export interface MetricsSource {
 type Labels = Record<string, string>;
 type Metric = Counter<string> | Gauge<string>;
 
+/** Upper edges (µs) of the exported service-time buckets: every octave from 8 µs to 33.5 s. */
+const SERVICE_EDGES_US = Array.from({ length: 23 }, (_, i) => 2 ** (i + 3));
+
+/**
+ * A histogram whose series are set from service-time snapshots (prom-client's Histogram only
+ * observes values one at a time): the same exposition, `_bucket{le}` cumulative, `_sum`, `_count`.
+ */
+class SnapshotHistogram extends Histogram<string> {
+  private series: { labels: Labels; s: ServiceTimeSnapshot }[] = [];
+
+  constructor(
+    private readonly fullName: string,
+    private readonly helpText: string,
+    labelNames: string[],
+    registry: Registry,
+  ) {
+    super({
+      name: fullName,
+      help: helpText,
+      labelNames,
+      buckets: SERVICE_EDGES_US.map((us) => us / 1e6),
+      registers: [registry],
+    });
+  }
+
+  set(labels: Labels, s: ServiceTimeSnapshot): void {
+    this.series.push({ labels, s });
+  }
+
+  override reset(): void {
+    this.series = [];
+  }
+
+  /** What the registry renders (prom-client calls this rather than get() for histograms). */
+  async getForPromString() {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const { labels, s } of this.series) {
+      let j = 0;
+      let cum = 0;
+      for (const le of SERVICE_EDGES_US) {
+        while (j < s.buckets.length && s.buckets[j]![0] <= le) cum += s.buckets[j++]![1];
+        values.push({
+          labels: { ...labels, le: le / 1e6 },
+          value: cum,
+          metricName: `${this.fullName}_bucket`,
+        });
+      }
+      values.push({
+        labels: { ...labels, le: '+Inf' },
+        value: s.count,
+        metricName: `${this.fullName}_bucket`,
+      });
+      values.push({ labels, value: s.sumUs / 1e6, metricName: `${this.fullName}_sum` });
+      values.push({ labels, value: s.count, metricName: `${this.fullName}_count` });
+    }
+    return { name: this.fullName, help: this.helpText, type: 'histogram', values, aggregator: 'sum' };
+  }
+
+  override async get() {
+    return (await this.getForPromString()) as unknown as Awaited<ReturnType<Histogram<string>['get']>>;
+  }
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly all: Metric[] = [];
+  private readonly histograms: SnapshotHistogram[] = [];
 
   // Built-in exports and their initiators (principals).
   private readonly exportReads = this.counter('export_reads_total', 'ATA reads answered with data', [
@@ -65,6 +136,16 @@ export class GatewayMetrics {
   private readonly exportPending = this.gauge('export_pending', 'Requests waiting for the store now', [
     'export',
   ]);
+  private readonly exportService = this.histogram(
+    'export_service_seconds',
+    'Service time of READ/WRITE/FLUSH requests: receive batch to reply (src/target/data-path.ts)',
+    ['export'],
+  );
+  private readonly initiatorService = this.histogram(
+    'initiator_service_seconds',
+    'Service time of READ/WRITE/FLUSH requests per export and initiator',
+    ['export', 'initiator'],
+  );
   private readonly initiatorRequests = this.counter(
     'initiator_requests_total',
     'Requests per export and initiator ("MAC", "PEER/MAC" behind a peer gateway, or "other" beyond the per-export limit)',
@@ -285,6 +366,12 @@ export class GatewayMetrics {
     return m;
   }
 
+  private histogram(name: string, help: string, labelNames: string[]): SnapshotHistogram {
+    const m = new SnapshotHistogram(`aoegw_${name}`, help, labelNames, this.registry);
+    this.histograms.push(m);
+    return m;
+  }
+
   private gauge(name: string, help: string, labelNames: string[]): Gauge<string> {
     const m = new Gauge({ name: `aoegw_${name}`, help, labelNames, registers: [this.registry] });
     this.all.push(m);
@@ -298,6 +385,7 @@ export class GatewayMetrics {
       m.reset();
       m.remove({});
     }
+    for (const m of this.histograms) m.reset();
     this.fillTarget(s);
     this.fillLinks(s);
     this.fillTunnel(s);
@@ -323,6 +411,7 @@ export class GatewayMetrics {
       put(this.exportReadBytes, l, x.bytesRead);
       put(this.exportWrittenBytes, l, x.bytesWritten);
       put(this.exportPending, l, x.pending);
+      this.exportService.set(l, x.serviceTime);
       putAll(this.exportRequests, l, 'command', {
         ata: x.requests.ata,
         query_config: x.requests.queryConfig,
@@ -358,6 +447,7 @@ export class GatewayMetrics {
         put(this.initiatorRequests, li, c.requests);
         put(this.initiatorReadBytes, li, c.bytesRead);
         put(this.initiatorWrittenBytes, li, c.bytesWritten);
+        this.initiatorService.set(li, c.serviceTime);
       }
     }
     for (const l of Object.values(t.engine.links)) {

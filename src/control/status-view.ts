@@ -5,7 +5,10 @@
  * rates (IOPS, MB/s) from two samples. Counters grow while the daemon runs, except those of an
  * export a reload re-created (from zero again) and initiators aged out into "other".
  *
- * No latency percentiles: the built-in target keeps no per-request timing (only counts and bytes).
+ * Latency: the built-in target keeps a service-time histogram per export and per principal
+ * (src/target/service-time.ts; what it measures: src/target/data-path.ts). Percentiles here are
+ * since the export (or principal) started, computed when asked; the bucket counts come along, so a
+ * client windows two samples as it does for rates (aoegw top shows the p99 of its interval).
  * The import side's smoothed round-trip time per peer is shown as it is kept.
  */
 
@@ -13,8 +16,42 @@ import { formatMac } from '../aoe/mac.js';
 import type { Gateway } from '../gateway/daemon.js';
 import type { ExportStatsSnapshot } from '../target/counters.js';
 import type { ServerStats } from '../target/server.js';
+import { type ServiceTimeSnapshot, serviceTimeQuantile } from '../target/service-time.js';
 import { RX_NAMES } from '../tunnel/endpoint.js';
 import type { ControlHandler } from './server.js';
+
+/**
+ * Service time of READ/WRITE/FLUSH requests (receive batch to reply), since the export or the
+ * principal started. Percentiles are the upper edge of the bucket holding them (at most 25 % above
+ * the true value), µs; null before the first request.
+ */
+export interface LatencyView {
+  readonly count: number;
+  readonly meanUs: number | null;
+  readonly p50Us: number | null;
+  readonly p90Us: number | null;
+  readonly p99Us: number | null;
+  /** Upper edge of the highest bucket used (67108864: 50 s or more). */
+  readonly maxUs: number | null;
+  /** Non-zero buckets as [upper edge µs, count], counts since start: window two samples for a rate. */
+  readonly buckets: readonly (readonly [number, number])[];
+}
+
+export function latencyView(s: ServiceTimeSnapshot): LatencyView {
+  const q = (p: number) => {
+    const v = serviceTimeQuantile(s.buckets, p);
+    return Number.isNaN(v) ? null : v;
+  };
+  return {
+    count: s.count,
+    meanUs: s.count > 0 ? Math.round(s.sumUs / s.count) : null,
+    p50Us: q(0.5),
+    p90Us: q(0.9),
+    p99Us: q(0.99),
+    maxUs: q(1),
+    buckets: s.buckets,
+  };
+}
 
 export interface StatusContext {
   readonly name: string;
@@ -35,6 +72,7 @@ export interface PrincipalView {
   readonly bytesWritten: number;
   /** Since its last request (ms), in the daemon's monotonic clock. */
   readonly idleMs: number;
+  readonly latency: LatencyView;
 }
 
 export interface ExportView {
@@ -54,6 +92,7 @@ export interface ExportView {
   readonly pending: number;
   readonly requests: ExportStatsSnapshot['requests'];
   readonly ata: ExportStatsSnapshot['ata'];
+  readonly latency: LatencyView;
   readonly initiators: readonly PrincipalView[];
 }
 
@@ -174,6 +213,7 @@ export function exportsView(gw: Gateway): ExportView[] {
     pending: e.pending,
     requests: e.requests,
     ata: e.ata,
+    latency: latencyView(e.serviceTime),
     initiators: Object.entries(e.initiators).map(([k, c]) => {
       const slash = k.indexOf('/');
       const ns = slash < 0 ? '' : k.slice(0, slash);
@@ -187,6 +227,7 @@ export function exportsView(gw: Gateway): ExportView[] {
         bytesRead: c.bytesRead,
         bytesWritten: c.bytesWritten,
         idleMs: Math.max(0, Math.round(now - c.lastSeen)),
+        latency: latencyView(c.serviceTime),
       };
     }),
   }));

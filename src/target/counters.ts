@@ -4,6 +4,7 @@
  */
 import { formatMac } from '../aoe/mac.js';
 import { macFromNumber } from './mac-list.js';
+import { ServiceTimeHistogram, type ServiceTimeSnapshot } from './service-time.js';
 
 export class LinkCounters {
   batches = 0;
@@ -36,6 +37,8 @@ export class InitiatorCounters {
   bytesRead = 0;
   bytesWritten = 0;
   lastSeen = 0;
+  /** Service time of its READ/WRITE/FLUSH requests (preallocated with the table). */
+  readonly service = new ServiceTimeHistogram();
 
   reset(ns: number, hi: number, lo: number): void {
     this.ns = ns;
@@ -45,6 +48,7 @@ export class InitiatorCounters {
     this.bytesRead = 0;
     this.bytesWritten = 0;
     this.lastSeen = 0;
+    this.service.reset();
   }
 }
 
@@ -110,6 +114,7 @@ export class InitiatorTable {
     o.bytesRead += e.bytesRead;
     o.bytesWritten += e.bytesWritten;
     o.lastSeen = Math.max(o.lastSeen, e.lastSeen);
+    o.service.add(e.service);
     this.agedOut++;
     e.reset(ns, hi, lo);
     this.last = idle;
@@ -163,6 +168,8 @@ export class ExportCounters {
   stateChanges = 0;
   /** State-changing requests refused by the per-source rate limit (dropped, not answered). */
   dropStateRate = 0;
+  /** Service time of READ/WRITE/FLUSH requests answered (see data-path.ts). */
+  readonly service = new ServiceTimeHistogram();
 }
 
 export interface LinkStatsSnapshot {
@@ -187,6 +194,7 @@ export interface InitiatorStatsSnapshot {
   bytesRead: number;
   bytesWritten: number;
   lastSeen: number;
+  serviceTime: ServiceTimeSnapshot;
 }
 
 export interface ExportStatsSnapshot {
@@ -213,6 +221,8 @@ export interface ExportStatsSnapshot {
   };
   configTestMiss: number;
   stateChanges: number;
+  /** Service time of READ/WRITE/FLUSH requests answered since the export started (service-time.ts). */
+  serviceTime: ServiceTimeSnapshot;
   /** READ/WRITE/FLUSH requests accepted and waiting for the store now. */
   pending: number;
   /**
@@ -263,6 +273,7 @@ export function snapshotInitiators(
       bytesRead: c.bytesRead,
       bytesWritten: c.bytesWritten,
       lastSeen: c.lastSeen,
+      serviceTime: c.service.snapshot(),
     };
   };
   table.forEach((c) => {
@@ -309,5 +320,6 @@ export function snapshotExportCounters(
     },
     configTestMiss: c.configTestMiss,
     stateChanges: c.stateChanges,
+    serviceTime: c.service.snapshot(),
   };
 }

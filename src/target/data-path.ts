@@ -23,6 +23,18 @@
  * settle(): at the end of each receive batch and after each batch of ring completions. Replies to
  * links other than the one being served are flushed by settle().
  *
+ * Service time (the latency percentiles of `aoegw status`, `top` and the metrics): per request,
+ * from its receive batch's timestamp (`now` of handleBatch, read by the driver once per batch,
+ * right after the batch left the kernel) to the clock read once per pass of settle() over
+ * completions — just before the replies they release are built and flushed together. Two clock
+ * reads per request would cost more than the histogram; with one per batch, every request of a
+ * batch shares its batch's times, which is what it really waits for (its reply leaves with the
+ * batch's). So a request served inline (memory store, synchronous I/O) is timed as its whole
+ * batch: parsing, the store calls and building every reply of it, not its own share; a request
+ * that waited for a ring completion or behind a commit group is timed to that completion batch.
+ * Not measured: time in the kernel's socket buffers before the batch was received, and the send
+ * (sendmmsg) after the replies were built.
+ *
  * Allocation: staging memory, the pending table and the run table are preallocated; views of
  * staging slots are cached. After warm-up nothing is allocated per request.
  */
@@ -32,6 +44,7 @@ import { writeResponseHeader } from '../aoe/header.js';
 import type { InitiatorCounters } from './counters.js';
 import type { ExportRuntime } from './export-state.js';
 import { type LinkState, sendReply } from './reply.js';
+import { SERVICE_TIME_LIMIT_US } from './service-time.js';
 
 /** Bytes of staging per pending request: the largest data area one frame may carry. */
 export const STAGING_STRIDE = 16384;
@@ -57,6 +70,12 @@ export interface DataPathOptions {
   slots?: number;
   /** Hands the operations stores queued to the kernel (a ring's submit); called by settle(). */
   submit?: () => void;
+  /**
+   * Monotonic ms, the clock of handleBatch's `now` (service times); default performance.now, which
+   * in Node 20 allocates its result (a heap number per read: per batch of completions, not per
+   * request).
+   */
+  clock?: () => number;
 }
 
 export interface DataPathStats {
@@ -74,6 +93,12 @@ export class DataPath {
   private readonly slots: number;
   private readonly staging: Buffer;
   private readonly submitOps: (() => void) | undefined;
+  private readonly clock: () => number;
+  /**
+   * Timestamps (ms) of the batch being received and of the completions being handled: in a
+   * Float64Array, where storing a fractional number allocates nothing.
+   */
+  private readonly at = new Float64Array(2);
   // Pending requests (struct of arrays, index = staging slot).
   private readonly kind: Uint8Array;
   private readonly linkOf: Int32Array;
@@ -81,6 +106,8 @@ export class DataPath {
   private readonly count: Int32Array;
   private readonly status: Uint8Array;
   private readonly error: Uint8Array;
+  /** The receive batch's timestamp (ms): service time starts there. */
+  private readonly recvAt: Float64Array;
   /** Arrival-order list: an export's queue, then its group. */
   private readonly qNext: Int32Array;
   /** Members of one store operation (run). */
@@ -131,12 +158,14 @@ export class DataPath {
     this.slots = slots;
     this.staging = opts.staging ?? Buffer.alloc(slots * STAGING_STRIDE);
     this.submitOps = opts.submit;
+    this.clock = opts.clock ?? (() => performance.now());
     this.kind = new Uint8Array(slots);
     this.linkOf = new Int32Array(slots);
     this.lba = new Float64Array(slots);
     this.count = new Int32Array(slots);
     this.status = new Uint8Array(slots);
     this.error = new Uint8Array(slots);
+    this.recvAt = new Float64Array(slots);
     this.qNext = new Int32Array(slots).fill(NONE);
     this.rNext = new Int32Array(slots).fill(NONE);
     this.exp = new Array(slots).fill(null);
@@ -158,6 +187,11 @@ export class DataPath {
 
   stats(): DataPathStats {
     return { ...this.s, pending: this.pending };
+  }
+
+  /** A receive batch starts: its requests' service time counts from `now` (ms, the clock's). */
+  receiving(now: number): void {
+    this.at[0] = now;
   }
 
   /**
@@ -188,6 +222,7 @@ export class DataPath {
     this.count[p] = sectors;
     this.status[p] = STATUS_OK;
     this.error[p] = 0;
+    this.recvAt[p] = this.at[0]!;
     this.qNext[p] = NONE;
     this.rNext[p] = NONE;
     this.exp[p] = exp;
@@ -265,6 +300,8 @@ export class DataPath {
     this.settling = true;
     try {
       for (;;) {
+        // One clock read per pass: the replies of these completions are built and sent together.
+        if (this.cqHead !== this.cqTail) this.at[1] = this.clock();
         while (this.cqHead !== this.cqTail) {
           const token = this.cqToken[this.cqHead]!;
           const result = this.cqResult[this.cqHead++]!;
@@ -451,6 +488,11 @@ export class DataPath {
       this.s.replyLost++;
       return;
     }
+    // Whole µs as a small integer: a fractional number passed to record() would be boxed (allocated).
+    const dt = (this.at[1]! - this.recvAt[p]!) * 1000;
+    const us = dt < SERVICE_TIME_LIMIT_US ? (dt > 0 ? dt | 0 : 0) : SERVICE_TIME_LIMIT_US;
+    exp.c.service.record(us);
+    this.ini[p]!.service.record(us);
     if (link.dirtyGen !== this.dirtyGen) {
       link.dirtyGen = this.dirtyGen;
       if (this.nDirty === this.dirty.length) this.dirty.push(link);

@@ -172,6 +172,11 @@ export interface TargetEngineOptions {
   stateChangeLimit?: RateLimit | null;
   /** Staging memory and the kernel submission of the data path (a ring's arena and submit). */
   dataPath?: DataPathOptions;
+  /**
+   * Monotonic clock (ms) the driver reads handleBatch's `now` from: the data path reads it once
+   * per batch of completions to time requests (service time). Default performance.now.
+   */
+  clock?: () => number;
 }
 
 /**
@@ -228,7 +233,10 @@ export class TargetEngine {
     this.bcastLimit = bl === null ? null : new SourceRateLimiter(bl);
     const cl = opts.stateChangeLimit === undefined ? DEFAULT_STATE_CHANGE_LIMIT : opts.stateChangeLimit;
     this.changeLimit = cl === null ? null : new SourceRateLimiter(cl);
-    this.data = new DataPath(this.links, opts.dataPath);
+    this.data = new DataPath(this.links, {
+      ...opts.dataPath,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
     this.ctx = {
       link: undefined as unknown as LinkState,
       sink: undefined as unknown as TxSink,
@@ -402,7 +410,8 @@ export class TargetEngine {
 
   /**
    * Processes one receive batch of link `linkId`: frames[i][0, lengths[i]) for i < count (a length
-   * ≤ 0 marks a frame the link truncated). Replies go to `sink`; `now` (ms) stamps initiator stats.
+   * ≤ 0 marks a frame the link truncated). Replies go to `sink`; `now` (ms, read from the clock of
+   * options.clock when the batch arrived) stamps initiator stats and starts its requests' service time.
    * Never throws on frame content; throws ERR_TARGET_CONFIG for an unregistered link.
    */
   handleBatch(
@@ -419,6 +428,7 @@ export class TargetEngine {
     this.begin(link, sink);
     link.c.batches++;
     this.now = now;
+    this.data.receiving(now);
     try {
       for (let i = 0; i < n; i++) this.frame(frames[i]!, lengths[i]!, now);
     } finally {

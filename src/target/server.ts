@@ -99,6 +99,8 @@ export class TargetServer {
     const ring = this.io.ring;
     this.engine = new TargetEngine({
       ...(ring ? { dataPath: { staging: ring.arena, submit: () => ring.submit() } } : {}),
+      // The clock of handleBatch's `now` (startLink): service times subtract one from the other.
+      ...(opts.now ? { clock: opts.now } : {}),
       // Staged here; written after the batch (persist()), and the change's reply is held until then.
       onStateChange: (key, st) => {
         this.state.stage(key, st);

@@ -7,6 +7,10 @@
  * - top in a detached 80×24 tmux pane during an I/O loop: the export and initiator rows show
  *   non-zero IOPS, `s` changes the sort, `q` ends it with status 0.
  * - No daemon: one clear message and exit 1.
+ * - Service time, against what the initiator measured for the same requests (a second daemon, with
+ *   an export on slow-fs whose fdatasync sleeps 50 ms and a memory export): in status --json and
+ *   on /metrics, every write to the slow export took ≥ 50 ms at the target and no percentile is
+ *   above the initiator's own round trip (a bucket's upper edge is at most 25 % above its values).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,10 +22,12 @@ import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import type { TargetClient } from '../../src/initiator/target-client.js';
 import { PacketLink } from '../../src/io/packet-link.js';
+import { parsePromText, promValue } from '../../support/prom-text.js';
 import { AOEGW } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
 import { Netns, netnsSkipReason, uniqueId, vethPair } from '../helpers/netns.js';
 import { hasCommand, type Spawned, spawnTracked } from '../helpers/processes.js';
+import { mountSlowFs, type SlowFs, slowFsSkipReason } from '../helpers/slow-fs.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const skip = netnsSkipReason();
@@ -194,6 +200,11 @@ describe.skipIf(skip)('aoegw status and top', () => {
       const iniCells = iniRow!.trim().split(/\s+/);
       expect(Number(iniCells[1])).toBeGreaterThan(10);
       expect(Number(iniCells[4])).toBeGreaterThan(0);
+      // The p99 service time of the interval (ms), for the export and its initiator.
+      expect(lines[2]).toContain('P99 ms');
+      expect(Number(cells[7])).toBeGreaterThan(0);
+      expect(Number(cells[7])).toBeLessThan(1000);
+      expect(Number(iniCells[6])).toBeGreaterThan(0);
       expect(lines.find((l) => l.startsWith('e5.2 ro'))).toBeDefined();
 
       tmux('send-keys', '-t', 'top', 's');
@@ -208,5 +219,152 @@ describe.skipIf(skip)('aoegw status and top', () => {
       // Our own tmux server (its own socket), whatever state it is in.
       tmux('kill-server');
     }
+  });
+});
+
+/** The value at or below which fraction q of `ms` falls (the same rank rule as the target's). */
+function quantile(ms: readonly number[], q: number): number {
+  const sorted = [...ms].sort((a, b) => a - b);
+  return sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1]!;
+}
+
+interface Latency {
+  count: number;
+  meanUs: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  maxUs: number;
+  buckets: [number, number][];
+}
+
+describe.skipIf(skip ?? slowFsSkipReason())("service time against the initiator's round trip", () => {
+  const SLOW_WRITES = 12;
+  const FAST_READS = 300;
+  const FSYNC_MS = 50;
+  let dir: string;
+  let fs: SlowFs;
+  let nsI: Netns;
+  let nsT: Netns;
+  let daemon: Spawned;
+  let config: string;
+  let ini: Initiator;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'aoegw-latency-'));
+    fs = await mountSlowFs({ fsyncDelayMs: FSYNC_MS });
+    nsI = new Netns('sli');
+    nsT = new Netns('slt');
+    const v = vethPair(nsI, nsT, 1500);
+    config = join(dir, 'gw.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        name: 'lat-gw',
+        stateFile: join(dir, 'state.json'),
+        links: [{ name: 'lan', iface: v.b, netns: nsT.name }],
+        exports: [
+          { target: '6.1', path: sparseImage(fs.dir, 'slow.img', 16 << 20), durability: 'sync' },
+          { target: '6.2', path: 'memory:1m' },
+        ],
+        metrics: { listen: '127.0.0.1:0' },
+      }),
+    );
+    daemon = spawnTracked(process.execPath, [AOEGW, 'run', '--config', config]);
+    const ready = await waitFor(
+      () => /ready: /.test(daemon.output()) || daemon.child.exitCode !== null,
+      15_000,
+    );
+    if (!ready || daemon.child.exitCode !== null)
+      throw new Error(`aoegw run did not start: ${daemon.output()}`);
+    ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
+  });
+
+  afterAll(async () => {
+    ini?.close();
+    await daemon?.stop();
+    nsI?.delete();
+    nsT?.delete();
+    await fs?.unmount();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('slow-fs writes take ≥ 50 ms at the target, and nothing takes longer there than at the initiator', async () => {
+    const [slowAd] = await ini.queryConfig(500, { major: 6, minor: 1 });
+    const [fastAd] = await ini.queryConfig(500, { major: 6, minor: 2 });
+    // No retransmission of a write waiting for its fsync: each would be another commit group,
+    // another 50 ms, and the initiator would wait for the reply to its last copy.
+    const slow = ini.client(slowAd!, { initialRtoMs: 2000, minRtoMs: 2000 });
+    const fast = ini.client(fastAd!);
+    await identify(ini, slow);
+    await identify(ini, fast);
+    const timed = async (io: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await io();
+      return performance.now() - t0;
+    };
+    const writeMs: number[] = [];
+    for (let i = 0; i < SLOW_WRITES; i++)
+      writeMs.push(await timed(() => writeSectors(ini, slow, i, Buffer.alloc(512, i + 1))));
+    const readMs: number[] = [];
+    const buf = Buffer.alloc(1024);
+    for (let i = 0; i < FAST_READS; i++) readMs.push(await timed(() => readSectors(ini, fast, i * 2, buf)));
+
+    const views = statusJson(config);
+    const lat = (t: string) => exportOf(views, t).latency as Latency;
+    const s = lat('e6.1');
+    const f = lat('e6.2');
+    const us = (ms: number) => ms * 1000;
+    const report = (name: string, l: Latency, ms: number[]) =>
+      `${name}: target p50 ${l.p50Us} p99 ${l.p99Us} max ${l.maxUs} mean ${l.meanUs} µs; initiator p50 ${us(quantile(ms, 0.5)).toFixed(0)} p99 ${us(quantile(ms, 0.99)).toFixed(0)} max ${us(Math.max(...ms)).toFixed(0)} mean ${us(ms.reduce((a, b) => a + b, 0) / ms.length).toFixed(0)} µs`;
+    console.log(
+      `[latency] ${report('slow-fs writes', s, writeMs)}\n[latency] ${report('memory reads', f, readMs)}`,
+    );
+
+    // Every request answered was timed, once (a retransmitted one reaches the target twice).
+    expect(s.count).toBeGreaterThanOrEqual(SLOW_WRITES);
+    expect(s.count).toBeLessThanOrEqual(SLOW_WRITES + slow.stats.retransmits);
+    expect(f.count).toBeGreaterThanOrEqual(FAST_READS);
+    expect(f.count).toBeLessThanOrEqual(FAST_READS + fast.stats.retransmits);
+    // Every write waited for its 50 ms fdatasync: no sample below the bucket that holds 50 ms, and
+    // the exact mean is above it.
+    expect(s.buckets[0]![0]).toBeGreaterThan(us(FSYNC_MS));
+    expect(s.meanUs).toBeGreaterThanOrEqual(us(FSYNC_MS));
+    // The target's part is inside the initiator's round trip, request by request; a percentile is
+    // its bucket's upper edge, at most 25 % above.
+    for (const [l, ms] of [
+      [s, writeMs],
+      [f, readMs],
+    ] as const) {
+      if (slow.stats.retransmits + fast.stats.retransmits === 0)
+        expect(l.meanUs).toBeLessThanOrEqual(us(ms.reduce((a, b) => a + b, 0) / ms.length));
+      expect(l.p50Us).toBeLessThanOrEqual(1.25 * us(quantile(ms, 0.5)) + 1);
+      expect(l.p99Us).toBeLessThanOrEqual(1.25 * us(quantile(ms, 0.99)) + 1);
+      expect(l.maxUs).toBeLessThanOrEqual(1.25 * us(Math.max(...ms)) + 1);
+    }
+    // Memory reads are served in this daemon's own batch: far below the 50 ms writes.
+    expect(f.p50Us).toBeLessThan(us(FSYNC_MS) / 5);
+    // The initiator's row carries its own, the same requests here (one initiator).
+    const inis = exportOf(views, 'e6.1').initiators as Json[];
+    expect((inis[0]!.latency as Latency).count).toBe(s.count);
+
+    // Prometheus: the same counts as a histogram; nothing of the slow export at or below 32.8 ms.
+    const port = /metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(daemon.output())?.[1];
+    expect(port, daemon.output()).toBeDefined();
+    const p = parsePromText(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    const bucket = (le: string) =>
+      promValue(p, 'aoegw_export_service_seconds_bucket', { export: 'e6.1', le });
+    expect(promValue(p, 'aoegw_export_service_seconds_count', { export: 'e6.1' })).toBe(s.count);
+    expect(bucket('0.032768')).toBe(0);
+    expect(bucket('+Inf')).toBe(s.count);
+    expect(promValue(p, 'aoegw_export_service_seconds_sum', { export: 'e6.1' })).toBeGreaterThanOrEqual(
+      (s.count * FSYNC_MS) / 1000,
+    );
+    expect(
+      promValue(p, 'aoegw_initiator_service_seconds_count', {
+        export: 'e6.2',
+        initiator: formatMac(ini.link.mac),
+      }),
+    ).toBe(f.count);
   });
 });

@@ -22,6 +22,8 @@ interface Panel {
 /** Grafana's reference to the data-source variable (a literal, not a template string). */
 const DS_UID = ['$', '{datasource}'].join('');
 
+const histogramOf = (series: string) => series.replace(/_(bucket|sum|count)$/, '');
+
 describe('deploy/grafana/aoegw-dashboard.json', () => {
   const dash = JSON.parse(readFileSync(file, 'utf8')) as {
     uid: string;
@@ -50,6 +52,7 @@ describe('deploy/grafana/aoegw-dashboard.json', () => {
       'Peers up',
       'Pending / in flight',
       'Export errors and drops',
+      'Export service time (p50 / p99)',
     ])
       expect(titles).toContain(t);
     const ids = dash.panels.map((p) => p.id);
@@ -57,15 +60,20 @@ describe('deploy/grafana/aoegw-dashboard.json', () => {
   });
 
   it('queries only metrics the gateway serves', async () => {
-    const served = new Set(
-      new GatewayMetrics({ stats: () => ({}) as GatewayStats }).registry
-        .getMetricsAsArray()
-        .map((m) => m.name),
-    );
+    const metrics = new GatewayMetrics({ stats: () => ({}) as GatewayStats }).registry.getMetricsAsArray();
+    const served = new Set(metrics.map((m) => m.name));
+    const types = new Map(metrics.map((m) => [m.name, String((m as { type?: unknown }).type)]));
     const used = new Set(
       panels.flatMap((p) => (p.targets ?? []).flatMap((t) => t.expr.match(/aoegw_\w+/g) ?? [])),
     );
     expect(used.size).toBeGreaterThan(20);
-    for (const name of used) expect(served, name).toContain(name);
+    // A histogram is served as NAME and queried as NAME_bucket, NAME_sum, NAME_count.
+    for (const name of used) {
+      const family = served.has(name) ? name : histogramOf(name);
+      expect(served, name).toContain(family);
+      if (family !== name) expect(types.get(family), name).toBe('histogram');
+    }
+    // The p99 panel asks for a quantile of the histogram's buckets.
+    expect(used).toContain('aoegw_export_service_seconds_bucket');
   });
 });

@@ -28,10 +28,30 @@ function exportStats(n: number): ExportStatsSnapshot {
     drops: { allowList: 0, masked: 0, bufferFull: 7, broadcastAta: 0, malformed: 0, stateRate: 0 },
     configTestMiss: 0,
     stateChanges: 0,
+    serviceTime: {
+      count: 4,
+      sumUs: 31_500,
+      buckets: [
+        [640, 3],
+        [32768, 1],
+      ],
+    },
     pending: n,
     initiators: {
-      '02:00:00:00:00:01': { requests: 6, bytesRead: 1024, bytesWritten: 2048, lastSeen: 1 },
-      'abcd/02:00:00:00:00:02': { requests: 4, bytesRead: 0, bytesWritten: 512, lastSeen: 1 },
+      '02:00:00:00:00:01': {
+        requests: 6,
+        bytesRead: 1024,
+        bytesWritten: 2048,
+        lastSeen: 1,
+        serviceTime: { count: 3, sumUs: 1500, buckets: [[640, 3]] },
+      },
+      'abcd/02:00:00:00:00:02': {
+        requests: 4,
+        bytesRead: 0,
+        bytesWritten: 512,
+        lastSeen: 1,
+        serviceTime: { count: 1, sumUs: 30_000, buckets: [[32768, 1]] },
+      },
     },
   };
 }
@@ -285,8 +305,40 @@ describe('GatewayMetrics', () => {
 
     expect(p.types.get('aoegw_export_writes_total')).toBe('counter');
     expect(p.types.get('aoegw_export_pending')).toBe('gauge');
+    expect(p.types.get('aoegw_export_service_seconds')).toBe('histogram');
     // Counters are named *_total, gauges are not.
     for (const [name, type] of p.types) expect(name.endsWith('_total'), name).toBe(type === 'counter');
+  });
+
+  it("service times are histograms: cumulative octave buckets summed exactly from the target's", async () => {
+    const m = new GatewayMetrics({ stats: () => gatewayStats() });
+    const text = await m.render();
+    const p = parsePromText(text);
+    const bucket = (name: string, labels: Record<string, string>) =>
+      p.samples
+        .filter(
+          (x) =>
+            x.name === `aoegw_${name}_bucket` && Object.entries(labels).every(([k, v]) => x.labels[k] === v),
+        )
+        .map((x) => [x.labels.le, x.value] as const);
+    // e1.1: 3 requests in [512, 640) µs, 1 in [28672, 32768) µs.
+    const b = bucket('export_service_seconds', { export: 'e1.1' });
+    expect(b).toHaveLength(24);
+    expect(b[0]).toEqual(['0.000008', 0]);
+    expect(b.find(([le]) => le === '0.000512')).toEqual(['0.000512', 0]);
+    expect(b.find(([le]) => le === '0.001024')).toEqual(['0.001024', 3]);
+    expect(b.find(([le]) => le === '0.016384')).toEqual(['0.016384', 3]);
+    expect(b.find(([le]) => le === '0.032768')).toEqual(['0.032768', 4]);
+    expect(b.at(-1)).toEqual(['+Inf', 4]);
+    // Cumulative: never decreasing.
+    for (let i = 1; i < b.length; i++) expect(b[i]![1]).toBeGreaterThanOrEqual(b[i - 1]![1]);
+    expect(promValue(p, 'aoegw_export_service_seconds_sum', { export: 'e1.1' })).toBeCloseTo(0.0315);
+    expect(promValue(p, 'aoegw_export_service_seconds_count', { export: 'e1.1' })).toBe(4);
+    // Per initiator, named like the other initiator series (a peer's by its name).
+    const ib = bucket('initiator_service_seconds', { export: 'e1.2', initiator: 'b/02:00:00:00:00:02' });
+    expect(ib.find(([le]) => le === '0.016384')).toEqual(['0.016384', 0]);
+    expect(ib.at(-1)).toEqual(['+Inf', 1]);
+    expect(text).toContain('# TYPE aoegw_initiator_service_seconds histogram');
   });
 
   it('reads the counters at scrape time: a second scrape sees new values, gone series disappear', async () => {
@@ -302,6 +354,8 @@ describe('GatewayMetrics', () => {
     expect(promValue(p, 'aoegw_tunnel_handshakes_total', { result: 'completed' })).toBe(5);
     expect(promValue(p, 'aoegw_peer_up', { peer: 'c' })).toBeUndefined();
     expect(promValue(p, 'aoegw_export_writes_total', { export: 'e1.2' })).toBeUndefined();
+    expect(promValue(p, 'aoegw_export_service_seconds_count', { export: 'e1.2' })).toBeUndefined();
+    expect(promValue(p, 'aoegw_export_service_seconds_count', { export: 'e1.1' })).toBe(4);
     expect(promValue(p, 'aoegw_import_pending')).toBeUndefined();
     // No enrollment desk: no enrollment series.
     expect(promValue(p, 'aoegw_enrollment_invites_pending')).toBeUndefined();

@@ -112,8 +112,25 @@ describe('status views', () => {
       bytesWritten: 6 * 512,
     });
     expect(ini.find((i) => i.mac === INI2_MAC)).toMatchObject({ requests: 4, bytesRead: 8 * 512 });
+    // Every read and write answered is timed, once per export and once for its principal; served
+    // from memory on this event loop, well under a second.
+    const lat = e0.latency as {
+      count: number;
+      p50Us: number;
+      p99Us: number;
+      maxUs: number;
+      buckets: number[][];
+    };
+    expect(lat.count).toBe(12);
+    expect(lat.buckets.reduce((a, b) => a + b[1]!, 0)).toBe(12);
+    expect(lat.p50Us).toBeLessThanOrEqual(lat.p99Us);
+    expect(lat.p99Us).toBeLessThanOrEqual(lat.maxUs);
+    expect(lat.maxUs).toBeLessThan(1e6);
+    const perIni = ini.map((i) => (i.latency as { count: number }).count).sort();
+    expect(perIni).toEqual([4, 8]);
     const e1 = r.exports.find((e) => e.target === 'e1.1')!;
     expect(e1).toMatchObject({ readOnly: true, writes: 0, errors: 1 });
+    expect(e1.latency).toMatchObject({ p50Us: null, p99Us: null, maxUs: null });
   });
 
   it('status, links, peers, imports, forwards: a gateway without a tunnel', async () => {
