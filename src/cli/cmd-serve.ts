@@ -7,8 +7,9 @@ import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import { BLOCK_IO_MODES, type BlockIoMode, type TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
+import { addLogOptions, type LogCliOptions, openDaemonLog } from './daemon-log.js';
 
-interface ServeOpts {
+interface ServeOpts extends LogCliOptions {
   config?: string;
   iface: string[];
   netns?: string;
@@ -59,7 +60,7 @@ function targetOnly(cfg: TargetSpec): GatewaySpec {
 }
 
 export function registerServe(program: Command): void {
-  program
+  const serve = program
     .command('serve')
     .description('serve files or block devices as AoE targets (built-in target, durable writes by default)')
     .option('--config <file>', 'JSON config with links and exports (see docs/target.md)')
@@ -86,43 +87,44 @@ export function registerServe(program: Command): void {
       '--busy-poll-us <us>',
       'poll this long after the last frame before sleeping (default 30, 0 = off)',
       intOption('--busy-poll-us', 0, 1000),
-    )
-    .action((o: ServeOpts) => {
-      if (o.config && (o.iface.length || o.export.length)) {
-        throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');
-      }
-      const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
-      const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
-      const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
-      // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
-      const gw = Gateway.start(targetOnly(cfg), { log });
-      const server = gw;
-      log(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
-      // The target's own counters, as before (scripts and tests read .engine.exports).
-      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.target?.stats() ?? {})}\n`));
-      return new Promise<void>((resolve) => {
-        let stopping = false;
-        // A daemon's event loop empties only if every link stopped receiving: that is a failure,
-        // and exit 0 would keep a supervisor (Restart=on-failure) from restarting us.
-        process.on('beforeExit', () => {
-          if (stopping) return;
-          log('fatal: event loop emptied while serving (no link is receiving any more); exiting 1');
-          try {
-            server.stop();
-          } catch (e) {
-            log((e as Error).message);
-          }
-          process.exit(1);
-        });
-        const shutdown = (sig: string) => {
-          stopping = true;
-          log(`${sig}: stopping, completing writes`);
+    );
+  addLogOptions(serve).action((o: ServeOpts) => {
+    const root = openDaemonLog(o);
+    if (o.config && (o.iface.length || o.export.length)) {
+      throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');
+    }
+    const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
+    const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
+    const log = root.child({ component: 'daemon' });
+    // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
+    const gw = Gateway.start(targetOnly(cfg), { log: root });
+    const server = gw;
+    log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
+    // The target's own counters, as before (scripts and tests read .engine.exports).
+    process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.target?.stats() ?? {})}\n`));
+    return new Promise<void>((resolve) => {
+      let stopping = false;
+      // A daemon's event loop empties only if every link stopped receiving: that is a failure,
+      // and exit 0 would keep a supervisor (Restart=on-failure) from restarting us.
+      process.on('beforeExit', () => {
+        if (stopping) return;
+        log.error('fatal: event loop emptied while serving (no link is receiving any more); exiting 1');
+        try {
           server.stop();
-          log('stopped');
-          resolve();
-        };
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-        process.once('SIGINT', () => shutdown('SIGINT'));
+        } catch (e) {
+          log.error((e as Error).message);
+        }
+        process.exit(1);
       });
+      const shutdown = (sig: string) => {
+        stopping = true;
+        log.info(`${sig}: stopping, completing writes`);
+        server.stop();
+        log.info('stopped');
+        resolve();
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
     });
+  });
 }
