@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
+import { startBadInputReporter } from '../control/bad-input.js';
 import { type MetricsServer, serveMetrics } from '../control/metrics.js';
 import { controlSocketOf } from '../control/notify.js';
 import { ControlServer } from '../control/server.js';
@@ -128,9 +129,16 @@ export function registerRun(program: Command): void {
         `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
     );
     systemd.ready();
+    // Malformed and refused input is counted per frame; its warnings come at most once per
+    // reason per interval.
+    const badInput = startBadInputReporter({
+      stats: () => gw.stats(),
+      log: root.child({ component: 'input' }),
+    });
     return new Promise<void>((resolve, reject) => {
       const shutdown = (sig: string) => {
         log.info(`${sig}: stopping, completing writes`);
+        badInput.stop();
         systemd.stopping();
         control.close();
         void metrics?.close();

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { DEFAULT_FAIL_AFTER_MS, DEFAULT_TUNNEL_MTU } from '../config/gateway-config.js';
 import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../config/target-config.js';
+import { startBadInputReporter } from '../control/bad-input.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
@@ -100,6 +101,10 @@ export function registerServe(program: Command): void {
     const gw = Gateway.start(targetOnly(cfg), { log: root });
     const server = gw;
     log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
+    const badInput = startBadInputReporter({
+      stats: () => gw.stats(),
+      log: root.child({ component: 'input' }),
+    });
     // The target's own counters, as before (scripts and tests read .engine.exports).
     process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.target?.stats() ?? {})}\n`));
     return new Promise<void>((resolve) => {
@@ -119,6 +124,7 @@ export function registerServe(program: Command): void {
       const shutdown = (sig: string) => {
         stopping = true;
         log.info(`${sig}: stopping, completing writes`);
+        badInput.stop();
         server.stop();
         log.info('stopped');
         resolve();
