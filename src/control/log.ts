@@ -30,34 +30,31 @@ export function logSettings(
   env: NodeJS.ProcessEnv = process.env,
   stderrIsTty: boolean = process.stderr.isTTY === true,
 ): LogSettings {
-  const format = flags.logFormat ?? nonEmpty(env.AOEGW_LOG_FORMAT);
-  const level = flags.logLevel ?? nonEmpty(env.AOEGW_LOG_LEVEL);
-  const from = (flag: string, envName: string, given: string | undefined) =>
-    given === undefined ? '' : flags[flag as 'logFormat'] !== undefined ? `--${kebab(flag)}` : envName;
+  // Under systemd, stderr is the journal's socket (JOURNAL_STREAM): not a terminal, so JSON.
+  const format = chosen(flags.logFormat, '--log-format', env.AOEGW_LOG_FORMAT, 'AOEGW_LOG_FORMAT');
+  const level = chosen(flags.logLevel, '--log-level', env.AOEGW_LOG_LEVEL, 'AOEGW_LOG_LEVEL');
   return {
-    format:
-      format === undefined
-        ? stderrIsTty
-          ? 'human'
-          : 'json'
-        : oneOf(LOG_FORMATS, format, from('logFormat', 'AOEGW_LOG_FORMAT', format)),
-    level:
-      level === undefined ? 'info' : oneOf(LOG_LEVELS, level, from('logLevel', 'AOEGW_LOG_LEVEL', level)),
+    format: format ? oneOf(LOG_FORMATS, format) : stderrIsTty ? 'human' : 'json',
+    level: level ? oneOf(LOG_LEVELS, level) : 'info',
   };
 }
 
-function nonEmpty(v: string | undefined): string | undefined {
-  return v === undefined || v === '' ? undefined : v;
+/** The flag's value, else the environment's (unset or empty: none), with where it came from. */
+function chosen(
+  flag: string | undefined,
+  flagName: string,
+  envValue: string | undefined,
+  envName: string,
+): { value: string; from: string } | undefined {
+  if (flag !== undefined) return { value: flag, from: flagName };
+  if (envValue !== undefined && envValue !== '') return { value: envValue, from: envName };
+  return undefined;
 }
 
-function kebab(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-function oneOf<T extends string>(allowed: readonly T[], v: string, what: string): T {
-  if (!(allowed as readonly string[]).includes(v))
-    throw new AoegwError('ERR_USAGE', `${what} ${v}: expected one of ${allowed.join(', ')}`);
-  return v as T;
+function oneOf<T extends string>(allowed: readonly T[], c: { value: string; from: string }): T {
+  if (!(allowed as readonly string[]).includes(c.value))
+    throw new AoegwError('ERR_USAGE', `${c.from} ${c.value}: expected one of ${allowed.join(', ')}`);
+  return c.value as T;
 }
 
 /**
@@ -65,9 +62,7 @@ function oneOf<T extends string>(allowed: readonly T[], v: string, what: string)
  * synchronously so that lines and the daemon's other stderr writes keep their order.
  */
 export function openLog(settings: LogSettings, write?: (line: string) => void): Log {
-  const sink: { write(s: string): void } = write
-    ? { write }
-    : pino.destination({ fd: 2, sync: true, minLength: 0 });
+  const sink: { write(s: string): void } = write ? { write } : stderrSink();
   const dest = settings.format === 'json' ? sink : { write: (s: string) => sink.write(humanLine(s)) };
   const logger = pino(
     {
@@ -82,6 +77,17 @@ export function openLog(settings: LogSettings, write?: (line: string) => void): 
   return wrap(logger);
 }
 
+/**
+ * fd 2, written synchronously. A log that cannot be written must not stop the storage it is about:
+ * pino stops writing at EPIPE (nobody reads any more); other write errors (ENOSPC under a
+ * redirect to a full disk) are dropped here, and so are lines beyond 1 MiB held unwritten.
+ */
+function stderrSink(): { write(s: string): void } {
+  const dest = pino.destination({ fd: 2, sync: true, minLength: 0, maxLength: 1 << 20 });
+  dest.on('error', () => {});
+  return dest;
+}
+
 function wrap(p: pino.Logger): Log {
   return {
     debug: (msg, f) => (f ? p.debug(f, msg) : p.debug(msg)),
@@ -94,7 +100,7 @@ function wrap(p: pino.Logger): Log {
 
 /**
  * Not repeated on a terminal: the record's frame, and the names a message already starts with by
- * convention ("link lan: …", "peer b: …", "export e1.1: …").
+ * convention ("link lan: …", "peer b: …", "export e1.1: …", "enrollment of NAME …").
  */
 const HUMAN_HIDDEN = new Set([
   'level',

@@ -3,10 +3,11 @@
  * - stderr not a terminal: one JSON object per line (level, time, msg, component);
  * - garbage AoE frames sent at it: one warning per interval saying how many, never one per frame;
  * - --log-level warn: only the warnings;
+ * - a log that cannot be written does not stop the daemon;
  * - on a terminal (a pty from script(1)): the human `aoegw: …` lines.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,6 +147,40 @@ describe.skipIf(skip)('daemon logs', () => {
     expect(q.every((l) => l.level === 'warn')).toBe(true);
     expect(quiet.output()).not.toMatch(/ready: |stopped/);
   }, 60_000);
+
+  it('a log that cannot be written (stderr on /dev/full: ENOSPC) does not stop the daemon', async () => {
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, [AOEGW, 'serve', ...serveArgs('4.1', 'd.json')], {
+      stdio: ['ignore', 'ignore', full],
+    });
+    closeSync(full);
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    try {
+      // Nothing to read: it serves once its packet socket is open (its signal handlers follow in
+      // the same tick).
+      const hasSocket = () => {
+        try {
+          return readdirSync(`/proc/${child.pid}/fd`).some((f) => {
+            try {
+              return readlinkSync(`/proc/${child.pid}/fd/${f}`).startsWith('socket:');
+            } catch {
+              return false;
+            }
+          });
+        } catch {
+          return false;
+        }
+      };
+      expect(await waitFor(() => hasSocket() || child.exitCode !== null, 10_000)).toBe(true);
+      await sleep(300);
+      expect(child.exitCode).toBeNull();
+      // Every line it logged failed (ready, the stopping lines): it still stops cleanly.
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
 
   const noScript = hasCommand('script') ? undefined : 'script(1) is not installed';
   it.skipIf(noScript)('on a terminal: the human lines', () => {
