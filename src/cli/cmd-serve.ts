@@ -8,7 +8,7 @@ import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import { BLOCK_IO_MODES, type BlockIoMode, type TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
-import { addLogOptions, type LogCliOptions, openDaemonLog } from './daemon-log.js';
+import { LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, type LogCliOptions, openDaemonLog } from './daemon-log.js';
 
 interface ServeOpts extends LogCliOptions {
   config?: string;
@@ -61,7 +61,7 @@ function targetOnly(cfg: TargetSpec): GatewaySpec {
 }
 
 export function registerServe(program: Command): void {
-  const serve = program
+  program
     .command('serve')
     .description('serve files or block devices as AoE targets (built-in target, durable writes by default)')
     .option('--config <file>', 'JSON config with links and exports (see docs/target.md)')
@@ -88,49 +88,51 @@ export function registerServe(program: Command): void {
       '--busy-poll-us <us>',
       'poll this long after the last frame before sleeping (default 30, 0 = off)',
       intOption('--busy-poll-us', 0, 1000),
-    );
-  addLogOptions(serve).action((o: ServeOpts) => {
-    const root = openDaemonLog(o);
-    if (o.config && (o.iface.length || o.export.length)) {
-      throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');
-    }
-    const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
-    const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
-    const log = root.child({ component: 'daemon' });
-    // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
-    const gw = Gateway.start(targetOnly(cfg), { log: root });
-    const server = gw;
-    log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
-    const badInput = startBadInputReporter({
-      stats: () => gw.stats(),
-      log: root.child({ component: 'input' }),
-    });
-    // The target's own counters, as before (scripts and tests read .engine.exports).
-    process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.target?.stats() ?? {})}\n`));
-    return new Promise<void>((resolve) => {
-      let stopping = false;
-      // A daemon's event loop empties only if every link stopped receiving: that is a failure,
-      // and exit 0 would keep a supervisor (Restart=on-failure) from restarting us.
-      process.on('beforeExit', () => {
-        if (stopping) return;
-        log.error('fatal: event loop emptied while serving (no link is receiving any more); exiting 1');
-        try {
-          server.stop();
-        } catch (e) {
-          log.error((e as Error).message);
-        }
-        process.exit(1);
+    )
+    .option(...LOG_FORMAT_OPTION)
+    .option(...LOG_LEVEL_OPTION)
+    .action((o: ServeOpts) => {
+      const root = openDaemonLog(o);
+      if (o.config && (o.iface.length || o.export.length)) {
+        throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');
+      }
+      const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
+      const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
+      const log = root.child({ component: 'daemon' });
+      // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
+      const gw = Gateway.start(targetOnly(cfg), { log: root });
+      const server = gw;
+      log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
+      const badInput = startBadInputReporter({
+        stats: () => gw.stats(),
+        log: root.child({ component: 'input' }),
       });
-      const shutdown = (sig: string) => {
-        stopping = true;
-        log.info(`${sig}: stopping, completing writes`);
-        badInput.stop();
-        server.stop();
-        log.info('stopped');
-        resolve();
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      // The target's own counters, as before (scripts and tests read .engine.exports).
+      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.target?.stats() ?? {})}\n`));
+      return new Promise<void>((resolve) => {
+        let stopping = false;
+        // A daemon's event loop empties only if every link stopped receiving: that is a failure,
+        // and exit 0 would keep a supervisor (Restart=on-failure) from restarting us.
+        process.on('beforeExit', () => {
+          if (stopping) return;
+          log.error('fatal: event loop emptied while serving (no link is receiving any more); exiting 1');
+          try {
+            server.stop();
+          } catch (e) {
+            log.error((e as Error).message);
+          }
+          process.exit(1);
+        });
+        const shutdown = (sig: string) => {
+          stopping = true;
+          log.info(`${sig}: stopping, completing writes`);
+          badInput.stop();
+          server.stop();
+          log.info('stopped');
+          resolve();
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
     });
-  });
 }

@@ -1,5 +1,4 @@
 /** The log options of the daemon commands (run, serve) and the log they open. */
-import type { Command } from 'commander';
 import { LOG_FORMATS, logSettings, openLog } from '../control/log.js';
 import { LOG_LEVELS, type Log } from '../log.js';
 
@@ -8,14 +7,16 @@ export interface LogCliOptions {
   logLevel?: string;
 }
 
-export function addLogOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--log-format <format>',
-      `${LOG_FORMATS.join(' or ')} (default: json unless stderr is a terminal; or $AOEGW_LOG_FORMAT)`,
-    )
-    .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default info; or $AOEGW_LOG_LEVEL)`);
-}
+/** `.option(...LOG_FORMAT_OPTION)` on a daemon command. */
+export const LOG_FORMAT_OPTION = [
+  '--log-format <format>',
+  `${LOG_FORMATS.join(' or ')} (default: json unless stderr is a terminal; or $AOEGW_LOG_FORMAT)`,
+] as const;
+
+export const LOG_LEVEL_OPTION = [
+  '--log-level <level>',
+  `${LOG_LEVELS.join(', ')} (default info; or $AOEGW_LOG_LEVEL)`,
+] as const;
 
 /** The daemon's log on stderr; a bad format or level is a usage error before anything starts. */
 export function openDaemonLog(o: LogCliOptions): Log {
