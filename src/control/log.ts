@@ -100,7 +100,8 @@ function wrap(p: pino.Logger): Log {
 
 /**
  * Not repeated on a terminal: the record's frame, and the names a message already starts with by
- * convention ("link lan: …", "peer b: …", "export e1.1: …", "enrollment of NAME …").
+ * convention ("link lan: …", "peer b: …", "export e1.1: …", "import e7.1 (…)", "forward e1.0: …",
+ * "enrollment of NAME …").
  */
 const HUMAN_HIDDEN = new Set([
   'level',
@@ -112,6 +113,9 @@ const HUMAN_HIDDEN = new Set([
   'link',
   'peer',
   'export',
+  'import',
+  'forward',
+  'invite',
 ]);
 
 /** One pino JSON line as `aoegw: [warning: ]message key=value …\n`. */

@@ -268,7 +268,9 @@ export class ForwardSide {
     this.lastDiscovery = now;
     for (const t of this.targets) {
       if (t.mac !== null && now - t.seenAt > 3 * this.everyMs) {
-        this.log.warn(`forward e${t.shelf}.${t.slot}: no answer to discovery, withdrawn`);
+        this.log.warn(`forward e${t.shelf}.${t.slot}: no answer to discovery, withdrawn`, {
+          forward: `e${t.shelf}.${t.slot}`,
+        });
         t.mac = null;
         this.generation++;
       }
@@ -415,6 +417,7 @@ export class ForwardSide {
       if (isNew)
         this.log.info(
           `forward e${t.shelf}.${t.slot}: found at ${formatMac(t.mac!)}, buffer count ${t.bufferCount}`,
+          { forward: `e${t.shelf}.${t.slot}` },
         );
       this.generation++;
     }

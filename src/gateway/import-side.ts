@@ -185,6 +185,10 @@ class ImportRuntime {
     const remote = 'name' in r ? r.name : `e${r.shelf}.${r.slot}`;
     return `import e${this.spec.localShelf}.${this.spec.localSlot} (${this.spec.peer}:${remote})`;
   }
+  /** The structured side of `label`, for log lines. */
+  get fields(): { import: string; peer: string } {
+    return { import: `e${this.spec.localShelf}.${this.spec.localSlot}`, peer: this.spec.peer };
+  }
 }
 
 const EMPTY_ADVERTS = (): PeerAdverts => ({
@@ -396,7 +400,7 @@ export class ImportSide {
     imp.removed = true;
     imp.usable = false;
     imp.advert = null;
-    this.log.info(`${imp.label}: removed`);
+    this.log.info(`${imp.label}: removed`, imp.fields);
     return true;
   }
 
@@ -525,9 +529,7 @@ export class ImportSide {
         // A typo in the import, or a grant the peer does not give us: say so once.
         this.log.warn(
           `${imp.label}: peer ${peer} does not offer this target (not granted, or no such target)`,
-          {
-            peer,
-          },
+          imp.fields,
         );
       }
       imp.reportedMissing = adv === null;
@@ -564,7 +566,10 @@ export class ImportSide {
       if (!imp.changed || now - imp.lastFlipAt < 1000) continue;
       imp.changed = false;
       imp.lastFlipAt = now;
-      this.log[imp.usable ? 'info' : 'warn'](`${imp.label}: ${imp.usable ? 'usable' : 'not usable'}`);
+      this.log[imp.usable ? 'info' : 'warn'](
+        `${imp.label}: ${imp.usable ? 'usable' : 'not usable'}`,
+        imp.fields,
+      );
       if (imp.usable) this.announce(imp);
     }
   }

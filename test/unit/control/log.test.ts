@@ -88,7 +88,7 @@ describe('openLog', () => {
     log
       .child({ component: 'input' })
       .warn('rejected 12 tunnel datagrams: bad mac1 in the last 10 s', { reason: 'bad_mac1', count: 12 });
-    log.error('stopped', { why: 'two words', link: 'lan' });
+    log.error('stopped', { why: 'two words', link: 'lan', invite: 'site-a', import: 'e7.1' });
     expect(out).toEqual([
       'aoegw: ready: 1 exports on 1 links (pid 7)\n',
       'aoegw: warning: rejected 12 tunnel datagrams: bad mac1 in the last 10 s reason=bad_mac1 count=12\n',
