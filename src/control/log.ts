@@ -120,7 +120,13 @@ const HUMAN_HIDDEN = new Set([
 
 /** One pino JSON line as `aoegw: [warning: ]message key=value …\n`. */
 export function humanLine(json: string): string {
-  const r = JSON.parse(json) as Record<string, unknown>;
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    // Never expected from pino; a log line must not throw into the code that logs.
+    return `aoegw: ${json.trimEnd()}\n`;
+  }
   const level = r.level === 'info' ? '' : r.level === 'warn' ? 'warning: ' : `${String(r.level)}: `;
   let extra = '';
   for (const [k, v] of Object.entries(r)) {

@@ -100,5 +100,6 @@ describe('openLog', () => {
     expect(humanLine('{"level":"debug","time":"t","pid":1,"msg":"m","n":{"a":1}}')).toBe(
       'aoegw: debug: m n={"a":1}\n',
     );
+    expect(humanLine('not json\n')).toBe('aoegw: not json\n');
   });
 });
