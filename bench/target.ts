@@ -318,7 +318,7 @@ async function ringStats(p: Spawned): Promise<{ ops: number; inline: number; wak
   for (let i = 0; i < 40; i++) {
     await sleep(25);
     const tail = p.output().slice(before);
-    const line = tail.split('\n').find((l) => l.startsWith('{'));
+    const line = tail.split('\n').find((l) => l.startsWith('{"engine"'));
     if (line && tail.includes('\n', tail.indexOf(line))) {
       try {
         const s = JSON.parse(line) as {

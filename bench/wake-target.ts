@@ -5,6 +5,7 @@
  * counters (the link's native counters, this process's CPU seconds) per SIGUSR1; stops on SIGTERM.
  */
 import { PacketLink, type PacketLinkOptions } from '../src/io/packet-link.js';
+import { lineLog } from '../src/log.js';
 import { TargetServer } from '../src/target/server.js';
 
 const args = new Map<string, string>();
@@ -42,7 +43,7 @@ const server = TargetServer.start(
       });
       return link;
     },
-    log: (line) => process.stderr.write(`target: ${line}\n`),
+    log: lineLog((line) => process.stderr.write(`target: ${line}\n`)),
   },
 );
 process.on('SIGUSR1', () => {

@@ -177,10 +177,10 @@ export async function gatewayStats(p: Spawned, timeoutMs = 2000): Promise<Record
   const before = p.output().length;
   p.child.kill('SIGUSR1');
   const fresh = () => p.output().slice(before);
-  await waitFor(() => /(^|\n)\{.*\}\n/.test(fresh()), timeoutMs);
+  await waitFor(() => /(^|\n)\{"links".*\}\n/.test(fresh()), timeoutMs);
   const lines = fresh()
     .split('\n')
-    .filter((l) => l.startsWith('{') && l.endsWith('}'));
+    .filter((l) => l.startsWith('{"links"') && l.endsWith('}'));
   if (lines.length === 0) throw new Error(`no stats line after SIGUSR1: ${fresh().slice(-2000)}`);
   return JSON.parse(lines[lines.length - 1]!);
 }

@@ -20,6 +20,7 @@ import { enrollWithInviter, printable } from '../gateway/enroll-session.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import type { TargetAdvert } from '../gateway/peer-messages.js';
 import { loadCrypto } from '../tunnel/crypto.js';
+import { openCommandLog } from './daemon-log.js';
 
 const MAX_TOKEN_INPUT = 4096;
 
@@ -164,7 +165,7 @@ export function registerEnroll(program: Command): void {
         const pairs = o.import === 'auto' || o.import === 'none' ? [] : parseImportPairs(o.import, spec);
         const endpoints = token.endpoints.map((e) => parseEndpoint(e)!);
         const keyPair = loadKeyFile(spec.privateKeyFile, crypto);
-        const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
+        const log = openCommandLog().child({ component: 'enroll' });
         let outcome: Awaited<ReturnType<typeof enrollWithInviter>>;
         try {
           outcome = await enrollWithInviter({
@@ -183,7 +184,7 @@ export function registerEnroll(program: Command): void {
         } finally {
           crypto.memzero(keyPair.secretKey);
         }
-        let imports = chooseImports(o.import, pairs, outcome.targets, spec, log);
+        let imports = chooseImports(o.import, pairs, outcome.targets, spec, (line) => log.warn(line));
         const peer = (imp: ImportChoice[]) => ({
           name,
           publicKey: inviterKey,
@@ -202,7 +203,7 @@ export function registerEnroll(program: Command): void {
             );
           }
           // The inviter is committed: keep the peer, drop the imports that did not validate.
-          log(`imports not written (${(e as Error).message}); the peer is pinned without them`);
+          log.warn(`imports not written (${(e as Error).message}); the peer is pinned without them`);
           imports = [];
           written = editEnrollmentFile(o.config, (doc) => ({ ...doc, peers: [...doc.peers, peer(imports)] }));
         }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
+import { startBadInputReporter } from '../control/bad-input.js';
 import { type MetricsServer, serveMetrics } from '../control/metrics.js';
 import { controlSocketOf } from '../control/notify.js';
 import { ControlServer } from '../control/server.js';
@@ -12,6 +13,7 @@ import { Gateway } from '../gateway/daemon.js';
 import type { EnrollmentDesk } from '../gateway/enrollment-desk.js';
 import { reloadFromFile } from '../gateway/reload-file.js';
 import { loadCrypto } from '../tunnel/crypto.js';
+import { LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, type LogCliOptions, openDaemonLog } from './daemon-log.js';
 import { addEnrolledPeer, openEnrollmentDesk } from './run-enrollment.js';
 import { openRunSystemd } from './run-systemd.js';
 
@@ -22,9 +24,14 @@ export function registerRun(program: Command): void {
       'run the gateway daemon: links, built-in exports, forwards, and peers over the encrypted tunnel',
     )
     .requiredOption('--config <file>', 'JSON gateway config (see docs/gateway.md)')
-    .action(async (o: { config: string }) => {
+    .option(...LOG_FORMAT_OPTION)
+    .option(...LOG_LEVEL_OPTION)
+    .action(async (o: { config: string } & LogCliOptions) => {
+      const root = openDaemonLog(o);
       const spec = loadGatewayConfig(o.config);
-      const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
+      const log = root.child({ component: 'daemon' });
+      const reloadLog = root.child({ component: 'reload' });
+      const enrollLog = root.child({ component: 'enrollment' });
       let keyPair: ReturnType<typeof loadKeyFile> | undefined;
       // A gateway that listens with a key opens its tunnel even without peers yet (an inviter
       // waiting for its first enrollment): a reload adds them.
@@ -34,28 +41,28 @@ export function registerRun(program: Command): void {
       if (spec.privateKeyFile && crypto) keyPair = loadKeyFile(spec.privateKeyFile, crypto);
       // Invites are served by a gateway with a tunnel; a bad enrollment file refuses the start.
       const desk: EnrollmentDesk<PendingInvite> | null = tunnel
-        ? openEnrollmentDesk(o.config, enrollmentPathOf(spec), log)
+        ? openEnrollmentDesk(o.config, enrollmentPathOf(spec), enrollLog)
         : null;
       let gw: Gateway;
       // Unassigned (undefined) until the start returns; systemd asks for it only once ready.
-      const systemd = openRunSystemd(() => gw, log);
+      const systemd = openRunSystemd(() => gw, root.child({ component: 'systemd' }));
       // Invites may have changed as well as the config (`aoegw invite` asks for a reload).
       const reload = () =>
         systemd.reload(() => {
           try {
             desk?.reload();
           } catch (e) {
-            log(
+            reloadLog.error(
               `reload: enrollment file not re-read, keeping the invites known so far: ${(e as Error).message}`,
             );
           }
-          return reloadFromFile(gw, o.config, loadGatewayConfig, log);
+          return reloadFromFile(gw, o.config, loadGatewayConfig, reloadLog);
         });
       try {
         gw = Gateway.start(spec, {
           ...(keyPair ? { keyPair } : {}),
           ...(crypto ? { crypto } : {}),
-          log,
+          log: root,
           ...(desk
             ? {
                 enrollment: {
@@ -63,7 +70,9 @@ export function registerRun(program: Command): void {
                   // Written to the file first, then this one peer is added to the running
                   // gateway (not the whole config: unrelated edits wait for their own reload).
                   pinned: (peer, id) =>
-                    desk.pin(peer.publicKey, id, () => addEnrolledPeer(gw, o.config, peer.publicKey, log)),
+                    desk.pin(peer.publicKey, id, () =>
+                      addEnrolledPeer(gw, o.config, peer.publicKey, enrollLog),
+                    ),
                 },
               }
             : {}),
@@ -76,7 +85,7 @@ export function registerRun(program: Command): void {
       try {
         control = await ControlServer.open({
           path: controlSocketOf(spec),
-          log,
+          log: root.child({ component: 'control' }),
           handlers: {
             reload: async () => {
               const r = reload();
@@ -99,7 +108,11 @@ export function registerRun(program: Command): void {
       let metrics: MetricsServer | null = null;
       try {
         if (spec.metrics)
-          metrics = await serveMetrics(spec.metrics, { stats: () => gw.stats(), enrollment: desk }, log);
+          metrics = await serveMetrics(
+            spec.metrics,
+            { stats: () => gw.stats(), enrollment: desk },
+            root.child({ component: 'metrics' }),
+          );
       } catch (e) {
         control.close();
         gw.stop();
@@ -110,25 +123,31 @@ export function registerRun(program: Command): void {
       process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.stats(), bigintJson)}\n`));
       // Re-read the config; a bad one is logged, problem by problem, and the old one keeps running.
       process.on('SIGHUP', () => {
-        log('SIGHUP: reloading the config');
+        reloadLog.info('SIGHUP: reloading the config');
         reload();
       });
       const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
-      log(
+      log.info(
         `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
           `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
       );
       systemd.ready();
+      // Bad input is counted per frame; its warnings come at most once per reason per interval.
+      const badInput = startBadInputReporter({
+        stats: () => gw.stats(),
+        log: root.child({ component: 'input' }),
+      });
       return new Promise<void>((resolve, reject) => {
         const shutdown = (sig: string) => {
-          log(`${sig}: stopping, completing writes`);
+          log.info(`${sig}: stopping, completing writes`);
+          badInput.stop();
           systemd.stopping();
           control.close();
           void metrics?.close();
           desk?.forget();
           try {
             gw.stop();
-            log('stopped');
+            log.info('stopped');
             resolve();
           } catch (e) {
             reject(e);

@@ -2,14 +2,16 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { DEFAULT_FAIL_AFTER_MS, DEFAULT_TUNNEL_MTU } from '../config/gateway-config.js';
 import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../config/target-config.js';
+import { startBadInputReporter } from '../control/bad-input.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
 import { BLOCK_IO_MODES, type BlockIoMode, type TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
+import { LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, type LogCliOptions, openDaemonLog } from './daemon-log.js';
 import { openRunSystemd } from './run-systemd.js';
 
-interface ServeOpts {
+interface ServeOpts extends LogCliOptions {
   config?: string;
   iface: string[];
   netns?: string;
@@ -88,21 +90,28 @@ export function registerServe(program: Command): void {
       'poll this long after the last frame before sleeping (default 30, 0 = off)',
       intOption('--busy-poll-us', 0, 1000),
     )
+    .option(...LOG_FORMAT_OPTION)
+    .option(...LOG_LEVEL_OPTION)
     .action((o: ServeOpts) => {
+      const root = openDaemonLog(o);
       if (o.config && (o.iface.length || o.export.length)) {
         throw new AoegwError('ERR_USAGE', 'use either --config or --iface/--export, not both');
       }
       const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
       const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
-      const log = (line: string) => process.stderr.write(`aoegw: ${line}\n`);
+      const log = root.child({ component: 'daemon' });
       // Under systemd (Type=notify): watchdog pings from now, READY=1 after the ready line.
       let gw: Gateway | undefined;
-      const systemd = openRunSystemd(() => gw, log);
+      const systemd = openRunSystemd(() => gw, root.child({ component: 'systemd' }));
       // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
-      gw = Gateway.start(targetOnly(cfg), { log });
+      gw = Gateway.start(targetOnly(cfg), { log: root });
       const server = gw;
-      log(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
+      log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
       systemd.ready();
+      const badInput = startBadInputReporter({
+        stats: () => server.stats(),
+        log: root.child({ component: 'input' }),
+      });
       // The target's own counters, as before (scripts and tests read .engine.exports).
       process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(server.target?.stats() ?? {})}\n`));
       return new Promise<void>((resolve) => {
@@ -111,20 +120,21 @@ export function registerServe(program: Command): void {
         // and exit 0 would keep a supervisor (Restart=on-failure) from restarting us.
         process.on('beforeExit', () => {
           if (stopping) return;
-          log('fatal: event loop emptied while serving (no link is receiving any more); exiting 1');
+          log.error('fatal: event loop emptied while serving (no link is receiving any more); exiting 1');
           try {
             server.stop();
           } catch (e) {
-            log((e as Error).message);
+            log.error((e as Error).message);
           }
           process.exit(1);
         });
         const shutdown = (sig: string) => {
           stopping = true;
-          log(`${sig}: stopping, completing writes`);
+          log.info(`${sig}: stopping, completing writes`);
           systemd.stopping();
+          badInput.stop();
           server.stop();
-          log('stopped');
+          log.info('stopped');
           resolve();
         };
         process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -13,11 +13,12 @@ import { loadEnrollment } from '../enroll/enrollment-file.js';
 import { AoegwError } from '../errors.js';
 import type { Gateway } from '../gateway/daemon.js';
 import { EnrollmentDesk } from '../gateway/enrollment-desk.js';
+import type { Log } from '../log.js';
 
 export function openEnrollmentDesk(
   configFile: string,
   enrollmentFile: string,
-  log: (line: string) => void,
+  log: Log,
 ): EnrollmentDesk<PendingInvite> {
   return new EnrollmentDesk({
     log,
@@ -50,21 +51,16 @@ export function openEnrollmentDesk(
  * gateway: the running spec plus that peer, so edits of the config waiting for their own reload
  * are not applied behind the operator's back. False (logged) when it cannot.
  */
-export function addEnrolledPeer(
-  gw: Gateway,
-  configFile: string,
-  publicKey: Uint8Array,
-  log: (line: string) => void,
-): boolean {
+export function addEnrolledPeer(gw: Gateway, configFile: string, publicKey: Uint8Array, log: Log): boolean {
   const key = formatPublicKey(publicKey);
   const onDisk = loadGatewayConfig(configFile).peers.find((p) => formatPublicKey(p.publicKey) === key);
   if (!onDisk) {
-    log('enrollment: the pinned peer is not in the enrollment file after writing it');
+    log.error('enrollment: the pinned peer is not in the enrollment file after writing it');
     return false;
   }
   const running = gw.currentSpec;
   const r = gw.reload({ ...running, peers: [...running.peers, onDisk] });
-  if (!r.ok) log(`enrollment: the running gateway refused the new peer: ${r.errors.join('; ')}`);
-  else log(`reload: ${r.summary}`);
+  if (!r.ok) log.error(`enrollment: the running gateway refused the new peer: ${r.errors.join('; ')}`);
+  else log.info(`reload: ${r.summary}`);
   return r.ok;
 }

@@ -5,6 +5,7 @@
  */
 import { SdNotify } from '../control/sd-notify.js';
 import type { Gateway } from '../gateway/daemon.js';
+import type { Log } from '../log.js';
 
 export interface RunSystemd {
   readonly notify: SdNotify;
@@ -21,7 +22,7 @@ export interface RunSystemd {
  */
 export function openRunSystemd(
   gateway: () => Gateway | undefined,
-  log: (line: string) => void,
+  log: Log,
   notify: SdNotify = SdNotify.open({ log }),
 ): RunSystemd {
   notify.startWatchdog();

@@ -18,6 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AoegwError } from '../errors.js';
 import type { GatewayStats } from '../gateway/daemon.js';
+import type { Log } from '../log.js';
 import type { ServiceTimeSnapshot } from '../target/service-time.js';
 import { RX_NAMES } from '../tunnel/endpoint.js';
 
@@ -623,7 +624,7 @@ export interface MetricsServerOptions {
   readonly address: string;
   readonly port: number;
   readonly metrics: GatewayMetrics;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
   /** Connections open at once (default 8); more are refused by the kernel's backlog. */
   readonly maxConnections?: number;
 }
@@ -658,7 +659,7 @@ export class MetricsServer {
       });
       server.listen({ host: o.address, port: o.port, exclusive: true }, () => resolve());
     });
-    server.on('error', (e) => o.log?.(`metrics: ${e.message}`));
+    server.on('error', (e) => o.log?.warn(`metrics: ${e.message}`));
     // Scrapes do not keep the daemon alive (a daemon that lost its links must still notice).
     server.unref();
     const bound = server.address();
@@ -689,7 +690,7 @@ export class MetricsServer {
           res.end(req.method === 'HEAD' ? undefined : body);
         },
         (e: Error) => {
-          o.log?.(`metrics: scrape failed: ${e.message}`);
+          o.log?.error(`metrics: scrape failed: ${e.message}`);
           res.writeHead(500, { 'content-type': 'text/plain' }).end('scrape failed\n');
         },
       )
@@ -719,13 +720,13 @@ export function isLoopback(address: string): boolean {
 export async function serveMetrics(
   listen: { readonly address: string; readonly port: number },
   source: MetricsSource,
-  log: (line: string) => void,
+  log: Log,
 ): Promise<MetricsServer> {
   const server = await MetricsServer.open({ ...listen, metrics: new GatewayMetrics(source), log });
   const host = listen.address.includes(':') ? `[${listen.address}]` : listen.address;
-  log(`metrics: http://${host}:${server.port}/metrics`);
+  log.info(`metrics: http://${host}:${server.port}/metrics`);
   if (!isLoopback(listen.address))
-    log(
+    log.warn(
       `metrics: ${host} is not a loopback address: anyone who reaches it reads the counters (restrict it with a firewall)`,
     );
   return server;

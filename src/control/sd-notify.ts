@@ -8,11 +8,12 @@
  * name. A socket that goes away never stops the daemon: failures are counted, the first is logged.
  */
 import { nativeAddon } from '../io/native.js';
+import { type Log, silentLog } from '../log.js';
 
 export interface SdNotifyOptions {
   /** Read, then stripped of the three variables. */
   env?: NodeJS.ProcessEnv;
-  log?: (line: string) => void;
+  log?: Log;
   /** The datagram sender (tests may inject one; default: the addon's notifySend). */
   send?: (path: string, message: string) => void;
   /** Our PID, compared with WATCHDOG_PID. */
@@ -35,13 +36,13 @@ export class SdNotify {
     /** The watchdog interval in µs that applies to us, or 0. */
     readonly watchdogUsec: number,
     private readonly send: (path: string, message: string) => void,
-    private readonly log: (line: string) => void,
+    private readonly log: Log,
     private readonly monotonicUsec: () => bigint,
   ) {}
 
   static open(o: SdNotifyOptions = {}): SdNotify {
     const env = o.env ?? process.env;
-    const log = o.log ?? (() => {});
+    const log = o.log ?? silentLog;
     const pid = o.pid ?? process.pid;
     let socket = env.NOTIFY_SOCKET || undefined;
     const usec = env.WATCHDOG_USEC;
@@ -50,7 +51,7 @@ export class SdNotify {
     delete env.WATCHDOG_USEC;
     delete env.WATCHDOG_PID;
     if (socket !== undefined && !socket.startsWith('/') && !socket.startsWith('@')) {
-      log(`systemd: NOTIFY_SOCKET=${socket} is not a unix socket path or @name; not notifying`);
+      log.warn(`systemd: NOTIFY_SOCKET=${socket} is not a unix socket path or @name; not notifying`);
       socket = undefined;
     }
     // sd_watchdog_enabled(3): the watchdog is ours when WATCHDOG_PID is absent or our PID.
@@ -62,7 +63,7 @@ export class SdNotify {
     ) {
       const n = Number(usec);
       if (Number.isSafeInteger(n) && n > 0) watchdogUsec = n;
-      else log(`systemd: WATCHDOG_USEC=${usec} is not a positive number of µs; no watchdog pings`);
+      else log.warn(`systemd: WATCHDOG_USEC=${usec} is not a positive number of µs; no watchdog pings`);
     }
     const send = o.send ?? ((path: string, message: string) => nativeAddon().notifySend(path, message));
     const mono = o.monotonicUsec ?? (() => process.hrtime.bigint() / 1000n);
@@ -142,7 +143,7 @@ export class SdNotify {
     } catch (e) {
       this.failures++;
       if (this.failures === 1) {
-        this.log(
+        this.log.warn(
           `systemd: cannot notify ${this.socket} (${(e as Error).message}); further failures are only counted`,
         );
       }

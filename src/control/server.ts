@@ -9,6 +9,7 @@ import { lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { AoegwError } from '../errors.js';
+import type { Log } from '../log.js';
 import {
   type ControlRequest,
   type ControlResponse,
@@ -25,7 +26,7 @@ export type ControlHandler = (req: ControlRequest) => ControlResponse | Promise<
 export interface ControlServerOptions {
   readonly path: string;
   readonly handlers: Readonly<Record<string, ControlHandler>>;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
   /** Connections open at once (default 16); more are refused. */
   readonly maxConnections?: number;
   /** A connection idle this long is closed (ms, default 30 s). */
@@ -120,7 +121,7 @@ export class ControlServer {
       );
     }
     cs.ino = st.ino;
-    server.on('error', (e) => opts.log?.(`control socket: ${e.message}`));
+    server.on('error', (e) => opts.log?.warn(`control socket: ${e.message}`));
     return cs;
   }
 

@@ -12,6 +12,7 @@ import type { FrameLink, LinkStats } from '../io/frame-link.js';
 import { LinkSet } from '../io/link-set.js';
 import { PacketLink } from '../io/packet-link.js';
 import { TapLink } from '../io/tap-link.js';
+import { type Log, silentLog } from '../log.js';
 import { type ServerStats, TargetServer } from '../target/server.js';
 import type { ExportSpec, LinkSpec } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
@@ -45,7 +46,7 @@ export interface GatewayOptions {
   /** Our static key pair (needed when peers are configured); copied by the tunnel. */
   readonly keyPair?: X25519KeyPair;
   readonly crypto?: CryptoBackend;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
   /** Opens a link by config (tests inject fakes); default PacketLink. */
   readonly openLink?: (l: LinkSpec) => FrameLink;
   /** Period of the gateway's own timer (expiry, usability, reconnects). Default 100 ms. */
@@ -194,7 +195,9 @@ export class Gateway {
   private readonly exportAdds = new Map<string, { cancelled: boolean }>();
   private readonly peers = new Map<string, PeerRuntime>();
   private readonly peerLinks = new Map<string, TunnelPeerLink>();
-  private readonly log: (line: string) => void;
+  /** The daemon's log, and this class's own lines (component gateway). */
+  private readonly rootLog: Log;
+  private readonly log: Log;
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly advertEveryMs: number;
   /** Advertisement generation: bumped whenever what we offer changes (a config string, a forward). */
@@ -211,7 +214,8 @@ export class Gateway {
     private spec: GatewaySpec,
     opts: GatewayOptions,
   ) {
-    this.log = opts.log ?? (() => {});
+    this.rootLog = opts.log ?? silentLog;
+    this.log = this.rootLog.child({ component: 'gateway' });
     this.advertEveryMs = opts.advertEveryMs ?? 10_000;
     this.openLink =
       opts.openLink ??
@@ -238,7 +242,7 @@ export class Gateway {
       // by a reload later.
       const listening = spec.listen !== undefined && opts.keyPair !== undefined && opts.crypto !== undefined;
       this.tunnel = spec.peers.length > 0 || listening ? this.openTunnel(opts) : null;
-      this.forwards = new ForwardSide({ forwards: [], log: this.log });
+      this.forwards = new ForwardSide({ forwards: [], log: this.rootLog.child({ component: 'forwards' }) });
       for (const f of spec.forwards) for (const t of f.targets) this.addForward(f.link, t.shelf, t.slot);
       const exportBuffers = new Map(spec.exports.map((e) => [e.shelf * 256 + e.slot, e.bufferCount]));
       this.exportSide = new ExportSide(exportBuffers, this.forwards);
@@ -310,7 +314,7 @@ export class Gateway {
       busyPollUs: this.spec.tunnel.busyPollUs,
       ...(this.spec.tunnel.gso !== undefined ? { gso: this.spec.tunnel.gso } : {}),
       ...(this.spec.tunnel.gro !== undefined ? { gro: this.spec.tunnel.gro } : {}),
-      onError: (e) => this.log(`tunnel: ${e.message}`),
+      onError: (e) => this.rootLog.child({ component: 'tunnel' }).warn(`tunnel: ${e.message}`),
       // Requests of one UDP receive batch reach the engine as one batch; their replies leave in
       // the same flush.
       onBatchEnd: () => this.exportSide.endBatch(),
@@ -318,9 +322,15 @@ export class Gateway {
         record: (peer, type, buf, off, len) =>
           this.peerOf(peer)?.channel.receive(type, buf, off, len, performance.now()),
         handshakeComplete: (peer) => this.onSessionUp(peer),
-        handshakeFailed: (peer) => this.log(`peer ${peer.name}: handshake failed, will retry`),
-        endpointChanged: (peer) =>
-          this.log(`peer ${peer.name}: endpoint now ${JSON.stringify(this.tunnel?.peerEndpoint(peer))}`),
+        handshakeFailed: (peer) =>
+          this.log.warn(`peer ${peer.name}: handshake failed, will retry`, { peer: peer.name }),
+        endpointChanged: (peer) => {
+          const ep = this.tunnel?.peerEndpoint(peer);
+          this.log.info(`peer ${peer.name}: endpoint now ${JSON.stringify(ep)}`, {
+            peer: peer.name,
+            ...(ep ? { address: ep.address, port: ep.port } : {}),
+          });
+        },
         ...(opts.enrollment
           ? {
               admitEnrollment: (id: Uint8Array, pk: Uint8Array) => opts.enrollment!.admit(id, pk),
@@ -384,7 +394,7 @@ export class Gateway {
     };
     const channel = new PeerChannel({
       name: spec.name,
-      log: this.log,
+      log: this.rootLog.child({ component: 'peer', peer: spec.name }),
       maxRecordBytes: MAX_RECORD_VALUE,
       now: performance.now(),
       deliver: (type, buf, off, len) => this.onRecord(spec.name, type, buf, off, len),
@@ -471,7 +481,7 @@ export class Gateway {
     p.peer.userData = undefined;
     this.tunnel?.removePeer(p.peer);
     this.peers.delete(name);
-    this.log(`peer ${name}: removed`);
+    this.log.info(`peer ${name}: removed`, { peer: name });
   }
 
   /** Grants by address; a target granted twice gets the wider access. */
@@ -507,7 +517,7 @@ export class Gateway {
         ...(this.spec.blockIo ? { blockIo: this.spec.blockIo } : {}),
       },
       {
-        log: this.log,
+        log: this.rootLog.child({ component: 'target' }),
         openLink: (l) => this.peerLinks.get(l.name) ?? this.view(l.name),
       },
     );
@@ -540,7 +550,7 @@ export class Gateway {
       imports: initial,
       maxRecord: REQUEST_PREFIX + PEER_PDU_MAX,
       failAfterMs: this.spec.tunnel.failAfterMs,
-      log: this.log,
+      log: this.rootLog.child({ component: 'imports' }),
     });
     for (const p of this.peers.values()) {
       side.addPeer(p.port);
@@ -662,7 +672,7 @@ export class Gateway {
       }
     } catch (e) {
       // A bug, not a config problem (the plan was validated): say what was not applied.
-      this.log(`reload: applying failed part way: ${(e as Error).message}`);
+      this.log.error(`reload: applying failed part way: ${(e as Error).message}`);
       this.discardUnserved(stores);
       this.reloads.refused++;
       this.reloads.last = `failed part way: ${(e as Error).message}`;
@@ -733,7 +743,9 @@ export class Gateway {
       this.exportSide.setExport(e.shelf * 256 + e.slot, e.bufferCount);
       for (const p of this.peers.values()) this.ensurePeerLink(p);
     } catch (err) {
-      this.log(`reload: export ${exportKey(e)} not served: ${(err as Error).message}`);
+      this.log.error(`reload: export ${exportKey(e)} not served: ${(err as Error).message}`, {
+        export: exportKey(e),
+      });
     }
     this.advertiseNow();
   }
@@ -750,7 +762,9 @@ export class Gateway {
       try {
         this.sendAdverts(p, now);
       } catch (e) {
-        this.log(`peer ${p.spec.name}: advertisement not sent: ${(e as Error).message}`);
+        this.log.error(`peer ${p.spec.name}: advertisement not sent: ${(e as Error).message}`, {
+          peer: p.spec.name,
+        });
       }
     }
   }
@@ -800,7 +814,9 @@ export class Gateway {
         } else if (performance.now() - p.lastErrorLogAt >= 1000) {
           // A peer cannot flood the log: one of its errors a second is shown.
           p.lastErrorLogAt = performance.now();
-          this.log(`peer ${p.spec.name}: error ${msg.error.code}: ${msg.error.message.slice(0, 200)}`);
+          this.log.warn(`peer ${p.spec.name}: error ${msg.error.code}: ${msg.error.message.slice(0, 200)}`, {
+            peer: p.spec.name,
+          });
         }
         return;
       }
@@ -813,7 +829,7 @@ export class Gateway {
   private onSessionUp(peer: Peer): void {
     const p = this.peerOf(peer);
     if (!p) return;
-    this.log(`peer ${p.spec.name}: session up`);
+    this.log.info(`peer ${p.spec.name}: session up`, { peer: p.spec.name });
     p.channel.sessionUp(performance.now());
     this.sendHello(p, performance.now());
     this.sendAdverts(p, performance.now());
@@ -840,8 +856,9 @@ export class Gateway {
       p.incompatible = true;
       if (now - p.lastErrorLogAt >= 1000) {
         p.lastErrorLogAt = now;
-        this.log(
+        this.log.warn(
           `peer ${p.spec.name}: gateway protocol version ${hello.protocolVersion}, this gateway speaks ${GATEWAY_PROTOCOL_VERSION}: not used`,
+          { peer: p.spec.name },
         );
       }
       return;
@@ -945,7 +962,9 @@ export class Gateway {
             } catch (e) {
               p.lastAdvertAt = now;
               p.advertGeneration = generation;
-              this.log(`peer ${p.spec.name}: advertisement not sent: ${(e as Error).message}`);
+              this.log.error(`peer ${p.spec.name}: advertisement not sent: ${(e as Error).message}`, {
+                peer: p.spec.name,
+              });
             }
           }
         } else if (p.spec.endpoint && !p.peer.handshakeInProgress && now - p.lastConnectAt >= 5000) {
@@ -953,7 +972,7 @@ export class Gateway {
         }
       }
     } catch (e) {
-      this.log(`gateway timer: ${(e as Error).message}`);
+      this.log.error(`gateway timer: ${(e as Error).message}`);
     }
   }
 
@@ -972,7 +991,7 @@ export class Gateway {
         try {
           imports.retransmit(performance.now());
         } catch (e) {
-          this.log(`gateway resend timer: ${(e as Error).message}`);
+          this.log.error(`gateway resend timer: ${(e as Error).message}`);
         }
         this.armRetransmit();
       },

@@ -9,6 +9,7 @@
 import { formatEndpoint } from '../enroll/endpoint.js';
 import { AoegwError } from '../errors.js';
 import type { UdpEndpoint } from '../io/udp-address.js';
+import type { Log } from '../log.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
 import { Rx, Send } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
@@ -50,7 +51,7 @@ export interface EnrollSessionOptions {
   readonly perEndpointMs?: number;
   /** Run the socket in this network namespace (tests). */
   readonly netns?: string;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
 }
 
 /** Initiation retry interval while enrolling: an operator waits at the terminal. */
@@ -70,10 +71,10 @@ export async function enrollWithInviter(o: EnrollSessionOptions): Promise<Enroll
   for (const ep of o.invite.endpoints) {
     const label = formatEndpoint(ep);
     tried.push(label);
-    o.log?.(`enrolling with ${label}`);
+    o.log?.info(`enrolling with ${label}`);
     const outcome = await attempt(o, ep, perEndpointMs);
     if (outcome.kind === 'done') return outcome.result;
-    o.log?.(`${label}: ${outcome.why}`);
+    o.log?.warn(`${label}: ${outcome.why}`);
     if (outcome.kind === 'fatal') throw new AoegwError('ERR_ENROLL', `${label}: ${outcome.why}`);
     reasons.push(outcome.why);
   }

@@ -6,6 +6,7 @@
  * invites in memory, zeroing each PSK when it is replaced or burned.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { type Log, silentLog } from '../log.js';
 import type { EnrollmentAdmission } from '../tunnel/endpoint.js';
 
 export interface PendingInvite {
@@ -33,20 +34,20 @@ export interface EnrollmentDeskOptions<I extends PendingInvite = PendingInvite> 
   readonly store: InviteStore<I>;
   /** Wall clock, Unix ms (invites expire in real time, not in the monotonic one). */
   readonly now?: () => number;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
 }
 
 export class EnrollmentDesk<I extends PendingInvite = PendingInvite> {
   private invites: I[] = [];
   private readonly now: () => number;
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   /** Enrollments pinned and refused since start (status). */
   pinned = 0;
   refused = 0;
 
   constructor(private readonly opts: EnrollmentDeskOptions<I>) {
     this.now = opts.now ?? Date.now;
-    this.log = opts.log ?? (() => {});
+    this.log = opts.log ?? silentLog;
     this.reload();
   }
 
@@ -81,31 +82,31 @@ export class EnrollmentDesk<I extends PendingInvite = PendingInvite> {
     if (invite === null) {
       // Expired or cancelled between the initiation and the proof.
       this.refused++;
-      this.log(`enrollment refused: the invite expired or was cancelled during the handshake`);
+      this.log.warn(`enrollment refused: the invite expired or was cancelled during the handshake`);
       return false;
     }
     try {
       this.opts.store.pin(invite.id, publicKey);
     } catch (e) {
       this.refused++;
-      this.log(`enrollment of ${invite.name} refused: ${(e as Error).message}`);
+      this.log.warn(`enrollment of ${invite.name} refused: ${(e as Error).message}`, { invite: invite.name });
       return false;
     }
     let applied = false;
     try {
       applied = apply();
     } catch (e) {
-      this.log(`enrollment of ${invite.name}: ${(e as Error).message}`);
+      this.log.error(`enrollment of ${invite.name}: ${(e as Error).message}`, { invite: invite.name });
     }
     if (!applied) {
       this.refused++;
       try {
         this.opts.store.unpin(invite, publicKey);
-        this.log(
+        this.log.warn(
           `enrollment of ${invite.name} not applied to the running gateway: undone, the invite stays pending`,
         );
       } catch (e) {
-        this.log(
+        this.log.error(
           `enrollment of ${invite.name} not applied, and undoing it failed (${(e as Error).message}): check the enrollment file`,
         );
       }
@@ -114,7 +115,9 @@ export class EnrollmentDesk<I extends PendingInvite = PendingInvite> {
     this.pinned++;
     this.invites = this.invites.filter((i) => i !== invite);
     invite.psk.fill(0);
-    this.log(`enrolled ${invite.name} (${Buffer.from(publicKey).toString('base64')}); invite burned`);
+    this.log.info(`enrolled ${invite.name} (${Buffer.from(publicKey).toString('base64')}); invite burned`, {
+      invite: invite.name,
+    });
     return true;
   }
 

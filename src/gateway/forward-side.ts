@@ -27,6 +27,7 @@ import {
 } from '../aoe/query-config.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink } from '../io/frame-link.js';
+import { type Log, silentLog } from '../log.js';
 import {
   isErrorPdu,
   isResponsePdu,
@@ -57,7 +58,7 @@ export interface ForwardSideOptions {
   readonly pendingTimeoutMs?: number;
   /** Discovery period. Default 10 s; a target unseen for 3 periods is withdrawn. */
   readonly discoverEveryMs?: number;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
 }
 
 export interface ForwardStats {
@@ -133,7 +134,7 @@ export class ForwardSide {
   private readonly table: TagMap;
   private readonly timeoutMs: number;
   private readonly everyMs: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   private lastDiscovery = Number.NEGATIVE_INFINITY;
   private readonly pTarget: Int32Array;
   private readonly pPort: Int32Array;
@@ -158,7 +159,7 @@ export class ForwardSide {
     this.table = new TagMap(opts.pendingCapacity ?? 4096);
     this.timeoutMs = opts.pendingTimeoutMs ?? 10_000;
     this.everyMs = opts.discoverEveryMs ?? 10_000;
-    this.log = opts.log ?? (() => {});
+    this.log = opts.log ?? silentLog;
     const cap = this.table.capacity;
     this.pTarget = new Int32Array(cap);
     this.pPort = new Int32Array(cap);
@@ -267,7 +268,9 @@ export class ForwardSide {
     this.lastDiscovery = now;
     for (const t of this.targets) {
       if (t.mac !== null && now - t.seenAt > 3 * this.everyMs) {
-        this.log(`forward e${t.shelf}.${t.slot}: no answer to discovery, withdrawn`);
+        this.log.warn(`forward e${t.shelf}.${t.slot}: no answer to discovery, withdrawn`, {
+          forward: `e${t.shelf}.${t.slot}`,
+        });
         t.mac = null;
         this.generation++;
       }
@@ -412,8 +415,9 @@ export class ForwardSide {
     const changed = this.learnConfig(t, f, len);
     if (isNew || changed) {
       if (isNew)
-        this.log(
+        this.log.info(
           `forward e${t.shelf}.${t.slot}: found at ${formatMac(t.mac!)}, buffer count ${t.bufferCount}`,
+          { forward: `e${t.shelf}.${t.slot}` },
         );
       this.generation++;
     }

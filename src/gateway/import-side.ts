@@ -41,6 +41,7 @@ import {
 import { AoegwError } from '../errors.js';
 import { RttEstimator, type RttOptions } from '../initiator/rtt-estimator.js';
 import type { FrameLink } from '../io/frame-link.js';
+import { type Log, silentLog } from '../log.js';
 import {
   isErrorPdu,
   isGroupMac,
@@ -100,7 +101,7 @@ export interface ImportSideOptions {
    * numbers its requests above the previous process's, and the exporter refuses the older ones.
    */
   readonly epochBase?: number;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
 }
 
 export interface ImportStats {
@@ -184,6 +185,10 @@ class ImportRuntime {
     const remote = 'name' in r ? r.name : `e${r.shelf}.${r.slot}`;
     return `import e${this.spec.localShelf}.${this.spec.localSlot} (${this.spec.peer}:${remote})`;
   }
+  /** The structured side of `label`, for log lines. */
+  get fields(): { import: string; peer: string } {
+    return { import: `e${this.spec.localShelf}.${this.spec.localSlot}`, peer: this.spec.peer };
+  }
 }
 
 const EMPTY_ADVERTS = (): PeerAdverts => ({
@@ -226,7 +231,7 @@ export class ImportSide {
   private readonly table: TagMap;
   private readonly failAfterMs: number;
   private readonly maxRecord: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   private readonly rttOptions: RttOptions | undefined;
   private readonly epochBase: number;
   private readonly requests = new Map<string, PeerRequests>();
@@ -287,7 +292,7 @@ export class ImportSide {
     this.maxRecord = opts.maxRecord;
     this.table = new TagMap(opts.pendingCapacity ?? 4096);
     this.failAfterMs = opts.failAfterMs ?? 120_000;
-    this.log = opts.log ?? (() => {});
+    this.log = opts.log ?? silentLog;
     this.rttOptions = opts.rtt;
     this.epochBase = opts.epochBase ?? Math.floor(Date.now() / 1000);
     const cap = this.table.capacity;
@@ -395,7 +400,7 @@ export class ImportSide {
     imp.removed = true;
     imp.usable = false;
     imp.advert = null;
-    this.log(`${imp.label}: removed`);
+    this.log.info(`${imp.label}: removed`, imp.fields);
     return true;
   }
 
@@ -435,7 +440,7 @@ export class ImportSide {
     // process numbers requests above us with our key: renumber above it (each renumbered request
     // is fenced when answered, so its older number cannot run after it).
     if (requestEpochSeen > r.epoch) {
-      this.log(
+      this.log.warn(
         `peer ${peer}: it has seen request epoch ${requestEpochSeen} above ours (${r.epoch}): is another gateway using this key?`,
       );
       r.epoch = requestEpochSeen + 1;
@@ -522,7 +527,10 @@ export class ImportSide {
       const adv = this.advertFor(imp, st);
       if (adv === null && !imp.reportedMissing) {
         // A typo in the import, or a grant the peer does not give us: say so once.
-        this.log(`${imp.label}: peer ${peer} does not offer this target (not granted, or no such target)`);
+        this.log.warn(
+          `${imp.label}: peer ${peer} does not offer this target (not granted, or no such target)`,
+          imp.fields,
+        );
       }
       imp.reportedMissing = adv === null;
       imp.advert = adv;
@@ -558,7 +566,10 @@ export class ImportSide {
       if (!imp.changed || now - imp.lastFlipAt < 1000) continue;
       imp.changed = false;
       imp.lastFlipAt = now;
-      this.log(`${imp.label}: ${imp.usable ? 'usable' : 'not usable'}`);
+      this.log[imp.usable ? 'info' : 'warn'](
+        `${imp.label}: ${imp.usable ? 'usable' : 'not usable'}`,
+        imp.fields,
+      );
       if (imp.usable) this.announce(imp);
     }
   }

@@ -6,6 +6,8 @@
  * whole records of any size up to the tunnel's record limit. Sans-I/O: the tunnel is a small
  * interface, time an argument.
  */
+
+import { type Log, silentLog } from '../log.js';
 import {
   FRAGMENT_HEADER_BYTES,
   Fragmenter,
@@ -45,7 +47,7 @@ export interface PeerChannelOptions {
   readonly tunnel: ChannelTunnel;
   /** A whole record from the peer (reassembled or not); the view is valid during the call. */
   readonly deliver: (type: number, buf: Uint8Array, off: number, len: number) => void;
-  readonly log?: (line: string) => void;
+  readonly log?: Log;
   /** Peer name, for logs. */
   readonly name: string;
   /** Largest record a gateway side may hand send() (the tunnel's record limit). */
@@ -59,7 +61,7 @@ export class PeerChannel {
   readonly pathMtu: PathMtu;
   private readonly tunnel: ChannelTunnel;
   private readonly deliver: PeerChannelOptions['deliver'];
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   private readonly name: string;
   private readonly probe: Uint8Array;
   private readonly ack = new Uint8Array(PROBE_ACK_VALUE_BYTES);
@@ -78,7 +80,7 @@ export class PeerChannel {
   constructor(o: PeerChannelOptions) {
     this.tunnel = o.tunnel;
     this.deliver = o.deliver;
-    this.log = o.log ?? (() => {});
+    this.log = o.log ?? silentLog;
     this.name = o.name;
     const maxValue = recordBytesForDatagram(o.tunnel.mtu);
     this.fragmenter = new Fragmenter({
@@ -93,12 +95,12 @@ export class PeerChannel {
         events: {
           changed: (c: PathMtuChange) => {
             this.tunnel.setMtu(c.toMtu);
-            this.log(
+            this.log.info(
               `peer ${this.name}: path MTU ${c.kind} from ${c.fromMtu} to ${c.toMtu} bytes (${c.reason === 'probe-loss' ? 'datagrams of that size are not arriving' : 'a larger probe arrived'})`,
             );
           },
           floorLost: (min) =>
-            this.log(
+            this.log.warn(
               `peer ${this.name}: probes of the minimum size (${min} bytes) go unanswered while the peer answers`,
             ),
         },

@@ -4,6 +4,8 @@
  * that does not load, or that the running gateway refuses, changes nothing: every problem is
  * logged and the previous config keeps running.
  */
+
+import type { Log } from '../log.js';
 import type { Gateway, ReloadResult } from './daemon.js';
 import type { GatewaySpec } from './gateway-spec.js';
 
@@ -27,7 +29,7 @@ export function reloadFromFile(
   gw: Gateway,
   file: string,
   load: (file: string) => GatewaySpec,
-  log: (line: string) => void,
+  log: Log,
 ): ReloadOutcome {
   let spec: GatewaySpec;
   try {
@@ -48,12 +50,12 @@ export function reloadFromFile(
     return refusedOutcome(file, [(e as Error).message], log);
   }
   if (!result.ok) return refusedOutcome(file, result.errors, log);
-  log(`reload: ${result.summary}`);
+  log.info(`reload: ${result.summary}`);
   return { ok: true, summary: result.summary, changes: result.changes, errors: [], done: result.done };
 }
 
-function refusedOutcome(file: string, errors: string[], log: (line: string) => void): ReloadOutcome {
-  log(`reload: ${file} not applied, still running the previous config:`);
-  for (const e of errors) log(`reload:   ${e}`);
+function refusedOutcome(file: string, errors: string[], log: Log): ReloadOutcome {
+  log.error(`reload: ${file} not applied, still running the previous config:`);
+  for (const e of errors) log.error(`reload:   ${e}`);
   return { ok: false, summary: '', changes: null, errors, done: Promise.resolve() };
 }

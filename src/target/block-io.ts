@@ -9,6 +9,7 @@
  */
 import { AoegwError } from '../errors.js';
 import { IoRing } from '../io/io-ring.js';
+import type { Log } from '../log.js';
 import { DEFAULT_STAGING_SLOTS, STAGING_STRIDE } from './data-path.js';
 import type { TargetEngine } from './engine.js';
 import type { BlockIoMode } from './spec.js';
@@ -48,10 +49,10 @@ export function openBlockIo(mode: BlockIoMode, slots = DEFAULT_STAGING_SLOTS): B
 }
 
 /** Delivers the ring's completions to the engine, one settle per batch of completions. */
-export function connectRing(ring: IoRing, engine: TargetEngine, log: (line: string) => void): void {
+export function connectRing(ring: IoRing, engine: TargetEngine, log: Log): void {
   ring.onCompletions((tokens, results, n) => {
     for (let i = 0; i < n; i++) engine.storeDone(tokens[i]!, results[i]!);
     engine.settle();
   });
-  ring.onError((e) => log(`block I/O completion handler: ${(e as Error)?.message ?? String(e)}`));
+  ring.onError((e) => log.error(`block I/O completion handler: ${(e as Error)?.message ?? String(e)}`));
 }

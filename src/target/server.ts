@@ -21,6 +21,7 @@ import { AoegwError } from '../errors.js';
 import type { FrameLink, LinkStateEvent } from '../io/frame-link.js';
 import type { IoRingStats } from '../io/io-ring.js';
 import { PacketLink } from '../io/packet-link.js';
+import { type Log, silentLog } from '../log.js';
 import { type BlockIo, connectRing, openBlockIo } from './block-io.js';
 import type { BlockStore } from './block-store.js';
 import type { EngineStatsSnapshot } from './counters.js';
@@ -57,7 +58,7 @@ interface HeldReply {
 export interface TargetServerOptions {
   /** Opens a link by config (tests inject fakes); default: PacketLink. */
   openLink?: (link: LinkSpec) => FrameLink;
-  log?: (line: string) => void;
+  log?: Log;
   now?: () => number;
 }
 
@@ -82,6 +83,7 @@ export class TargetServer {
   private readonly state: StateFile;
   private readonly io: BlockIo;
   private stopped = false;
+  private readonly log: Log;
   /** Replies held during the current batch (see holdReply). */
   private held: HeldReply[] = [];
   /** A change was staged since the last persist() (after a failed write, only a new change retries). */
@@ -94,6 +96,7 @@ export class TargetServer {
     private readonly cfg: TargetSpec,
     private readonly opts: TargetServerOptions,
   ) {
+    this.log = opts.log ?? silentLog;
     this.state = new StateFile(cfg.stateFile);
     this.io = openBlockIo(cfg.blockIo ?? 'auto');
     const ring = this.io.ring;
@@ -106,15 +109,15 @@ export class TargetServer {
         this.state.stage(key, st);
         this.changed = true;
       },
-      onError: (e) => this.log(`state change failed: ${e.message}`),
+      onError: (e) => this.log.error(`state change failed: ${e.message}`),
       holdReply: (linkId, frame) => this.held.push({ linkId, frame }),
     });
-    if (ring) connectRing(ring, this.engine, (line) => this.log(line));
+    if (ring) connectRing(ring, this.engine, this.log);
   }
 
   static start(cfg: TargetSpec, opts: TargetServerOptions = {}): TargetServer {
     const s = new TargetServer(cfg, opts);
-    s.log(`block I/O: ${s.io.description}`);
+    s.log.info(`block I/O: ${s.io.description}`);
     try {
       s.state.checkWritable();
       s.openExports();
@@ -124,10 +127,6 @@ export class TargetServer {
       throw e;
     }
     return s;
-  }
-
-  private log(line: string): void {
-    this.opts.log?.(line);
   }
 
   private open(): void {
@@ -162,14 +161,14 @@ export class TargetServer {
   private startLink(id: number, entry: ServedLink): void {
     const { name, link } = entry;
     const now = this.opts.now ?? (() => performance.now());
-    link.onError((err) => this.log(`link ${name}: ${err.message}`));
+    link.onError((err) => this.log.warn(`link ${name}: ${err.message}`, { link: name }));
     link.onBatch((frames, lens, count) => {
       this.engine.handleBatch(id, frames, lens, count, link, now());
       if (this.changed) this.persist();
     });
     const n = this.engine.announce(id, link);
     link.flush();
-    this.log(`link ${name}: serving ${n} exports, mtu ${link.mtu}`);
+    this.log.info(`link ${name}: serving ${n} exports, mtu ${link.mtu}`, { link: name });
     entry.unsubscribe = link.onLinkState((ev) => this.onLinkState(id, name, link, ev));
   }
 
@@ -196,7 +195,7 @@ export class TargetServer {
         entry.link.pause();
         entry.link.close();
       } catch (e) {
-        this.log(`closing link ${name}: ${(e as Error).message}`);
+        this.log.warn(`closing link ${name}: ${(e as Error).message}`, { link: name });
       }
       return true;
     }
@@ -211,7 +210,7 @@ export class TargetServer {
   private onLinkState(id: number, name: string, link: FrameLink, ev: LinkStateEvent): void {
     if (this.stopped) return;
     if (ev.state === 'down') {
-      this.log(`link ${name}: down (${ev.reason}), waiting for it to return`);
+      this.log.warn(`link ${name}: down (${ev.reason}), waiting for it to return`, { link: name });
       return;
     }
     try {
@@ -222,12 +221,14 @@ export class TargetServer {
         principal: this.links.get(id)?.spec.principal ?? '',
       });
     } catch (e) {
-      this.log(`link ${name}: ${(e as Error).message}; not serving on it`);
+      this.log.error(`link ${name}: ${(e as Error).message}; not serving on it`, { link: name });
       return;
     }
     const n = this.engine.announce(id, link);
     link.flush();
-    this.log(`link ${name}: up (${ev.reason}), mtu ${ev.mtu}, re-announced ${n} exports`);
+    this.log.info(`link ${name}: up (${ev.reason}), mtu ${ev.mtu}, re-announced ${n} exports`, {
+      link: name,
+    });
   }
 
   /** Opens every export's store and registers it; refuses overlapping writable exports. */
@@ -248,7 +249,7 @@ export class TargetServer {
       if (why) skipped.set(why, [...(skipped.get(why) ?? []), key]);
     }
     for (const [why, keys] of skipped)
-      this.log(`block I/O: ${keys.join(', ')} served synchronously (${why})`);
+      this.log.info(`block I/O: ${keys.join(', ')} served synchronously (${why})`);
   }
 
   /**
@@ -296,13 +297,13 @@ export class TargetServer {
     if (this.stopped) throw new AoegwError('ERR_USAGE', 'the target is stopped');
     this.serve(e, store);
     const why = store instanceof FileStore ? store.synchronousWhy : undefined;
-    if (why) this.log(`block I/O: e${e.shelf}.${e.slot} served synchronously (${why})`);
+    if (why) this.log.info(`block I/O: e${e.shelf}.${e.slot} served synchronously (${why})`);
     for (const [id, { link }] of this.links) {
       try {
         this.engine.announce(id, link);
         link.flush();
       } catch (err) {
-        this.log(`announcing on ${this.links.get(id)?.name}: ${(err as Error).message}`);
+        this.log.warn(`announcing on ${this.links.get(id)?.name}: ${(err as Error).message}`);
       }
     }
   }
@@ -340,7 +341,12 @@ export class TargetServer {
     this.stores.push(store);
     this.served.set(key, { spec: e, store });
     this.storeIo[key] = ioOf(store);
-    this.log(`export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`);
+    this.log.info(
+      `export ${key}: ${store.description}, ${store.sectors} sectors, buffer count ${e.bufferCount}`,
+      {
+        export: key,
+      },
+    );
   }
 
   /**
@@ -361,9 +367,9 @@ export class TargetServer {
       delete this.storeIo[key];
       try {
         entry.store.close();
-        this.log(`export ${key}: closed`);
+        this.log.info(`export ${key}: closed`, { export: key });
       } catch (e) {
-        this.log(`export ${key}: closing its store failed: ${(e as Error).message}`);
+        this.log.error(`export ${key}: closing its store failed: ${(e as Error).message}`, { export: key });
       }
     };
     if (retired.pending() === 0) {
@@ -390,7 +396,7 @@ export class TargetServer {
       () => this.release(replies, 0),
       (e: Error) => {
         this.stateWriteErrors++;
-        this.log(
+        this.log.error(
           `${e.message} (the change is in effect until restart; its request was answered with an error)`,
         );
         this.release(replies, AoeErrorCode.DEVICE_UNAVAILABLE);
@@ -417,14 +423,14 @@ export class TargetServer {
         link.txCommit(r.frame.length);
         touched.add(link);
       } catch (e) {
-        this.log(`sending a held reply: ${(e as Error).message}`);
+        this.log.warn(`sending a held reply: ${(e as Error).message}`);
       }
     }
     for (const link of touched) {
       try {
         link.flush();
       } catch (e) {
-        this.log(`sending held replies: ${(e as Error).message}`);
+        this.log.warn(`sending held replies: ${(e as Error).message}`);
       }
     }
   }
@@ -461,19 +467,19 @@ export class TargetServer {
         link.pause();
         link.close();
       } catch (e) {
-        this.log(`closing link: ${(e as Error).message}`);
+        this.log.warn(`closing link: ${(e as Error).message}`);
       }
     }
     try {
       this.io.ring?.close();
     } catch (e) {
-      this.log(`closing the block I/O ring: ${(e as Error).message}`);
+      this.log.warn(`closing the block I/O ring: ${(e as Error).message}`);
     }
     // Changes in effect but not yet written (their replies were never sent): keep them anyway.
     try {
       this.state.close();
     } catch (e) {
-      this.log((e as Error).message);
+      this.log.error((e as Error).message);
     }
     let failure: unknown;
     for (const s of this.stores.splice(0)) {

@@ -4,7 +4,7 @@
  * copied by hand, no peer typed into a config. Then what must fail does, and changes nothing: the
  * same token again (already enrolled here; burned there), a token whose PSK was altered (the
  * inviter answers, the response does not authenticate, the invite stays live), a key that is not
- * the token holder's using a burned invite.
+ * the token holder's using a burned invite. And nothing secret shows in any log or output.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -17,19 +17,25 @@ import { identify } from '../../src/initiator/operations.js';
 import { verifyPattern } from '../../src/initiator/verify.js';
 import { PacketLink } from '../../src/io/packet-link.js';
 import { gatewayRunSkipReason, gatewayStats, startGateway } from '../../support/gateway-pair.js';
+import { logRecords } from '../../support/log-lines.js';
 import { createTwoSite, type TwoSite } from '../../support/two-site.js';
 import { AOEGW } from '../helpers/aoegw.js';
 import { netnsSkipReason } from '../helpers/netns.js';
 import type { Spawned } from '../helpers/processes.js';
+import { waitFor } from '../helpers/wait.js';
 
 const skip = netnsSkipReason() ?? gatewayRunSkipReason();
 const PORT = 7788;
+
+/** What every CLI run wrote (but `invite`'s stdout: the token is its output). */
+const cliOutput: string[] = [];
 
 /** Runs the CLI (optionally inside a namespace, optionally with stdin); never throws. */
 function cli(args: string[], o: { ns?: string; input?: string } = {}) {
   const cmd = o.ns ? 'ip' : process.execPath;
   const argv = o.ns ? ['netns', 'exec', o.ns, process.execPath, AOEGW, ...args] : [AOEGW, ...args];
   const r = spawnSync(cmd, argv, { encoding: 'utf8', input: o.input ?? '', timeout: 60_000 });
+  cliOutput.push(r.stderr, args[0] === 'invite' ? '' : r.stdout);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -210,5 +216,41 @@ describe.skipIf(skip)('enrollment: keygen → invite → enroll → verified I/O
     expect(replay.status).not.toBe(0);
     expect(replay.stderr).toMatch(/no inviter answered/);
     expect(enrollmentDoc(enrollB).peers.map((p) => p.name)).toEqual(['site-a']);
+  });
+
+  it('no secret in any log: private keys, the PSK, the token, in base64, base64url or hex', async () => {
+    // The burned invite's replay above was refused by B (unknown invite): counted per datagram,
+    // reported by one warning in B's next 10 s interval, which must not carry secrets either.
+    const refusals = () =>
+      logRecords(gwB.output()).filter((r) => r.component === 'input' && r.reason === 'unknown_invite');
+    expect(await waitFor(() => refusals().length > 0, 12_000), gwB.output()).toBe(true);
+    // One line per interval, whatever the number of datagrams (the replay may span two intervals).
+    expect(refusals().length).toBeLessThanOrEqual(2);
+    expect(refusals()[0]).toMatchObject({
+      level: 'warn',
+      msg: expect.stringMatching(/^rejected \d+ tunnel datagrams?: unknown invite in the last 10 s$/),
+    });
+    const t = decodeToken(token, Date.now());
+    const secrets: Buffer[] = [Buffer.from(t.psk)];
+    for (const side of ['a', 'b']) {
+      const line = readFileSync(join(dir, side, 'gateway.key'), 'utf8').trim();
+      secrets.push(Buffer.from(line, 'base64'));
+    }
+    const spellings = secrets.flatMap((k) => [
+      k.toString('base64'),
+      k.toString('base64url'),
+      k.toString('hex'),
+    ]);
+    // The token itself, and its body without the prefix.
+    spellings.push(token, token.slice(token.indexOf('.') + 1));
+    // The daemons logged JSON (stderr is a pipe), with levels; the CLI's lines are text.
+    for (const gw of [gwA, gwB]) {
+      const records = logRecords(gw.output());
+      expect(records.length).toBeGreaterThan(2);
+      expect(records.some((r) => r.msg.startsWith('enrolled site-a'))).toBe(gw === gwB);
+    }
+    const texts = [gwA.output(), gwB.output(), ...cliOutput];
+    expect(cliOutput.length).toBeGreaterThan(8);
+    for (const text of texts) for (const spelled of spellings) expect(text).not.toContain(spelled);
   });
 });

@@ -30,6 +30,7 @@ import {
   startGatewayPair,
 } from '../../support/gateway-pair.js';
 import { sparseImage } from '../../support/images.js';
+import { logMessages } from '../../support/log-lines.js';
 import { netnsSkipReason } from '../../support/netns.js';
 import { createTwoSite, type TwoSite } from '../../support/two-site.js';
 import { sleep, waitFor } from '../../support/wait.js';
@@ -53,7 +54,7 @@ function editConfig(file: string, edit: (c: Json) => void): void {
   writeFileSync(file, `${JSON.stringify(c, null, 2)}\n`);
 }
 
-const reloadLines = (out: string) => out.split('\n').filter((l) => /aoegw: reload: /.test(l));
+const reloadLines = (out: string) => logMessages(out).filter((m) => m.startsWith('reload: '));
 
 /** Sends SIGHUP and waits for the daemon's next reload line(s); returns the new ones. */
 async function hup(p: GatewayPair['b']): Promise<string[]> {
@@ -210,7 +211,7 @@ describe.skipIf(skip)('gateway hot reload (SIGHUP)', () => {
           .map((o) =>
             o
               .split('\n')
-              .filter((l) => !l.startsWith('{'))
+              .filter((l) => !l.startsWith('{"links"'))
               .join('\n'),
           )
           .join('\n----\n');

@@ -91,7 +91,7 @@ async function startDaemon(o: { trace?: string; serve?: boolean } = {}): Promise
           '-e',
           'signal=none',
           '-s',
-          '80',
+          '200',
           '-o',
           o.trace,
           ...run,
@@ -105,7 +105,7 @@ async function startDaemon(o: { trace?: string; serve?: boolean } = {}): Promise
   const log = () => readFileSync(logFile, 'utf8');
   const pid = () => {
     if (!o.trace) return child.pid!;
-    const m = /aoegw: ready: .*\(pid (\d+)\)/.exec(log());
+    const m = /"msg":"ready: .*\(pid (\d+)\)/.exec(log());
     if (!m) throw new Error(`no ready line yet:\n${log()}`);
     return Number(m[1]);
   };
@@ -169,7 +169,10 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
     const d = await startDaemon();
     daemon = d;
     const ready = await waitForMessage(d, 0, /^READY=1/);
-    expect(ready.log).toMatch(/aoegw: ready: 1 exports/);
+    expect(ready.log).toMatch(/"msg":"ready: 1 exports/);
+    // Not a terminal (as under systemd): JSON lines.
+    for (const line of ready.log.trim().split('\n'))
+      expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), time: expect.any(String) });
     expect(ready.msg).toBe('READY=1\nSTATUS=1 export, 0/0 peers up');
     // Nothing but watchdog pings before READY=1.
     const before = d.received.slice(0, d.received.indexOf(ready)).map((r) => r.msg);
@@ -192,7 +195,7 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
     const reloading = await waitForMessage(d, from, /^RELOADING=1/);
     expect(reloading.msg).toMatch(/^RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=reloading the config$/);
     const reloaded = await waitForMessage(d, d.received.indexOf(reloading) + 1, /^READY=1/);
-    expect(reloaded.log).toMatch(/aoegw: reload: /);
+    expect(reloaded.log).toMatch(/"msg":"reload: /);
     expect(reloaded.msg).toBe('READY=1\nSTATUS=1 export, 0/0 peers up');
 
     // The control socket's reload takes the same path.
@@ -206,7 +209,7 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
     from = d.received.length;
     process.kill(d.pid(), 'SIGTERM');
     const stopping = await waitForMessage(d, from, /^STOPPING=1/);
-    expect(stopping.log).toMatch(/aoegw: SIGTERM: stopping/);
+    expect(stopping.log).toMatch(/"msg":"SIGTERM: stopping/);
     expect(await d.exited).toBe(0);
     await sleep(50);
     expect(d.received.slice(d.received.indexOf(stopping) + 1)).toEqual([]);
@@ -216,7 +219,7 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
     const d = await startDaemon({ serve: true });
     daemon = d;
     const ready = await waitForMessage(d, 0, /^READY=1/);
-    expect(ready.log).toMatch(/aoegw: ready: 1 exports on 1 links/);
+    expect(ready.log).toMatch(/"msg":"ready: 1 exports on 1 links/);
     expect(ready.msg).toBe('READY=1\nSTATUS=1 export, 0/0 peers up');
     const start = d.received.length;
     await sleep(1000);
@@ -224,7 +227,7 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
     const from = d.received.length;
     process.kill(d.pid(), 'SIGTERM');
     const stopping = await waitForMessage(d, from, /^STOPPING=1/);
-    expect(stopping.log).toMatch(/aoegw: SIGTERM: stopping/);
+    expect(stopping.log).toMatch(/"msg":"SIGTERM: stopping/);
     expect(await d.exited).toBe(0);
   });
 
@@ -245,7 +248,7 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
     );
     process.kill(d.pid(), 'SIGTERM');
     expect(await d.exited).toBe(0);
-    expect(d.log()).toMatch(/aoegw: stopped/);
+    expect(d.log()).toMatch(/"msg":"stopped"/);
   });
 
   const noStrace = hasCommand('strace') ? undefined : 'strace is not installed';
@@ -265,9 +268,9 @@ describe.skipIf(skip)('aoegw run under systemd notify', () => {
         // strace writes one line per call in the order the calls were made.
         const calls = readFileSync(trace, 'utf8').split('\n');
         const at = (re: RegExp) => calls.findIndex((l) => re.test(l));
-        const readyLine = at(/write(v)?\(2, .*aoegw: ready: /);
+        const readyLine = at(/write(v)?\(2, .*msg\\":\\"ready: /);
         const readySent = at(/sendto\(\d+, "READY=1/);
-        const stopLine = at(/write(v)?\(2, .*aoegw: SIGTERM: stopping/);
+        const stopLine = at(/write(v)?\(2, .*msg\\":\\"SIGTERM: stopping/);
         const stopSent = at(/sendto\(\d+, "STOPPING=1/);
         expect(
           [readyLine, readySent, stopLine, stopSent].every((i) => i >= 0),

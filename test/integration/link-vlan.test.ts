@@ -60,12 +60,12 @@ function replies(link: PacketLink): Map<number, number> {
 async function serverLinkStats(srv: Spawned, name: string): Promise<Record<string, number>> {
   const before = srv.output().length;
   srv.child.kill('SIGUSR1');
-  await waitFor(() => srv.output().slice(before).includes('"links"'), 3000);
+  await waitFor(() => srv.output().slice(before).includes('{"engine"'), 3000);
   const line = srv
     .output()
     .slice(before)
     .split('\n')
-    .find((l) => l.startsWith('{'))!;
+    .find((l) => l.startsWith('{"engine"'))!;
   return JSON.parse(line).links[name];
 }
 

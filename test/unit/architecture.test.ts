@@ -1,7 +1,7 @@
 /**
  * The layer rule of DESIGN.md, checked on the real source: every relative import in src/ points
  * down the layer order (or stays inside its own folder). Order from the bottom:
- *   errors.ts, {io, aoe}, initiator, target, tunnel, enroll, gateway, config, control, cli
+ *   {errors.ts, log.ts}, {io, aoe}, initiator, target, tunnel, enroll, gateway, config, control, cli
  * io and aoe are peers: neither imports the other (the codec is pure; the drivers carry bytes).
  * Type-only imports count too: a type from a higher layer is still a dependency on it.
  */
@@ -13,6 +13,7 @@ const SRC = resolve(import.meta.dirname, '..', '..', 'src');
 
 const RANK: Record<string, number> = {
   'errors.ts': 0,
+  'log.ts': 0,
   io: 1,
   aoe: 1,
   initiator: 2,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { openRunSystemd, statusLine } from '../../../src/cli/run-systemd.js';
 import { SdNotify } from '../../../src/control/sd-notify.js';
 import type { Gateway } from '../../../src/gateway/daemon.js';
+import { silentLog } from '../../../src/log.js';
 
 const stats = {
   target: { engine: { exports: { '1.1': {}, '1.2': {} } } },
@@ -15,11 +16,7 @@ function setup(env: NodeJS.ProcessEnv = { NOTIFY_SOCKET: '@test' }) {
   const sent: string[] = [];
   const notify = SdNotify.open({ env, send: (_p, m) => sent.push(m), monotonicUsec: () => 7n });
   let gw: Gateway | undefined;
-  const run = openRunSystemd(
-    () => gw,
-    () => {},
-    notify,
-  );
+  const run = openRunSystemd(() => gw, silentLog, notify);
   return {
     sent,
     run,

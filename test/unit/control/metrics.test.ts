@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GatewayMetrics, isLoopback, MetricsServer } from '../../../src/control/metrics.js';
 import type { GatewayPeerStats, GatewayStats } from '../../../src/gateway/daemon.js';
+import { lineLog } from '../../../src/log.js';
 import type { ExportStatsSnapshot } from '../../../src/target/counters.js';
 import { RX_NAMES, Rx } from '../../../src/tunnel/endpoint.js';
 import { parsePromText, promSum, promValue } from '../../../support/prom-text.js';
@@ -436,7 +437,7 @@ describe('MetricsServer', () => {
     server = await MetricsServer.open({
       address: '127.0.0.1',
       port: 0,
-      log: (l) => lines.push(l),
+      log: lineLog((l) => lines.push(l)),
       metrics: new GatewayMetrics({
         stats: () => {
           if (fail) throw new Error('boom');

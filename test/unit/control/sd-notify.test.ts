@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SdNotify } from '../../../src/control/sd-notify.js';
 import { nativeAddon } from '../../../src/io/native.js';
+import { lineLog } from '../../../src/log.js';
 import { sleep, waitFor } from '../../../support/wait.js';
 
 const addon = nativeAddon();
@@ -156,7 +157,7 @@ describe('SdNotify', () => {
 
   it('refuses a NOTIFY_SOCKET that is no unix socket address, and a bad WATCHDOG_USEC, with a log line', () => {
     const lines: string[] = [];
-    const log = (l: string) => lines.push(l);
+    const log = lineLog((l) => lines.push(l));
     expect(SdNotify.open({ env: { NOTIFY_SOCKET: 'vsock:2:999' }, log }).enabled).toBe(false);
     expect(SdNotify.open({ env: { NOTIFY_SOCKET: '@x', WATCHDOG_USEC: 'soon' }, log }).watchdogUsec).toBe(0);
     expect(lines).toHaveLength(2);
@@ -170,7 +171,7 @@ describe('SdNotify', () => {
     const lines: string[] = [];
     const n = SdNotify.open({
       env: { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '20000' },
-      log: (l) => lines.push(l),
+      log: lineLog((l) => lines.push(l)),
     });
     n.ready();
     expect(m.drain()).toEqual(['READY=1']);

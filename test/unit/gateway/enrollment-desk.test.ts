@@ -4,6 +4,7 @@ import {
   type InviteStore,
   type PendingInvite,
 } from '../../../src/gateway/enrollment-desk.js';
+import { lineLog } from '../../../src/log.js';
 
 const id = (n: number) => new Uint8Array(16).fill(n);
 const psk = (n: number) => new Uint8Array(32).fill(n);
@@ -67,7 +68,7 @@ describe('EnrollmentDesk', () => {
     const logged = new EnrollmentDesk({
       store: store(invites, 'disk full').s,
       now: () => T,
-      log: (l) => lines.push(l),
+      log: lineLog((l) => lines.push(l)),
     });
     expect(failing.pin(KEY, id(1))).toBe(false);
     expect(logged.pin(KEY, id(1))).toBe(false);

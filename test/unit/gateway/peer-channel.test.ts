@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { PeerChannel } from '../../../src/gateway/peer-channel.js';
 import { datagramBytesForRecord } from '../../../src/gateway/probe-records.js';
+import { lineLog } from '../../../src/log.js';
 
 interface Got {
   type: number;
@@ -38,7 +39,7 @@ function pair(o: { mtu: number; pathMtu: number }) {
     sides.push(
       new PeerChannel({
         name: `p${k}`,
-        log: (l) => logs.push(l),
+        log: lineLog((l) => logs.push(l)),
         maxRecordBytes: 65535,
         now: 0,
         deliver: (type, buf, off, len) => {

@@ -3,6 +3,7 @@ import { AoegwError } from '../../../src/errors.js';
 import type { Gateway, ReloadResult } from '../../../src/gateway/daemon.js';
 import type { GatewaySpec } from '../../../src/gateway/gateway-spec.js';
 import { reloadFromFile } from '../../../src/gateway/reload-file.js';
+import { lineLog } from '../../../src/log.js';
 
 const SPEC = {} as GatewaySpec;
 
@@ -27,7 +28,12 @@ describe('reloadFromFile', () => {
         'config /etc/gw.json: 2 problems:\n  exports[0].bufferCount: "many" is not an integer\n  listen: bad',
       );
     };
-    const r = reloadFromFile(gw, '/etc/gw.json', load, (l) => log.push(l));
+    const r = reloadFromFile(
+      gw,
+      '/etc/gw.json',
+      load,
+      lineLog((l) => log.push(l)),
+    );
     expect(r.ok).toBe(false);
     expect(r.errors).toEqual(['exports[0].bufferCount: "many" is not an integer', 'listen: bad']);
     expect(calls).toEqual([]);
@@ -45,7 +51,7 @@ describe('reloadFromFile', () => {
       gw,
       'f',
       () => SPEC,
-      (l) => log.push(l),
+      lineLog((l) => log.push(l)),
     );
     expect(r).toMatchObject({ ok: false, summary: '', changes: null });
     expect(r.errors).toEqual(['restart to change links', 'restart to change listen']);
@@ -59,7 +65,7 @@ describe('reloadFromFile', () => {
       gw,
       'f',
       () => SPEC,
-      (l) => log.push(l),
+      lineLog((l) => log.push(l)),
     );
     expect(calls).toEqual([SPEC]);
     expect(r).toMatchObject({ ok: true, summary: '+1 peer, -0 peers', errors: [] });

@@ -13,6 +13,7 @@ import { type ConfigAdvert, Initiator } from '../../../src/initiator/initiator.j
 import { FakeSegment } from '../../../src/io/fake-link.js';
 import type { LinkStateEvent } from '../../../src/io/frame-link.js';
 import { fromNative, nativeAddon } from '../../../src/io/native.js';
+import { lineLog } from '../../../src/log.js';
 import { TargetServer } from '../../../src/target/server.js';
 
 const cleanup: (() => void)[] = [];
@@ -80,7 +81,7 @@ describe('TargetServer on link state events', () => {
           },
         ],
       },
-      { openLink: () => tl, log: (l) => lines.push(l) },
+      { openLink: () => tl, log: lineLog((l) => lines.push(l)) },
     );
     cleanup.push(() => server.stop());
     const ini = new Initiator(il);

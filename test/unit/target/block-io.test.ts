@@ -12,6 +12,7 @@ import { Initiator } from '../../../src/initiator/initiator.js';
 import { readSectors, writeSectors } from '../../../src/initiator/operations.js';
 import { FakeSegment } from '../../../src/io/fake-link.js';
 import { IoRing } from '../../../src/io/io-ring.js';
+import { lineLog } from '../../../src/log.js';
 import { FileStore } from '../../../src/target/file-store.js';
 import { TargetServer } from '../../../src/target/server.js';
 import type { BlockIoMode, ExportSpec } from '../../../src/target/spec.js';
@@ -126,7 +127,7 @@ describe('TargetServer with tmpfs and disk exports', () => {
         ],
         blockIo,
       },
-      { openLink: () => tl, log: (l) => lines.push(l) },
+      { openLink: () => tl, log: lineLog((l) => lines.push(l)) },
     );
     cleanup.push(() => server.stop());
     const ini = new Initiator(il);

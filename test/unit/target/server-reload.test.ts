@@ -14,6 +14,7 @@ import { readSectors, writeSectors } from '../../../src/initiator/operations.js'
 import { fillPattern } from '../../../src/initiator/pattern.js';
 import { FakeSegment } from '../../../src/io/fake-link.js';
 import type { FrameLink } from '../../../src/io/frame-link.js';
+import { lineLog } from '../../../src/log.js';
 import { TargetServer } from '../../../src/target/server.js';
 import type { ExportSpec } from '../../../src/target/spec.js';
 
@@ -61,7 +62,7 @@ function setup() {
       links: [{ name: 't0', iface: 't0', batch: 64, busyPollUs: 0 }],
       exports: [exportSpec(2, 0, image('a.img'))],
     },
-    { openLink: (l) => links.get(l.name)!, log: (l) => lines.push(l) },
+    { openLink: (l) => links.get(l.name)!, log: lineLog((l) => lines.push(l)) },
   );
   cleanup.push(() => server.stop());
   const ini = new Initiator(seg.attach({ name: 'i0', mtu: 9000 }));
