@@ -15,16 +15,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AOEGW, ROOT } from '../helpers/aoegw.js';
+import { AOEGW } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
 import { liWriteStream } from '../helpers/li-stream.js';
 import { linuxInitiatorSkipReason } from '../helpers/linux-initiator.js';
 import { Netns, netnsSkipReason, uniqueId } from '../helpers/netns.js';
+import { OCF, ocfAgent } from '../helpers/ocf.js';
 
 const skip = netnsSkipReason() ?? linuxInitiatorSkipReason();
-const AGENT = join(ROOT, 'deploy', 'ocf', 'aoegw');
-const OCF_SUCCESS = 0;
-const OCF_NOT_RUNNING = 7;
 /** 256 KiB chunks; the marks far enough apart that the first failover is over before the second. */
 const CHUNKS = 40;
 const MARKS = [7, 27];
@@ -45,23 +43,14 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
   const nodes: Node[] = [];
   const SERVICE_MAC = '02:00:5e:a0:e7:01';
 
-  const ocf = (n: Node, action: string) => {
-    const r = spawnSync('sh', [AGENT, action], {
-      encoding: 'utf8',
-      timeout: 90_000,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        OCF_ROOT: join(dir, 'no-ocf-root'),
-        OCF_RESKEY_config: n.config,
-        OCF_RESKEY_binary: `${process.execPath} ${AOEGW}`,
-        OCF_RESKEY_log: n.log,
-        OCF_RESKEY_start_wait: '30',
-        OCF_RESKEY_stop_wait: '30',
-        HA_RSCTMP: n.rsctmp,
-      },
-    });
-    return { code: r.status, err: r.stderr };
-  };
+  const ocf = (n: Node, action: string) =>
+    ocfAgent({
+      config: n.config,
+      log: n.log,
+      rsctmp: n.rsctmp,
+      ocfRoot: join(dir, 'no-ocf-root'),
+      waitS: 30,
+    })(action);
   const status = (n: Node) => {
     const r = spawnSync(process.execPath, [AOEGW, 'status', '--config', n.config, '--json'], {
       encoding: 'utf8',
@@ -121,8 +110,8 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
       async () => {
         const [a, b] = (serviceMac ? nodes.slice(2) : nodes.slice(0, 2)) as [Node, Node];
         const offset = serviceMac ? 24 << 20 : 4 << 20;
-        expect(ocf(a, 'start').code, readLog(a)).toBe(OCF_SUCCESS);
-        expect(ocf(b, 'monitor').code).toBe(OCF_NOT_RUNNING);
+        expect(ocf(a, 'start').code, readLog(a)).toBe(OCF.SUCCESS);
+        expect(ocf(b, 'monitor').code).toBe(OCF.NOT_RUNNING);
         const moves: { what: string; ms: number }[] = [];
         let servedByB = 0;
         const s = await liWriteStream({
@@ -140,9 +129,9 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
             if (k === 0) {
               // Planned: Pacemaker stops the resource on A (in-flight writes complete and are
               // synced), then starts it on B, never both at once.
-              expect(ocf(a, 'stop').code, ocf(a, 'stop').err).toBe(OCF_SUCCESS);
-              expect(ocf(a, 'monitor').code).toBe(OCF_NOT_RUNNING);
-              expect(ocf(b, 'start').code, readLog(b)).toBe(OCF_SUCCESS);
+              expect(ocf(a, 'stop').code, ocf(a, 'stop').err).toBe(OCF.SUCCESS);
+              expect(ocf(a, 'monitor').code).toBe(OCF.NOT_RUNNING);
+              expect(ocf(b, 'start').code, readLog(b)).toBe(OCF.SUCCESS);
               moves.push({ what: 'A → B (stop, start)', ms: Date.now() - t0 });
             } else {
               servedByB = writesServed(b);
@@ -151,9 +140,9 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
               expect(pid).toBeGreaterThan(0);
               process.kill(pid, 'SIGKILL');
               await waitGone(pid);
-              expect(ocf(b, 'monitor').code).toBe(OCF_NOT_RUNNING);
-              expect(ocf(b, 'stop').code).toBe(OCF_SUCCESS);
-              expect(ocf(a, 'start').code, readLog(a)).toBe(OCF_SUCCESS);
+              expect(ocf(b, 'monitor').code).toBe(OCF.NOT_RUNNING);
+              expect(ocf(b, 'stop').code).toBe(OCF.SUCCESS);
+              expect(ocf(a, 'start').code, readLog(a)).toBe(OCF.SUCCESS);
               moves.push({ what: 'B crashed → A (start)', ms: Date.now() - t0 });
             }
           },
@@ -182,7 +171,7 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
           expect(macOf(a.iface)).toBe(SERVICE_MAC);
           expect(macOf(b.iface)).toBe(SERVICE_MAC);
         }
-        expect(ocf(a, 'stop').code).toBe(OCF_SUCCESS);
+        expect(ocf(a, 'stop').code).toBe(OCF.SUCCESS);
         if (serviceMac) expect(macOf(a.iface)).not.toBe(SERVICE_MAC);
       },
     );

@@ -9,20 +9,11 @@ import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AOEGW, ROOT } from '../helpers/aoegw.js';
+import { AOEGW } from '../helpers/aoegw.js';
 import { Netns, netnsSkipReason, type VethPair, vethPair } from '../helpers/netns.js';
+import { OCF, type OcfRun, ocfAgent } from '../helpers/ocf.js';
 import { hasCommand } from '../helpers/processes.js';
 import { sleep } from '../helpers/wait.js';
-
-const AGENT = join(ROOT, 'deploy', 'ocf', 'aoegw');
-const OCF = {
-  SUCCESS: 0,
-  ERR_GENERIC: 1,
-  ERR_UNIMPLEMENTED: 3,
-  ERR_INSTALLED: 5,
-  ERR_CONFIGURED: 6,
-  NOT_RUNNING: 7,
-};
 
 describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => {
   let dir: string;
@@ -31,24 +22,13 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
   let v: VethPair;
   let config: string;
 
-  const run = (action: string, env: Record<string, string> = {}) => {
-    const r = spawnSync('sh', [AGENT, action], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        OCF_ROOT: join(dir, 'no-ocf-root'),
-        OCF_RESKEY_config: config,
-        OCF_RESKEY_binary: `${process.execPath} ${AOEGW}`,
-        OCF_RESKEY_log: join(dir, 'daemon.log'),
-        OCF_RESKEY_start_wait: '20',
-        OCF_RESKEY_stop_wait: '20',
-        HA_RSCTMP: join(dir, 'rsctmp'),
-        ...env,
-      },
-    });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  };
+  const run: OcfRun = (action, env) =>
+    ocfAgent({
+      config,
+      log: join(dir, 'daemon.log'),
+      rsctmp: join(dir, 'rsctmp'),
+      ocfRoot: join(dir, 'no-ocf-root'),
+    })(action, env);
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'aoegw-ocf-'));
