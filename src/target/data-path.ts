@@ -52,6 +52,8 @@ export const STAGING_STRIDE = 16384;
 export const MAX_DATA_SECTORS = STAGING_STRIDE / SECTOR_SIZE;
 /** Pending requests (and staging slots) by default: 16 MiB of staging. */
 export const DEFAULT_STAGING_SLOTS = 1024;
+/** Most staging slots reserved for one export (DataPath.join): a queue depth of 16 each. */
+export const MAX_SHARE = 16;
 
 export const OP_READ = 1;
 export const OP_WRITE = 2;
@@ -117,6 +119,16 @@ export class DataPath {
   private readonly hdr: Buffer;
   private readonly free: Int32Array;
   private nFree: number;
+  /**
+   * Fair shares of the staging pool: each export (join) may always take `share` slots, whatever
+   * the others hold; the rest is first come, first served. Without them, a few exports backed up
+   * behind slow disks (each up to its queueLimit) could hold every slot and starve the others.
+   * Half the pool is shared out (at most MAX_SHARE per export), half stays free for whoever is busy.
+   */
+  private share = 0;
+  /** Slots of the members' shares not in use: the others may not take them. Never above nFree but transiently. */
+  private unusedShares = 0;
+  private readonly members: ExportRuntime[] = [];
   private readonly stageViews: (Buffer | undefined)[][];
   // Runs (one per store operation; the token the store completes).
   private runKind = new Uint8Array(0);
@@ -210,11 +222,14 @@ export class DataPath {
     sectors: number,
   ): boolean {
     if (exp.outstanding >= exp.queueLimit) return false;
-    if (this.nFree === 0) {
+    const own = exp.poolMember && exp.outstanding < this.share;
+    // Past its share an export takes only slots no other export's share needs.
+    if (this.nFree === 0 || (!own && this.nFree <= this.unusedShares)) {
       this.s.dropPoolFull++;
       return false;
     }
     const p = this.free[--this.nFree]!;
+    if (own) this.unusedShares--;
     exp.outstanding++;
     this.kind[p] = kind;
     this.linkOf[p] = linkId;
@@ -518,9 +533,34 @@ export class DataPath {
 
   // ---- tables --------------------------------------------------------------------------------
 
+  /** An export starts to be served: it gets its share of the staging pool (the others' shrink). */
+  join(exp: ExportRuntime): void {
+    if (exp.poolMember) return;
+    exp.poolMember = true;
+    this.members.push(exp);
+    this.reshare();
+  }
+
+  /** An export is retired: its requests in flight still complete, its share goes to the others. */
+  leave(exp: ExportRuntime): void {
+    if (!exp.poolMember) return;
+    exp.poolMember = false;
+    this.members.splice(this.members.indexOf(exp), 1);
+    this.reshare();
+  }
+
+  private reshare(): void {
+    const n = this.members.length;
+    this.share = n === 0 ? 0 : Math.min(MAX_SHARE, Math.floor(this.slots / (2 * n)));
+    let unused = 0;
+    for (const e of this.members) unused += Math.max(0, this.share - e.outstanding);
+    this.unusedShares = unused;
+  }
+
   private release(p: number): void {
     const exp = this.exp[p]!;
     exp.outstanding--;
+    if (exp.poolMember && exp.outstanding < this.share) this.unusedShares++;
     this.exp[p] = null;
     this.ini[p] = null;
     this.free[this.nFree++] = p;

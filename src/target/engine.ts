@@ -322,6 +322,7 @@ export class TargetEngine {
     this.byAddress.set(exp.address, exp);
     this.byKey.set(exp.key, exp);
     this.exportList = [...this.exportList, exp];
+    this.data.join(exp);
     return exp.key;
   }
 
@@ -340,6 +341,7 @@ export class TargetEngine {
     this.byKey.delete(key);
     this.byAddress.delete(exp.address);
     this.exportList = this.exportList.filter((e) => e !== exp);
+    this.data.leave(exp);
     return { pending: () => exp.outstanding };
   }
 

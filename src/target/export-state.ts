@@ -184,6 +184,8 @@ export class ExportRuntime {
   // DataPath state: requests waiting for the store, the queue of writes/FLUSHes not yet started
   // (pending-table indices, -1 = none), the commit group in flight.
   outstanding = 0;
+  /** Holds a share of the staging pool (DataPath.join / leave). */
+  poolMember = false;
   qHead = -1;
   qTail = -1;
   gHead = -1;

@@ -136,6 +136,37 @@ describe('asynchronous data path', () => {
     expect(s.engine.pendingRequests).toBe(0);
   });
 
+  it('the staging pool is shared fairly: exports backed up on slow disks cannot starve another', () => {
+    // 32 slots, three exports: a share of min(16, 32 / (2 × 3)) = 5 slots each is always theirs.
+    const s = setup({
+      storeOpts: { deferred: true },
+      exp: { queueLimit: 64 },
+      engine: { dataPath: { slots: 32 } },
+    });
+    const slow2 = new MemoryStore(pattern(64, 3), { deferred: true });
+    const late = new MemoryStore(pattern(64, 4), { deferred: true });
+    s.engine.addExport({ shelf: 1, slot: 1, store: slow2, queueLimit: 64 });
+    s.engine.addExport({ shelf: 1, slot: 2, store: late, queueLimit: 64 });
+    // e1.0 and e1.1 flood: each gets its share, then the shared half first come first served.
+    s.run(Array.from({ length: 40 }, (_, i) => read(i % 64, 1)));
+    s.run(Array.from({ length: 40 }, (_, i) => read(i % 64, 1, { minor: 1 })));
+    const ex = () => s.engine.stats().exports;
+    expect(ex()['e1.0']!.pending + ex()['e1.1']!.pending).toBe(32 - 5);
+    // e1.2 arrives last and still gets its share (before: 0 slots, every request dropped).
+    s.run(Array.from({ length: 8 }, (_, i) => read(i, 1, { minor: 2 })));
+    expect(ex()['e1.2']!.pending).toBe(5);
+    expect(ex()['e1.2']!.drops.bufferFull).toBe(3);
+    expect(s.engine.pendingRequests).toBe(32);
+    // Everything completes and frees its slot; a retired export's share goes back to the others.
+    for (const st of [s.store, slow2, late]) st.completeDeferred();
+    s.engine.settle();
+    expect(s.engine.pendingRequests).toBe(0);
+    s.engine.retireExport('e1.2');
+    s.run(Array.from({ length: 40 }, (_, i) => read(i, 1)));
+    // Two members now: 8 slots each are reserved; e1.0 may hold everything but e1.1's share.
+    expect(ex()['e1.0']!.pending).toBe(32 - 8);
+  });
+
   it('a reply whose link was removed meanwhile is counted, not sent', () => {
     const s = slowAndFast();
     s.run([read(0, 1)]);
