@@ -2,9 +2,10 @@
  * The enrollment file on disk (content and operations: enrollment-doc.ts). It holds PSKs, so it
  * has the key file's rules: a regular file (not a symbolic link), owned by this user or root, mode
  * 0600; anything else is refused before it is read. Writes are atomic (a temporary file in the
- * same directory, fsync, rename, directory fsync) and keep the version they replace as
- * `<file>.prev`, linked into place before the rename so that the file itself never goes missing:
- * a missing file reads as "no invites, no enrolled peers", which would silently drop the peers.
+ * same directory, fsync, rename, directory fsync) and keep the enrolled peers of the version they
+ * replace as `<file>.prev` (not its invites: see saveEnrollment), put into place before the
+ * rename so that the file itself never goes missing: a missing file reads as "no invites, no
+ * enrolled peers", which would silently drop the peers.
  *
  * The invite CLI and the daemon both rewrite the file: updateEnrollment() runs its
  * read-modify-write under `<file>.lock` so that one never overwrites the other's change.
@@ -112,10 +113,13 @@ let seq = 0;
 
 /**
  * Writes the document atomically (mode 0600), dropping expired invites, and keeps the replaced
- * version as `<path>.prev`. Throws ERR_ENROLLMENT_FILE naming the file and the cause.
+ * version's enrolled peers as `<path>.prev` — without its pending invites: restoring `.prev` must
+ * never revive an invite that was burned or cancelled since, and `.prev` then holds no PSK. (A
+ * replaced version that does not parse is kept as it is, for whoever repairs it.) Throws
+ * ERR_ENROLLMENT_FILE naming the file and the cause.
  */
 export function saveEnrollment(path: string, doc: EnrollmentDoc, nowMs = Date.now()): void {
-  const text = `${JSON.stringify(enrollmentJson(pruneExpired(doc, nowMs)), null, 2)}\n`;
+  const text = enrollmentText(pruneExpired(doc, nowMs));
   const dir = dirname(path);
   const tmp = `${path}.tmp-${process.pid}-${seq++}`;
   const prevTmp = `${path}.prev.tmp-${process.pid}-${seq++}`;
@@ -126,16 +130,16 @@ export function saveEnrollment(path: string, doc: EnrollmentDoc, nowMs = Date.no
     if (st?.isSymbolicLink())
       throw fileError(path, 'is a symbolic link (refused): point the path at the real file');
     rmSync(tmp, { force: true });
-    fd = openSync(tmp, TMP_FLAGS, 0o600);
-    writeFileSync(fd, text);
-    fsyncSync(fd);
+    fd = writeSynced(tmp, text);
     closeSync(fd);
     fd = -1;
     if (st !== undefined) {
-      // A second name for the current version, then renamed over the old .prev: the file itself
-      // is never absent, and .prev is always a whole version.
+      // The previous version under its second name first: the file itself is never absent, and
+      // .prev is always a whole version.
       rmSync(prevTmp, { force: true });
-      linkSync(path, prevTmp);
+      const peersOnly = previousPeers(path);
+      if (peersOnly === undefined) linkSync(path, prevTmp);
+      else closeSync(writeSynced(prevTmp, peersOnly));
       renameSync(prevTmp, `${path}.prev`);
     }
     renameSync(tmp, path);
@@ -151,6 +155,33 @@ export function saveEnrollment(path: string, doc: EnrollmentDoc, nowMs = Date.no
     rmSync(prevTmp, { force: true });
     if (e instanceof AoegwError) throw e;
     throw fileError(path, `cannot write it: ${errnoText(e)}`, e);
+  }
+}
+
+function enrollmentText(doc: EnrollmentDoc): string {
+  return `${JSON.stringify(enrollmentJson(doc), null, 2)}\n`;
+}
+
+/** A new file (mode 0600, never an existing one) holding `text`, fsynced; returns its open fd. */
+function writeSynced(file: string, text: string): number {
+  const fd = openSync(file, TMP_FLAGS, 0o600);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/** The file's current version without its pending invites, or undefined when it does not parse. */
+function previousPeers(path: string): string | undefined {
+  try {
+    const current = parseEnrollment(JSON.parse(readFileSync(path, 'utf8')));
+    return enrollmentText({ ...current, invites: [] });
+  } catch {
+    return undefined;
   }
 }
 

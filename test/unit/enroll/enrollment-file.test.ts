@@ -70,15 +70,27 @@ describe('enrollment file', () => {
     expect(readdirSync(join(p, '..'))).toEqual(['enrollment.json']);
   });
 
-  it('keeps the replaced version as .prev (mode 0600) and leaves no temporary file', () => {
+  it('keeps the replaced version’s peers as .prev (mode 0600), never its invites, and no temporary file', () => {
     const p = fresh();
-    saveEnrollment(p, { invites: [invite(1)], peers: [] }, NOW);
-    const first = readFileSync(p, 'utf8');
-    saveEnrollment(p, { invites: [invite(1), invite(2)], peers: [] }, NOW);
-    expect(readFileSync(`${p}.prev`, 'utf8')).toBe(first);
+    const peer = { name: 'peer-x', publicKey: 'k', allow: [] };
+    saveEnrollment(p, { invites: [invite(1)], peers: [peer] }, NOW);
+    // The invite is burned (the peer enrolled): .prev must not bring it back, nor hold its PSK.
+    saveEnrollment(p, { invites: [invite(2)], peers: [peer, { ...peer, name: 'peer-y' }] }, NOW);
+    const prev = readFileSync(`${p}.prev`, 'utf8');
+    expect(JSON.parse(prev)).toEqual({ version: 1, invites: [], peers: [peer] });
+    expect(prev).not.toContain(Buffer.from(invite(1).psk).toString('base64'));
     expect(statSync(`${p}.prev`).mode & 0o777).toBe(0o600);
-    expect(loadEnrollment(p).invites).toHaveLength(2);
+    expect(loadEnrollment(`${p}.prev`).invites).toEqual([]);
+    expect(loadEnrollment(p).invites).toHaveLength(1);
     expect(readdirSync(join(p, '..')).sort()).toEqual(['enrollment.json', 'enrollment.json.prev']);
+  });
+
+  it('keeps a replaced version that does not parse as it is (for whoever repairs it)', () => {
+    const p = fresh();
+    saveEnrollment(p, { invites: [], peers: [] }, NOW);
+    writeFileSync(p, '{"version": 1, "peers": [', { mode: 0o600 });
+    saveEnrollment(p, { invites: [invite(1)], peers: [] }, NOW);
+    expect(readFileSync(`${p}.prev`, 'utf8')).toBe('{"version": 1, "peers": [');
   });
 
   it('drops expired invites on every write', () => {
