@@ -379,7 +379,9 @@ static napi_value ifinfo_to_js(napi_env env, const char *name, const ifinfo_t *i
 }
 
 /* Reads the optional netns argument `v` into ns (cap 4096) and opens a datagram socket inside that
- * namespace for interface ioctls. Returns the socket, or -1 with an exception pending. */
+ * namespace for interface ioctls. Returns the socket, or -1 with an exception pending. AF_UNIX:
+ * the SIOC[GS]IF* ioctls work on a socket of any family, and a service restricted to AF_PACKET and
+ * AF_UNIX (deploy/systemd/aoegw-target.service) must still read and set its interfaces. */
 static int ctl_socket_in(napi_env env, napi_value v, bool present, char *ns, size_t cap) {
   size_t len = 0;
   ns[0] = 0;
@@ -392,7 +394,7 @@ static int ctl_socket_in(napi_env env, napi_value v, bool present, char *ns, siz
     throw_errno(env, -(saved + 1000), "enter netns", ns);
     return -1;
   }
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   int e = s < 0 ? errno : 0;
   netns_leave(saved);
   if (s < 0) throw_errno(env, e, "socket", NULL);
@@ -825,7 +827,7 @@ static napi_value js_open_tap(napi_env env, napi_callback_info info) {
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", l->ifname);
   /* TUNSETIFF creates the device in the thread's current namespace, so it runs before leaving. */
   if (l->fd >= 0 && ioctl(l->fd, TUNSETIFF, &ifr) < 0) e = errno;
-  if (l->fd >= 0 && e == 0) l->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (l->fd >= 0 && e == 0) l->ctl_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   netns_leave(saved);
   if (l->fd < 0) {
     throw_errno(env, e, "open /dev/net/tun", l->ifname);

@@ -58,6 +58,14 @@ if [ ! -x build/slow-fs ] || [ support/slow-fs/slow-fs.c -nt build/slow-fs ]; th
     >/tmp/aoegw-slow-fs.log 2>&1 || { cat /tmp/aoegw-slow-fs.log >&2; exit 1; }
   mv -f build/slow-fs.tmp build/slow-fs
 fi
+# no-inet (support/no-inet/no-inet.c): runs a command with AF_INET/AF_INET6 sockets refused, as the
+# target unit's RestrictAddressFamilies does; the systemd tests run aoegw serve under it.
+if [ ! -x build/no-inet ] || [ support/no-inet/no-inet.c -nt build/no-inet ]; then
+  mkdir -p build
+  gcc -std=gnu11 -O2 -Wall -Wextra -o build/no-inet.tmp support/no-inet/no-inet.c >/tmp/aoegw-no-inet.log 2>&1 ||
+    { cat /tmp/aoegw-no-inet.log >&2; exit 1; }
+  mv -f build/no-inet.tmp build/no-inet
+fi
 # FUSE is a module on some kernels; the slow-fs tests skip (saying why) if /dev/fuse is still missing.
 [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
 npx tsc -p tsconfig.build.json >/tmp/aoegw-tsc.log 2>&1 || { grep -v 'npm warn' /tmp/aoegw-tsc.log >&2; exit 1; }
