@@ -71,6 +71,8 @@ export const ErrorCodes = [
   'ERR_CONTROL',
   /** Enrolling with an invite token failed (no answer, refused, already enrolled). */
   'ERR_ENROLL',
+  /** A link's service MAC cannot be recorded, put on, or put back (links[].mac). */
+  'ERR_SERVICE_MAC',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -24,6 +24,7 @@ const COMMANDS: [name: string, load: () => Promise<Register>][] = [
   ['reload', async () => (await import('./cmd-reload.js')).registerReload],
   ['status', async () => (await import('./cmd-status.js')).registerStatus],
   ['health', async () => (await import('./cmd-health.js')).registerHealth],
+  ['release-mac', async () => (await import('./cmd-release-mac.js')).registerReleaseMac],
   ['top', async () => (await import('./cmd-top.js')).registerTop],
   ['invite', async () => (await import('./cmd-invite.js')).registerInvite],
 ];

@@ -133,13 +133,17 @@ function peerStats(gw: Gateway): PeerStats[] {
 
 export function linksView(gw: Gateway): Record<string, unknown>[] {
   const stats = gw.links.stats();
+  const specs = new Map(gw.currentSpec.links.map((l) => [l.name, l]));
   return gw.links.names().map((name) => {
     const l = gw.links.link(name);
     const s = stats[name]!;
+    const serviceMac = specs.get(name)?.mac;
     return {
       name,
       state: l.state,
       mac: formatMac(l.mac),
+      // The configured service MAC (links[].mac), when the link has one: health checks it is on.
+      ...(serviceMac ? { serviceMac } : {}),
       mtu: l.mtu,
       rxFrames: s.rxFrames,
       txFrames: s.txFrames,

@@ -6,7 +6,6 @@
  * sides; this file only wires them, runs the timers and sends advertisements.
  */
 
-import { macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
 import type { FrameLink, LinkStats } from '../io/frame-link.js';
 import { LinkSet } from '../io/link-set.js';
@@ -14,7 +13,7 @@ import { PacketLink } from '../io/packet-link.js';
 import { TapLink } from '../io/tap-link.js';
 import { type Log, silentLog } from '../log.js';
 import { type ServerStats, TargetServer } from '../target/server.js';
-import type { ExportSpec, LinkSpec } from '../target/spec.js';
+import { type ExportSpec, type LinkSpec, serviceMacOf, warnIfOwnMacUnknown } from '../target/spec.js';
 import type { CryptoBackend, X25519KeyPair } from '../tunnel/crypto.js';
 import { type EnrollmentAdmission, Send, type TunnelStats } from '../tunnel/endpoint.js';
 import type { Peer } from '../tunnel/peer.js';
@@ -233,7 +232,7 @@ export class Gateway {
               batch: l.batch,
               busyPollUs: l.busyPollUs,
               ...(l.netns ? { netns: l.netns } : {}),
-              ...(l.mac ? { serviceMac: macFromString(l.mac)! } : {}),
+              ...(l.mac ? { serviceMac: serviceMacOf(l, spec.stateFile)! } : {}),
             }));
     // Everything opened so far is closed again if a later step fails. Links open on first use,
     // so the target's start-up checks (state file, stores, overlaps) run before any link does.
@@ -279,7 +278,9 @@ export class Gateway {
     if (!this.links.has(name)) {
       const spec = this.spec.links.find((l) => l.name === name);
       if (!spec) throw new AoegwError('ERR_GATEWAY_CONFIG', `no link named ${name}`);
-      this.links.add(name, this.openLink(spec));
+      const link = this.openLink(spec);
+      this.links.add(name, link);
+      warnIfOwnMacUnknown(link, spec, this.log);
     }
     return this.links.link(name);
   }

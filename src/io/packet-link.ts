@@ -12,6 +12,7 @@ import { BatchedFrameLink } from './batched-frame-link.js';
 import { type BatchOptions, errnoName } from './batched-link.js';
 import type { LinkStateEvent } from './frame-link.js';
 import { fromNative, type NativeInterfaceInfo, nativeAddon, netnsPath } from './native.js';
+import { releaseServiceMac, type ServiceMac, takeServiceMac } from './service-mac.js';
 
 export const AOE_ETHERTYPE = 0x88a2;
 
@@ -44,26 +45,17 @@ export interface PacketLinkOptions extends BatchOptions {
   /** Transmit with PACKET_QDISC_BYPASS: frames skip the interface's queueing discipline (default false). */
   qdiscBypass?: boolean;
   /**
-   * A service MAC: set on the interface at open and the interface's own address put back at close
-   * (if it still has the service MAC then). For active/passive failover: initiators keep sending
-   * to the address that moved, so requests in flight reach the new node at once.
+   * A service MAC (see service-mac.ts): set on the interface at open and the interface's own
+   * address put back at close (if it still has the service MAC then). For active/passive failover:
+   * initiators keep sending to the address that moved, so requests in flight reach the new node.
    */
-  serviceMac?: Buffer;
+  serviceMac?: ServiceMac;
 }
 
 /** Reads index, MAC, MTU and state of an interface (optionally inside a namespace). */
 export function interfaceInfo(iface: string, netns?: string): NativeInterfaceInfo {
   try {
     return nativeAddon().interfaceInfo(iface, netnsPath(netns));
-  } catch (e) {
-    throw fromNative(e);
-  }
-}
-
-/** Sets an interface's MAC address (needs CAP_NET_ADMIN in the interface's namespace). */
-export function setMac(iface: string, mac: Buffer, netns?: string): void {
-  try {
-    nativeAddon().setInterface(iface, { mac }, netnsPath(netns));
   } catch (e) {
     throw fromNative(e);
   }
@@ -79,8 +71,8 @@ export class PacketLink extends BatchedFrameLink {
   private downProbe: NodeJS.Timeout | undefined;
   private changeProbe: NodeJS.Timeout | undefined;
   private readonly netns: string | undefined;
-  /** Set while this link holds a service MAC it put on the interface. */
-  private restoreMac: { own: Buffer; service: Buffer } | undefined;
+  /** Set while this link holds a service MAC; `own` is what goes back (unknown: nothing can). */
+  private restoreMac: { own: Buffer | undefined; service: ServiceMac } | undefined;
 
   private constructor(opts: PacketLinkOptions, info: NativeInterfaceInfo) {
     // Slots fit the largest frame the interface can carry, rounded up to a cache line.
@@ -180,12 +172,19 @@ export class PacketLink extends BatchedFrameLink {
     this.restoreMac = undefined;
     if (!r) return;
     try {
-      // Someone else's address since (an operator, another process): theirs stays.
-      if (!interfaceInfo(this.name, this.netns).mac.equals(r.service)) return;
-      setMac(this.name, r.own, this.netns);
+      releaseServiceMac(this.name, this.netns, r.service, r.own);
     } catch {
-      // The interface is gone, or we lost the right to change it: nothing left to put back.
+      // The interface is gone, or we lost the right to change it: the record stays for
+      // `aoegw release-mac` (and the next start) to finish.
     }
+  }
+
+  /**
+   * False when this link holds a service MAC whose interface's own address is unknown (it already
+   * had the service MAC at open and no record said what was there before): it cannot be put back.
+   */
+  get ownMacKnown(): boolean {
+    return this.restoreMac === undefined || this.restoreMac.own !== undefined;
   }
 
   static open(opts: PacketLinkOptions): PacketLink {
@@ -202,15 +201,19 @@ export class PacketLink extends BatchedFrameLink {
         `interface ${opts.iface} is down (ip link set ${opts.iface} up)`,
       );
     }
-    let ownMac: Buffer | undefined;
-    if (opts.serviceMac && !info.mac.equals(opts.serviceMac)) {
-      setMac(opts.iface, opts.serviceMac, opts.netns);
-      ownMac = Buffer.from(info.mac);
-      info = interfaceInfo(opts.iface, opts.netns);
+    let own: Buffer | undefined;
+    if (opts.serviceMac) {
+      own = takeServiceMac(opts.iface, opts.netns, opts.serviceMac);
+      try {
+        info = interfaceInfo(opts.iface, opts.netns);
+      } catch (e) {
+        if (own) releaseServiceMac(opts.iface, opts.netns, opts.serviceMac, own);
+        throw e;
+      }
     }
     const link = new PacketLink(opts, info);
     // From here a failed open (close below) puts the interface's own address back too.
-    if (ownMac && opts.serviceMac) link.restoreMac = { own: ownMac, service: opts.serviceMac };
+    if (opts.serviceMac) link.restoreMac = { own, service: opts.serviceMac };
     try {
       const o = {
         ...link.arenaOptions(opts),

@@ -29,7 +29,13 @@ import type { DataPathStats } from './data-path.js';
 import { TargetEngine } from './engine.js';
 import { FileStore, overlaps } from './file-store.js';
 import { MemoryStore } from './memory-store.js';
-import type { ExportSpec, LinkSpec, TargetSpec } from './spec.js';
+import {
+  type ExportSpec,
+  type LinkSpec,
+  serviceMacOf,
+  type TargetSpec,
+  warnIfOwnMacUnknown,
+} from './spec.js';
 import { StateFile } from './state-file.js';
 
 export interface ServerStats {
@@ -142,13 +148,14 @@ export class TargetServer {
       batch: l.batch,
       busyPollUs: l.busyPollUs,
       ...(l.netns ? { netns: l.netns } : {}),
-      ...(l.mac ? { serviceMac: macFromString(l.mac)! } : {}),
+      ...(l.mac ? { serviceMac: serviceMacOf(l, this.cfg.stateFile)! } : {}),
     });
   }
 
   /** Opens a link and registers it with the engine (not yet receiving). */
   private register(l: LinkSpec): { id: number; entry: ServedLink } {
     const link = this.openLink(l);
+    warnIfOwnMacUnknown(link, l, this.log);
     const id = this.nextLinkId++;
     const entry: ServedLink = { name: l.name, link, spec: l, unsubscribe: () => {} };
     this.links.set(id, entry);

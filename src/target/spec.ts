@@ -1,3 +1,7 @@
+import { dirname, join } from 'node:path';
+import { macFromString } from '../aoe/mac.js';
+import type { ServiceMac } from '../io/service-mac.js';
+import type { Log } from '../log.js';
 /**
  * What the target driver is asked to serve: links and exports as plain, validated data. The config
  * layer (config/target-config.ts) produces these from a file or command-line flags; the target
@@ -67,4 +71,24 @@ export interface TargetSpec {
   exports: ExportSpec[];
   /** Default 'auto'. */
   blockIo?: BlockIoMode;
+}
+
+/**
+ * A link's service MAC with the file that keeps the interface's own address while it holds it:
+ * `<link name>.own-mac` beside the state file (which belongs to this config alone).
+ */
+export function serviceMacOf(link: LinkSpec, stateFile: string): ServiceMac | undefined {
+  const mac = link.mac === undefined ? null : macFromString(link.mac);
+  if (!mac) return undefined;
+  return { mac, record: join(dirname(stateFile), `${encodeURIComponent(link.name)}.own-mac`) };
+}
+
+/** Says so when a link holds its service MAC without knowing the interface's own address. */
+export function warnIfOwnMacUnknown(link: object, l: LinkSpec, log: Log): void {
+  if ((link as { ownMacKnown?: boolean }).ownMacKnown === false) {
+    log.warn(
+      `link ${l.name}: ${l.iface} already had the service MAC ${l.mac} and no record of its own address: it cannot be put back at stop (set it by hand: ip link set ${l.iface} address …)`,
+      { link: l.name },
+    );
+  }
 }

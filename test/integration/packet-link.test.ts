@@ -3,9 +3,14 @@
  * bounded rate, at MTU 1500 and 9000, through the receive ring and through recvmmsg, and reports
  * clear errors for bad interfaces.
  */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatMac } from '../../src/aoe/mac.js';
 import { isAoegwError } from '../../src/errors.js';
 import { interfaceInfo, PacketLink } from '../../src/io/index.js';
+import { releaseServiceMac, takeServiceMac } from '../../src/io/service-mac.js';
 import { TapLink } from '../../src/io/tap-link.js';
 import { type ProfileNode, sampleHeap } from '../helpers/heap-sampling.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
@@ -85,7 +90,10 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
   let nsB: Netns;
   const links: PacketLink[] = [];
 
+  let dir: string;
+
   beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'aoegw-link-'));
     nsA = new Netns('lka');
     nsB = new Netns('lkb');
   });
@@ -93,6 +101,7 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
     for (const l of links) l.close();
     nsA?.delete();
     nsB?.delete();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   for (const [mtu, rxRing] of [
@@ -238,21 +247,51 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
   it('a service MAC is put on the interface while the link is open, and the own address back after', () => {
     const v = vethPair(nsA, nsB, 1500);
     const own = interfaceInfo(v.a, nsA.name).mac;
-    const service = Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]);
+    const mac = Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]);
+    const record = join(dir, `${v.a}.own-mac`);
+    const service = { mac, record };
     const a = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
-    expect(a.mac.equals(service)).toBe(true);
-    expect(interfaceInfo(v.a, nsA.name).mac.equals(service)).toBe(true);
+    expect(a.mac.equals(mac)).toBe(true);
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(mac)).toBe(true);
+    // The own address is on disk before the service MAC goes on.
+    expect(readFileSync(record, 'utf8').trim()).toBe(formatMac(own));
     a.close();
     expect(interfaceInfo(v.a, nsA.name).mac.equals(own)).toBe(true);
+    expect(existsSync(record)).toBe(false);
     // Changed by someone else while open: their address stays at close.
     const b = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
     nsA.ip('link', 'set', v.a, 'address', '02:00:5e:10:00:02');
     b.close();
     expect(interfaceInfo(v.a, nsA.name).mac.toString('hex')).toBe('02005e100002');
-    // Already the service MAC at open (a node that crashed holding it): nothing to put back.
-    nsA.ip('link', 'set', v.a, 'address', '02:00:5e:10:00:01');
-    PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service }).close();
-    expect(interfaceInfo(v.a, nsA.name).mac.equals(service)).toBe(true);
+    nsA.ip('link', 'set', v.a, 'address', formatMac(own));
+  });
+
+  it('a daemon that died holding the service MAC is undone: by the next open and close, and by releaseServiceMac', () => {
+    const v = vethPair(nsA, nsB, 1500);
+    const own = Buffer.from(interfaceInfo(v.a, nsA.name).mac);
+    const service = {
+      mac: Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x03]),
+      record: join(dir, `${v.a}.own-mac`),
+    };
+    // A "crash": the service MAC taken, the link never closed.
+    expect(takeServiceMac(v.a, nsA.name, service)?.equals(own)).toBe(true);
+    // Restarted in place: the interface already has the service MAC; the record says what goes back.
+    const again = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
+    expect(again.ownMacKnown).toBe(true);
+    again.close();
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(own)).toBe(true);
+    // Died again; this time the agent's stop releases it.
+    takeServiceMac(v.a, nsA.name, service);
+    expect(releaseServiceMac(v.a, nsA.name, service)).toBe('released');
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(own)).toBe(true);
+    expect(releaseServiceMac(v.a, nsA.name, service)).toBe('not-held');
+    // The service MAC with no record (set by hand): nothing can be put back, and that is said.
+    nsA.ip('link', 'set', v.a, 'address', '02:00:5e:10:00:03');
+    expect(releaseServiceMac(v.a, nsA.name, service)).toBe('own-unknown');
+    const blind = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
+    expect(blind.ownMacKnown).toBe(false);
+    blind.close();
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(service.mac)).toBe(true);
   });
 
   it('a TAP device carries frames both ways with its kernel side', async () => {
