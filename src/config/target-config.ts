@@ -88,6 +88,18 @@ export function validateLinks(p: Problems, value: unknown, required = true): Lin
     }
     out.push(link);
   }
+  // A service MAC belongs to one link: another link on the same interface would have it pulled
+  // from under it (or overwrite it with its own) when one of them closes.
+  for (const [i, l] of out.entries()) {
+    if (l.tap || l.iface === '') continue;
+    const first = out.findIndex((o) => !o.tap && o.iface === l.iface && (o.netns ?? '') === (l.netns ?? ''));
+    if (first !== i && (l.mac !== undefined || out[first]!.mac !== undefined))
+      p.add(
+        `links[${i}].iface`,
+        l.iface,
+        `an interface no other link uses (links[${first}] has it, and one of them sets a service mac)`,
+      );
+  }
   return out;
 }
 

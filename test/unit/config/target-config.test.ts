@@ -182,3 +182,41 @@ describe('target config: a link service MAC (links[].mac)', () => {
     );
   });
 });
+
+describe('target config: one link per interface when a service MAC is set', () => {
+  it('refuses a second link on the interface of a link with a mac (either way round)', () => {
+    for (const links of [
+      [
+        { name: 'lan', iface: 'eth0', mac: '02:00:5e:10:00:01' },
+        { name: 'eth1', iface: 'eth0' },
+      ],
+      [
+        { name: 'lan', iface: 'eth0' },
+        { name: 'eth1', iface: 'eth0', mac: '02:00:5e:10:00:01' },
+      ],
+    ]) {
+      expect(() => load({ ...good, links })).toThrow(
+        /links\[1\]\.iface = "eth0": expected an interface no other link uses \(links\[0\] has it/,
+      );
+    }
+    // Without a mac, two links on one interface stay allowed (as before); other namespaces differ.
+    expect(
+      load({
+        ...good,
+        links: [
+          { name: 'lan', iface: 'eth0' },
+          { name: 'eth1', iface: 'eth0' },
+        ],
+      }).links,
+    ).toHaveLength(2);
+    expect(
+      load({
+        ...good,
+        links: [
+          { name: 'lan', iface: 'eth0', mac: '02:00:5e:10:00:01' },
+          { name: 'eth1', iface: 'eth0', netns: 'x' },
+        ],
+      }).links,
+    ).toHaveLength(2);
+  });
+});
