@@ -297,7 +297,7 @@ const schema = {
     default: 'auto',
   },
   metrics: {
-    doc: 'Prometheus metrics: {"listen": "ADDRESS:PORT"} (default 127.0.0.1:9588); absent = none.',
+    doc: 'Prometheus metrics: {"listen": "ADDRESS:PORT" (default 127.0.0.1:9588), "initiatorLatency": false}; absent = none.',
     format: 'aoegw-any',
     default: null as Record<string, unknown> | null,
   },
@@ -441,10 +441,13 @@ export function checkGatewayDoc(
 function validateMetrics(p: Problems, v: unknown): GatewaySpec['metrics'] {
   const o = obj(p, v, 'metrics');
   if (!o) return undefined;
-  checkKeys(p, o, 'metrics', ['listen']);
+  checkKeys(p, o, 'metrics', ['listen', 'initiatorLatency']);
   const listen = parseHostPort(o.listen ?? DEFAULT_METRICS_LISTEN, true);
   if (!listen) p.add('metrics.listen', o.listen, '"IPv4:PORT" or "[IPv6]:PORT" (TCP, for Prometheus)');
-  return listen ?? undefined;
+  if (o.initiatorLatency !== undefined && typeof o.initiatorLatency !== 'boolean')
+    p.add('metrics.initiatorLatency', o.initiatorLatency, 'true or false');
+  if (!listen) return undefined;
+  return o.initiatorLatency === true ? { ...listen, initiatorLatency: true } : listen;
 }
 
 /**

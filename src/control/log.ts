@@ -131,7 +131,17 @@ export function humanLine(json: string): string {
   let extra = '';
   for (const [k, v] of Object.entries(r)) {
     if (HUMAN_HIDDEN.has(k)) continue;
-    extra += ` ${k}=${typeof v === 'string' && /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v)}`;
+    extra += ` ${k}=${typeof v === 'string' && /^[^\s"=]+$/.test(v) ? visible(v) : visible(JSON.stringify(v))}`;
   }
-  return `aoegw: ${level}${String(r.msg ?? '')}${extra}\n`;
+  return `aoegw: ${level}${visible(String(r.msg ?? ''))}${extra}\n`;
+}
+
+/**
+ * Control characters (C0, DEL, C1) as \xNN: a message may carry text a peer or an initiator chose
+ * (an error from a peer, a config string), and on a terminal an escape sequence or a newline in it
+ * would rewrite the screen or forge a log line of its own.
+ */
+function visible(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

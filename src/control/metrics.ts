@@ -349,7 +349,14 @@ export class GatewayMetrics {
     'result',
   ]);
 
-  constructor(private readonly source: MetricsSource) {}
+  /**
+   * `initiatorLatency`: also the per-initiator histogram (26 series per export and initiator, up
+   * to 33 initiators per export, and initiators come and go with their MACs): off unless asked.
+   */
+  constructor(
+    private readonly source: MetricsSource,
+    private readonly opts: { initiatorLatency?: boolean } = {},
+  ) {}
 
   get contentType(): string {
     return this.registry.contentType;
@@ -448,7 +455,7 @@ export class GatewayMetrics {
         put(this.initiatorRequests, li, c.requests);
         put(this.initiatorReadBytes, li, c.bytesRead);
         put(this.initiatorWrittenBytes, li, c.bytesWritten);
-        this.initiatorService.set(li, c.serviceTime);
+        if (this.opts.initiatorLatency) this.initiatorService.set(li, c.serviceTime);
       }
     }
     for (const l of Object.values(t.engine.links)) {
@@ -718,11 +725,12 @@ export function isLoopback(address: string): boolean {
  * the address is reachable from other hosts: /metrics has no authentication).
  */
 export async function serveMetrics(
-  listen: { readonly address: string; readonly port: number },
+  listen: { readonly address: string; readonly port: number; readonly initiatorLatency?: boolean },
   source: MetricsSource,
   log: Log,
 ): Promise<MetricsServer> {
-  const server = await MetricsServer.open({ ...listen, metrics: new GatewayMetrics(source), log });
+  const metrics = new GatewayMetrics(source, { initiatorLatency: listen.initiatorLatency === true });
+  const server = await MetricsServer.open({ address: listen.address, port: listen.port, metrics, log });
   const host = listen.address.includes(':') ? `[${listen.address}]` : listen.address;
   log.info(`metrics: http://${host}:${server.port}/metrics`);
   if (!isLoopback(listen.address))

@@ -31,7 +31,7 @@ export interface LatencyView {
   readonly p50Us: number | null;
   readonly p90Us: number | null;
   readonly p99Us: number | null;
-  /** Upper edge of the highest bucket used (67108864: 50 s or more). */
+  /** Upper edge (µs) of the highest bucket used; 67108864 (67 s) also stands for anything longer. */
   readonly maxUs: number | null;
   /** Non-zero buckets as [upper edge µs, count], counts since start: window two samples for a rate. */
   readonly buckets: readonly (readonly [number, number])[];

@@ -65,5 +65,6 @@ export interface GatewaySpec {
   /** How the built-in exports' block I/O reaches the kernel (default 'auto'). */
   readonly blockIo?: BlockIoMode;
   /** Where Prometheus scrapes /metrics (TCP); absent: no metrics server. */
-  readonly metrics?: { readonly address: string; readonly port: number };
+  /** Where /metrics is served; `initiatorLatency`: the per-initiator histogram too (off: cardinality). */
+  readonly metrics?: { readonly address: string; readonly port: number; readonly initiatorLatency?: boolean };
 }

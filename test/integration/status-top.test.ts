@@ -267,7 +267,7 @@ describe.skipIf(skip ?? slowFsSkipReason())("service time against the initiator'
           { target: '6.1', path: sparseImage(fs.dir, 'slow.img', 16 << 20), durability: 'sync' },
           { target: '6.2', path: 'memory:1m' },
         ],
-        metrics: { listen: '127.0.0.1:0' },
+        metrics: { listen: '127.0.0.1:0', initiatorLatency: true },
       }),
     );
     daemon = spawnTracked(process.execPath, [AOEGW, 'run', '--config', config]);

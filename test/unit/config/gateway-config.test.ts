@@ -631,7 +631,7 @@ const cases: Case[] = [
     },
     'metrics.port',
     '9588',
-    'one of the known keys (listen)',
+    'one of the known keys (listen, initiatorLatency)',
   ],
   [
     'nothing configured',

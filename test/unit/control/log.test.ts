@@ -102,4 +102,15 @@ describe('openLog', () => {
     );
     expect(humanLine('not json\n')).toBe('aoegw: not json\n');
   });
+
+  it('humanLine shows control characters as \\xNN: no escape sequence or forged line reaches a terminal', () => {
+    const msg = 'peer b: error: \u001b[2J\naoegw: ready: forged';
+    const line = humanLine(
+      JSON.stringify({ level: 'warn', time: 't', pid: 1, msg, why: 'a\u009bb', n: 'x\ry' }),
+    );
+    expect(line).toBe(
+      'aoegw: warning: peer b: error: \\x1b[2J\\x0aaoegw: ready: forged why=a\\x9bb n="x\\ry"\n',
+    );
+    expect(line.split('\n')).toHaveLength(2);
+  });
 });

@@ -312,7 +312,7 @@ describe('GatewayMetrics', () => {
   });
 
   it("service times are histograms: cumulative octave buckets summed exactly from the target's", async () => {
-    const m = new GatewayMetrics({ stats: () => gatewayStats() });
+    const m = new GatewayMetrics({ stats: () => gatewayStats() }, { initiatorLatency: true });
     const text = await m.render();
     const p = parsePromText(text);
     const bucket = (name: string, labels: Record<string, string>) =>
@@ -340,6 +340,12 @@ describe('GatewayMetrics', () => {
     expect(ib.find(([le]) => le === '0.016384')).toEqual(['0.016384', 0]);
     expect(ib.at(-1)).toEqual(['+Inf', 1]);
     expect(text).toContain('# TYPE aoegw_initiator_service_seconds histogram');
+  });
+
+  it('the per-initiator histogram only when asked (metrics.initiatorLatency): its series multiply', async () => {
+    const p = parsePromText(await new GatewayMetrics({ stats: () => gatewayStats() }).render());
+    expect(p.samples.filter((x) => x.name.startsWith('aoegw_initiator_service_seconds'))).toEqual([]);
+    expect(p.samples.some((x) => x.name === 'aoegw_export_service_seconds_count')).toBe(true);
   });
 
   it('reads the counters at scrape time: a second scrape sees new values, gone series disappear', async () => {
