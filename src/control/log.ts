@@ -80,7 +80,11 @@ export function openLog(settings: LogSettings, write?: (line: string) => void): 
 /**
  * fd 2, written synchronously. A log that cannot be written must not stop the storage it is about:
  * pino stops writing at EPIPE (nobody reads any more); other write errors (ENOSPC under a
- * redirect to a full disk) are dropped here, and so are lines beyond 1 MiB held unwritten.
+ * redirect to a full disk) are dropped here. Not solved: a reader that stays connected but stops
+ * reading (a stalled journald, a paused pipe) blocks the write, and with it the event loop, as
+ * process.stderr did before; under systemd the watchdog then restarts the daemon. Writing
+ * asynchronously would lose the last lines at exit, and a non-blocking fd 2 would change the
+ * pipe for every process that shares it.
  */
 function stderrSink(): { write(s: string): void } {
   const dest = pino.destination({ fd: 2, sync: true, minLength: 0, maxLength: 1 << 20 });
