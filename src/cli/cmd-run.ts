@@ -4,7 +4,7 @@ import { loadKeyFile } from '../config/key-file.js';
 import { startBadInputReporter } from '../control/bad-input.js';
 import { type MetricsServer, serveMetrics } from '../control/metrics.js';
 import { controlSocketOf } from '../control/notify.js';
-import { ControlServer } from '../control/server.js';
+import { type ControlHandler, ControlServer } from '../control/server.js';
 import { statusHandlers } from '../control/status-view.js';
 import type { PendingInvite } from '../enroll/enrollment-doc.js';
 import { enrollmentPathOf } from '../enroll/enrollment-file.js';
@@ -58,6 +58,16 @@ export function registerRun(program: Command): void {
           }
           return reloadFromFile(gw, o.config, loadGatewayConfig, reloadLog);
         });
+      // The control socket first: it is this config's lock. A second daemon for the same config
+      // (by hand beside systemd, a second start) stops here, before it opens a link or an export
+      // and answers initiators beside the first. Until the gateway runs it says so.
+      const starting = () => ({ ok: false as const, errors: ['the daemon is starting'] });
+      const handlers: Record<string, ControlHandler> = { status: starting, reload: starting };
+      const control = await ControlServer.open({
+        path: controlSocketOf(spec),
+        log: root.child({ component: 'control' }),
+        handlers,
+      });
       try {
         gw = Gateway.start(spec, {
           ...(keyPair ? { keyPair } : {}),
@@ -77,34 +87,27 @@ export function registerRun(program: Command): void {
               }
             : {}),
         });
+      } catch (e) {
+        control.close();
+        throw e;
       } finally {
         // The tunnel keeps its own copy; ours is zeroed at once.
         if (keyPair && crypto) crypto.memzero(keyPair.secretKey);
       }
-      let control: ControlServer;
-      try {
-        control = await ControlServer.open({
-          path: controlSocketOf(spec),
-          log: root.child({ component: 'control' }),
-          handlers: {
-            reload: async () => {
-              const r = reload();
-              await r.done;
-              return r.ok
-                ? { ok: true, summary: r.summary, changes: r.changes }
-                : { ok: false, errors: r.errors };
-            },
-            ...statusHandlers(gw, {
-              name: spec.name,
-              version: program.version() ?? '',
-              invitesPending: () => desk?.pending ?? 0,
-            }),
-          },
-        });
-      } catch (e) {
-        gw.stop();
-        throw e;
-      }
+      Object.assign(handlers, {
+        reload: async () => {
+          const r = reload();
+          await r.done;
+          return r.ok
+            ? { ok: true, summary: r.summary, changes: r.changes }
+            : { ok: false, errors: r.errors };
+        },
+        ...statusHandlers(gw, {
+          name: spec.name,
+          version: program.version() ?? '',
+          invitesPending: () => desk?.pending ?? 0,
+        }),
+      });
       let metrics: MetricsServer | null = null;
       try {
         if (spec.metrics)

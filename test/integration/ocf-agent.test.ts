@@ -101,6 +101,15 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
     // Detached from the agent: stdin is /dev/null, its own session.
     expect(readlinkSync(`/proc/${pid}/fd/0`)).toBe('/dev/null');
     expect(readlinkSync(`/proc/${pid}/fd/2`)).toBe(join(dir, 'daemon.log'));
+    // A second daemon for the same config (by hand, beside the resource) stops at the control
+    // socket, before it opens a link: never two targets answering for one export.
+    const second = spawnSync(process.execPath, [AOEGW, 'run', '--config', config, '--log-format', 'human'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(second.status).not.toBe(0);
+    expect(second.stderr).toMatch(/control socket \S+ is in use: another aoegw runs with this config/);
+    expect(second.stderr).not.toMatch(/serving|link lan/);
     ns.ip('link', 'set', v.a, 'down');
     let code = -1;
     for (let i = 0; i < 20 && code !== OCF.ERR_GENERIC; i++) {
