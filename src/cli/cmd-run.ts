@@ -15,6 +15,7 @@ import { reloadFromFile } from '../gateway/reload-file.js';
 import { loadCrypto } from '../tunnel/crypto.js';
 import { LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, type LogCliOptions, openDaemonLog } from './daemon-log.js';
 import { addEnrolledPeer, openEnrollmentDesk } from './run-enrollment.js';
+import { exportEditHandlers } from './run-export-edit.js';
 import { openRunSystemd } from './run-systemd.js';
 
 export function registerRun(program: Command): void {
@@ -107,6 +108,7 @@ export function registerRun(program: Command): void {
           version: program.version() ?? '',
           invitesPending: () => desk?.pending ?? 0,
         }),
+        ...exportEditHandlers(o.config, reload),
       });
       let metrics: MetricsServer | null = null;
       try {
