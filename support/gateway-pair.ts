@@ -185,6 +185,17 @@ export async function gatewayStats(p: Spawned, timeoutMs = 2000): Promise<Record
   return JSON.parse(lines[lines.length - 1]!);
 }
 
+/** `aoegw run --config FILE` in this namespace (its links name theirs); resolves once it is ready. */
+export async function startRun(config: string, timeoutMs = 15_000): Promise<Spawned> {
+  const p = spawnTracked(process.execPath, [AOEGW, 'run', '--config', config]);
+  const ok = await waitFor(() => /ready: /.test(p.output()) || p.child.exitCode !== null, timeoutMs);
+  if (!ok || p.child.exitCode !== null) {
+    await p.stop('SIGKILL');
+    throw new Error(`aoegw run did not start: ${p.output()}`);
+  }
+  return p;
+}
+
 /** `aoegw run --config FILE` inside namespace `ns`; resolves once it printed a ready line. */
 export async function startGateway(ns: string, config: string, timeoutMs = 15_000): Promise<Spawned> {
   // `ip netns exec` execs node, so the PID we hold is the daemon's own (CPU accounting, kill).

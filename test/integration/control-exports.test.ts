@@ -11,11 +11,11 @@ import { controlRequest } from '../../src/control/client.js';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import { PacketLink } from '../../src/io/packet-link.js';
-import { AOEGW } from '../helpers/aoegw.js';
+import { startRun } from '../../support/gateway-pair.js';
 import { sparseImage } from '../helpers/images.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
-import { type Spawned, spawnTracked } from '../helpers/processes.js';
-import { sleep, waitFor } from '../helpers/wait.js';
+import type { Spawned } from '../helpers/processes.js';
+import { sleep } from '../helpers/wait.js';
 
 describe.skipIf(netnsSkipReason())('control socket: export-add and export-remove while running', () => {
   let dir: string;
@@ -47,13 +47,7 @@ describe.skipIf(netnsSkipReason())('control socket: export-add and export-remove
         exports: [{ target: '6.1', path: 'memory:1m' }],
       }),
     );
-    daemon = spawnTracked(process.execPath, [AOEGW, 'run', '--config', config]);
-    const ready = await waitFor(
-      () => /ready: /.test(daemon.output()) || daemon.child.exitCode !== null,
-      15_000,
-    );
-    if (!ready || daemon.child.exitCode !== null)
-      throw new Error(`aoegw run did not start: ${daemon.output()}`);
+    daemon = await startRun(config);
     ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
   });
 

@@ -22,11 +22,12 @@ import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import type { TargetClient } from '../../src/initiator/target-client.js';
 import { PacketLink } from '../../src/io/packet-link.js';
+import { startRun } from '../../support/gateway-pair.js';
 import { parsePromText, promValue } from '../../support/prom-text.js';
 import { AOEGW } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
 import { Netns, netnsSkipReason, uniqueId, vethPair } from '../helpers/netns.js';
-import { hasCommand, type Spawned, spawnTracked } from '../helpers/processes.js';
+import { hasCommand, type Spawned } from '../helpers/processes.js';
 import { mountSlowFs, type SlowFs, slowFsSkipReason } from '../helpers/slow-fs.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -79,13 +80,7 @@ describe.skipIf(skip)('aoegw status and top', () => {
         ],
       }),
     );
-    daemon = spawnTracked(process.execPath, [AOEGW, 'run', '--config', config]);
-    const ready = await waitFor(
-      () => /ready: /.test(daemon.output()) || daemon.child.exitCode !== null,
-      15_000,
-    );
-    if (!ready || daemon.child.exitCode !== null)
-      throw new Error(`aoegw run did not start: ${daemon.output()}`);
+    daemon = await startRun(config);
     ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
     mac = formatMac(ini.link.mac);
     const [advert] = await ini.queryConfig(500, { major: 5, minor: 1 });
@@ -270,13 +265,7 @@ describe.skipIf(skip ?? slowFsSkipReason())("service time against the initiator'
         metrics: { listen: '127.0.0.1:0', initiatorLatency: true },
       }),
     );
-    daemon = spawnTracked(process.execPath, [AOEGW, 'run', '--config', config]);
-    const ready = await waitFor(
-      () => /ready: /.test(daemon.output()) || daemon.child.exitCode !== null,
-      15_000,
-    );
-    if (!ready || daemon.child.exitCode !== null)
-      throw new Error(`aoegw run did not start: ${daemon.output()}`);
+    daemon = await startRun(config);
     ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
   });
 
