@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
@@ -64,6 +66,8 @@ export function registerRun(program: Command): void {
       // and answers initiators beside the first. Until the gateway runs it says so.
       const starting = () => ({ ok: false as const, errors: ['the daemon is starting'] });
       const handlers: Record<string, ControlHandler> = { status: starting, reload: starting };
+      // Its directory is the state file's by default, which the target would create anyway.
+      mkdirSync(dirname(controlSocketOf(spec)), { recursive: true, mode: 0o700 });
       const control = await ControlServer.open({
         path: controlSocketOf(spec),
         log: root.child({ component: 'control' }),
@@ -71,6 +75,7 @@ export function registerRun(program: Command): void {
       });
       try {
         gw = Gateway.start(spec, {
+          configFile: resolve(o.config),
           ...(keyPair ? { keyPair } : {}),
           ...(crypto ? { crypto } : {}),
           log: root,

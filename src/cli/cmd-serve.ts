@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_FAIL_AFTER_MS, DEFAULT_TUNNEL_MTU } from '../config/gateway-config.js';
 import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../config/target-config.js';
@@ -104,7 +105,10 @@ export function registerServe(program: Command): void {
       let gw: Gateway | undefined;
       const systemd = openRunSystemd(() => gw, root.child({ component: 'systemd' }));
       // `serve` is the gateway daemon with no peers: one driver loop, one control plane.
-      gw = Gateway.start(targetOnly(cfg), { log: root });
+      gw = Gateway.start(targetOnly(cfg), {
+        log: root,
+        ...(o.config ? { configFile: resolve(o.config) } : {}),
+      });
       const server = gw;
       log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
       systemd.ready();

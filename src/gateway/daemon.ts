@@ -48,6 +48,8 @@ export interface GatewayOptions {
   readonly log?: Log;
   /** Opens a link by config (tests inject fakes); default PacketLink. */
   readonly openLink?: (l: LinkSpec) => FrameLink;
+  /** The config file (absolute) this daemon runs: it names the holder of a link's service MAC. */
+  readonly configFile?: string;
   /** Period of the gateway's own timer (expiry, usability, reconnects). Default 100 ms. */
   readonly tickMs?: number;
   /** Advertisements are re-sent this often (and at once when they change). Default 10 s. */
@@ -232,7 +234,7 @@ export class Gateway {
               batch: l.batch,
               busyPollUs: l.busyPollUs,
               ...(l.netns ? { netns: l.netns } : {}),
-              ...(l.mac ? { serviceMac: serviceMacOf(l, spec.stateFile)! } : {}),
+              ...(l.mac ? { serviceMac: serviceMacOf(l, opts.configFile)! } : {}),
             }));
     // Everything opened so far is closed again if a later step fails. Links open on first use,
     // so the target's start-up checks (state file, stores, overlaps) run before any link does.

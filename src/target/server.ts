@@ -64,6 +64,8 @@ interface HeldReply {
 export interface TargetServerOptions {
   /** Opens a link by config (tests inject fakes); default: PacketLink. */
   openLink?: (link: LinkSpec) => FrameLink;
+  /** The config file (absolute) this target runs: it names the holder of a link's service MAC. */
+  configFile?: string;
   log?: Log;
   now?: () => number;
 }
@@ -148,7 +150,7 @@ export class TargetServer {
       batch: l.batch,
       busyPollUs: l.busyPollUs,
       ...(l.netns ? { netns: l.netns } : {}),
-      ...(l.mac ? { serviceMac: serviceMacOf(l, this.cfg.stateFile)! } : {}),
+      ...(l.mac ? { serviceMac: serviceMacOf(l, this.opts.configFile)! } : {}),
     });
   }
 

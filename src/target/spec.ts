@@ -1,4 +1,3 @@
-import { dirname, join } from 'node:path';
 import { macFromString } from '../aoe/mac.js';
 import type { ServiceMac } from '../io/service-mac.js';
 import type { Log } from '../log.js';
@@ -74,13 +73,13 @@ export interface TargetSpec {
 }
 
 /**
- * A link's service MAC with the file that keeps the interface's own address while it holds it:
- * `<link name>.own-mac` beside the state file (which belongs to this config alone).
+ * A link's service MAC, held by the daemon of `config` (the absolute path of its config file, if it
+ * has one: `aoegw release-mac --config` finds the records by it).
  */
-export function serviceMacOf(link: LinkSpec, stateFile: string): ServiceMac | undefined {
+export function serviceMacOf(link: LinkSpec, config: string | undefined): ServiceMac | undefined {
   const mac = link.mac === undefined ? null : macFromString(link.mac);
   if (!mac) return undefined;
-  return { mac, record: join(dirname(stateFile), `${encodeURIComponent(link.name)}.own-mac`) };
+  return config === undefined ? { mac } : { mac, config };
 }
 
 /** Says so when a link holds its service MAC without knowing the interface's own address. */

@@ -85,6 +85,10 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
     expect(run('validate-all', { OCF_RESKEY_binary: join(dir, 'no-such-aoegw') }).code).toBe(
       OCF.ERR_INSTALLED,
     );
+    // Stopping a stopped resource succeeds, also when its config is gone or broken (a failed stop
+    // would get the node fenced for nothing).
+    expect(run('stop', { OCF_RESKEY_config: join(dir, 'absent.json') }).code).toBe(OCF.SUCCESS);
+    expect(run('stop', { OCF_RESKEY_config: bad }).code).toBe(OCF.SUCCESS);
   });
 
   it('monitor 7 before start; start 0 (twice); monitor 0; a link down → 1, up again → 0; stop 0 (twice); monitor 7', async () => {

@@ -3,14 +3,14 @@
  * bounded rate, at MTU 1500 and 9000, through the receive ring and through recvmmsg, and reports
  * clear errors for bad interfaces.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatMac } from '../../src/aoe/mac.js';
 import { isAoegwError } from '../../src/errors.js';
 import { interfaceInfo, PacketLink } from '../../src/io/index.js';
-import { releaseServiceMac, takeServiceMac } from '../../src/io/service-mac.js';
+import { releaseRecorded, takeServiceMac } from '../../src/io/service-mac.js';
 import { TapLink } from '../../src/io/tap-link.js';
 import { type ProfileNode, sampleHeap } from '../helpers/heap-sampling.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
@@ -248,16 +248,23 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
     const v = vethPair(nsA, nsB, 1500);
     const own = interfaceInfo(v.a, nsA.name).mac;
     const mac = Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]);
-    const record = join(dir, `${v.a}.own-mac`);
-    const service = { mac, record };
+    const service = { mac, runDir: dir, config: '/etc/aoegw/t.json' };
     const a = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
     expect(a.mac.equals(mac)).toBe(true);
     expect(interfaceInfo(v.a, nsA.name).mac.equals(mac)).toBe(true);
-    // The own address is on disk before the service MAC goes on.
-    expect(readFileSync(record, 'utf8').trim()).toBe(formatMac(own));
+    // The record is on disk (node-local, per interface) before the service MAC goes on.
+    const [name] = readdirSync(dir).filter((n) => n.endsWith('.mac.json'));
+    expect(JSON.parse(readFileSync(join(dir, name!), 'utf8'))).toMatchObject({
+      iface: v.a,
+      netns: nsA.name,
+      own: formatMac(own),
+      service: '02:00:5e:10:00:01',
+      pid: process.pid,
+      config: '/etc/aoegw/t.json',
+    });
     a.close();
     expect(interfaceInfo(v.a, nsA.name).mac.equals(own)).toBe(true);
-    expect(existsSync(record)).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.mac.json'))).toEqual([]);
     // Changed by someone else while open: their address stays at close.
     const b = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
     nsA.ip('link', 'set', v.a, 'address', '02:00:5e:10:00:02');
@@ -266,32 +273,36 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
     nsA.ip('link', 'set', v.a, 'address', formatMac(own));
   });
 
-  it('a daemon that died holding the service MAC is undone: by the next open and close, and by releaseServiceMac', () => {
+  it('a holder that died is undone: by a restart in place, by releaseRecorded, and a changed service MAC keeps the own address', () => {
     const v = vethPair(nsA, nsB, 1500);
     const own = Buffer.from(interfaceInfo(v.a, nsA.name).mac);
-    const service = {
-      mac: Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x03]),
-      record: join(dir, `${v.a}.own-mac`),
-    };
+    const config = '/etc/aoegw/dead.json';
+    const x = { mac: Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x03]), runDir: dir, config };
+    const y = { ...x, mac: Buffer.from([0x02, 0x00, 0x5e, 0x10, 0x00, 0x04]) };
     // A "crash": the service MAC taken, the link never closed.
-    expect(takeServiceMac(v.a, nsA.name, service)?.equals(own)).toBe(true);
+    expect(takeServiceMac(v.a, nsA.name, x)?.equals(own)).toBe(true);
     // Restarted in place: the interface already has the service MAC; the record says what goes back.
-    const again = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
+    const again = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: x });
     expect(again.ownMacKnown).toBe(true);
     again.close();
     expect(interfaceInfo(v.a, nsA.name).mac.equals(own)).toBe(true);
-    // Died again; this time the agent's stop releases it.
-    takeServiceMac(v.a, nsA.name, service);
-    expect(releaseServiceMac(v.a, nsA.name, service)).toBe('released');
+    // Died again; restarted with another service MAC: the old one is not taken for the own address.
+    takeServiceMac(v.a, nsA.name, x);
+    expect(takeServiceMac(v.a, nsA.name, y)?.equals(own)).toBe(true);
+    // Died once more; the agent's stop releases it by the config's path, not other configs'.
+    expect(releaseRecorded('/etc/aoegw/other.json', dir)).toEqual([]);
+    expect(releaseRecorded(config, dir).map((r) => r.outcome)).toEqual(['released']);
     expect(interfaceInfo(v.a, nsA.name).mac.equals(own)).toBe(true);
-    expect(releaseServiceMac(v.a, nsA.name, service)).toBe('not-held');
+    expect(releaseRecorded(config, dir)).toEqual([]);
     // The service MAC with no record (set by hand): nothing can be put back, and that is said.
     nsA.ip('link', 'set', v.a, 'address', '02:00:5e:10:00:03');
-    expect(releaseServiceMac(v.a, nsA.name, service)).toBe('own-unknown');
-    const blind = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: service });
+    const blind = PacketLink.open({ iface: v.a, netns: nsA.name, serviceMac: x });
     expect(blind.ownMacKnown).toBe(false);
     blind.close();
-    expect(interfaceInfo(v.a, nsA.name).mac.equals(service.mac)).toBe(true);
+    expect(interfaceInfo(v.a, nsA.name).mac.equals(x.mac)).toBe(true);
+    expect(releaseRecorded(config, dir).map((r) => r.outcome)).toEqual(['own-unknown']);
+    nsA.ip('link', 'set', v.a, 'address', formatMac(own));
+    expect(releaseRecorded(config, dir).map((r) => r.outcome)).toEqual(['not-held']);
   });
 
   it('a TAP device carries frames both ways with its kernel side', async () => {
