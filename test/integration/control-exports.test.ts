@@ -24,7 +24,8 @@ describe.skipIf(netnsSkipReason())('control socket: export-add and export-remove
   let config: string;
   let daemon: Spawned;
   let ini: Initiator;
-  const socket = () => join(dir, 'control.sock');
+  // The state directory does not exist before the daemon starts (it creates it, socket and all).
+  const socket = () => join(dir, 'state', 'control.sock');
   const exportsServed = async () =>
     (
       (await controlRequest(socket(), { cmd: 'exports' })) as unknown as { exports: { target: string }[] }
@@ -42,7 +43,7 @@ describe.skipIf(netnsSkipReason())('control socket: export-add and export-remove
       config,
       JSON.stringify({
         name: 'ce-gw',
-        stateFile: join(dir, 'state.json'),
+        stateFile: join(dir, 'state', 'state.json'),
         links: [{ name: 'lan', iface: v.b, netns: nsT.name }],
         exports: [{ target: '6.1', path: 'memory:1m' }],
       }),
