@@ -141,11 +141,19 @@ export function humanLine(json: string): string {
 }
 
 /**
- * Control characters (C0, DEL, C1) as \xNN: a message may carry text a peer or an initiator chose
+ * Control characters (C0, DEL, C1) as \xNN, line/paragraph separators and bidirectional overrides
+ * as \uNNNN: a message may carry text a peer or an initiator chose
  * (an error from a peer, a config string), and on a terminal an escape sequence or a newline in it
  * would rewrite the screen or forge a log line of its own.
  */
 function visible(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
-  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  let out = '';
+  for (const ch of s) {
+    const c = ch.charCodeAt(0);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else if (c === 0x2028 || c === 0x2029 || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+      out += `\\u${c.toString(16)}`;
+    else out += ch;
+  }
+  return out;
 }

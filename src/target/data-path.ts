@@ -222,7 +222,7 @@ export class DataPath {
     sectors: number,
   ): boolean {
     if (exp.outstanding >= exp.queueLimit) return false;
-    const own = exp.poolMember && exp.outstanding < this.share;
+    const own = exp.poolMember && exp.outstanding < this.shareOf(exp);
     // Past its share an export takes only slots no other export's share needs.
     if (this.nFree === 0 || (!own && this.nFree <= this.unusedShares)) {
       this.s.dropPoolFull++;
@@ -553,14 +553,19 @@ export class DataPath {
     const n = this.members.length;
     this.share = n === 0 ? 0 : Math.min(MAX_SHARE, Math.floor(this.slots / (2 * n)));
     let unused = 0;
-    for (const e of this.members) unused += Math.max(0, this.share - e.outstanding);
+    for (const e of this.members) unused += Math.max(0, this.shareOf(e) - e.outstanding);
     this.unusedShares = unused;
+  }
+
+  /** An export's share, never more than it may queue: slots it could not use stay free for others. */
+  private shareOf(exp: ExportRuntime): number {
+    return Math.min(this.share, exp.queueLimit);
   }
 
   private release(p: number): void {
     const exp = this.exp[p]!;
     exp.outstanding--;
-    if (exp.poolMember && exp.outstanding < this.share) this.unusedShares++;
+    if (exp.poolMember && exp.outstanding < this.shareOf(exp)) this.unusedShares++;
     this.exp[p] = null;
     this.ini[p] = null;
     this.free[this.nFree++] = p;

@@ -113,4 +113,11 @@ describe('openLog', () => {
     );
     expect(line.split('\n')).toHaveLength(2);
   });
+
+  it('humanLine shows line separators and bidirectional overrides as \\uNNNN', () => {
+    const line = humanLine(
+      JSON.stringify({ level: 'info', time: 't', pid: 1, msg: 'a\u2028b\u202ec\u2066d' }),
+    );
+    expect(line).toBe('aoegw: a\\u2028b\\u202ec\\u2066d\n');
+  });
 });

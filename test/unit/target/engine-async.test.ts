@@ -167,6 +167,23 @@ describe('asynchronous data path', () => {
     expect(ex()['e1.0']!.pending).toBe(32 - 8);
   });
 
+  it('an export never reserves more staging slots than it may queue', () => {
+    // 32 slots, two exports: shares of 8, but e1.1 may queue only 2, so it reserves only 2.
+    const s = setup({
+      storeOpts: { deferred: true },
+      exp: { queueLimit: 64 },
+      engine: { dataPath: { slots: 32 } },
+    });
+    s.engine.addExport({
+      shelf: 1,
+      slot: 1,
+      store: new MemoryStore(pattern(64, 3), { deferred: true }),
+      queueLimit: 2,
+    });
+    s.run(Array.from({ length: 40 }, (_, i) => read(i, 1)));
+    expect(s.engine.stats().exports['e1.0']!.pending).toBe(30);
+  });
+
   it('a reply whose link was removed meanwhile is counted, not sent', () => {
     const s = slowAndFast();
     s.run([read(0, 1)]);
