@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stddef.h>
@@ -1930,6 +1931,29 @@ static napi_value js_alloc_aligned(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* tryLock(fd) -> true when this process now holds an exclusive flock on fd, false when another
+ * does. The lock goes with the process (also on SIGKILL): a daemon's lock file cannot go stale. */
+static napi_value js_try_lock(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "tryLock(fd)");
+    return NULL;
+  }
+  int r;
+  do r = flock(fd, LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno != EWOULDBLOCK) {
+    throw_errno(env, errno, "flock", NULL);
+    return NULL;
+  }
+  napi_value out;
+  napi_get_boolean(env, r == 0, &out);
+  return out;
+}
+
 /* ---------- module ---------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1949,6 +1973,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"ringInfo", NULL, js_ring_info, NULL, NULL, NULL, napi_default, NULL},
       {"allocAligned", NULL, js_alloc_aligned, NULL, NULL, NULL, napi_default, NULL},
+      {"tryLock", NULL, js_try_lock, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;

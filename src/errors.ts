@@ -73,6 +73,8 @@ export const ErrorCodes = [
   'ERR_ENROLL',
   /** A link's service MAC cannot be recorded, put on, or put back (links[].mac). */
   'ERR_SERVICE_MAC',
+  /** Another daemon holds the state file's lock (one daemon per config). */
+  'ERR_DAEMON_RUNNING',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

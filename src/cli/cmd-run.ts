@@ -14,6 +14,7 @@ import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
 import type { EnrollmentDesk } from '../gateway/enrollment-desk.js';
 import { reloadFromFile } from '../gateway/reload-file.js';
+import { lockStateFile } from '../io/daemon-lock.js';
 import { loadCrypto } from '../tunnel/crypto.js';
 import { LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, type LogCliOptions, openDaemonLog } from './daemon-log.js';
 import { addEnrolledPeer, openEnrollmentDesk } from './run-enrollment.js';
@@ -66,6 +67,8 @@ export function registerRun(program: Command): void {
       // and answers initiators beside the first. Until the gateway runs it says so.
       const starting = () => ({ ok: false as const, errors: ['the daemon is starting'] });
       const handlers: Record<string, ControlHandler> = { status: starting, reload: starting };
+      // One daemon per config: the state file's lock, before anything else is opened.
+      lockStateFile(spec.stateFile);
       // Its directory is the state file's by default, which the target would create anyway.
       mkdirSync(dirname(controlSocketOf(spec)), { recursive: true, mode: 0o700 });
       const control = await ControlServer.open({

@@ -7,6 +7,7 @@ import { startBadInputReporter } from '../control/bad-input.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
+import { lockStateFile } from '../io/daemon-lock.js';
 import { BLOCK_IO_MODES, type BlockIoMode, type TargetSpec } from '../target/spec.js';
 import { intOption } from './common.js';
 import { LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, type LogCliOptions, openDaemonLog } from './daemon-log.js';
@@ -101,6 +102,8 @@ export function registerServe(program: Command): void {
       const loaded = o.config ? loadTargetConfig(o.config) : configFromFlags(o);
       const cfg: TargetSpec = o.blockIo ? { ...loaded, blockIo: o.blockIo as BlockIoMode } : loaded;
       const log = root.child({ component: 'daemon' });
+      // One daemon per state file, before any link or export opens.
+      lockStateFile(cfg.stateFile);
       // Under systemd (Type=notify): watchdog pings from now, READY=1 after the ready line.
       let gw: Gateway | undefined;
       const systemd = openRunSystemd(() => gw, root.child({ component: 'systemd' }));

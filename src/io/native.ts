@@ -93,6 +93,8 @@ export interface NativeAddon {
   CTL_WORDS: number;
   interfaceInfo(name: string, netns?: string): NativeInterfaceInfo;
   setInterface(name: string, opts: { up?: boolean; mtu?: number; mac?: Buffer }, netns?: string): void;
+  /** An exclusive flock on `fd` without waiting: false when another process holds it. */
+  tryLock(fd: number): boolean;
   openPacket(
     opts: ArenaOptions & {
       ifname: string;

@@ -1,13 +1,24 @@
 /**
  * `aoegw serve` start-up refusals, run as the real CLI: each operator error has its own code and
  * exit status (README, Commands) and names what to fix. Every check here runs before any link is
- * opened, so the interface named is never touched (it does not even exist).
+ * opened, so the interface named is never touched (it does not even exist). So does the check that
+ * no other daemon runs with the same state file.
  */
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { nativeAddon } from '../../src/io/native.js';
 import { AOEGW } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
 
@@ -49,6 +60,30 @@ describe('serve start-up errors', () => {
     expect(r.status).toBe(4);
     expect(r.stderr).toMatch(/link\.json: is a symbolic link.*\[ERR_STATE_FILE\]/);
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+
+  it('a second daemon for the same state file stops before it opens anything, naming the holder', () => {
+    const img = sparseImage(dir, 'locked.img', 1 << 20);
+    const state = join(dir, 'locked-state.json');
+    // This process holds the lock as a running daemon would.
+    const fd = openSync(`${state}.lock`, 'w', 0o600);
+    try {
+      expect(nativeAddon().tryLock(fd)).toBe(true);
+      writeSync(fd, `${process.pid}\n`);
+      const r = serve('--iface', IFACE, '--export', `1.1=${img}`, '--state', state);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `another aoegw \\(pid ${process.pid}\\) runs with the state file .*locked-state\\.json .*\\[ERR_DAEMON_RUNNING\\]`,
+        ),
+      );
+    } finally {
+      closeSync(fd);
+    }
+    // Released (the holder is gone): the next start gets past the lock (and fails on the missing interface).
+    expect(serve('--iface', IFACE, '--export', `1.1=${img}`, '--state', state).stderr).not.toMatch(
+      /ERR_DAEMON_RUNNING/,
+    );
   });
 
   it('an export that cannot be opened: exit 5, ERR_STORE_OPEN', () => {
