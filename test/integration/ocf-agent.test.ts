@@ -112,7 +112,9 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
       timeout: 30_000,
     });
     expect(second.status).not.toBe(0);
-    expect(second.stderr).toMatch(/another aoegw \(pid \d+\) runs with the state file \S+ \(it holds \S+\.lock\)/);
+    expect(second.stderr).toMatch(
+      /another aoegw \(pid \d+\) runs with the state file \S+ \(it holds \S+\.lock\)/,
+    );
     expect(second.stderr).not.toMatch(/serving|link lan/);
     ns.ip('link', 'set', v.a, 'down');
     let code = -1;
