@@ -389,6 +389,9 @@ describe.skipIf(skip)('built-in target against a raw-socket attacker', () => {
       await sleep(500);
       // Still serving: a directed query is answered at once.
       expect(await ini.queryConfig(500, { major: 1, minor: 5 })).toHaveLength(1);
+      // SIGTERM to strace only detaches it: stop the traced daemon itself (by the pid it printed).
+      const pid = Number(/ready: .*\(pid (\d+)\)/.exec(server.output())?.[1]);
+      if (pid > 0) process.kill(pid, 'SIGTERM');
       await server.stop('SIGTERM');
       const lines = readFileSync(trace, 'utf8').split('\n');
       const main = /^(\d+) +execve\(/.exec(lines.find((l) => /^\d+ +execve\(/.test(l)) ?? '')?.[1];
