@@ -23,12 +23,12 @@ import {
   renameSync,
   rmSync,
   type Stats,
-  writeFileSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { type EnrollmentDoc, enrollmentJson } from '../enroll/enrollment-doc.js';
 import { updateEnrollment } from '../enroll/enrollment-file.js';
 import { AoegwError } from '../errors.js';
+import { fsyncDir, writeNewFileSynced } from '../io/durable-file.js';
 import { checkGatewayDoc, derivedPaths } from './gateway-config.js';
 import { formatJson, styleOf } from './json-format.js';
 import { readConfigDoc } from './target-config.js';
@@ -54,7 +54,6 @@ export interface EditTarget {
 }
 
 const ATTEMPTS = 3;
-const TMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 function configError(label: string, file: string, why: string, cause?: unknown): AoegwError {
   return new AoegwError('ERR_CONFIG', `${label} ${file}: ${why}`, cause ? { cause } : undefined);
@@ -74,15 +73,6 @@ function statOf(file: string): Stats {
   const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     return fstatSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -133,17 +123,15 @@ export function editJsonFile(target: EditTarget, edit: (doc: unknown) => unknown
     const st = statOf(file);
     const dir = dirname(file);
     const tmp = `${file}.tmp-${process.pid}-${attempt}`;
-    let fd = -1;
     try {
       rmSync(tmp, { force: true });
-      fd = openSync(tmp, TMP_FLAGS, 0o600);
-      // The original's mode and owner (the daemon may run as another user than the operator).
-      fchmodSync(fd, st.mode & 0o7777);
-      if (st.uid !== process.getuid?.() || st.gid !== process.getgid?.()) fchownSync(fd, st.uid, st.gid);
-      writeFileSync(fd, out);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = -1;
+      writeNewFileSynced(tmp, out, {
+        // The original's mode and owner (the daemon may run as another user than the operator).
+        prepare: (fd) => {
+          fchmodSync(fd, st.mode & 0o7777);
+          if (st.uid !== process.getuid?.() || st.gid !== process.getgid?.()) fchownSync(fd, st.uid, st.gid);
+        },
+      });
       // Someone else wrote the file since we read it: redo the edit on their version.
       if (read(file) !== text) {
         rmSync(tmp, { force: true });
@@ -159,7 +147,6 @@ export function editJsonFile(target: EditTarget, edit: (doc: unknown) => unknown
       fsyncDir(dir);
       return { file, changed: true, prev };
     } catch (e) {
-      if (fd >= 0) closeSync(fd);
       rmSync(tmp, { force: true });
       if (e instanceof AoegwError) throw e;
       throw configError(label, file, `cannot write it: ${(e as Error).message}`, e);

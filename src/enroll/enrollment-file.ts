@@ -14,7 +14,6 @@ import {
   closeSync,
   constants,
   fstatSync,
-  fsyncSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -27,6 +26,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AoegwError, errnoText } from '../errors.js';
+import { fsyncDir, writeNewFileSynced } from '../io/durable-file.js';
 import {
   EMPTY_ENROLLMENT,
   type EnrollmentDoc,
@@ -123,34 +123,25 @@ export function saveEnrollment(path: string, doc: EnrollmentDoc, nowMs = Date.no
   const dir = dirname(path);
   const tmp = `${path}.tmp-${process.pid}-${seq++}`;
   const prevTmp = `${path}.prev.tmp-${process.pid}-${seq++}`;
-  let fd = -1;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (st?.isSymbolicLink())
       throw fileError(path, 'is a symbolic link (refused): point the path at the real file');
     rmSync(tmp, { force: true });
-    fd = writeSynced(tmp, text);
-    closeSync(fd);
-    fd = -1;
+    writeNewFileSynced(tmp, text);
     if (st !== undefined) {
       // The previous version under its second name first: the file itself is never absent, and
       // .prev is always a whole version.
       rmSync(prevTmp, { force: true });
       const peersOnly = previousPeers(path);
       if (peersOnly === undefined) linkSync(path, prevTmp);
-      else closeSync(writeSynced(prevTmp, peersOnly));
+      else writeNewFileSynced(prevTmp, peersOnly);
       renameSync(prevTmp, `${path}.prev`);
     }
     renameSync(tmp, path);
-    const dfd = openSync(dir, 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    fsyncDir(dir);
   } catch (e) {
-    if (fd >= 0) closeSync(fd);
     rmSync(tmp, { force: true });
     rmSync(prevTmp, { force: true });
     if (e instanceof AoegwError) throw e;
@@ -160,19 +151,6 @@ export function saveEnrollment(path: string, doc: EnrollmentDoc, nowMs = Date.no
 
 function enrollmentText(doc: EnrollmentDoc): string {
   return `${JSON.stringify(enrollmentJson(doc), null, 2)}\n`;
-}
-
-/** A new file (mode 0600, never an existing one) holding `text`, fsynced; returns its open fd. */
-function writeSynced(file: string, text: string): number {
-  const fd = openSync(file, TMP_FLAGS, 0o600);
-  try {
-    writeFileSync(fd, text);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-  return fd;
 }
 
 /** The file's current version without its pending invites, or undefined when it does not parse. */

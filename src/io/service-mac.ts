@@ -22,6 +22,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { AoegwError } from '../errors.js';
+import { writeNewFileSynced } from './durable-file.js';
 import { fromNative, type NativeInterfaceInfo, nativeAddon, netnsPath } from './native.js';
 
 export interface ServiceMac {
@@ -96,17 +97,7 @@ function writeRecord(path: string, r: MacRecord): void {
   try {
     mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
     rmSync(tmp, { force: true });
-    const fd = openSync(
-      tmp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
-    );
-    try {
-      writeSync(fd, `${JSON.stringify(r)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeNewFileSynced(tmp, `${JSON.stringify(r)}\n`);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -16,23 +16,13 @@
  * The path must name a regular file (or nothing yet): a symbolic link is refused (ERR_STATE_FILE)
  * rather than followed or silently replaced by the first rename. Every error names the file.
  */
-import {
-  closeSync,
-  constants,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { constants, lstatSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MAX_CONFIG_STRING } from '../aoe/constants.js';
 import { formatMac, macFromString } from '../aoe/mac.js';
 import { AoegwError } from '../errors.js';
+import { fsyncDir, writeNewFileSynced } from '../io/durable-file.js';
 import type { PersistentExportState, Principal } from './export-state.js';
 import { isNamespace, LOCAL_NS } from './mac-list.js';
 
@@ -152,13 +142,10 @@ export class StateFile {
   checkWritable(): void {
     const dir = dirname(this.path);
     const tmp = this.tempPath();
-    let fd = -1;
     try {
       mkdirSync(dir, { recursive: true });
       rmSync(tmp, { force: true });
-      fd = openSync(tmp, TMP_FLAGS, 0o600);
-      writeFileSync(fd, '{}\n');
-      fsyncSync(fd);
+      writeNewFileSynced(tmp, '{}\n');
     } catch (e) {
       throw new AoegwError(
         'ERR_STATE_FILE',
@@ -166,7 +153,6 @@ export class StateFile {
         { cause: e },
       );
     } finally {
-      if (fd >= 0) closeSync(fd);
       rmSync(tmp, { force: true });
     }
   }
@@ -290,24 +276,13 @@ export class StateFile {
     const text = this.content();
     const dir = dirname(this.path);
     const tmp = this.tempPath();
-    let fd = -1;
     try {
       mkdirSync(dir, { recursive: true });
       rmSync(tmp, { force: true });
-      fd = openSync(tmp, TMP_FLAGS, 0o600);
-      writeFileSync(fd, text); // loops until every byte is written
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = -1;
+      writeNewFileSynced(tmp, text);
       renameSync(tmp, this.path);
-      const dfd = openSync(dir, 'r');
-      try {
-        fsyncSync(dfd);
-      } finally {
-        closeSync(dfd);
-      }
+      fsyncDir(dir);
     } catch (e) {
-      if (fd >= 0) closeSync(fd);
       rmSync(tmp, { force: true });
       throw this.error(e);
     }
