@@ -64,8 +64,6 @@ interface HeldReply {
 export interface TargetServerOptions {
   /** Opens a link by config (tests inject fakes); default: PacketLink. */
   openLink?: (link: LinkSpec) => FrameLink;
-  /** The config file (absolute) this target runs: it names the holder of a link's service MAC. */
-  configFile?: string;
   log?: Log;
   now?: () => number;
 }
@@ -143,6 +141,7 @@ export class TargetServer {
     for (const { id, entry } of opened) this.startLink(id, entry);
   }
 
+  /** The gateway passes its own opener (its shared links); this default serves a target on its own. */
   private openLink(l: LinkSpec): FrameLink {
     if (this.opts.openLink) return this.opts.openLink(l);
     return PacketLink.open({
@@ -150,7 +149,7 @@ export class TargetServer {
       batch: l.batch,
       busyPollUs: l.busyPollUs,
       ...(l.netns ? { netns: l.netns } : {}),
-      ...(l.mac ? { serviceMac: serviceMacOf(l, this.opts.configFile)! } : {}),
+      ...(l.mac ? { serviceMac: serviceMacOf(l)! } : {}),
     });
   }
 

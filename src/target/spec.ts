@@ -76,7 +76,7 @@ export interface TargetSpec {
  * A link's service MAC, held by the daemon of `config` (the absolute path of its config file, if it
  * has one: `aoegw release-mac --config` finds the records by it).
  */
-export function serviceMacOf(link: LinkSpec, config: string | undefined): ServiceMac | undefined {
+export function serviceMacOf(link: LinkSpec, config?: string): ServiceMac | undefined {
   const mac = link.mac === undefined ? null : macFromString(link.mac);
   if (!mac) return undefined;
   return config === undefined ? { mac } : { mac, config };
