@@ -139,21 +139,13 @@ export function registerRun(program: Command): void {
         reloadLog.info('SIGHUP: reloading the config');
         reload();
       });
-      const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
-      log.info(
-        `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
-          `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
-      );
-      systemd.ready();
-      // Bad input is counted per frame; its warnings come at most once per reason per interval.
-      const badInput = startBadInputReporter({
-        stats: () => gw.stats(),
-        log: root.child({ component: 'input' }),
-      });
-      return new Promise<void>((resolve, reject) => {
+      // SIGTERM/SIGINT too: a stop sent the moment "ready" (or READY=1) is seen must find its
+      // handler, not the default action that ends the process without completing writes.
+      let badInput: { stop(): void } | undefined;
+      const stopped = new Promise<void>((resolve, reject) => {
         const shutdown = (sig: string) => {
           log.info(`${sig}: stopping, completing writes`);
-          badInput.stop();
+          badInput?.stop();
           systemd.stopping();
           control.close();
           void metrics?.close();
@@ -173,6 +165,18 @@ export function registerRun(program: Command): void {
           reject(new AoegwError('ERR_GATEWAY', 'event loop emptied: every link and timer is gone')),
         );
       });
+      const imports = spec.peers.reduce((n, p) => n + p.imports.length, 0);
+      log.info(
+        `ready: ${spec.exports.length} exports, ${imports} imports, ${spec.forwards.length} forwards, ` +
+          `${spec.peers.length} peers on ${spec.links.length} links${gw.tunnel ? `, udp port ${gw.tunnel.localPort}` : ''} (pid ${process.pid})`,
+      );
+      systemd.ready();
+      // Bad input is counted per frame; its warnings come at most once per reason per interval.
+      badInput = startBadInputReporter({
+        stats: () => gw.stats(),
+        log: root.child({ component: 'input' }),
+      });
+      return stopped;
     });
 }
 

@@ -113,15 +113,12 @@ export function registerServe(program: Command): void {
         ...(o.config ? { configFile: resolve(o.config) } : {}),
       });
       const server = gw;
-      log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
-      systemd.ready();
-      const badInput = startBadInputReporter({
-        stats: () => server.stats(),
-        log: root.child({ component: 'input' }),
-      });
+      // Every handler before the ready line: a signal sent the moment "ready" (or READY=1) is seen
+      // must find its handler, not the default action that ends the process.
       // The target's own counters, as before (scripts and tests read .engine.exports).
       process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(server.target?.stats() ?? {})}\n`));
-      return new Promise<void>((resolve) => {
+      let badInput: { stop(): void } | undefined;
+      const stopped = new Promise<void>((resolve) => {
         let stopping = false;
         // A daemon's event loop empties only if every link stopped receiving: that is a failure,
         // and exit 0 would keep a supervisor (Restart=on-failure) from restarting us.
@@ -139,7 +136,7 @@ export function registerServe(program: Command): void {
           stopping = true;
           log.info(`${sig}: stopping, completing writes`);
           systemd.stopping();
-          badInput.stop();
+          badInput?.stop();
           server.stop();
           log.info('stopped');
           resolve();
@@ -147,5 +144,12 @@ export function registerServe(program: Command): void {
         process.once('SIGTERM', () => shutdown('SIGTERM'));
         process.once('SIGINT', () => shutdown('SIGINT'));
       });
+      log.info(`ready: ${cfg.exports.length} exports on ${cfg.links.length} links (pid ${process.pid})`);
+      systemd.ready();
+      badInput = startBadInputReporter({
+        stats: () => server.stats(),
+        log: root.child({ component: 'input' }),
+      });
+      return stopped;
     });
 }
