@@ -4,7 +4,6 @@
  * peer links (namespaces = two peer keys); the same initiator MAC on each is three principals.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import type { ExportOptions, PersistentExportState } from '../../../src/target/e
 import { MemoryStore } from '../../../src/target/memory-store.js';
 import { StateFile } from '../../../src/target/state-file.js';
 import type { TxSink } from '../../../src/target/tx-sink.js';
+import { type ProfileNode, sampleUntilUnder } from '../../helpers/heap-sampling.js';
 import {
   INI_MAC,
   mac,
@@ -254,23 +254,11 @@ describe('state file with principals', () => {
 
 // ---- allocation ---------------------------------------------------------------------------------
 
-interface ProfileNode {
-  callFrame: { functionName: string };
-  selfSize: number;
-  children: ProfileNode[];
-}
-
 function bytesUnderHandleBatch(n: ProfileNode, inside = false): number {
   const here = inside || n.callFrame.functionName === 'handleBatch';
   let total = here ? n.selfSize : 0;
   for (const c of n.children) total += bytesUnderHandleBatch(c, here);
   return total;
-}
-
-function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
-  return new Promise((resolve, reject) =>
-    s.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
-  );
 }
 
 describe('allocation with principals', () => {
@@ -325,30 +313,17 @@ describe('allocation with principals', () => {
       engine.handleBatch(LOCAL, local.bufs, local.lens, local.bufs.length, sink, i);
     };
     for (let i = 0; i < 5000; i++) batch(i);
-    const s = new Session();
-    s.connect();
-    const passes: number[] = [];
-    try {
-      await post(s, 'HeapProfiler.enable');
-      // A per-frame allocation shows in every pass (140 000 frames: megabytes); the engine's own
-      // JIT recompilations now and then charge a few hundred KiB to handleBatch in one pass. So
-      // the best of three passes must stay under the bound.
-      for (let pass = 0; pass < 3 && !(passes.length > 0 && Math.min(...passes) < 64 * 1024); pass++) {
-        await post(s, 'HeapProfiler.startSampling', {
-          samplingInterval: 128,
-          includeObjectsCollectedByMajorGC: true,
-          includeObjectsCollectedByMinorGC: true,
-        });
+    // 140 000 frames a pass: a per-frame allocation would be megabytes in every pass.
+    const r = await sampleUntilUnder(
+      (pass) => {
         for (let i = 0; i < 20_000; i++) batch(5000 + pass * 20_000 + i);
-        const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
-        passes.push(bytesUnderHandleBatch(profile.head));
-      }
-      expect(Math.min(...passes), `bytes per pass: ${passes.join(', ')}`).toBeLessThan(64 * 1024);
-    } finally {
-      s.disconnect();
-    }
+      },
+      (head) => bytesUnderHandleBatch(head),
+      64 * 1024,
+    );
+    expect(r.best, r.report).toBeLessThan(64 * 1024);
     const st = engine.stats().exports['e1.0']!;
-    const batches = 5000 + 20_000 * passes.length;
+    const batches = 5000 + 20_000 * r.passes.length;
     expect(st.reads).toBe(batches); // P1's X reads; local X is reserved out (error 6), 55 masked out
     expect(st.writes).toBe(batches);
     expect(st.drops.masked).toBe(batches);
