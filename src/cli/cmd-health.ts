@@ -10,14 +10,11 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { controlSocketOf } from '../control/notify.js';
 import { ask, NoDaemon } from './cmd-status.js';
+import { socketOfConfigText } from './socket-of.js';
 
 export const HEALTH_VIEWS = ['status', 'links', 'exports', 'peers', 'imports'] as const;
 export type HealthViews = Record<(typeof HEALTH_VIEWS)[number], Record<string, unknown>>;
-
-/** A gateway config's stateFile when it names none (docs/gateway.md; checked against the schema in a test). */
-export const DEFAULT_STATE_FILE = '/var/lib/aoegw/state.json';
 
 export interface HealthOptions {
   /** Peers out of session and unusable imports are problems too (else only links). */
@@ -58,25 +55,6 @@ export function assessHealth(v: HealthViews, o: HealthOptions): Health {
   if (imports.length > 0)
     parts.push(`${imports.filter((i) => i.usable).length}/${imports.length} imports usable`);
   return { problems, summary: parts.join(', ') };
-}
-
-/**
- * The control socket named by a config file: its `controlSocket`, else beside its `stateFile`.
- * Undefined when the file cannot be read or is not JSON (then no daemon can be asked).
- */
-export function socketOfConfigText(text: string): string | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const o = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
-  const stateFile = typeof o.stateFile === 'string' ? o.stateFile : DEFAULT_STATE_FILE;
-  return controlSocketOf({
-    stateFile,
-    ...(typeof o.controlSocket === 'string' ? { controlSocket: o.controlSocket } : {}),
-  });
 }
 
 export function registerHealth(program: Command): void {

@@ -3,22 +3,16 @@
  * their initiators, peers, imports) as tables, or the raw responses with --json.
  */
 import type { Command } from 'commander';
-import { loadGatewayConfig } from '../config/gateway-config.js';
 import { controlRequest, DaemonNotRunning } from '../control/client.js';
-import { controlSocketOf } from '../control/notify.js';
 import type { ExportView } from '../control/status-view.js';
 import { AoegwError } from '../errors.js';
 import { formatBytes } from '../initiator/operations.js';
+import { socketOf } from './socket-of.js';
 import { printTable } from './table.js';
 
 /** The commands `status` asks, in the order their tables are printed. */
 const VIEWS = ['status', 'exports', 'peers', 'imports', 'forwards', 'links'] as const;
 export type Views = Record<(typeof VIEWS)[number], Record<string, unknown>>;
-
-/** The control socket of the daemon running `configFile`. */
-export function socketOf(configFile: string): string {
-  return controlSocketOf(loadGatewayConfig(configFile));
-}
 
 /** No daemon answers for a config file (`health` tells it apart from a daemon that errs). */
 export class NoDaemon extends AoegwError {

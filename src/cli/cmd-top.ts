@@ -8,7 +8,8 @@
 import type { Command } from 'commander';
 import type { ExportView } from '../control/status-view.js';
 import { AoegwError } from '../errors.js';
-import { ask, socketOf } from './cmd-status.js';
+import { ask } from './cmd-status.js';
+import { socketOf } from './socket-of.js';
 import { renderTop, type Sample, SORT_KEYS, type SortKey } from './top-view.js';
 
 const HOME_CLEAR = '\x1b[H\x1b[2J';

@@ -8,18 +8,7 @@
  * address, and `aoegw release-mac --config F` (the Pacemaker agent's stop) puts it back once the
  * holder is gone — without reading the config, which may be missing or broken by then.
  */
-import {
-  closeSync,
-  constants,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AoegwError } from '../errors.js';
 import { writeNewFileSynced } from './durable-file.js';

@@ -147,6 +147,23 @@ describe.skipIf(skip)('aoegw status and top', () => {
     expect(table.stdout).toContain(`  ${mac}`);
   });
 
+  it('an edit with a mistake, not reloaded, does not hide the running daemon; a file that is not JSON says so', () => {
+    const good = readFileSync(config, 'utf8');
+    try {
+      writeFileSync(config, JSON.stringify({ ...JSON.parse(good), exports: [{ target: '5.1' }], bogus: 1 }));
+      expect(aoegw('config', 'check', config).status).toBe(1);
+      const r = aoegw('status', '--config', config, '--json');
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).status).toMatchObject({ ok: true, name: 'st-gw', exports: 2 });
+      writeFileSync(config, `${good.slice(0, -1)},`);
+      const bad = aoegw('status', '--config', config);
+      expect(bad.status).toBe(3);
+      expect(bad.stderr).toContain(`${config}: not a JSON object`);
+    } finally {
+      writeFileSync(config, good);
+    }
+  });
+
   it('without a daemon: one clear message, exit 1', () => {
     const other = join(dir, 'other.json');
     writeFileSync(

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { assessHealth, type HealthViews, socketOfConfigText } from '../../../src/cli/cmd-health.js';
+import { assessHealth, type HealthViews } from '../../../src/cli/cmd-health.js';
+import { socketOfConfigText } from '../../../src/cli/socket-of.js';
 import { loadGatewayConfig } from '../../../src/config/gateway-config.js';
 
 type LinkRow = { name: string; state: string; mac?: string; serviceMac?: string };
@@ -95,6 +96,11 @@ describe('aoegw health: the control socket from a config that need not be valid'
     expect(socketOfConfigText('{}')).toBe('/var/lib/aoegw/control.sock');
     expect(socketOfConfigText('{"links": [')).toBeUndefined();
     expect(socketOfConfigText('')).toBeUndefined();
+    expect(socketOfConfigText('[]')).toBeUndefined();
+    expect(socketOfConfigText('7')).toBeUndefined();
+    expect(socketOfConfigText('{"controlSocket": 7, "stateFile": "/srv/gw/state.json"}')).toBe(
+      '/srv/gw/control.sock',
+    );
   });
 
   it('the default matches the gateway config schema', () => {
