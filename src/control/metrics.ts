@@ -287,6 +287,11 @@ export class GatewayMetrics {
     'Resends across the tunnel (own timeout) and reissues under a new number',
     ['kind'],
   );
+  private readonly importInProgress = this.counter(
+    'import_in_progress_total',
+    'Resends put off because the exporter said the request is still running (AOE_IN_PROGRESS)',
+    [],
+  );
   private readonly importFailures = this.counter(
     'import_failures_total',
     'Requests given up after failAfterMs (ATA error, or abandoned)',
@@ -560,6 +565,7 @@ export class GatewayMetrics {
       put(this.importRelayed, {}, im.relayed);
       put(this.importReplies, {}, im.replies);
       putAll(this.importResends, {}, 'kind', { timeout: im.retransmits, reissued: im.reissued });
+      put(this.importInProgress, {}, im.inProgress);
       putAll(this.importFailures, {}, 'kind', { failed: im.failed, abandoned: im.abandoned });
       putAll(this.importDrops, {}, 'reason', {
         dropped: im.dropped,

@@ -32,6 +32,7 @@ import {
   encodePeerMessage,
   GATEWAY_PROTOCOL_VERSION,
   type Hello,
+  RECORD_AOE_IN_PROGRESS,
   RECORD_AOE_REQUEST,
   RECORD_AOE_RESPONSE,
   RECORD_CONTROL,
@@ -159,6 +160,8 @@ interface PeerRuntime {
     requests: number;
     responses: number;
     responsesUnexpected: number;
+    /** AOE_IN_PROGRESS notices (a resent request of ours is still running at the peer). */
+    inProgress: number;
     /** AoE records of a peer whose hello names another protocol version: not used. */
     incompatible: number;
     control: number;
@@ -429,6 +432,7 @@ export class Gateway {
         requests: 0,
         responses: 0,
         responsesUnexpected: 0,
+        inProgress: 0,
         incompatible: 0,
         control: 0,
         controlMalformed: 0,
@@ -801,6 +805,16 @@ export class Gateway {
         // No import was ever presented here: nothing of ours to answer.
         if (this.imports && this.importLinks.size > 0)
           this.imports.handleResponse(p.spec.name, buf, off, len, performance.now());
+        else c.responsesUnexpected++;
+        return;
+      case RECORD_AOE_IN_PROGRESS:
+        c.inProgress++;
+        if (p.incompatible) {
+          c.incompatible++;
+          return;
+        }
+        if (this.imports && this.importLinks.size > 0)
+          this.imports.handleInProgress(p.spec.name, buf, off, len, performance.now());
         else c.responsesUnexpected++;
         return;
       case RECORD_CONTROL: {

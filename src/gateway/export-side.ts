@@ -48,6 +48,8 @@ import {
 } from './pdu.js';
 import type { TunnelPeerLink } from './peer-link.js';
 import {
+  IN_PROGRESS,
+  RECORD_AOE_IN_PROGRESS,
   RECORD_AOE_RESPONSE,
   REQUEST,
   REQUEST_PREFIX,
@@ -80,7 +82,7 @@ export interface ExportSideStats {
   readOnlyRefused: number;
   toExports: number;
   toForwards: number;
-  /** Duplicates of a request still running: dropped, its reply will come. */
+  /** Duplicates of a request still running: dropped (its reply will come), answered with AOE_IN_PROGRESS. */
   dupInProgress: number;
   /** Duplicates of a finished request answered from the reply cache (not run again). */
   dupAnswered: number;
@@ -196,6 +198,8 @@ export class ExportSide {
   private readonly reply = Buffer.alloc(PDU_COMMON_HEADER + 4 + 255 * 8);
   /** One AOE_RESPONSE record being built (the tunnel copies it). */
   private readonly response = Buffer.alloc(RESPONSE_PREFIX + MAX_RECORD_VALUE);
+  /** One AOE_IN_PROGRESS record being built. */
+  private readonly inProgress = Buffer.alloc(IN_PROGRESS.LENGTH);
   private readonly table: TagMap;
   private readonly timeoutMs: number;
   private readonly clock: () => number;
@@ -449,9 +453,17 @@ export class ExportSide {
     // A new importer epoch numbers from 1 again: the old epoch's kept replies answer nothing now.
     if (entry.window.epoch !== epochBefore) entry.cache.clear();
     switch (verdict) {
-      case Verdict.IN_PROGRESS:
+      case Verdict.IN_PROGRESS: {
+        // The importer's timer ran out before the request did (a slow fsync): say it is running,
+        // so it waits longer instead of sending the data again at every timeout.
         st.dupInProgress++;
+        const n = this.inProgress;
+        writeU32(n, IN_PROGRESS.EPOCH, epoch);
+        writeU64Number(n, IN_PROGRESS.SEQ, seq);
+        writeU32(n, IN_PROGRESS.TAG, pduTag(buf, p));
+        entry.port.send(RECORD_AOE_IN_PROGRESS, n, 0, IN_PROGRESS.LENGTH);
         return;
+      }
       case Verdict.DONE_CACHED: {
         const kept = entry.cache.get(seq, now);
         if (kept === null) {

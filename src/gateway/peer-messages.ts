@@ -7,7 +7,10 @@
  *   shelf/slot the exporter's address; (epoch, seq) number the request for the exporter's
  *   at-most-once window (request-window.ts), fence is the lowest seq the importer has not given up on;
  * - RECORD_AOE_RESPONSE: [epoch u32][seq u64][AoE PDU], exporter to importer: the number of the
- *   request it answers, and the PDU echoing the request id as its tag.
+ *   request it answers, and the PDU echoing the request id as its tag;
+ * - RECORD_AOE_IN_PROGRESS: [epoch u32][seq u64][request id u32], exporter to importer, sent for a
+ *   resent copy of a request that is still running: "I have it, stop sending its data"; the
+ *   importer waits longer before its next copy (a slow fsync otherwise costs a copy per timeout).
  * The schema is parsed at load time (no code generation); decodePeerMessage() never throws.
  */
 import protobuf from 'protobufjs';
@@ -24,6 +27,10 @@ export const REQUEST = { EPOCH: 0, SEQ: 4, FENCE: 12, MAC: 20, PDU: 26 } as cons
 /** Bytes before the PDU in an AOE_RESPONSE record: the (epoch, seq) of the request it answers. */
 export const RESPONSE_PREFIX = 12;
 export const RESPONSE = { EPOCH: 0, SEQ: 4, PDU: 12 } as const;
+
+export const RECORD_AOE_IN_PROGRESS = 8;
+/** An AOE_IN_PROGRESS record: the (epoch, seq) of the running request and the importer's request id. */
+export const IN_PROGRESS = { EPOCH: 0, SEQ: 4, TAG: 12, LENGTH: 16 } as const;
 
 /** 2: requests carry (epoch, seq, fence) and are retransmitted; Hello carries request_epoch_seen. */
 export const GATEWAY_PROTOCOL_VERSION = 2;

@@ -91,6 +91,7 @@ function peer(name: string, connected: boolean): GatewayPeerStats {
       requests: 0,
       responses: 0,
       responsesUnexpected: 0,
+      inProgress: 0,
       incompatible: 0,
       control: 0,
       controlMalformed: 0,
@@ -170,6 +171,7 @@ function gatewayStats(): GatewayStats {
       staleReplies: 0,
       foreignReplies: 0,
       retransmits: 4,
+      inProgress: 3,
       superseded: 0,
       reissued: 1,
       failed: 2,
@@ -290,6 +292,7 @@ describe('GatewayMetrics', () => {
 
     expect(v('import_pending')).toBe(5);
     expect(v('import_resends_total', { kind: 'timeout' })).toBe(4);
+    expect(v('import_in_progress_total', {})).toBe(3);
     expect(v('import_failures_total', { kind: 'failed' })).toBe(2);
     expect(v('import_usable', { import: 'e7.1', peer: 'b', remote: 'disk' })).toBe(1);
     expect(v('import_peer_srtt_seconds', { peer: 'b' })).toBeCloseTo(0.0015);

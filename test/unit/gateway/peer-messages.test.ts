@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
+import { RECORD_FRAGMENT } from '../../../src/gateway/fragments.js';
 import {
   type AdvertChunk,
   advertChunks,
@@ -13,8 +14,13 @@ import {
   PEER_LIMITS,
   PEER_MESSAGES_PROTO,
   type PeerMessage,
+  RECORD_AOE_IN_PROGRESS,
+  RECORD_AOE_REQUEST,
+  RECORD_AOE_RESPONSE,
+  RECORD_CONTROL,
   type TargetAdvert,
 } from '../../../src/gateway/peer-messages.js';
+import { RECORD_PROBE, RECORD_PROBE_ACK } from '../../../src/gateway/probe-records.js';
 
 const L = PEER_LIMITS;
 
@@ -375,5 +381,21 @@ describe('peer messages', () => {
       expect(chunks.length).toBe(2);
       expect(total).toBe(300);
     });
+  });
+});
+
+describe('record types', () => {
+  it('every record type the gateway sends has its own number, none the tunnel reserves (0, 1)', () => {
+    const types = [
+      RECORD_CONTROL,
+      RECORD_AOE_REQUEST,
+      RECORD_AOE_RESPONSE,
+      RECORD_FRAGMENT,
+      RECORD_PROBE,
+      RECORD_PROBE_ACK,
+      RECORD_AOE_IN_PROGRESS,
+    ];
+    expect(new Set(types).size).toBe(types.length);
+    expect(types.every((t) => t >= 2 && t <= 255)).toBe(true);
   });
 });

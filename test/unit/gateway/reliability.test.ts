@@ -11,6 +11,7 @@ import { ExportSide } from '../../../src/gateway/export-side.js';
 import { ImportSide } from '../../../src/gateway/import-side.js';
 import { TunnelPeerLink } from '../../../src/gateway/peer-link.js';
 import {
+  RECORD_AOE_IN_PROGRESS,
   RECORD_AOE_REQUEST,
   RECORD_AOE_RESPONSE,
   REQUEST,
@@ -74,6 +75,7 @@ function site(o: { failAfterMs?: number; clock?: () => number; noHello?: boolean
   );
   toA.connect((type, buf, off, len) => {
     if (type === RECORD_AOE_RESPONSE) imports.handleResponse('B', buf, off, len, now());
+    if (type === RECORD_AOE_IN_PROGRESS) imports.handleInProgress('B', buf, off, len, now());
   });
   const advert = advertOf(engine, 1, 0);
   imports.handleAdverts('B', { generation: 1, chunk: 0, chunks: 1, targets: [advert] }, now());
@@ -397,6 +399,81 @@ describe('reliability across the tunnel (sans-I/O)', () => {
     await s.flush();
     expect(s.sectors(50)[0]).toBe(2);
     expect(s.exportSide.stats.staleFence).toBe(1);
+  });
+
+  it('a write still running at B (a 4 s fsync): B says so, and A sends its data 5 times instead of 10', async () => {
+    const copies = async (notices: 'pass' | 'drop') => {
+      const s = site();
+      for (let i = 0; i < 20; i++) {
+        await s.send(read(i, 1, { ...at, tag: 100 + i }));
+        s.replies();
+      }
+      expect(s.imports.rttStatus()[0]!.rtoMs).toBeLessThanOrEqual(11); // the floor: 10 ms
+      s.store.deferred = true;
+      let sent = 0;
+      s.toB.fault = (r) => {
+        if (isRequest(r)) sent++;
+        return 'pass';
+      };
+      s.toA.fault = (r) => (r.type === RECORD_AOE_IN_PROGRESS ? notices : 'pass');
+      await s.send(write(40, Buffer.alloc(512, 9), { ...at, tag: 7 }));
+      for (let t = 0; t < 4000; t += 10) await s.advance(10);
+      // The write, then the fdatasync that covers it, complete at 4 s.
+      // (The server settles the engine after each batch of store completions.)
+      while (s.store.completeDeferred() > 0) {
+        s.engine.settle();
+        await settle();
+      }
+      const r = s.replies();
+      expect(r).toHaveLength(1);
+      expect(r[0]).toMatchObject({ tag: 7, cmdStatus: 0x40 });
+      expect(s.sectors(40)).toEqual(Buffer.alloc(512, 9));
+      expect(s.engine.stats().exports['e1.0']!.ata.write).toBe(1); // the copies never ran twice
+      return { sent, inProgress: s.imports.stats.inProgress, dup: s.exportSide.stats.dupInProgress };
+    };
+    // Without the notices: timeouts of 10, 20, 40 … ms, capped at 1 s.
+    const without = await copies('drop');
+    expect(without).toEqual({ sent: 10, inProgress: 0, dup: 9 });
+    // With them: 10 ms, then max(2 × age, 250 ms) from each notice: 0, 10, 260, 780, 2340 ms.
+    const withNotices = await copies('pass');
+    expect(withNotices).toEqual({ sent: 5, inProgress: 4, dup: 4 });
+  });
+
+  it('an AOE_IN_PROGRESS naming another request number, another peer or malformed changes nothing', async () => {
+    const s = site();
+    s.store.deferred = true;
+    let sent = 0;
+    s.toB.fault = (r) => {
+      if (isRequest(r)) sent++;
+      return 'pass';
+    };
+    s.toA.fault = (r) => (r.type === RECORD_AOE_IN_PROGRESS ? 'drop' : 'pass'); // only ours below
+    await s.send(write(41, Buffer.alloc(512, 1), { ...at, tag: 8 }));
+    const [req] = s.toB.sent.filter(isRequest).slice(-1);
+    const epoch = req!.bytes.readUInt32BE(REQUEST.EPOCH);
+    const seq = readU64Number(req!.bytes, REQUEST.SEQ);
+    const tag = req!.bytes.readUInt32BE(REQUEST_PREFIX + 6);
+    const notice = (e: number, q: number, t: number) => {
+      const b = Buffer.alloc(16);
+      b.writeUInt32BE(e, 0);
+      b.writeUInt32BE(0, 4);
+      b.writeUInt32BE(q, 8);
+      b.writeUInt32BE(t, 12);
+      return b;
+    };
+    s.imports.handleInProgress('B', notice(epoch + 1, seq, tag), 0, 16, s.manual.now);
+    s.imports.handleInProgress('B', notice(epoch, seq + 1, tag), 0, 16, s.manual.now);
+    s.imports.handleInProgress('C', notice(epoch, seq, tag), 0, 16, s.manual.now);
+    s.imports.handleInProgress('B', notice(epoch, seq, tag), 0, 12, s.manual.now);
+    expect(s.imports.stats).toMatchObject({ inProgress: 0, staleReplies: 3, dropped: 1 });
+    await s.advance(250); // the first timeout (200 ms before any sample) still resends
+    expect(sent).toBe(2);
+    s.imports.handleInProgress('B', notice(epoch, seq, tag), 0, 16, s.manual.now);
+    expect(s.imports.stats.inProgress).toBe(1);
+    await s.advance(400); // max(2 × 250 ms, 250 ms) = 500 ms from the notice: not yet
+    expect(sent).toBe(2);
+    await s.advance(200);
+    expect(sent).toBe(3);
   });
 
   it('measures the round trip and resends on a timeout near it', async () => {
