@@ -371,7 +371,7 @@ describe.skipIf(skip)('built-in target: durability and isolation on real slow an
       const f = stats([...lf.writeMs, ...lf.readMs]);
       console.log(
         `[durability] tunnel: slow export writes ${fmt(s)}, ${fsyncs} fsyncs; fast export reads+writes ${fmt(f)}\n` +
-          `[durability] tunnel: A rtt ${JSON.stringify(a1.imports.rtt)}, A resent ${a1.imports.retransmits - a0.imports.retransmits} requests (B: ${b1.exportSide.dupInProgress - b0.exportSide.dupInProgress} duplicates in progress, ${b1.exportSide.busy - b0.exportSide.busy} busy); initiator retransmits slow ${slow.stats.retransmits} fast ${fast.stats.retransmits}; handshakes A ${a0.tunnel.handshakesCompleted}→${a1.tunnel.handshakesCompleted} B ${b0.tunnel.handshakesCompleted}→${b1.tunnel.handshakesCompleted}`,
+          `[durability] tunnel: A rtt ${JSON.stringify(a1.imports.rtt)}, A resent ${a1.imports.retransmits - a0.imports.retransmits} requests (B: ${b1.exportSide.dupInProgress - b0.exportSide.dupInProgress} duplicates in progress, ${b1.exportSide.busy - b0.exportSide.busy} busy; A put ${a1.imports.inProgress - a0.imports.inProgress} resends off on B's AOE_IN_PROGRESS); initiator retransmits slow ${slow.stats.retransmits} fast ${fast.stats.retransmits}; handshakes A ${a0.tunnel.handshakesCompleted}→${a1.tunnel.handshakesCompleted} B ${b0.tunnel.handshakesCompleted}→${b1.tunnel.handshakesCompleted}`,
       );
       expect(ls.errors).toEqual([]);
       expect(lf.errors).toEqual([]);
@@ -391,6 +391,9 @@ describe.skipIf(skip)('built-in target: durability and isolation on real slow an
         expect(s1.tunnel.handshakesCompleted).toBe(s0.tunnel.handshakesCompleted);
       }
       expect(a1.imports.failed).toBe(a0.imports.failed);
+      // 2 s fsyncs outlast A's timeout (at most 1 s): B says they are running, A waits longer.
+      expect(b1.exportSide.dupInProgress - b0.exportSide.dupInProgress).toBeGreaterThan(0);
+      expect(a1.imports.inProgress - a0.imports.inProgress).toBeGreaterThan(0);
       expect(notOnDisk(join(fs.backingDir, 'slow.img'), ls.acked, 16, 71)).toEqual([]);
       expect(notOnDisk(fastImg, lf.acked, 16, 72)).toEqual([]);
     },
