@@ -232,14 +232,20 @@ export class NoWaitWriter {
     return LOST;
   }
 
-  /** write(2) until all of it is taken; a failed write drops the line (a log must not throw). */
+  /**
+   * write(2) until all of it is taken; a failed write drops the line (a log must not throw).
+   * EAGAIN: the fd is O_NONBLOCK after all (Node's process.stderr sets it on a pipe or socket), so
+   * what is left waits in the queue like any other.
+   */
   private writeBlocking(buf: Buffer, off: number, len: number): number {
+    let done = 0;
     try {
-      let done = 0;
       while (done < len) done += writeSync(this.fd, buf, off + done, len - done);
       return len;
     } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPIPE' ? this.close() : LOST;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') return done > 0 ? done : WOULD_BLOCK;
+      return code === 'EPIPE' ? this.close() : LOST;
     }
   }
 

@@ -5,8 +5,17 @@
  * tested through a child process, since Node cannot make one in this process. Also: a regular
  * file, a pty master (EOPNOTSUPP) and a reader that went away (EPIPE).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -173,29 +182,40 @@ describe('NoWaitWriter on a socket whose reader stopped reading', () => {
 });
 
 describe('NoWaitWriter on an anonymous pipe', () => {
-  it('a writer on `| { sleep 0.5; cat; }` does not wait, and flushSync delivers every line', () => {
-    // A child process: only a shell's pipe(2) gives it a pipe that takes RWF_NOWAIT (a named FIFO
-    // says EOPNOTSUPP).
+  it('a writer on a shell pipe whose reader waits does not block, leaves the fd blocking, and flushSync delivers every line', () => {
+    // A child process: only pipe(2), as a shell makes, gives a pipe that takes RWF_NOWAIT (a named
+    // FIFO says EOPNOTSUPP). On fd 3, which Node leaves alone (touching process.stdout would set
+    // O_NONBLOCK on its pipe). The reader starts only once the writer's loop is over (the gate
+    // file): a write that waited for it would never get there.
     const script = join(dir, 'writer.ts');
+    const gate = join(dir, 'gate');
     const writer = resolve(import.meta.dirname, '../../../src/io/nowait-writer.ts');
     writeFileSync(
       script,
-      `import { NoWaitWriter } from ${JSON.stringify(writer)};
+      `import { readFileSync, writeFileSync } from 'node:fs';
+import { NoWaitWriter } from ${JSON.stringify(writer)};
 const line = ${line.toString()};
-const w = new NoWaitWriter(1);
+const w = new NoWaitWriter(3);
 const t0 = performance.now();
 for (let i = 0; i < ${lineCount(MORE_THAN_BUFFERED)}; i++) w.write(line(i));
 const took = performance.now() - t0;
 const queued = w.stats().linesQueued;
+const flags = Number.parseInt(/flags:\\s*(\\d+)/.exec(readFileSync('/proc/self/fdinfo/3', 'utf8'))[1], 8);
+writeFileSync(${JSON.stringify(gate)}, '');
 const flushed = w.flushSync(5000);
-process.stderr.write(JSON.stringify({ took, queued, flushed }));
+process.stderr.write(JSON.stringify({ took, queued, flags, flushed }));
 `,
     );
     const out = join(dir, 'out');
-    const run = spawn('sh', ['-c', 'node --import tsx "$0" | { sleep 0.5; cat; } > "$1"', script, out], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      cwd: resolve(import.meta.dirname, '../../..'),
-    });
+    const reader = 'while [ ! -e "$2" ]; do sleep 0.05; done; sleep 0.2; exec cat';
+    const run = spawn(
+      'sh',
+      ['-c', `node --import tsx "$0" 3>&1 >/dev/null | { ${reader}; } > "$1"`, script, out, gate],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        cwd: resolve(import.meta.dirname, '../../..'),
+      },
+    );
     children.push(run);
     return new Promise<void>((done, fail) => {
       let err = '';
@@ -204,11 +224,11 @@ process.stderr.write(JSON.stringify({ took, queued, flushed }));
       });
       run.once('exit', (code) => {
         try {
-          expect(code).toBe(0);
-          const report = JSON.parse(err) as { took: number; queued: number; flushed: boolean };
-          // A blocking write would have waited for the reader's 500 ms.
-          expect(report.took).toBeLessThan(400);
+          expect(code, err).toBe(0);
+          const report = JSON.parse(err) as { took: number; queued: number; flags: number; flushed: boolean };
+          expect(report.took).toBeLessThan(2000);
           expect(report.queued).toBeGreaterThan(0);
+          expect(report.flags & constants.O_NONBLOCK).toBe(0);
           expect(report.flushed).toBe(true);
           expect(readFileSync(out, 'utf8')).toBe(allLines(lineCount(MORE_THAN_BUFFERED)));
           done();
@@ -218,6 +238,35 @@ process.stderr.write(JSON.stringify({ took, queued, flushed }));
       });
     });
   }, 20_000);
+});
+
+describe('NoWaitWriter on a named FIFO', () => {
+  it('no RWF_NOWAIT there (EOPNOTSUPP), but on an O_NONBLOCK fd EAGAIN queues as well', async () => {
+    // What the daemon meets: Node's process.stderr sets O_NONBLOCK on a pipe it is given.
+    const path = join(dir, 'fifo');
+    execFileSync('mkfifo', [path]);
+    const readFd = open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const w = new NoWaitWriter(open(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    const count = lineCount(MORE_THAN_BUFFERED);
+    for (let i = 0; i < count; i++) w.write(line(i));
+    expect(w.stats().linesQueued).toBeGreaterThan(0);
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    let text = '';
+    await until(() => {
+      for (;;) {
+        try {
+          const n = readSync(readFd, buf, 0, buf.length, null);
+          if (n === 0) break;
+          text += buf.toString('utf8', 0, n);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
+          throw e;
+        }
+      }
+      return w.stats().linesQueued === 0 && text.length === allLines(count).length;
+    });
+    expect(text).toBe(allLines(count));
+  });
 });
 
 describe('NoWaitWriter where waiting is not the failure', () => {
