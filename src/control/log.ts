@@ -111,7 +111,7 @@ export function stderrLogStats(): NoWaitWriterStats | undefined {
 }
 
 /** The line the writer adds once the reader catches up after lines were dropped, as pino would write it. */
-function droppedLine(count: number, format: LogFormat): string {
+export function droppedLine(count: number, format: LogFormat): string {
   const json = `${JSON.stringify({
     level: 'warn',
     time: new Date().toISOString(),
