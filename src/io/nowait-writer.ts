@@ -9,7 +9,9 @@
  *
  * Where waiting is not the failure being fixed, the write blocks as a plain write(2) does:
  * regular files (a file write does not stall indefinitely, and RWF_NOWAIT on a buffered append may
- * never succeed) and fds that cannot write without waiting (EOPNOTSUPP: terminals).
+ * never succeed) and fds that cannot write without waiting (EOPNOTSUPP: terminals, named FIFOs).
+ * Should such an fd be O_NONBLOCK after all (Node's process.stderr makes a pipe or socket so), the
+ * plain write says EAGAIN and the line waits in the queue like any other.
  */
 import { fstatSync, writeSync } from 'node:fs';
 import { constants as os } from 'node:os';
@@ -22,8 +24,6 @@ export interface NoWaitWriterOptions {
   retryMs?: number;
   /** The line that reports `count` lines dropped since the last such line (with its newline). */
   droppedLine?: (count: number) => string;
-  /** Tests: the addon's writeNoWait. */
-  writeNoWait?: NativeAddon['writeNoWait'];
 }
 
 export interface NoWaitWriterStats {
@@ -74,7 +74,8 @@ export class NoWaitWriter {
   ) {
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 1 << 20;
     this.droppedLine = opts.droppedLine ?? ((n) => `${n} lines dropped: the reader was not reading\n`);
-    this.writeNoWait = opts.writeNoWait ?? ((fd, b, o, l) => nativeAddon().writeNoWait(fd, b, o, l));
+    // Loaded at the first write that needs it: a file or a terminal is written without the addon.
+    this.writeNoWait = (fd, b, o, l) => nativeAddon().writeNoWait(fd, b, o, l);
     this.retryMs = opts.retryMs ?? 20;
     this.mode = initialMode(fd);
   }
