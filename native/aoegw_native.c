@@ -1954,6 +1954,36 @@ static napi_value js_try_lock(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* writeNoWait(fd, buffer, offset, length) -> bytes written (>= 0), or -errno when the kernel would
+ * not take them now (EAGAIN: the reader is behind; EOPNOTSUPP: this kind of fd cannot say so, e.g.
+ * a terminal or a file; EPIPE: nobody reads any more; others as they come). RWF_NOWAIT asks for
+ * non-blocking behaviour on this one call, unlike O_NONBLOCK, which would change the open file
+ * description every process sharing the pipe or socket sees. Throws only for bad arguments. */
+static napi_value js_write_no_wait(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1, off = -1, len = -1;
+  napi_typedarray_type type;
+  size_t size = 0;
+  void *data = NULL;
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_typedarray_info(env, argv[1], &type, &size, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+      napi_get_value_int32(env, argv[2], &off) != napi_ok || napi_get_value_int32(env, argv[3], &len) != napi_ok ||
+      off < 0 || len < 0 || (size_t)off + (size_t)len > size) {
+    throw_coded(env, "ERR_NATIVE_ARGUMENT", "writeNoWait(fd, buffer, offset, length) with offset + length inside buffer");
+    return NULL;
+  }
+  struct iovec iov = {(char *)data + off, (size_t)len};
+  ssize_t r;
+  /* EINTR: a signal arrived before anything was written; nothing was lost, so ask again. */
+  do r = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  napi_value out;
+  napi_create_int64(env, r < 0 ? -(int64_t)errno : (int64_t)r, &out);
+  return out;
+}
+
 /* ---------- module ---------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1974,6 +2004,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ringInfo", NULL, js_ring_info, NULL, NULL, NULL, napi_default, NULL},
       {"allocAligned", NULL, js_alloc_aligned, NULL, NULL, NULL, napi_default, NULL},
       {"tryLock", NULL, js_try_lock, NULL, NULL, NULL, napi_default, NULL},
+      {"writeNoWait", NULL, js_write_no_wait, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;

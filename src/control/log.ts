@@ -1,12 +1,13 @@
 /**
- * The daemon's log sink (docs/operations.md, "Logs"): pino writing synchronously to stderr (no
- * worker thread, nothing buffered at exit). JSON lines when stderr is not a terminal (journald,
+ * The daemon's log sink (docs/operations.md, "Logs"): pino writing to stderr through a writer that
+ * never blocks (io/nowait-writer.ts; no worker thread, what waits is flushed at exit). JSON lines when stderr is not a terminal (journald,
  * files, pipes), `aoegw: message key=value` on a terminal; a flag or the environment overrides
  * both the format and the level. Fields that could carry a secret are redacted whatever the
  * caller passed: defence in depth, the call sites log none.
  */
 import { pino } from 'pino';
 import { AoegwError } from '../errors.js';
+import { NoWaitWriter, type NoWaitWriterStats } from '../io/nowait-writer.js';
 import { LOG_LEVELS, type Log, type LogFields, type LogLevel } from '../log.js';
 
 export const LOG_FORMATS = ['json', 'human'] as const;
@@ -58,11 +59,10 @@ function oneOf<T extends string>(allowed: readonly T[], c: { value: string; from
 }
 
 /**
- * A Log on pino. `write` receives each finished line (tests); by default stderr, written
- * synchronously so that lines and the daemon's other stderr writes keep their order.
+ * A Log on pino. `write` receives each finished line (tests); by default stderr (stderrSink).
  */
 export function openLog(settings: LogSettings, write?: (line: string) => void): Log {
-  const sink: { write(s: string): void } = write ? { write } : stderrSink();
+  const sink: { write(s: string): void } = write ? { write } : stderrSink(settings.format);
   const dest = settings.format === 'json' ? sink : { write: (s: string) => sink.write(humanLine(s)) };
   const logger = pino(
     {
@@ -77,19 +77,49 @@ export function openLog(settings: LogSettings, write?: (line: string) => void): 
   return wrap(logger);
 }
 
+/** How long exit waits for a slow reader to take the lines still queued. */
+const EXIT_FLUSH_MS = 2000;
+
+/** One writer for fd 2 per process, however many logs are opened (its dropped-lines line in the first one's format), flushed once at exit. */
+let stderrWriter: NoWaitWriter | undefined;
+
 /**
- * fd 2, written synchronously. A log that cannot be written must not stop the storage it is about:
- * pino stops writing at EPIPE (nobody reads any more); other write errors (ENOSPC under a
- * redirect to a full disk) are dropped here. Not solved: a reader that stays connected but stops
- * reading (a stalled journald, a paused pipe) blocks the write, and with it the event loop, as
- * process.stderr did before; under systemd the watchdog then restarts the daemon. Writing
- * asynchronously would lose the last lines at exit, and a non-blocking fd 2 would change the
- * pipe for every process that shares it.
+ * fd 2 through a NoWaitWriter, so a reader that stays connected but stops reading (a stalled
+ * journald, a paused pipe) cannot stop the storage the log is about: a write never blocks the
+ * event loop; up to 1 MiB of lines waits in order for the reader, later lines are dropped and one
+ * line says how many once it reads again; at exit the queue gets EXIT_FLUSH_MS to drain. A reader
+ * that went away (EPIPE) ends the writing; other write errors (ENOSPC under a redirect to a full
+ * disk) drop the line. Still blocking: a terminal (no non-blocking write per call; not where
+ * stalls happen). Not through this writer: the daemon's few process.stderr writes (the SIGUSR1
+ * dump, the fatal-error line), which may come before log lines still queued. Not chosen: setting
+ * O_NONBLOCK ourselves (the file description is shared with every process on the pipe; Node's
+ * process.stderr does set it on a pipe or socket, which the writer copes with too) and an
+ * asynchronous pino destination (it loses the last lines at exit).
  */
-function stderrSink(): { write(s: string): void } {
-  const dest = pino.destination({ fd: 2, sync: true, minLength: 0, maxLength: 1 << 20 });
-  dest.on('error', () => {});
-  return dest;
+function stderrSink(format: LogFormat): { write(s: string): void } {
+  if (!stderrWriter) {
+    stderrWriter = new NoWaitWriter(2, { droppedLine: (count) => droppedLine(count, format) });
+    const writer = stderrWriter;
+    process.once('exit', () => writer.flushSync(EXIT_FLUSH_MS));
+  }
+  return stderrWriter;
+}
+
+/** The stderr writer's counters, or undefined while no log writes to stderr. */
+export function stderrLogStats(): NoWaitWriterStats | undefined {
+  return stderrWriter?.stats();
+}
+
+/** The line the writer adds once the reader catches up after lines were dropped, as pino would write it. */
+export function droppedLine(count: number, format: LogFormat): string {
+  const json = `${JSON.stringify({
+    level: 'warn',
+    time: new Date().toISOString(),
+    pid: process.pid,
+    msg: `log: ${count} lines dropped: stderr's reader was not reading`,
+    dropped: count,
+  })}\n`;
+  return format === 'json' ? json : humanLine(json);
 }
 
 function wrap(p: pino.Logger): Log {

@@ -95,6 +95,12 @@ export interface NativeAddon {
   setInterface(name: string, opts: { up?: boolean; mtu?: number; mac?: Buffer }, netns?: string): void;
   /** An exclusive flock on `fd` without waiting: false when another process holds it. */
   tryLock(fd: number): boolean;
+  /**
+   * One write to `fd` of `buffer[offset, offset + length)` that does not wait (pwritev2 with
+   * RWF_NOWAIT; the fd's flags are left alone): bytes written, or -errno (EAGAIN when the reader is
+   * behind, EOPNOTSUPP when this fd cannot write without waiting, EPIPE when nobody reads).
+   */
+  writeNoWait(fd: number, buffer: Uint8Array, offset: number, length: number): number;
   openPacket(
     opts: ArenaOptions & {
       ifname: string;

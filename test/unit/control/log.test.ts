@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { humanLine, type LogSettings, logSettings, openLog } from '../../../src/control/log.js';
+import {
+  droppedLine,
+  humanLine,
+  type LogSettings,
+  logSettings,
+  openLog,
+  stderrLogStats,
+} from '../../../src/control/log.js';
 import type { AoegwError } from '../../../src/errors.js';
 
 function capture(settings: LogSettings) {
@@ -119,5 +126,32 @@ describe('openLog', () => {
       JSON.stringify({ level: 'info', time: 't', pid: 1, msg: 'a\u2028b\u202ec\u2066d' }),
     );
     expect(line).toBe('aoegw: a\\u2028b\\u202ec\\u2066d\n');
+  });
+});
+
+describe('the stderr sink', () => {
+  it("the dropped-lines notice is a warn record in the log's format", () => {
+    const r = JSON.parse(droppedLine(37, 'json'));
+    expect(r).toMatchObject({
+      level: 'warn',
+      pid: process.pid,
+      dropped: 37,
+      msg: "log: 37 lines dropped: stderr's reader was not reading",
+    });
+    expect(Number.isNaN(Date.parse(r.time))).toBe(false);
+    expect(droppedLine(37, 'human')).toBe(
+      "aoegw: warning: log: 37 lines dropped: stderr's reader was not reading dropped=37\n",
+    );
+  });
+
+  it('one writer for fd 2 and one exit flush, however many logs are opened', () => {
+    // Opening writes nothing: no line reaches the test's stderr.
+    const before = process.listenerCount('exit');
+    const hadWriter = stderrLogStats() !== undefined;
+    openLog({ format: 'json', level: 'error' });
+    openLog({ format: 'human', level: 'error' });
+    openLog({ format: 'json', level: 'error' });
+    expect(process.listenerCount('exit')).toBe(before + (hadWriter ? 0 : 1));
+    expect(stderrLogStats()).toEqual({ linesWritten: 0, linesQueued: 0, bytesQueued: 0, linesDropped: 0 });
   });
 });
