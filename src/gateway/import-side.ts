@@ -196,6 +196,12 @@ class ImportRuntime {
 
 /** The least wait for a request's next copy after the exporter said it is running it. */
 export const IN_PROGRESS_WAIT_MS = 250;
+/**
+ * The most: a reply lost on the way back, or a request the exporter lost (a restart without a new
+ * session seen here, a frame a native target never got: B forgets it after 10 s), is recovered by
+ * the next copy, so the wait bounds that recovery; twice the round-trip timeout's ceiling.
+ */
+export const IN_PROGRESS_MAX_WAIT_MS = 2000;
 
 const EMPTY_ADVERTS = (): PeerAdverts => ({
   byAddress: new Map(),
@@ -255,6 +261,8 @@ export class ImportSide {
   private readonly pSentAt: Float64Array;
   private readonly pDueAt: Float64Array;
   private readonly pTries: Uint8Array;
+  /** 1 while the slot's next send is put off by the exporter's AOE_IN_PROGRESS (handleInProgress). */
+  private readonly pDeferred: Uint8Array;
   private readonly pSeq: Float64Array;
   private readonly pEpoch: Uint32Array;
   /** The number a request had before it was renumbered (epoch 0: never renumbered). */
@@ -314,6 +322,7 @@ export class ImportSide {
     this.pSentAt = new Float64Array(cap);
     this.pDueAt = new Float64Array(cap);
     this.pTries = new Uint8Array(cap);
+    this.pDeferred = new Uint8Array(cap);
     this.pSeq = new Float64Array(cap);
     this.pEpoch = new Uint32Array(cap);
     this.pPrevSeq = new Float64Array(cap);
@@ -443,6 +452,9 @@ export class ImportSide {
       if (this.table.size > 0) this.nextDue = Number.NEGATIVE_INFINITY;
       return;
     }
+    // A later hello means a new session: the peer may have restarted and lost what it said it
+    // was running. Requests put off by its AOE_IN_PROGRESS go again now, not at their late due time.
+    this.undefer(peer);
     // Later hellos (every session up) carry our own epoch back. Only a higher one means another
     // process numbers requests above us with our key: renumber above it (each renumbered request
     // is fenced when answered, so its older number cannot run after it).
@@ -458,6 +470,19 @@ export class ImportSide {
         this.nextDue = Number.NEGATIVE_INFINITY;
       }
     }
+  }
+
+  /** Every request to `peer` put off by AOE_IN_PROGRESS is due at once. */
+  private undefer(peer: string): void {
+    let any = false;
+    for (let s = 0; s < this.table.capacity; s++) {
+      if (this.pDeferred[s] === 0 || !this.table.isLive(s)) continue;
+      if (this.imports[this.pImport[s]!]!.spec.peer !== peer) continue;
+      this.pDeferred[s] = 0;
+      this.pDueAt[s] = 0;
+      any = true;
+    }
+    if (any) this.nextDue = Number.NEGATIVE_INFINITY;
   }
 
   /** The epoch we number requests to `peer` with (for status and tests). */
@@ -915,6 +940,7 @@ export class ImportSide {
     writeU64Number(out, REQUEST.FENCE, r.fence);
     const tries = Math.min(this.pTries[s]! + 1, 255);
     this.pTries[s] = tries;
+    this.pDeferred[s] = 0;
     this.pSentAt[s] = now;
     // Due again at its next timeout, or when it is to be failed, whichever is first.
     this.pDueAt[s] = Math.min(now + r.rtt.rtoMs(tries), this.pFirstAt[s]! + this.failAfterMs);
@@ -1016,11 +1042,13 @@ export class ImportSide {
 
   /**
    * An AOE_IN_PROGRESS record from `peer`: the exporter got a resent copy of a request that is
-   * still running there. Its next copy waits max(twice the request's age, IN_PROGRESS_WAIT_MS)
-   * instead of the round-trip timeout (backing off to at most 1 s): a 4 s fsync then costs 5
-   * copies of the data instead of 10 (reliability.test.ts). Not longer: if the exporter loses the request (it restarts), the next copy is what
-   * runs it. The failAfterMs deadline is unchanged. Anything that does not name the request's
-   * current number at this peer is ignored (and counted as stale).
+   * still running there. Its next copy waits twice the request's age, within
+   * [IN_PROGRESS_WAIT_MS, IN_PROGRESS_MAX_WAIT_MS], instead of the round-trip timeout (which backs
+   * off to at most 1 s): a 4 s fsync then costs 5 copies of the data instead of 10
+   * (reliability.test.ts). Not longer: a lost reply, or a request the exporter lost, is recovered
+   * only by the next copy; and the peer's next hello (a new session: it may have restarted) sends
+   * every put-off request at once. The failAfterMs deadline is unchanged. Anything that does not
+   * name the request's current number at this peer is ignored (and counted as stale).
    */
   handleInProgress(peer: string, rec: Uint8Array, off: number, len: number, now: number): void {
     if (len !== IN_PROGRESS.LENGTH) {
@@ -1030,6 +1058,7 @@ export class ImportSide {
     const s = this.table.find(readU32(rec, off + IN_PROGRESS.TAG));
     if (
       s === NO_SLOT ||
+      this.pSeq[s] === 0 || // held, never numbered: no copy of it can be running
       this.imports[this.pImport[s]!]!.spec.peer !== peer ||
       readU32(rec, off + IN_PROGRESS.EPOCH) !== this.pEpoch[s] ||
       readU64Number(rec, off + IN_PROGRESS.SEQ) !== this.pSeq[s]
@@ -1038,8 +1067,12 @@ export class ImportSide {
       return;
     }
     const age = now - this.pFirstAt[s]!;
-    const due = Math.min(now + Math.max(2 * age, IN_PROGRESS_WAIT_MS), this.pFirstAt[s]! + this.failAfterMs);
-    if (due > this.pDueAt[s]!) this.pDueAt[s] = due;
+    const wait = Math.min(Math.max(2 * age, IN_PROGRESS_WAIT_MS), IN_PROGRESS_MAX_WAIT_MS);
+    const due = Math.min(now + wait, this.pFirstAt[s]! + this.failAfterMs);
+    if (due > this.pDueAt[s]!) {
+      this.pDueAt[s] = due;
+      this.pDeferred[s] = 1;
+    }
     this.stats.inProgress++;
   }
 

@@ -18,6 +18,7 @@ import {
   REQUEST_PREFIX,
   readU64Number,
 } from '../../../src/gateway/peer-messages.js';
+import type { TagMap } from '../../../src/gateway/tag-map.js';
 import { Initiator } from '../../../src/initiator/initiator.js';
 import { FakeSegment } from '../../../src/io/fake-link.js';
 import { MemoryStore } from '../../../src/target/memory-store.js';
@@ -437,6 +438,60 @@ describe('reliability across the tunnel (sans-I/O)', () => {
     // With them: 10 ms, then max(2 × age, 250 ms) from each notice: 0, 10, 260, 780, 2340 ms.
     const withNotices = await copies('pass');
     expect(withNotices).toEqual({ sent: 5, inProgress: 4, dup: 4 });
+  });
+
+  it('put-off copies go at most 2 s apart, at once after the peer’s next hello, and recover a lost reply', async () => {
+    const s = site();
+    for (let i = 0; i < 20; i++) {
+      await s.send(read(i, 1, { ...at, tag: 100 + i }));
+      s.replies();
+    }
+    s.store.deferred = true;
+    const copies: number[] = [];
+    s.toB.fault = (r) => {
+      if (isRequest(r)) copies.push(s.manual.now);
+      return 'pass';
+    };
+    const start = s.manual.now;
+    await s.send(write(42, Buffer.alloc(512, 5), { ...at, tag: 9 }));
+    for (let t = 0; t < 9000; t += 10) await s.advance(10);
+    const gaps = copies.slice(1).map((c, i) => c - copies[i]!);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(2010);
+    expect(gaps.slice(-2)).toEqual([2000, 2000]); // the cap, not 2 × age
+    expect(s.imports.stats.inProgress).toBe(copies.length - 1);
+    // A new session (its hello): B may have restarted and lost the request: a copy goes at once.
+    const before = copies.length;
+    s.imports.peerHello('B', 0);
+    await s.advance(10);
+    expect(copies.length).toBe(before + 1);
+    // The write completes at B, but its reply is lost on the way: the next copy (≤ 2 s) is
+    // answered from B's reply cache, and the initiator gets its one reply.
+    let dropped = 0;
+    s.toA.fault = (r) => (r.type === RECORD_AOE_RESPONSE && dropped++ === 0 ? 'drop' : 'pass');
+    while (s.store.completeDeferred() > 0) {
+      s.engine.settle();
+      await settle();
+    }
+    const done = s.manual.now;
+    expect(s.replies()).toEqual([]);
+    while (s.replies().length === 0 && s.manual.now - done < 5000) await s.advance(10);
+    expect(s.manual.now - done).toBeLessThanOrEqual(2010);
+    expect(s.exportSide.stats.dupAnswered).toBe(1);
+    expect(s.engine.stats().exports['e1.0']!.ata.write).toBe(1);
+    expect(s.manual.now - start).toBeLessThan(12_000);
+  });
+
+  it('an AOE_IN_PROGRESS for a request not yet numbered (held before the peer’s hello) is ignored', async () => {
+    const s = site({ noHello: true });
+    await s.send(write(43, Buffer.alloc(512, 6), { ...at, tag: 10 }));
+    expect(s.imports.pending).toBe(1);
+    // Its request id is in no record yet (nothing was sent): read from the table itself.
+    const table = (s.imports as unknown as { table: TagMap }).table;
+    const slot = Array.from({ length: table.capacity }, (_, i) => i).find((i) => table.isLive(i))!;
+    const n = Buffer.alloc(16); // epoch 0, seq 0: what an unnumbered slot holds
+    n.writeUInt32BE(table.tagOf(slot), 12);
+    s.imports.handleInProgress('B', n, 0, 16, s.manual.now);
+    expect(s.imports.stats).toMatchObject({ inProgress: 0, staleReplies: 1 });
   });
 
   it('an AOE_IN_PROGRESS naming another request number, another peer or malformed changes nothing', async () => {
