@@ -21,6 +21,7 @@ import type { GatewayStats } from '../gateway/daemon.js';
 import type { Log } from '../log.js';
 import type { ServiceTimeSnapshot } from '../target/service-time.js';
 import { RX_NAMES } from '../tunnel/endpoint.js';
+import { stderrLogStats } from './log.js';
 
 /** What a scrape reads. */
 export interface MetricsSource {
@@ -292,6 +293,16 @@ export class GatewayMetrics {
     'Resends put off because the exporter said the request is still running (AOE_IN_PROGRESS)',
     [],
   );
+  private readonly logLinesDropped = this.counter(
+    'log_lines_dropped_total',
+    'Log lines never written to stderr: its reader was not reading (1 MiB waited), had gone, or the write failed',
+    [],
+  );
+  private readonly logLinesQueued = this.gauge(
+    'log_lines_queued',
+    "Log lines waiting for stderr's reader now",
+    [],
+  );
   private readonly importFailures = this.counter(
     'import_failures_total',
     'Requests given up after failAfterMs (ATA error, or abandoned)',
@@ -405,6 +416,11 @@ export class GatewayMetrics {
     this.fillSides(s);
     put(this.reloads, { result: 'applied' }, s.reloads.applied);
     put(this.reloads, { result: 'refused' }, s.reloads.refused);
+    const log = stderrLogStats();
+    if (log) {
+      put(this.logLinesDropped, {}, log.linesDropped);
+      put(this.logLinesQueued, {}, log.linesQueued);
+    }
     const e = this.source.enrollment;
     if (e) {
       put(this.invitesPending, {}, e.pending);

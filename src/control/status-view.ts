@@ -18,6 +18,7 @@ import type { ExportStatsSnapshot } from '../target/counters.js';
 import type { ServerStats } from '../target/server.js';
 import { type ServiceTimeSnapshot, serviceTimeQuantile } from '../target/service-time.js';
 import { RX_NAMES } from '../tunnel/endpoint.js';
+import { stderrLogStats } from './log.js';
 import type { ControlHandler } from './server.js';
 
 /**
@@ -264,6 +265,8 @@ export function statusView(gw: Gateway, ctx: StatusContext): Record<string, unkn
     imports: { total: imports.length, usable: imports.filter((i) => i.usable).length },
     forwards: gw.forwards.status().length,
     invitesPending: ctx.invitesPending(),
+    // stderr's log writer (null when the daemon logs elsewhere): lines waiting for a slow reader, lines lost.
+    log: stderrLogStats() ?? null,
   };
 }
 

@@ -24,6 +24,11 @@ export interface NoWaitWriterOptions {
   retryMs?: number;
   /** The line that reports `count` lines dropped since the last such line (with its newline). */
   droppedLine?: (count: number) => string;
+  /**
+   * The per-call non-blocking write (default: the addon's writeNoWait). Tests put the kernel's
+   * rarer answers here (a partial write then an error, EPERM from a seccomp filter, no addon).
+   */
+  writeNoWait?: NativeAddon['writeNoWait'];
 }
 
 export interface NoWaitWriterStats {
@@ -42,6 +47,8 @@ type Mode = 'nowait' | 'blocking' | 'closed';
 /** attempt() outcomes besides a byte count. */
 const WOULD_BLOCK = -1;
 const LOST = -2;
+
+const NEWLINE = Buffer.from('\n');
 
 /** Lines up to this size are encoded into one reused buffer; longer ones get their own. */
 const SCRATCH_BYTES = 16 * 1024;
@@ -67,6 +74,8 @@ export class NoWaitWriter {
   private retry: NodeJS.Timeout | undefined;
   private retryArmed = false;
   private sleepCell: Int32Array | undefined;
+  /** The last line was cut short (its rest lost): a newline goes before the next one. */
+  private torn = false;
 
   constructor(
     private readonly fd: number,
@@ -75,7 +84,7 @@ export class NoWaitWriter {
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 1 << 20;
     this.droppedLine = opts.droppedLine ?? ((n) => `${n} lines dropped: the reader was not reading\n`);
     // Loaded at the first write that needs it: a file or a terminal is written without the addon.
-    this.writeNoWait = (fd, b, o, l) => nativeAddon().writeNoWait(fd, b, o, l);
+    this.writeNoWait = opts.writeNoWait ?? ((fd, b, o, l) => nativeAddon().writeNoWait(fd, b, o, l));
     this.retryMs = opts.retryMs ?? 20;
     this.mode = initialMode(fd);
   }
@@ -95,7 +104,9 @@ export class NoWaitWriter {
 
   /**
    * At exit: keep trying the queue, sleeping briefly between tries, until it is empty (true) or
-   * `timeoutMs` has passed (false: the reader is stalled, the rest is lost).
+   * `timeoutMs` has passed (false: the reader is stalled, the rest is lost). Not a bound where the
+   * plain write is used: a terminal paused with XOFF or a file on a hung mount can hold one write
+   * past it (those are not the stalls this writer is for).
    */
   flushSync(timeoutMs = 2000): boolean {
     const deadline = performance.now() + timeoutMs;
@@ -119,6 +130,10 @@ export class NoWaitWriter {
 
   /** A line with nothing queued before it: straight to the fd, the rest (if any) queued. */
   private writeFirst(line: string): void {
+    if (this.torn && this.mendTear() === WOULD_BLOCK) {
+      this.enqueue(line, Buffer.byteLength(line));
+      return;
+    }
     const buf = this.encode(line);
     const len = this.encodedLength;
     const n = this.attempt(buf, 0, len);
@@ -176,12 +191,15 @@ export class NoWaitWriter {
   private drain(): boolean {
     while (this.head < this.queue.length) {
       const item = this.queue[this.head]!;
+      if (typeof item === 'string' && this.torn && this.mendTear() === WOULD_BLOCK) return false;
       const buf = typeof item === 'string' ? this.encode(item) : item;
       const len = typeof item === 'string' ? this.encodedLength : item.length;
       const n = this.attempt(buf, 0, len);
       if (n === WOULD_BLOCK) return false;
       if (n === LOST) {
         if (this.mode === 'closed') return true; // close() dropped and counted the queue
+        // The rest of a line written in part: the next line must not be glued onto it.
+        if (typeof item !== 'string') this.torn = true;
         this.linesDropped++;
         this.shift(len);
         continue;
@@ -222,12 +240,33 @@ export class NoWaitWriter {
   /** One write of buf[off, off + len): bytes taken, WOULD_BLOCK, or LOST (the bytes are dropped). */
   private attempt(buf: Buffer, off: number, len: number): number {
     if (this.mode === 'nowait') {
-      const n = this.writeNoWait(this.fd, buf, off, len);
+      let n: number;
+      try {
+        n = this.writeNoWait(this.fd, buf, off, len);
+      } catch {
+        // No addon (or one without writeNoWait): a log must not throw into the code that logs.
+        n = -os.errno.EOPNOTSUPP;
+      }
       if (n > 0 || (n === 0 && len === 0)) return n;
       if (n === 0 || n === -os.errno.EAGAIN) return WOULD_BLOCK;
-      if (n === -os.errno.EOPNOTSUPP) this.mode = 'blocking';
-      else if (n === -os.errno.EPIPE) return this.close();
-      else return LOST;
+      if (
+        n === -os.errno.EPIPE ||
+        n === -os.errno.ECONNRESET ||
+        n === -os.errno.ENOTCONN ||
+        n === -os.errno.EBADF
+      )
+        return this.close();
+      // EOPNOTSUPP (a terminal, a named FIFO), or the call cannot be made here at all (ENOSYS,
+      // EINVAL, EPERM from a seccomp filter): the plain write from now on, rather than losing every
+      // later line to the same error. Anything else (EIO, ENOSPC…) loses this line only.
+      if (
+        n !== -os.errno.EOPNOTSUPP &&
+        n !== -os.errno.ENOSYS &&
+        n !== -os.errno.EINVAL &&
+        n !== -os.errno.EPERM
+      )
+        return LOST;
+      this.mode = 'blocking';
     }
     if (this.mode === 'blocking') return this.writeBlocking(buf, off, len);
     return LOST;
@@ -246,8 +285,21 @@ export class NoWaitWriter {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EAGAIN') return done > 0 ? done : WOULD_BLOCK;
-      return code === 'EPIPE' ? this.close() : LOST;
+      if (done > 0) this.torn = true;
+      return code === 'EPIPE' || code === 'ECONNRESET' || code === 'EBADF' ? this.close() : LOST;
     }
+  }
+
+  /**
+   * A newline after a line whose rest was lost (a write failed after taking part of it), so the
+   * next line starts a line of its own. WOULD_BLOCK: try again later; anything else: go on (the
+   * next line is written either way, glued if the newline could not be).
+   */
+  private mendTear(): number {
+    const n = this.attempt(NEWLINE, 0, 1);
+    if (n === WOULD_BLOCK) return WOULD_BLOCK;
+    if (n === 1) this.torn = false;
+    return n;
   }
 
   /** The reader went away for good: everything queued and everything later is dropped. */

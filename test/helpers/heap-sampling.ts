@@ -11,6 +11,40 @@ export interface ProfileNode {
   children: ProfileNode[];
 }
 
+type CallFrame = ProfileNode['callFrame'];
+
+/**
+ * Bytes sampled anywhere below (and in) a frame that `enter` accepts; below such a frame, not
+ * descending into frames `skip` accepts (a callback into the test, a Node call not ours to fix).
+ * The whole subtree, not only the entered frames' own: the optimizing compiler inlines callees
+ * into their caller or not, as it likes, and a callee not inlined (Node's Buffer.from, say) is
+ * charged its own allocations.
+ */
+export function bytesUnder(
+  n: ProfileNode,
+  enter: (f: CallFrame) => boolean,
+  skip: (f: CallFrame) => boolean = () => false,
+  inside = false,
+): number {
+  if (inside && skip(n.callFrame)) return 0;
+  const here = inside || enter(n.callFrame);
+  let total = here ? n.selfSize : 0;
+  for (const c of n.children) total += bytesUnder(c, enter, skip, here);
+  return total;
+}
+
+/** Frames of one function, by name. */
+export const named =
+  (name: string) =>
+  (f: CallFrame): boolean =>
+    f.functionName === name;
+
+/** Frames of one source file, by the end of its URL. */
+export const inFile =
+  (file: string) =>
+  (f: CallFrame): boolean =>
+    f.url.endsWith(file);
+
 /** One inspector call as a promise (for a test that must run its own measured loop inline). */
 export function post<T>(s: Session, method: string, params: object = {}): Promise<T> {
   return new Promise((resolve, reject) =>

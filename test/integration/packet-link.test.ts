@@ -12,7 +12,7 @@ import { isAoegwError } from '../../src/errors.js';
 import { interfaceInfo, PacketLink } from '../../src/io/index.js';
 import { releaseRecorded, takeServiceMac } from '../../src/io/service-mac.js';
 import { TapLink } from '../../src/io/tap-link.js';
-import { type ProfileNode, sampleHeap } from '../helpers/heap-sampling.js';
+import { bytesUnder, named, type ProfileNode, sampleHeap } from '../helpers/heap-sampling.js';
 import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
 
 const skip = netnsSkipReason();
@@ -75,14 +75,6 @@ async function transfer(tx: PacketLink, rx: PacketLink, total: number, frameLen:
 
 function hasFunction(n: ProfileNode, name: string): boolean {
   return n.callFrame.functionName === name || n.children.some((c) => hasFunction(c, name));
-}
-
-/** Bytes sampled below the link's receive callback (BatchedLink's receiveBatch). */
-function bytesUnder(n: ProfileNode, name: string, inside = false): number {
-  const here = inside || n.callFrame.functionName === name;
-  let total = here ? n.selfSize : 0;
-  for (const c of n.children) total += bytesUnder(c, name, here);
-  return total;
 }
 
 describe.skipIf(skip)('PacketLink between two namespaces', () => {
@@ -200,7 +192,7 @@ describe.skipIf(skip)('PacketLink between two namespaces', () => {
     // machine batches grow and its few per-batch allocations can fall between samples).
     expect(hasFunction(profile, 'pump') || hasFunction(profile, 'receiveBatch')).toBe(true);
     // 50k frames: one 16-byte heap number per frame would be ≥ 800 KB.
-    expect(bytesUnder(profile, 'receiveBatch')).toBeLessThan(32 * 1024);
+    expect(bytesUnder(profile, named('receiveBatch'))).toBeLessThan(32 * 1024);
     expect(sum).toBeGreaterThan(0);
   }, 60_000);
 

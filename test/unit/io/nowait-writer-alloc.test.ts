@@ -7,14 +7,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NoWaitWriter } from '../../../src/io/nowait-writer.js';
-import { type ProfileNode, sampleUntilUnder } from '../../helpers/heap-sampling.js';
-
-/** Bytes sampled in frames of nowait-writer.ts. */
-function writerBytes(n: ProfileNode): number {
-  let total = n.callFrame.url.endsWith('nowait-writer.ts') ? n.selfSize : 0;
-  for (const c of n.children) total += writerBytes(c);
-  return total;
-}
+import { bytesUnder, inFile, sampleUntilUnder } from '../../helpers/heap-sampling.js';
 
 describe('NoWaitWriter allocation', () => {
   it('writes a line without allocating per line when nothing is queued', async () => {
@@ -28,7 +21,7 @@ describe('NoWaitWriter allocation', () => {
         () => {
           for (let i = 0; i < LINES; i++) w.write(line);
         },
-        writerBytes,
+        (head) => bytesUnder(head, inFile('nowait-writer.ts')),
         // A per-line allocation of even 16 bytes would be 800 KB here.
         32 * 1024,
       );

@@ -16,7 +16,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as os, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NoWaitWriter } from '../../../src/io/nowait-writer.js';
@@ -301,5 +301,65 @@ describe('NoWaitWriter where waiting is not the failure', () => {
     await until(() => w.stats().linesQueued === 0);
     await r.finish();
     expect(r.text()).toBe(`${long}ünïcödé\n`);
+  });
+});
+
+describe('NoWaitWriter when the non-blocking call itself fails (scripted answers, a real file behind)', () => {
+  /** A file to receive what the plain write falls back to, and what reached it. */
+  const fileFd = () => {
+    const path = join(dir, 'fallback.log');
+    const fd = open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC);
+    return { fd, text: () => readFileSync(path, 'utf8') };
+  };
+
+  it('no addon (the call throws): the plain write, nothing thrown at the caller', () => {
+    const f = fileFd();
+    // The fd is a file only so that the plain write behind can be read back; the writer is put on
+    // the path a socket or a pipe takes.
+    const w = new NoWaitWriter(f.fd, {
+      writeNoWait: () => {
+        throw new TypeError('writeNoWait is not a function');
+      },
+    });
+    (w as unknown as { mode: string }).mode = 'nowait';
+    expect(() => w.write('one\n')).not.toThrow();
+    w.write('two\n');
+    expect(f.text()).toBe('one\ntwo\n');
+    expect(w.stats()).toMatchObject({ linesWritten: 2, linesDropped: 0 });
+  });
+
+  it('an errno the call cannot get past (EPERM from a seccomp filter): the plain write from then on', () => {
+    const f = fileFd();
+    let calls = 0;
+    const w = new NoWaitWriter(f.fd, {
+      writeNoWait: () => {
+        calls++;
+        return -os.errno.EPERM;
+      },
+    });
+    (w as unknown as { mode: string }).mode = 'nowait';
+    for (let i = 0; i < 3; i++) w.write(`line ${i}\n`);
+    expect(calls).toBe(1);
+    expect(f.text()).toBe('line 0\nline 1\nline 2\n');
+  });
+
+  it('a line whose rest is lost after a partial write is ended with a newline before the next', async () => {
+    const got: string[] = [];
+    const answers: number[] = [5, -os.errno.EAGAIN, -os.errno.EIO];
+    const w = new NoWaitWriter(open('/dev/null', constants.O_WRONLY), {
+      retryMs: 1,
+      writeNoWait: (_fd, b, o, l) => {
+        const a = answers.shift();
+        const n = a === undefined ? l : a > 0 ? Math.min(a, l) : a;
+        if (n > 0) got.push(Buffer.from(b.subarray(o, o + n)).toString());
+        return n;
+      },
+    });
+    (w as unknown as { mode: string }).mode = 'nowait';
+    w.write('{"msg":"torn"}\n'); // 5 bytes taken, the rest queued
+    w.write('{"msg":"next"}\n');
+    await until(() => w.stats().linesQueued === 0); // EAGAIN, then EIO: the rest is lost
+    expect(got.join('')).toBe('{"msg\n{"msg":"next"}\n');
+    expect(w.stats()).toMatchObject({ linesWritten: 1, linesDropped: 1 });
   });
 });

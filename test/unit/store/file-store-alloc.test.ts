@@ -7,15 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../../src/target/file-store.js';
-import { type ProfileNode, sampleUntilUnder } from '../../helpers/heap-sampling.js';
-
-/** Bytes sampled in frames named `names` (anywhere), not descending into `skip`. */
-function selfBytes(n: ProfileNode, names: string[], skip: string[]): number {
-  if (skip.includes(n.callFrame.functionName)) return 0;
-  let total = names.includes(n.callFrame.functionName) ? n.selfSize : 0;
-  for (const c of n.children) total += selfBytes(c, names, skip);
-  return total;
-}
+import { bytesUnder, inFile, sampleUntilUnder } from '../../helpers/heap-sampling.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aoegw-fsa-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,7 +29,7 @@ describe('FileStore allocation', () => {
     }
     try {
       // 40k calls a pass: a slice (≥ 32 bytes + elements) per call would be over a megabyte. Node's
-      // own readvSync/writevSync are not ours to fix: only FileStore's frames are counted.
+      // own readvSync/writevSync are not ours to fix: everything else below FileStore's frames counts.
       const r = await sampleUntilUnder(
         () => {
           for (let i = 0; i < 20_000; i++) {
@@ -46,10 +38,10 @@ describe('FileStore allocation', () => {
           }
         },
         (head) =>
-          selfBytes(
+          bytesUnder(
             head,
-            ['read', 'write', 'runSync', 'vector', 'check', 'slice'],
-            ['readvSync', 'writevSync'],
+            inFile('file-store.ts'),
+            (f) => f.functionName === 'readvSync' || f.functionName === 'writevSync',
           ),
         64 * 1024,
       );

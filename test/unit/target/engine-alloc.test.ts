@@ -6,16 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { TargetEngine } from '../../../src/target/engine.js';
 import type { TxSink } from '../../../src/target/tx-sink.js';
-import { type ProfileNode, sampleUntilUnder } from '../../helpers/heap-sampling.js';
+import { bytesUnder, named, sampleUntilUnder } from '../../helpers/heap-sampling.js';
 import { ata, INI2_MAC, mac, nullStore as makeNullStore, qc, read, TARGET_MAC, write } from './helpers.js';
-
-/** Bytes sampled in frames below TargetEngine.handleBatch. */
-function bytesUnderHandleBatch(n: ProfileNode, inside = false): number {
-  const here = inside || n.callFrame.functionName === 'handleBatch';
-  let total = here ? n.selfSize : 0;
-  for (const c of n.children) total += bytesUnderHandleBatch(c, here);
-  return total;
-}
 
 const nullStore = makeNullStore();
 
@@ -66,7 +58,7 @@ describe('steady-state allocation', () => {
       () => {
         for (let i = 0; i < 20_000; i++) engine.handleBatch(1, frames, lens, frames.length, sink, i);
       },
-      bytesUnderHandleBatch,
+      (head) => bytesUnder(head, named('handleBatch')),
       64 * 1024,
     );
     // 200k frames a pass: one stray heap number per frame would be ≥ 3 MB in every pass.
@@ -117,7 +109,7 @@ describe('steady-state allocation', () => {
       (pass) => {
         for (let i = 0; i < 20_000; i++) batch(5000 + pass * 20_000 + i);
       },
-      bytesUnderHandleBatch,
+      (head) => bytesUnder(head, named('handleBatch')),
       64 * 1024,
     );
     // 100k frames from 100k MACs a pass: one table entry per new MAC would be megabytes.

@@ -13,7 +13,7 @@ import type { ExportOptions, PersistentExportState } from '../../../src/target/e
 import { MemoryStore } from '../../../src/target/memory-store.js';
 import { StateFile } from '../../../src/target/state-file.js';
 import type { TxSink } from '../../../src/target/tx-sink.js';
-import { type ProfileNode, sampleUntilUnder } from '../../helpers/heap-sampling.js';
+import { bytesUnder, named, sampleUntilUnder } from '../../helpers/heap-sampling.js';
 import {
   INI_MAC,
   mac,
@@ -254,13 +254,6 @@ describe('state file with principals', () => {
 
 // ---- allocation ---------------------------------------------------------------------------------
 
-function bytesUnderHandleBatch(n: ProfileNode, inside = false): number {
-  const here = inside || n.callFrame.functionName === 'handleBatch';
-  let total = here ? n.selfSize : 0;
-  for (const c of n.children) total += bytesUnderHandleBatch(c, here);
-  return total;
-}
-
 describe('allocation with principals', () => {
   it('mask and reservation checks on peer and local links allocate nothing per frame', async () => {
     const store = nullStore();
@@ -318,7 +311,7 @@ describe('allocation with principals', () => {
       (pass) => {
         for (let i = 0; i < 20_000; i++) batch(5000 + pass * 20_000 + i);
       },
-      (head) => bytesUnderHandleBatch(head),
+      (head) => bytesUnder(head, named('handleBatch')),
       64 * 1024,
     );
     expect(r.best, r.report).toBeLessThan(64 * 1024);
