@@ -32,7 +32,9 @@ import {
   decodePeerMessage,
   encodePeerMessage,
   GATEWAY_PROTOCOL_VERSION,
+  IN_PROGRESS,
   PEER_MESSAGES_PROTO,
+  RECORD_AOE_IN_PROGRESS,
   RECORD_AOE_REQUEST,
   RECORD_AOE_RESPONSE,
   RECORD_CONTROL,
@@ -171,6 +173,7 @@ class Expected {
   // peers[].records
   requests = 0;
   responses = 0;
+  inProgress = 0;
   control = 0;
   controlMalformed = 0;
   unknown = 0;
@@ -234,6 +237,16 @@ class Expected {
         }
         // [epoch][seq], then the PDU: too short for a PDU header, or no response flag → dropped.
         if (v.length < RESPONSE_PREFIX + 10 || (v[RESPONSE_PREFIX]! & 0x08) === 0) this.responsesDropped++;
+        else this.responsesStale++;
+        return;
+      case RECORD_AOE_IN_PROGRESS:
+        this.inProgress++;
+        if (this.incompatibleNow) {
+          this.incompatible++;
+          return;
+        }
+        // Not 16 bytes → dropped; else it names no request B sent (B sent none) → stale.
+        if (v.length !== IN_PROGRESS.LENGTH) this.responsesDropped++;
         else this.responsesStale++;
         return;
       case RECORD_CONTROL: {
@@ -685,6 +698,11 @@ class Storm {
     const v = this.r.bytes(len);
     if (len > 0 && this.r.next() < 0.7) v[0] = this.r.pick([0x18, 0x1c, 0x08]);
     this.whole('d:response', RECORD_AOE_RESPONSE, v);
+    // …and AOE_IN_PROGRESS notices for requests B never sent: well-formed (16 bytes, any tag) or not.
+    const n = this.r.bytes(
+      this.r.pick([IN_PROGRESS.LENGTH, IN_PROGRESS.LENGTH, 0, 12, 17, this.r.int(0, 64)]),
+    );
+    this.whole('d:response', RECORD_AOE_IN_PROGRESS, n);
   }
 
   // (e) FRAGMENTs.
@@ -1068,6 +1086,7 @@ describe.skipIf(skip)('a malicious authenticated peer is contained (issue 9 item
         'requests',
         'responses',
         'responsesUnexpected',
+        'inProgress',
         'incompatible',
         'control',
         'controlMalformed',
@@ -1077,6 +1096,7 @@ describe.skipIf(skip)('a malicious authenticated peer is contained (issue 9 item
         requests: w.requests,
         responses: w.responses,
         responsesUnexpected: 0,
+        inProgress: w.inProgress,
         incompatible: w.incompatible,
         control: w.control,
         controlMalformed: w.controlMalformed,
@@ -1210,7 +1230,7 @@ describe.skipIf(skip)('a malicious authenticated peer is contained (issue 9 item
         expect(es(k), `exportSide.${k}`).toBeGreaterThan(0);
       }
 
-      // AOE_RESPONSEs: B asked the attacker nothing, so no response matches a request.
+      // AOE_RESPONSEs and AOE_IN_PROGRESS: B asked the attacker nothing, so none matches a request.
       const im = (k: string) => s.imports[k] - statsBefore.imports[k];
       const responses = ['dropped', 'staleReplies', 'foreignReplies', 'replies', 'tooLarge'];
       expect(Object.fromEntries(responses.map((k) => [k, im(k)]))).toEqual({
