@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.js';
 import { loadKeyFile } from '../config/key-file.js';
 import { startBadInputReporter } from '../control/bad-input.js';
+import { stderrLine } from '../control/log.js';
 import { type MetricsServer, serveMetrics } from '../control/metrics.js';
 import { controlSocketOf } from '../control/notify.js';
 import { type ControlHandler, ControlServer } from '../control/server.js';
@@ -133,7 +134,7 @@ export function registerRun(program: Command): void {
       }
       // Handlers first, then the ready line: a signal sent as soon as "ready" is seen must find
       // them installed (without a listener, SIGHUP's default action ends the process).
-      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(gw.stats(), bigintJson)}\n`));
+      process.on('SIGUSR1', () => stderrLine(`${JSON.stringify(gw.stats(), bigintJson)}\n`));
       // Re-read the config; a bad one is logged, problem by problem, and the old one keeps running.
       process.on('SIGHUP', () => {
         reloadLog.info('SIGHUP: reloading the config');

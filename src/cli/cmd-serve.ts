@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { DEFAULT_FAIL_AFTER_MS, DEFAULT_TUNNEL_MTU } from '../config/gateway-config.js';
 import { DEFAULT_BUSY_POLL_US, loadTargetConfig, parseExportSpec } from '../config/target-config.js';
 import { startBadInputReporter } from '../control/bad-input.js';
+import { stderrLine } from '../control/log.js';
 import { AoegwError } from '../errors.js';
 import { Gateway } from '../gateway/daemon.js';
 import type { GatewaySpec } from '../gateway/gateway-spec.js';
@@ -116,7 +117,7 @@ export function registerServe(program: Command): void {
       // Every handler before the ready line: a signal sent the moment "ready" (or READY=1) is seen
       // must find its handler, not the default action that ends the process.
       // The target's own counters, as before (scripts and tests read .engine.exports).
-      process.on('SIGUSR1', () => process.stderr.write(`${JSON.stringify(server.target?.stats() ?? {})}\n`));
+      process.on('SIGUSR1', () => stderrLine(`${JSON.stringify(server.target?.stats() ?? {})}\n`));
       let badInput: { stop(): void } | undefined;
       const stopped = new Promise<void>((resolve) => {
         let stopping = false;

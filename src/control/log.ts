@@ -90,8 +90,9 @@ let stderrWriter: NoWaitWriter | undefined;
  * line says how many once it reads again; at exit the queue gets EXIT_FLUSH_MS to drain. A reader
  * that went away (EPIPE) ends the writing; other write errors (ENOSPC under a redirect to a full
  * disk) drop the line. Still blocking: a terminal (no non-blocking write per call; not where
- * stalls happen). Not through this writer: the daemon's few process.stderr writes (the SIGUSR1
- * dump, the fatal-error line), which may come before log lines still queued. Not chosen: setting
+ * stalls happen). The SIGUSR1 counters go through it too (stderrLine); not the line of an error
+ * that ends the process (cli/main.ts, which loads no logger), which may come before log lines
+ * still queued. Not chosen: setting
  * O_NONBLOCK ourselves (the file description is shared with every process on the pipe; Node's
  * process.stderr does set it on a pipe or socket, which the writer copes with too) and an
  * asynchronous pino destination (it loses the last lines at exit).
@@ -103,6 +104,16 @@ function stderrSink(format: LogFormat): { write(s: string): void } {
     process.once('exit', () => writer.flushSync(EXIT_FLUSH_MS));
   }
   return stderrWriter;
+}
+
+/**
+ * A line of the daemon's own on stderr (the SIGUSR1 counters): behind the log lines still waiting
+ * and, like them, never waiting for a reader that stopped reading; straight to process.stderr
+ * while no log writes there.
+ */
+export function stderrLine(line: string): void {
+  if (stderrWriter) stderrWriter.write(line);
+  else process.stderr.write(line);
 }
 
 /** The stderr writer's counters, or undefined while no log writes to stderr. */
