@@ -897,6 +897,7 @@ export class ImportSide {
     this.pEpoch[s] = 0;
     this.pPrevEpoch[s] = 0;
     this.pTries[s] = 0;
+    this.pDeferred[s] = 0;
     this.pFirstAt[s] = now;
     this.pHash[s] = hash;
     if (command === Command.ATA) this.hashInsert(s, hash);
