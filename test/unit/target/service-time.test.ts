@@ -17,7 +17,7 @@ import {
   serviceTimeUpperUs,
   serviceTimeWindow,
 } from '../../../src/target/service-time.js';
-import { type ProfileNode, sampleUntilUnder } from '../../helpers/heap-sampling.js';
+import { sampleUntilUnder } from '../../helpers/heap-sampling.js';
 import { INI2_MAC, read, setup, tagOf, write } from './helpers.js';
 
 describe('service-time buckets', () => {
@@ -114,11 +114,7 @@ describe('service-time percentiles', () => {
       for (let i = 0; i < n; i++) h.record((i * 7919) % 3_000_000);
     };
     many(100_000);
-    const under = (n: ProfileNode, inside = false): number => {
-      const here = inside || n.callFrame.functionName === 'record';
-      return (here ? n.selfSize : 0) + n.children.reduce((a, c) => a + under(c, here), 0);
-    };
-    const r = await sampleUntilUnder(() => many(2_000_000), under, 64 * 1024);
+    const r = await sampleUntilUnder(() => many(2_000_000), 64 * 1024);
     // 2 M samples a pass: one heap number each would be ≥ 32 MB (a few KB are the tier-up).
     expect(r.best, r.report).toBeLessThan(64 * 1024);
     expect(h.count).toBe(100_000 + 2_000_000 * r.passes.length);
