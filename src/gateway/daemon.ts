@@ -562,7 +562,7 @@ export class Gateway {
     for (const p of this.peers.values()) {
       side.addPeer(p.port);
       // A session whose hello came before this side existed (the first import added by a reload).
-      if (p.helloFromPeer) side.peerHello(p.spec.name, p.requestEpochSeen);
+      if (p.helloFromPeer) side.peerHello(p.spec.name, p.requestEpochSeen, performance.now());
     }
     this.importSide = side;
     return side;
@@ -883,7 +883,7 @@ export class Gateway {
     p.incompatible = false;
     p.helloFromPeer = true;
     p.requestEpochSeen = hello.requestEpochSeen ?? 0;
-    this.imports?.peerHello(p.spec.name, p.requestEpochSeen);
+    this.imports?.peerHello(p.spec.name, p.requestEpochSeen, performance.now());
     // Requests held for this hello go out now, not at the next tick.
     this.armRetransmit();
     // A hello that crossed ours is not answered again; one that did not, is (its sender lacks ours).

@@ -145,6 +145,8 @@ class PeerRequests {
   readonly rtt: RttEstimator;
   /** When the peer last became reachable: what was sent before may have been lost in the outage. */
   reachableAt = Number.NEGATIVE_INFINITY;
+  /** When a hello last made requests put off by AOE_IN_PROGRESS due at once (peerHello). */
+  undeferredAt = Number.NEGATIVE_INFINITY;
   constructor(
     public epoch: number,
     rtt: RttOptions | undefined,
@@ -441,7 +443,7 @@ export class ImportSide {
    * The peer's hello: the newest epoch of ours it has accepted. Our requests must be numbered
    * above it (else it refuses them as an older process's); pending ones are reissued.
    */
-  peerHello(peer: string, requestEpochSeen: number): void {
+  peerHello(peer: string, requestEpochSeen: number, now = 0): void {
     const r = this.requests.get(peer);
     if (r === undefined || requestEpochSeen >= 0xffff_ffff) return;
     if (!r.helloSeen) {
@@ -453,8 +455,13 @@ export class ImportSide {
       return;
     }
     // A later hello means a new session: the peer may have restarted and lost what it said it
-    // was running. Requests put off by its AOE_IN_PROGRESS go again now, not at their late due time.
-    this.undefer(peer);
+    // was running. Requests put off by its AOE_IN_PROGRESS go again now, not at their late due
+    // time; at most once a second, so that a peer alternating notices and hellos cannot make us
+    // send request data back to it as fast as it likes.
+    if (now - r.undeferredAt >= 1000) {
+      r.undeferredAt = now;
+      this.undefer(peer);
+    }
     // Later hellos (every session up) carry our own epoch back. Only a higher one means another
     // process numbers requests above us with our key: renumber above it (each renumbered request
     // is fenced when answered, so its older number cannot run after it).

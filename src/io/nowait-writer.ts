@@ -39,6 +39,11 @@ export interface NoWaitWriterStats {
   bytesQueued: number;
   /** Lines never written: the queue was full, the reader went away (EPIPE), or the write failed. */
   linesDropped: number;
+  /**
+   * 'nowait' (no write waits for the reader), 'blocking' (a file, a terminal, or an fd the
+   * non-blocking call cannot serve: a stalled reader would hold the loop again), 'closed'.
+   */
+  mode: 'nowait' | 'blocking' | 'closed';
 }
 
 /** How the fd is written: without waiting, with a plain blocking write, or not at all. */
@@ -76,6 +81,8 @@ export class NoWaitWriter {
   private sleepCell: Int32Array | undefined;
   /** The last line was cut short (its rest lost): a newline goes before the next one. */
   private torn = false;
+  /** queue[head] is the rest of a line already written in part (not a line of its own). */
+  private headIsRest = false;
 
   constructor(
     private readonly fd: number,
@@ -125,6 +132,7 @@ export class NoWaitWriter {
       linesQueued: this.queue.length - this.head,
       bytesQueued: this.bytesQueued,
       linesDropped: this.linesDropped,
+      mode: this.mode,
     };
   }
 
@@ -169,7 +177,8 @@ export class NoWaitWriter {
   private enqueueRest(buf: Buffer, from: number, to: number): void {
     const rest = Buffer.allocUnsafe(to - from);
     buf.copy(rest, 0, from, to);
-    this.queue.push(rest);
+    this.queue.push(rest); // nothing was queued (writeFirst): it is the head
+    this.headIsRest = true;
     this.bytesQueued += rest.length;
     this.armRetry();
   }
@@ -191,15 +200,19 @@ export class NoWaitWriter {
   private drain(): boolean {
     while (this.head < this.queue.length) {
       const item = this.queue[this.head]!;
-      if (typeof item === 'string' && this.torn && this.mendTear() === WOULD_BLOCK) return false;
+      if (!this.headIsRest && this.torn && this.mendTear() === WOULD_BLOCK) return false;
       const buf = typeof item === 'string' ? this.encode(item) : item;
       const len = typeof item === 'string' ? this.encodedLength : item.length;
       const n = this.attempt(buf, 0, len);
-      if (n === WOULD_BLOCK) return false;
+      if (n === WOULD_BLOCK) {
+        // A long line (the SIGUSR1 counters) keeps its bytes: not encoded anew every retry.
+        if (typeof item === 'string' && buf !== this.scratch) this.queue[this.head] = buf;
+        return false;
+      }
       if (n === LOST) {
         if (this.mode === 'closed') return true; // close() dropped and counted the queue
         // The rest of a line written in part: the next line must not be glued onto it.
-        if (typeof item !== 'string') this.torn = true;
+        if (this.headIsRest) this.torn = true;
         this.linesDropped++;
         this.shift(len);
         continue;
@@ -210,6 +223,7 @@ export class NoWaitWriter {
         const rest = Buffer.allocUnsafe(len - n);
         buf.copy(rest, 0, n, len);
         this.queue[this.head] = rest;
+        this.headIsRest = true;
         return false;
       }
       this.linesWritten++;
@@ -229,6 +243,7 @@ export class NoWaitWriter {
   private shift(bytes: number): void {
     this.queue[this.head] = '';
     this.head++;
+    this.headIsRest = false;
     this.bytesQueued -= bytes;
     // Compact now and then so a long stall does not leave a long array of written slots.
     if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
@@ -286,7 +301,9 @@ export class NoWaitWriter {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EAGAIN') return done > 0 ? done : WOULD_BLOCK;
       if (done > 0) this.torn = true;
-      return code === 'EPIPE' || code === 'ECONNRESET' || code === 'EBADF' ? this.close() : LOST;
+      return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ENOTCONN' || code === 'EBADF'
+        ? this.close()
+        : LOST;
     }
   }
 
@@ -308,6 +325,7 @@ export class NoWaitWriter {
     this.linesDropped += this.queue.length - this.head;
     this.queue.length = 0;
     this.head = 0;
+    this.headIsRest = false;
     this.bytesQueued = 0;
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;

@@ -152,6 +152,11 @@ describe('the stderr sink', () => {
     openLog({ format: 'human', level: 'error' });
     openLog({ format: 'json', level: 'error' });
     expect(process.listenerCount('exit')).toBe(before + (hadWriter ? 0 : 1));
-    expect(stderrLogStats()).toEqual({ linesWritten: 0, linesQueued: 0, bytesQueued: 0, linesDropped: 0 });
+    expect(stderrLogStats()).toMatchObject({
+      linesWritten: 0,
+      linesQueued: 0,
+      bytesQueued: 0,
+      linesDropped: 0,
+    });
   });
 });

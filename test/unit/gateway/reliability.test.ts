@@ -452,6 +452,11 @@ describe('reliability across the tunnel (sans-I/O)', () => {
       if (isRequest(r)) copies.push(s.manual.now);
       return 'pass';
     };
+    let lastNotice: Buffer | undefined;
+    s.toA.fault = (r) => {
+      if (r.type === RECORD_AOE_IN_PROGRESS) lastNotice = Buffer.from(r.bytes);
+      return 'pass';
+    };
     const start = s.manual.now;
     await s.send(write(42, Buffer.alloc(512, 5), { ...at, tag: 9 }));
     for (let t = 0; t < 9000; t += 10) await s.advance(10);
@@ -459,9 +464,15 @@ describe('reliability across the tunnel (sans-I/O)', () => {
     expect(Math.max(...gaps)).toBeLessThanOrEqual(2010);
     expect(gaps.slice(-2)).toEqual([2000, 2000]); // the cap, not 2 × age
     expect(s.imports.stats.inProgress).toBe(copies.length - 1);
+    expect(lastNotice).toBeDefined();
     // A new session (its hello): B may have restarted and lost the request: a copy goes at once.
     const before = copies.length;
-    s.imports.peerHello('B', 0);
+    s.imports.peerHello('B', 0, s.manual.now);
+    await s.advance(10);
+    expect(copies.length).toBe(before + 1);
+    // Not again within a second (a peer cannot pull copies with hellos as fast as it likes).
+    s.imports.handleInProgress('B', lastNotice!, 0, 16, s.manual.now);
+    s.imports.peerHello('B', 0, s.manual.now);
     await s.advance(10);
     expect(copies.length).toBe(before + 1);
     // The write completes at B, but its reply is lost on the way: the next copy (≤ 2 s) is

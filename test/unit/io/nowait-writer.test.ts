@@ -116,7 +116,13 @@ describe('NoWaitWriter on a socket whose reader stopped reading', () => {
     await until(() => w.stats().linesQueued === 0);
     await r.finish();
     expect(r.text()).toBe(allLines(count));
-    expect(w.stats()).toEqual({ linesWritten: count, linesQueued: 0, bytesQueued: 0, linesDropped: 0 });
+    expect(w.stats()).toEqual({
+      linesWritten: count,
+      linesQueued: 0,
+      bytesQueued: 0,
+      linesDropped: 0,
+      mode: 'nowait',
+    });
   }, 10_000);
 
   it('beyond the bound lines are dropped, counted, and one line says so once the reader catches up', async () => {
@@ -287,7 +293,13 @@ describe('NoWaitWriter where waiting is not the failure', () => {
     const fd = open('/dev/ptmx', constants.O_WRONLY | constants.O_NOCTTY);
     const w = new NoWaitWriter(fd);
     for (let i = 0; i < 3; i++) w.write(`tty ${i}\n`);
-    expect(w.stats()).toEqual({ linesWritten: 3, linesQueued: 0, bytesQueued: 0, linesDropped: 0 });
+    expect(w.stats()).toEqual({
+      linesWritten: 3,
+      linesQueued: 0,
+      bytesQueued: 0,
+      linesDropped: 0,
+      mode: 'blocking',
+    });
   });
 
   it('a line longer than the reused buffer, and one with multi-byte characters, arrive whole', async () => {
@@ -341,6 +353,7 @@ describe('NoWaitWriter when the non-blocking call itself fails (scripted answers
     for (let i = 0; i < 3; i++) w.write(`line ${i}\n`);
     expect(calls).toBe(1);
     expect(f.text()).toBe('line 0\nline 1\nline 2\n');
+    expect(w.stats().mode).toBe('blocking'); // shown in status.log: a stall would hold the loop again
   });
 
   it('a line whose rest is lost after a partial write is ended with a newline before the next', async () => {
