@@ -3,26 +3,21 @@
  * export added at run time is in the config file and answers an initiator at once; removed, it
  * stops answering and leaves the file; bad requests change nothing and say why.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client.js';
-import { Initiator } from '../../src/initiator/initiator.js';
+import type { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
-import { PacketLink } from '../../src/io/packet-link.js';
-import { startRun } from '../../support/gateway-pair.js';
 import { sparseImage } from '../helpers/images.js';
-import { Netns, netnsSkipReason, vethPair } from '../helpers/netns.js';
-import type { Spawned } from '../helpers/processes.js';
+import { type LanGateway, startLanGateway } from '../helpers/lan-gateway.js';
+import { netnsSkipReason } from '../helpers/netns.js';
 import { sleep } from '../helpers/wait.js';
 
 describe.skipIf(netnsSkipReason())('control socket: export-add and export-remove while running', () => {
+  let g: LanGateway;
   let dir: string;
-  let nsI: Netns;
-  let nsT: Netns;
   let config: string;
-  let daemon: Spawned;
   let ini: Initiator;
   // The state directory does not exist before the daemon starts (it creates it, socket and all).
   const socket = () => join(dir, 'state', 'control.sock');
@@ -34,31 +29,15 @@ describe.skipIf(netnsSkipReason())('control socket: export-add and export-remove
     (JSON.parse(readFileSync(config, 'utf8')).exports as { target: string }[]).map((e) => e.target);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'aoegw-ctlexp-'));
-    nsI = new Netns('cei');
-    nsT = new Netns('cet');
-    const v = vethPair(nsI, nsT, 1500);
-    config = join(dir, 'gw.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        name: 'ce-gw',
-        stateFile: join(dir, 'state', 'state.json'),
-        links: [{ name: 'lan', iface: v.b, netns: nsT.name }],
-        exports: [{ target: '6.1', path: 'memory:1m' }],
-      }),
-    );
-    daemon = await startRun(config);
-    ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
+    g = await startLanGateway('ce', (d) => ({
+      name: 'ce-gw',
+      stateFile: join(d, 'state', 'state.json'),
+      exports: [{ target: '6.1', path: 'memory:1m' }],
+    }));
+    ({ dir, config, ini } = g);
   });
 
-  afterAll(async () => {
-    ini?.close();
-    await daemon?.stop();
-    nsI?.delete();
-    nsT?.delete();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => g?.close());
 
   it('adds an export to the file and serves it at once; removes it from both', async () => {
     const image = sparseImage(dir, 'vol2.img', 8 << 20);

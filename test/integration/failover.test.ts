@@ -10,12 +10,11 @@
  * one only after it gives up on it, ~10 s), and with a service MAC that moves with the resource
  * (links[].mac: requests in flight reach the new node as soon as it runs).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AOEGW } from '../helpers/aoegw.js';
+import { aoegwSync } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
 import { liWriteStream } from '../helpers/li-stream.js';
 import { linuxInitiatorSkipReason } from '../helpers/linux-initiator.js';
@@ -54,9 +53,7 @@ describe.skipIf(skip)('target-side failover with the OCF agent under a Linux-ini
       waitS: 30,
     })(action);
   const status = (n: Node) => {
-    const r = spawnSync(process.execPath, [AOEGW, 'status', '--config', n.config, '--json'], {
-      encoding: 'utf8',
-    });
+    const r = aoegwSync('status', '--config', n.config, '--json');
     return r.status === 0 ? JSON.parse(r.stdout) : undefined;
   };
   /** Write requests node `n` has served to e7.1 since it started (from its control socket). */

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AOEGW } from '../helpers/aoegw.js';
+import { AOEGW, aoegwSync, statusJson } from '../helpers/aoegw.js';
 import { Netns, netnsSkipReason, type VethPair, vethPair } from '../helpers/netns.js';
 import { OCF, type OcfRun, ocfAgent } from '../helpers/ocf.js';
 import { hasCommand } from '../helpers/processes.js';
@@ -97,10 +97,7 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
     expect(started.code, started.err).toBe(OCF.SUCCESS);
     expect(run('start').code).toBe(OCF.SUCCESS);
     expect(run('monitor').code).toBe(OCF.SUCCESS);
-    const status = spawnSync(process.execPath, [AOEGW, 'status', '--config', config, '--json'], {
-      encoding: 'utf8',
-    });
-    const pid = Number(/"pid":\s*(\d+)/.exec(status.stdout)?.[1]);
+    const pid = Number(statusJson(config).status!.pid);
     expect(pid).toBeGreaterThan(0);
     // Detached from the agent: stdin is /dev/null, its own session.
     expect(readlinkSync(`/proc/${pid}/fd/0`)).toBe('/dev/null');
@@ -134,8 +131,7 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
     // aoegw health itself: 0 healthy. A config file with a mistake (or an edit not reloaded yet)
     // does not make the running daemon unhealthy: the daemon is judged, not the file; 7 once no
     // daemon runs, or when the config file is missing (a node without the resource).
-    const health = (file = config) =>
-      spawnSync(process.execPath, [AOEGW, 'health', '--config', file], { encoding: 'utf8' });
+    const health = (file = config) => aoegwSync('health', '--config', file);
     let h = health();
     expect([h.status, h.stdout]).toEqual([0, 'healthy: 1/1 links up, 1 export served\n']);
     const good = readFileSync(config, 'utf8');
@@ -158,10 +154,7 @@ describe.skipIf(netnsSkipReason())('OCF resource agent deploy/ocf/aoegw', () => 
 
   it('a daemon that stops answering is failed (1), not "not running", and stop still ends it', () => {
     expect(run('start').code).toBe(OCF.SUCCESS);
-    const status = spawnSync(process.execPath, [AOEGW, 'status', '--config', config, '--json'], {
-      encoding: 'utf8',
-    });
-    const pid = Number(/"pid":\s*(\d+)/.exec(status.stdout)?.[1]);
+    const pid = Number(statusJson(config).status!.pid);
     expect(pid).toBeGreaterThan(0);
     process.kill(pid, 'SIGSTOP');
     try {

@@ -4,7 +4,6 @@
  * B's export counts them under the principal `a/MAC` (the peer's name, the initiator's MAC); both
  * sides show the peer's session, handshake age, endpoint and traffic; A shows its import usable.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { formatMac } from '../../src/aoe/mac.js';
 import { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import { PacketLink } from '../../src/io/packet-link.js';
-import { AOEGW } from '../../support/aoegw.js';
+import { aoegwSync, statusJson } from '../../support/aoegw.js';
 import { type GatewayPair, gatewayRunSkipReason, startGatewayPair } from '../../support/gateway-pair.js';
 import { sparseImage } from '../../support/images.js';
 import { netnsSkipReason } from '../../support/netns.js';
@@ -25,15 +24,6 @@ const WRITES = 20; // one sector each
 const READS = 30; // two sectors each: one frame at MTU 1500
 
 type Json = Record<string, unknown>;
-
-function statusJson(config: string): Record<string, Json> {
-  const r = spawnSync(process.execPath, [AOEGW, 'status', '--config', config, '--json'], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  if (r.status !== 0) throw new Error(`aoegw status failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout) as Record<string, Json>;
-}
 
 describe.skipIf(skip)('aoegw status across a gateway pair', () => {
   let dir: string;
@@ -122,9 +112,7 @@ describe.skipIf(skip)('aoegw status across a gateway pair', () => {
       expect.objectContaining({ local: 'e7.1', peer: 'b', remote: 'disk', usable: true, pending: 0 }),
     ]);
 
-    const table = spawnSync(process.execPath, [AOEGW, 'status', '--config', pair.configB], {
-      encoding: 'utf8',
-    });
+    const table = aoegwSync('status', '--config', pair.configB);
     expect(table.status).toBe(0);
     expect(table.stdout).toContain(`  a/${mac}`);
     expect(table.stdout).toMatch(/\na\s+up\s+\d+s ago\s+[\d.]+:\d+/);

@@ -13,20 +13,18 @@
  *   above the initiator's own round trip (a bucket's upper edge is at most 25 % above its values).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatMac } from '../../src/aoe/mac.js';
-import { Initiator } from '../../src/initiator/initiator.js';
+import type { Initiator } from '../../src/initiator/initiator.js';
 import { identify, readSectors, writeSectors } from '../../src/initiator/operations.js';
 import type { TargetClient } from '../../src/initiator/target-client.js';
-import { PacketLink } from '../../src/io/packet-link.js';
-import { startRun } from '../../support/gateway-pair.js';
 import { parsePromText, promValue } from '../../support/prom-text.js';
-import { AOEGW } from '../helpers/aoegw.js';
+import { AOEGW, aoegwSync, statusJson } from '../helpers/aoegw.js';
 import { sparseImage } from '../helpers/images.js';
-import { Netns, netnsSkipReason, uniqueId, vethPair } from '../helpers/netns.js';
+import { type LanGateway, startLanGateway } from '../helpers/lan-gateway.js';
+import { netnsSkipReason, uniqueId } from '../helpers/netns.js';
 import { hasCommand, type Spawned } from '../helpers/processes.js';
 import { mountSlowFs, type SlowFs, slowFsSkipReason } from '../helpers/slow-fs.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -39,23 +37,14 @@ const READS = 60; // two sectors each: one frame at MTU 1500
 
 type Json = Record<string, unknown>;
 
-function aoegw(...args: string[]) {
-  return spawnSync(process.execPath, [AOEGW, ...args], { encoding: 'utf8', timeout: 30_000 });
-}
-
-function statusJson(config: string): Record<string, Json> {
-  const r = aoegw('status', '--config', config, '--json');
-  if (r.status !== 0) throw new Error(`aoegw status failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout) as Record<string, Json>;
-}
+const aoegw = aoegwSync;
 
 const exportOf = (s: Record<string, Json>, target: string) =>
   (s.exports!.exports as Json[]).find((e) => e.target === target)!;
 
 describe.skipIf(skip)('aoegw status and top', () => {
+  let g: LanGateway;
   let dir: string;
-  let nsI: Netns;
-  let nsT: Netns;
   let daemon: Spawned;
   let config: string;
   let ini: Initiator;
@@ -63,38 +52,21 @@ describe.skipIf(skip)('aoegw status and top', () => {
   let mac: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'aoegw-status-'));
-    nsI = new Netns('sti');
-    nsT = new Netns('stt');
-    const v = vethPair(nsI, nsT, 1500);
-    config = join(dir, 'gw.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        name: 'st-gw',
-        stateFile: join(dir, 'state.json'),
-        links: [{ name: 'lan', iface: v.b, netns: nsT.name }],
-        exports: [
-          { target: '5.1', path: sparseImage(dir, 'disk.img', 16 << 20) },
-          { target: '5.2', path: 'memory:1m', readOnly: true },
-        ],
-      }),
-    );
-    daemon = await startRun(config);
-    ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
+    g = await startLanGateway('st', (d) => ({
+      name: 'st-gw',
+      exports: [
+        { target: '5.1', path: sparseImage(d, 'disk.img', 16 << 20) },
+        { target: '5.2', path: 'memory:1m', readOnly: true },
+      ],
+    }));
+    ({ dir, daemon, config, ini } = g);
     mac = formatMac(ini.link.mac);
     const [advert] = await ini.queryConfig(500, { major: 5, minor: 1 });
     client = ini.client(advert!);
     await identify(ini, client);
   });
 
-  afterAll(async () => {
-    ini?.close();
-    await daemon?.stop();
-    nsI?.delete();
-    nsT?.delete();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => g?.close());
 
   it('status --json counts exactly the I/O done', async () => {
     const before = exportOf(statusJson(config), 'e5.1');
@@ -254,45 +226,28 @@ describe.skipIf(skip ?? slowFsSkipReason())("service time against the initiator'
   const SLOW_WRITES = 12;
   const FAST_READS = 300;
   const FSYNC_MS = 50;
-  let dir: string;
+  let g: LanGateway;
   let fs: SlowFs;
-  let nsI: Netns;
-  let nsT: Netns;
   let daemon: Spawned;
   let config: string;
   let ini: Initiator;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'aoegw-latency-'));
     fs = await mountSlowFs({ fsyncDelayMs: FSYNC_MS });
-    nsI = new Netns('sli');
-    nsT = new Netns('slt');
-    const v = vethPair(nsI, nsT, 1500);
-    config = join(dir, 'gw.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        name: 'lat-gw',
-        stateFile: join(dir, 'state.json'),
-        links: [{ name: 'lan', iface: v.b, netns: nsT.name }],
-        exports: [
-          { target: '6.1', path: sparseImage(fs.dir, 'slow.img', 16 << 20), durability: 'sync' },
-          { target: '6.2', path: 'memory:1m' },
-        ],
-        metrics: { listen: '127.0.0.1:0', initiatorLatency: true },
-      }),
-    );
-    daemon = await startRun(config);
-    ini = new Initiator(PacketLink.open({ iface: v.a, netns: nsI.name }));
+    g = await startLanGateway('sl', () => ({
+      name: 'lat-gw',
+      exports: [
+        { target: '6.1', path: sparseImage(fs.dir, 'slow.img', 16 << 20), durability: 'sync' },
+        { target: '6.2', path: 'memory:1m' },
+      ],
+      metrics: { listen: '127.0.0.1:0', initiatorLatency: true },
+    }));
+    ({ daemon, config, ini } = g);
   });
 
   afterAll(async () => {
-    ini?.close();
-    await daemon?.stop();
-    nsI?.delete();
-    nsT?.delete();
+    await g?.close();
     await fs?.unmount();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('slow-fs writes take ≥ 50 ms at the target, and nothing takes longer there than at the initiator', async () => {
